@@ -1,0 +1,32 @@
+/**
+ * Wording of config errors for people: one header line, then one line per issue,
+ * `gateway.yaml:5:11 qubes.gateway: "sys i2p" is not a valid qube name ... Fix: ...`.
+ */
+import type { ConfigIssue } from './rules.ts';
+import { positionsOf } from './positions.ts';
+
+const MAX_SHOWN_VALUE = 60;
+
+export function showValue(value: unknown): string {
+  let text: string;
+  if (typeof value === 'string') text = JSON.stringify(value);
+  else if (value === null || typeof value === 'number' || typeof value === 'boolean') text = String(value);
+  else if (Array.isArray(value)) text = 'a list';
+  else if (typeof value === 'object') text = 'a mapping';
+  else text = String(value);
+  return text.length > MAX_SHOWN_VALUE ? `${text.slice(0, MAX_SHOWN_VALUE - 15)}…" (${text.length} characters)` : text;
+}
+
+export function formatIssues(issues: readonly ConfigIssue[], fileName: string, source?: string): string {
+  const positions = source !== undefined ? positionsOf(source) : new Map();
+  const lines = [`${fileName}: the gateway config is not valid (${issues.length} problem${issues.length === 1 ? '' : 's'}); nothing was written.`];
+  for (const issue of issues) {
+    const key = issue.path.join('.');
+    const pos = positions.get(key);
+    const where = pos !== undefined ? `${fileName}:${pos.line}:${pos.column}` : fileName;
+    const field = key === '' ? 'the file' : key;
+    const value = 'input' in issue && issue.input !== undefined && typeof issue.input !== 'object' ? `${showValue(issue.input)} ` : '';
+    lines.push(`${where} ${field}: ${value}${issue.message}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,114 @@
+/**
+ * Reading a config: file → text → YAML → validated GatewayConfig, or a list of issues. The only config module
+ * that touches the disk is `readConfigFile`; `parseConfigText` is pure.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { load, YAMLException } from 'js-yaml';
+import { z } from 'zod';
+import { GatewayConfigSchema, type GatewayConfig } from './schema.ts';
+import { checkRules, type ConfigIssue } from './rules.ts';
+import { suggest } from './suggest.ts';
+
+/** A gateway config is a few hundred bytes; anything this large is a mistake or an attack. */
+export const MAX_CONFIG_BYTES = 64 * 1024;
+
+export type LoadResult =
+  | { readonly ok: true; readonly config: GatewayConfig }
+  | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
+
+export function parseConfigText(text: string): LoadResult {
+  if (Buffer.byteLength(text, 'utf8') > MAX_CONFIG_BYTES) {
+    return fail([], `is larger than ${MAX_CONFIG_BYTES / 1024} KiB. Fix: a gateway config is a few hundred bytes; check you named the right file`);
+  }
+  let doc: unknown;
+  try {
+    // Aliases are refused outright: a config has no use for them, and they are how "billion laughs" bombs work.
+    doc = load(text, { maxAliases: 0, maxDepth: 16, maxTotalMergeKeys: 0 });
+  } catch (e) {
+    const reason = e instanceof YAMLException ? e.reason : String(e);
+    if (/alias/i.test(reason)) {
+      return fail([], 'uses a YAML alias (*name). Fix: write the value out; aliases are not accepted in a gateway config');
+    }
+    if (/empty|no document/i.test(reason) && text.trim().replace(/^#.*$/gm, '').trim() === '') {
+      doc = null;
+    } else {
+      const mark = e instanceof YAMLException && e.mark ? ` at line ${e.mark.line + 1}, column ${e.mark.column + 1}` : '';
+      return fail([], `is not valid YAML${mark}: ${reason}. Fix: correct the YAML syntax`);
+    }
+  }
+  return parseConfigValue(doc ?? {});
+}
+
+export function parseConfigValue(value: unknown): LoadResult {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return fail([], 'is not a mapping of settings. Fix: the file must hold keys such as "qubes:" and "tor:" (or be empty for all defaults)', value);
+  }
+  const parsed = GatewayConfigSchema.safeParse(value, { reportInput: true });
+  if (!parsed.success) return { ok: false, issues: parsed.error.issues.flatMap(fromZodIssue) };
+  const ruleIssues = checkRules(parsed.data);
+  return ruleIssues.length > 0 ? { ok: false, issues: ruleIssues } : { ok: true, config: parsed.data };
+}
+
+export function readConfigFile(path: string): LoadResult {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch (e) {
+    return fail([], `cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)}). Fix: check the path given to --config`);
+  }
+  if (size > MAX_CONFIG_BYTES) {
+    return fail([], `is larger than ${MAX_CONFIG_BYTES / 1024} KiB. Fix: a gateway config is a few hundred bytes; check you named the right file`);
+  }
+  return parseConfigText(readFileSync(path, 'utf8'));
+}
+
+function fail(path: readonly (string | number)[], message: string, input?: unknown): LoadResult {
+  return { ok: false, issues: [input === undefined ? { path, message } : { path, message, input }] };
+}
+
+/** Known keys at a path of the schema, for "did you mean". */
+function knownKeysAt(path: readonly PropertyKey[]): string[] {
+  let node: z.ZodType = GatewayConfigSchema;
+  for (const part of path) {
+    node = unwrap(node);
+    if (node instanceof z.ZodObject) {
+      const next = (node.shape as Record<string, z.ZodType>)[String(part)];
+      if (next === undefined) return [];
+      node = next;
+    } else {
+      return [];
+    }
+  }
+  node = unwrap(node);
+  return node instanceof z.ZodObject ? Object.keys(node.shape) : [];
+}
+
+function unwrap(node: z.ZodType): z.ZodType {
+  let n: z.ZodType = node;
+  while (n instanceof z.ZodDefault || n instanceof z.ZodPrefault || n instanceof z.ZodOptional) {
+    n = n.unwrap() as z.ZodType;
+  }
+  return n;
+}
+
+function fromZodIssue(issue: z.core.$ZodIssue): ConfigIssue[] {
+  const path = issue.path.map((p) => (typeof p === 'number' ? p : String(p)));
+  if (issue.code === 'unrecognized_keys') {
+    const known = knownKeysAt(issue.path);
+    return issue.keys.map((key) => {
+      const guess = suggest(key, known);
+      const hint = guess !== undefined ? `Did you mean "${guess}"? ` : '';
+      return { path: [...path, key], message: `is not a known setting. ${hint}Fix: remove it or use one of: ${known.join(', ')}` };
+    });
+  }
+  if (issue.code === 'invalid_type' && issue.expected === 'object') {
+    return [{ path, input: issue.input, message: 'is not a mapping. Fix: write the settings below it as "key: value" lines' }];
+  }
+  if (issue.code === 'invalid_type' && issue.expected === 'array') {
+    return [{ path, input: issue.input, message: 'is not a list. Fix: write it as a YAML list, e.g. [work, personal]' }];
+  }
+  if (issue.code === 'invalid_type' && issue.expected === 'string') {
+    return [{ path, input: issue.input, message: 'is not a text value. Fix: write a plain name or text (quote it if YAML would read it as a number)' }];
+  }
+  return [{ path, input: issue.input, message: issue.message }];
+}

@@ -1,0 +1,137 @@
+/**
+ * Cross-field rules: each a small pure function from a parsed config to issues. Field-level rules are in
+ * schema.ts; these are the ones a JSON Schema cannot say, so each is named and described here.
+ */
+import type { GatewayConfig } from './schema.ts';
+import { ROUTERS } from './routers.ts';
+
+export interface ConfigIssue {
+  readonly path: readonly (string | number)[];
+  readonly message: string;
+  readonly input?: unknown;
+}
+
+type Rule = (c: GatewayConfig) => ConfigIssue[];
+
+function ipToInt(ip: string): number {
+  return ip.split('.').reduce((acc, part) => acc * 256 + Number(part), 0);
+}
+
+export function inCidr(ip: string, cidr: string): boolean {
+  const [net, lenText] = cidr.split('/');
+  const len = Number(lenText);
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  return ((ipToInt(ip) & mask) >>> 0) === ((ipToInt(net ?? '') & mask) >>> 0);
+}
+
+function cidrsOverlap(a: string, b: string): boolean {
+  const [na, la] = a.split('/');
+  const [nb, lb] = b.split('/');
+  return inCidr(na ?? '', `${nb}/${Math.min(Number(la), Number(lb))}`) || inCidr(nb ?? '', `${na}/${Math.min(Number(la), Number(lb))}`);
+}
+
+/** Networks the virtual IP must stay out of, and why. */
+const FORBIDDEN_VIP_NETS: readonly [string, string][] = [
+  ['10.137.0.0/16', "Qubes' qube addresses"],
+  ['10.138.0.0/16', "Qubes' disposable qube addresses"],
+  ['10.139.0.0/16', "Qubes' virtual DNS addresses"],
+  ['10.192.0.0/10', "Tor's VirtualAddrNetworkIPv4"],
+  ['127.0.0.0/8', 'loopback'],
+  ['0.0.0.0/8', '"this network"'],
+  ['169.254.0.0/16', 'link-local addresses'],
+  ['224.0.0.0/4', 'multicast'],
+  ['240.0.0.0/4', 'reserved and broadcast addresses'],
+];
+
+/** The qube names must be distinct where Qubes needs them to be. */
+export const distinctQubes: Rule = (c) => {
+  const issues: ConfigIssue[] = [];
+  const q = c.qubes;
+  const roles: [keyof typeof q & string, string][] = [
+    ['sourceTemplate', q.sourceTemplate],
+    ['template', q.template],
+    ['gateway', q.gateway],
+    ['netvm', q.netvm],
+  ];
+  for (let i = 0; i < roles.length; i++) {
+    for (let j = 0; j < i; j++) {
+      const [ki, vi] = roles[i]!;
+      const [kj, vj] = roles[j]!;
+      if (vi === vj) {
+        issues.push({ path: ['qubes', ki], input: vi, message: `is also qubes.${kj}. Fix: give qubes.${ki} a name of its own` });
+      }
+    }
+  }
+  const seen = new Set<string>();
+  q.clients.forEach((name, i) => {
+    if (seen.has(name)) issues.push({ path: ['qubes', 'clients', i], input: name, message: 'is listed twice. Fix: list each client qube once' });
+    seen.add(name);
+    for (const [k, v] of roles) {
+      if (v === name) issues.push({ path: ['qubes', 'clients', i], input: name, message: `is qubes.${k}, which cannot be a client of the gateway. Fix: remove it from qubes.clients` });
+    }
+  });
+  return issues;
+};
+
+export const memoryRange: Rule = (c) =>
+  c.qubes.maxmem < c.qubes.memory
+    ? [{ path: ['qubes', 'maxmem'], input: c.qubes.maxmem, message: `is below qubes.memory (${c.qubes.memory}). Fix: make maxmem at least memory` }]
+    : [];
+
+export const virtualIpPlacement: Rule = (c) => {
+  const vip = c.network.virtualIp;
+  const issues: ConfigIssue[] = [];
+  for (const [net, why] of FORBIDDEN_VIP_NETS) {
+    if (inCidr(vip, net)) {
+      issues.push({ path: ['network', 'virtualIp'], input: vip, message: `is inside ${net} (${why}). Fix: choose an address outside it, e.g. 10.100.100.100` });
+    }
+  }
+  c.network.clientRanges.forEach((range) => {
+    if (inCidr(vip, range)) {
+      issues.push({ path: ['network', 'virtualIp'], input: vip, message: `is inside the client range ${range}. Fix: choose an address outside network.clientRanges` });
+    }
+  });
+  return issues;
+};
+
+export const clientRangesPlacement: Rule = (c) => {
+  const issues: ConfigIssue[] = [];
+  c.network.clientRanges.forEach((range, i) => {
+    for (const net of ['127.0.0.0/8', '10.192.0.0/10', '0.0.0.0/8', '224.0.0.0/4']) {
+      if (cidrsOverlap(range, net)) issues.push({ path: ['network', 'clientRanges', i], input: range, message: `overlaps ${net}. Fix: list only the networks your client qubes use (10.137.0.0/16, 10.138.0.0/16)` });
+    }
+  });
+  return issues;
+};
+
+/** No two listeners of the gateway on one port: dnsmasq 53, tinyproxy, Tor's two ports, the router's ports. */
+export const distinctPorts: Rule = (c) => {
+  const router = ROUTERS[c.i2p.router];
+  const taken = new Map<number, string>([[53, 'dnsmasq (DNS)']]);
+  for (const p of router.listens) taken.set(p, `the ${c.i2p.router} router`);
+  const ours: [readonly (string | number)[], number][] = [[['tinyproxy', 'port'], c.tinyproxy.port]];
+  if (c.tor.enabled) {
+    ours.push([['tor', 'transPort'], c.tor.transPort], [['tor', 'dnsPort'], c.tor.dnsPort]);
+  }
+  const issues: ConfigIssue[] = [];
+  for (const [path, port] of ours) {
+    const holder = taken.get(port);
+    if (holder !== undefined) {
+      issues.push({ path, input: port, message: `is already used by ${holder}. Fix: choose another port` });
+    } else {
+      taken.set(port, path.join('.'));
+    }
+  }
+  return issues;
+};
+
+export const keyringOnlyForJavaRouter: Rule = (c) =>
+  c.i2p.keyring !== undefined && !ROUTERS[c.i2p.router].fromI2pRepo
+    ? [{ path: ['i2p', 'keyring'], input: c.i2p.keyring, message: 'is only used with router i2p (i2pd comes from Debian). Fix: remove i2p.keyring or set i2p.router: i2p' }]
+    : [];
+
+export const RULES: readonly Rule[] = [distinctQubes, memoryRange, virtualIpPlacement, clientRangesPlacement, distinctPorts, keyringOnlyForJavaRouter];
+
+export function checkRules(c: GatewayConfig): ConfigIssue[] {
+  return RULES.flatMap((rule) => rule(c));
+}

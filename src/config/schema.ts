@@ -1,0 +1,139 @@
+/**
+ * The config model: one zod schema gives the TypeScript type, the defaults, the field validation and the JSON
+ * Schema for editors. Cross-field rules (ports that collide, names that must differ) live in rules.ts.
+ *
+ * The config file is hostile input: every string that can reach a shell script, nft ruleset, torrc, unit file
+ * or Salt state is constrained here to a character set that needs no quoting anywhere it is used.
+ */
+import { z } from 'zod';
+
+/** Qubes' own rule for qube names (qubesadmin: letter first; letters, digits, `-`, `_`, `.`; at most 31). */
+export const QUBE_NAME_RE = /^[A-Za-z][A-Za-z0-9_.-]{0,30}$/;
+/** Names Qubes reserves or that mean something else to qvm-prefs. */
+export const RESERVED_QUBE_NAMES = ['dom0', 'none', 'default', 'Domain-0', 'domain-0', 'qubes'] as const;
+
+export const QubeName = z
+  .string()
+  .max(31, { error: 'is longer than 31 characters. Fix: use a qube name of at most 31 characters' })
+  .regex(QUBE_NAME_RE, {
+    error: 'is not a valid qube name. Fix: start with a letter and use only letters, digits, "-", "_" and "."',
+  })
+  .refine((s) => !(RESERVED_QUBE_NAMES as readonly string[]).includes(s), {
+    error: 'is a name Qubes reserves. Fix: choose another name (not dom0, none, default)',
+  })
+  .refine((s) => !s.endsWith('-dm'), {
+    error: 'ends in "-dm", which Qubes reserves for device-model stub domains. Fix: choose another name',
+  });
+
+/** qvm-service names become /run/qubes-service/<name> and a systemd condition: keep them plain. */
+export const ServiceName = z.string().regex(/^[a-z][a-z0-9_-]{0,30}$/, {
+  error: 'is not a valid service name. Fix: start with a lower-case letter; use a-z, 0-9, "-" and "_"; at most 31',
+});
+
+export const QUBE_LABELS = ['red', 'orange', 'yellow', 'green', 'gray', 'blue', 'purple', 'black'] as const;
+
+const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+export const IPv4 = z.string().regex(IPV4_RE, {
+  error: 'is not an IPv4 address. Fix: write four numbers 0-255 separated by dots, e.g. 10.100.100.100',
+});
+
+export const Cidr = z.string().refine(
+  (s) => {
+    const [ip, len, ...rest] = s.split('/');
+    return rest.length === 0 && ip !== undefined && IPV4_RE.test(ip) && len !== undefined && /^(3[0-2]|[12]?\d)$/.test(len);
+  },
+  { error: 'is not an IPv4 network. Fix: write ADDRESS/PREFIX, e.g. 10.137.0.0/16' },
+);
+
+export const Port = z
+  .int({ error: 'is not a whole number. Fix: give a TCP/UDP port number from 1 to 65535' })
+  .min(1, { error: 'is below 1. Fix: give a port number from 1 to 65535' })
+  .max(65535, { error: 'is above 65535. Fix: give a port number from 1 to 65535' });
+
+/** A Debian and RPM version at once: no hyphen (that would be a revision/release), no epoch. */
+export const PackageVersion = z.string().regex(/^[0-9][A-Za-z0-9.+~]{0,63}$/, {
+  error: 'is not a package version. Fix: start with a digit; use letters, digits, ".", "+" and "~" (e.g. 0.1.0)',
+});
+
+export const Maintainer = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9 .,()-]{0,63} <[A-Za-z0-9._+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+>$/, {
+    error: 'is not "Full Name <address@example.org>". Fix: a name of letters, digits, spaces, ".,()-", then an e-mail address in <>',
+  });
+
+/** A path to a local file, read by the build (never copied into a script): refuse control characters. */
+const LocalPath = z
+  .string()
+  .min(1, { error: 'is empty. Fix: give the path of the file, or leave the key out' })
+  .max(4096, { error: 'is longer than 4096 characters. Fix: give a shorter path' })
+  .regex(/^[^\u0000-\u001f\u007f]+$/, { error: 'contains control characters. Fix: give a plain file path' });
+
+export const DEBIAN_RELEASES = ['bookworm', 'trixie'] as const;
+export const I2P_ROUTERS = ['i2pd', 'i2p'] as const;
+
+export const GatewayConfigSchema = z
+  .strictObject({
+    qubes: z
+      .strictObject({
+        sourceTemplate: QubeName.default('debian-12-minimal').describe('The Debian template to clone (installed with qvm-template if missing).'),
+        template: QubeName.default('debian-12-i2p').describe('The clone that receives the gateway package.'),
+        gateway: QubeName.default('sys-i2p').describe('The network-providing gateway qube.'),
+        label: z.enum(QUBE_LABELS, { error: `is not a Qubes label. Fix: use one of ${QUBE_LABELS.join(', ')}` }).default('purple').describe('The gateway qube\'s label.'),
+        memory: z.int({ error: 'is not a whole number of MiB. Fix: e.g. 400' }).min(256, { error: 'is below 256 MiB. Fix: give at least 256' }).max(65536, { error: 'is above 65536 MiB. Fix: give at most 65536' }).default(400).describe('Initial memory of the gateway qube, MiB.'),
+        maxmem: z.int({ error: 'is not a whole number of MiB. Fix: e.g. 1000' }).min(256, { error: 'is below 256 MiB. Fix: give at least 256' }).max(65536, { error: 'is above 65536 MiB. Fix: give at most 65536' }).default(1000).describe('Maximum memory of the gateway qube, MiB (must be at least memory).'),
+        vcpus: z.int({ error: 'is not a whole number. Fix: e.g. 2' }).min(1, { error: 'is below 1. Fix: give 1 to 64' }).max(64, { error: 'is above 64. Fix: give 1 to 64' }).default(2).describe('Virtual CPUs of the gateway qube.'),
+        autostart: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Start the gateway qube when Qubes starts.'),
+        netvm: QubeName.default('sys-firewall').describe('The gateway qube\'s own network qube (its upstream).'),
+        clients: z.array(QubeName).max(500, { error: 'lists more than 500 qubes. Fix: list at most 500' }).default([]).describe('App qubes whose netvm is set to the gateway.'),
+        service: ServiceName.default('i2p').describe('The qvm-service that switches the gateway on inside the gateway qube.'),
+      })
+      .prefault({}),
+    debian: z
+      .strictObject({
+        release: z.enum(DEBIAN_RELEASES, { error: `is not a supported Debian release. Fix: use one of ${DEBIAN_RELEASES.join(', ')}` }).default('bookworm').describe('Debian codename of the template (for the I2P apt source).'),
+      })
+      .prefault({}),
+    network: z
+      .strictObject({
+        virtualIp: IPv4.default('10.100.100.100').describe('The one address every .i2p name resolves to.'),
+        clientRanges: z.array(Cidr).min(1, { error: 'is empty. Fix: list at least one network, e.g. 10.137.0.0/16' }).max(16, { error: 'lists more than 16 networks. Fix: list at most 16' }).default(['10.137.0.0/16', '10.138.0.0/16']).describe('Networks the client qubes use; tinyproxy allows only these.'),
+      })
+      .prefault({}),
+    tinyproxy: z
+      .strictObject({
+        port: Port.default(8888).describe('Port of the gateway\'s tinyproxy (HTTP to the virtual IP is redirected here).'),
+      })
+      .prefault({}),
+    tor: z
+      .strictObject({
+        enabled: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(true).describe('Send non-I2P TCP and DNS through Tor; false = I2P only, everything else dropped.'),
+        transPort: Port.default(9040).describe('Tor TransPort.'),
+        dnsPort: Port.default(5353).describe('Tor DNSPort.'),
+      })
+      .prefault({}),
+    i2p: z
+      .strictObject({
+        router: z.enum(I2P_ROUTERS, { error: 'is not a known I2P router. Fix: use i2pd (Debian) or i2p (the Java router from the I2P repository)' }).default('i2pd').describe('i2pd from Debian main, or i2p, the Java router from the official I2P apt repository.'),
+        keyring: LocalPath.optional().describe('For router i2p: the I2P repository keyring file (binary OpenPGP); relative to this file.'),
+        expose: z
+          .strictObject({
+            console: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Expose the router console on the virtual IP.'),
+            irc: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Expose the I2P IRC tunnel (6668) on the virtual IP.'),
+            i2cp: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Expose I2CP (7654) on the virtual IP.'),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    package: z
+      .strictObject({
+        version: PackageVersion.default('0.1.0').describe('Version of the .deb and the .rpm.'),
+        release: z.int({ error: 'is not a whole number. Fix: e.g. 1' }).min(1, { error: 'is below 1. Fix: give 1 or more' }).max(9999, { error: 'is above 9999. Fix: give at most 9999' }).default(1).describe('RPM release number.'),
+        maintainer: Maintainer.default('qubes-i2p-gateway maintainers <maintainers@qubes-i2p-gateway.org>').describe('Maintainer of both packages.'),
+      })
+      .prefault({}),
+  })
+  .describe('qubes-i2p-gateway configuration');
+
+export type GatewayConfig = z.output<typeof GatewayConfigSchema>;
+export type GatewayConfigInput = z.input<typeof GatewayConfigSchema>;
