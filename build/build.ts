@@ -1,0 +1,139 @@
+/**
+ * The command line: `npm run build` renders the gateway into dist/; `npm run validate` only checks a config.
+ * Wires config loading, the pure pipeline and the atomic writer together; nothing else lives here.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, resolve, isAbsolute } from 'node:path';
+import { parseArgs } from 'node:util';
+import { formatIssues } from '../src/config/format.ts';
+import { parseConfigText, readConfigFile, type LoadResult } from '../src/config/load.ts';
+import { ROUTERS } from '../src/config/routers.ts';
+import type { GatewayConfig } from '../src/config/schema.ts';
+import { resolveEpoch } from '../src/epoch.ts';
+import { writeTreeAtomically } from '../src/io/atomic.ts';
+import { PROJECT_ROOT, readStaticSources } from '../src/io/static.ts';
+import { build } from '../src/pipeline.ts';
+
+const USAGE = `Usage:
+  npm run build -- [--config FILE] [--out DIR] [--keyring FILE]
+  npm run validate -- [--config FILE]
+
+Builds the Qubes I2P + Tor gateway from one YAML file (all settings have defaults; with no --config the
+defaults are used) into DIR (default: dist/): the dom0 Salt formula, the template .deb and the dom0 .rpm.
+
+Options:
+  --config FILE    the gateway config (YAML; see examples/gateway.yaml)
+  --out DIR        where to write (default: dist). Written atomically: a failed build leaves DIR as it was.
+  --keyring FILE   the I2P repository keyring, for i2p.router: i2p (overrides i2p.keyring)
+  --help           this text
+
+Exit status: 0 built (or valid), 2 the config or the command line is wrong (nothing written), 1 the build failed.
+Environment: SOURCE_DATE_EPOCH sets every time stamp (default: the last commit's time).`;
+
+/** The keyring is a few KiB; refuse anything that is clearly not one before reading it. */
+const MAX_KEYRING_BYTES = 1024 * 1024;
+
+class UsageError extends Error {}
+
+function loadConfig(path: string | undefined): { result: LoadResult; name: string; source?: string } {
+  if (path === undefined) return { result: parseConfigText(''), name: '(defaults)' };
+  const result = readConfigFile(path);
+  let source: string | undefined;
+  try {
+    if (statSync(path).size <= 64 * 1024) source = readFileSync(path, 'utf8');
+  } catch {
+    source = undefined;
+  }
+  return source === undefined ? { result, name: path } : { result, name: path, source };
+}
+
+function readKeyring(config: GatewayConfig, configPath: string | undefined, flag: string | undefined): Uint8Array | undefined {
+  const router = ROUTERS[config.i2p.router];
+  const given = flag ?? config.i2p.keyring;
+  const field = flag !== undefined ? '--keyring' : 'i2p.keyring';
+  if (!router.fromI2pRepo) {
+    if (flag !== undefined) throw new UsageError(`--keyring: is only used with i2p.router: i2p. Fix: drop --keyring, or set the router to i2p`);
+    return undefined;
+  }
+  if (given === undefined) {
+    throw new UsageError(
+      'i2p.keyring: router i2p (the Java router) is installed from the I2P apt repository and needs its signing keyring. ' +
+        'Fix: fetch https://geti2p.net/_static/i2p-archive-keyring.gpg, then pass --keyring FILE or set i2p.keyring',
+    );
+  }
+  const base = flag !== undefined || configPath === undefined ? process.cwd() : dirname(resolve(configPath));
+  const path = isAbsolute(given) ? given : resolve(base, given);
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch (e) {
+    throw new UsageError(`${field}: ${JSON.stringify(given)} cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)}). Fix: give the path of the keyring file`);
+  }
+  if (size > MAX_KEYRING_BYTES) throw new UsageError(`${field}: ${JSON.stringify(given)} is larger than 1 MiB, so it is not a keyring. Fix: give the I2P repository keyring file`);
+  return new Uint8Array(readFileSync(path));
+}
+
+function main(argv: string[]): number {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string' },
+        out: { type: 'string' },
+        keyring: { type: 'string' },
+        help: { type: 'boolean' },
+      },
+    });
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  const { values, positionals } = args;
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const command = positionals[0] ?? 'build';
+  if (positionals.length > 1 || (command !== 'build' && command !== 'validate')) {
+    process.stderr.write(`unknown command: ${positionals.join(' ')}\n\n${USAGE}\n`);
+    return 2;
+  }
+
+  const { result, name, source } = loadConfig(values.config);
+  if (!result.ok) {
+    process.stderr.write(`${formatIssues(result.issues, name, source)}\n`);
+    return 2;
+  }
+  try {
+    const keyring = readKeyring(result.config, values.config, values.keyring);
+    const { epoch, source: epochSource } = resolveEpoch(process.env, PROJECT_ROOT);
+    const out = build({
+      config: result.config,
+      sourceDateEpoch: epoch,
+      sources: readStaticSources(),
+      ...(keyring === undefined ? {} : { keyring }),
+    });
+    if (command === 'validate') {
+      process.stdout.write(`${name}: valid (${result.config.qubes.gateway} from ${result.config.qubes.template}, router ${result.config.i2p.router}, Tor ${result.config.tor.enabled ? 'on' : 'off'})\n`);
+      return 0;
+    }
+    const outDir = values.out ?? 'dist';
+    writeTreeAtomically(outDir, out.outputs);
+    process.stdout.write(
+      `built ${outDir}/ from ${name} (SOURCE_DATE_EPOCH=${epoch}, from ${epochSource}):\n` +
+        `  ${out.debFileName}\n  ${out.rpmFileName}\n  formula/ (${out.outputs.filter((o) => o.path.startsWith('formula/')).length} files), minion.d/\n`,
+    );
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError || (e instanceof Error && e.name === 'ConfigError')) {
+      process.stderr.write(`${name}: ${e.message}\nNothing was written.\n`);
+      return 2;
+    }
+    process.stderr.write(`build failed: ${e instanceof Error ? e.message : String(e)}\nNothing was written.\n`);
+    return 1;
+  }
+}
+
+process.exitCode = main(process.argv.slice(2));

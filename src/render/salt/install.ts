@@ -1,0 +1,50 @@
+/**
+ * i2p-gateway/install.sls (the gateway's template): the gateway package from the formula's files/, after its
+ * Debian dependencies; for the Java router, the `i2p` package once our apt source and keyring are in place.
+ *
+ * Salt installs a package given by `sources` with dpkg, which does not resolve dependencies, so they are
+ * installed by name first, from the same list as the package's Depends.
+ */
+import type { GatewayConfig } from '../../config/schema.ts';
+import { ROUTERS } from '../../config/routers.ts';
+import { textFile, type RenderedFile } from '../../files.ts';
+import { FILES_DIR, FORMULA, ID, STATE } from './names.ts';
+import { slsText } from './yaml.ts';
+
+export interface InstallInputs {
+  /** File name of the template package inside files/. */
+  readonly debFileName: string;
+  /** Package names the template package depends on (from its control file). */
+  readonly dependencies: readonly string[];
+}
+
+export function renderInstall(c: GatewayConfig, inputs: InstallInputs): RenderedFile {
+  const data: Record<string, unknown> = {
+    [ID.dependencies]: {
+      'pkg.installed': [{ pkgs: [...inputs.dependencies] }, { refresh: true }],
+    },
+    [ID.package]: {
+      'pkg.installed': [
+        { sources: [{ 'qubes-i2p-gateway': `salt://${FILES_DIR}/${inputs.debFileName}` }] },
+        { require: [{ pkg: ID.dependencies }] },
+      ],
+    },
+  };
+  const router = ROUTERS[c.i2p.router];
+  if (router.fromI2pRepo) {
+    data[ID.router] = {
+      'pkg.installed': [{ pkgs: [router.package, 'i2p-keyring'] }, { refresh: true }, { require: [{ pkg: ID.package }] }],
+    };
+  }
+  return textFile(
+    `${FORMULA}/install.sls`,
+    slsText(
+      [
+        `${STATE.install} (template ${c.qubes.template}): install the gateway package into the template.`,
+        `Run: sudo qubesctl --skip-dom0 --targets=${c.qubes.template} state.sls ${STATE.install}`,
+        'Nothing in the package runs in the template: every unit waits for the qube\'s qvm-service.',
+      ],
+      data,
+    ),
+  );
+}
