@@ -1,0 +1,156 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfigText, parseConfigValue, MAX_CONFIG_BYTES } from '../../src/config/load.ts';
+import { formatIssues } from '../../src/config/format.ts';
+
+/** [what, config, the field path the first error must name, a word the message must contain] */
+const BAD: readonly [string, unknown, string, string][] = [
+  ['qube name with a space', { qubes: { gateway: 'sys i2p' } }, 'qubes.gateway', 'Fix:'],
+  ['qube name starting with a digit', { qubes: { gateway: '1sys' } }, 'qubes.gateway', 'start with a letter'],
+  ['qube name too long', { qubes: { gateway: 'a'.repeat(32) } }, 'qubes.gateway', '31'],
+  ['qube name dom0', { qubes: { netvm: 'dom0' } }, 'qubes.netvm', 'reserves'],
+  ['qube name none', { qubes: { template: 'none' } }, 'qubes.template', 'reserves'],
+  ['qube name ending -dm', { qubes: { gateway: 'sys-i2p-dm' } }, 'qubes.gateway', '-dm'],
+  ['empty qube name', { qubes: { sourceTemplate: '' } }, 'qubes.sourceTemplate', 'qube name'],
+  ['qube name as a number', { qubes: { gateway: 12 } }, 'qubes.gateway', 'text'],
+  ['client with shell', { qubes: { clients: ['work', 'x;reboot'] } }, 'qubes.clients.1', 'qube name'],
+  ['clients not a list', { qubes: { clients: 'work' } }, 'qubes.clients', 'list'],
+  ['client listed twice', { qubes: { clients: ['work', 'work'] } }, 'qubes.clients.1', 'twice'],
+  ['gateway as client', { qubes: { clients: ['sys-i2p'] } }, 'qubes.clients.0', 'cannot be a client'],
+  ['template equals source', { qubes: { template: 'debian-12-minimal' } }, 'qubes.template', 'also qubes.sourceTemplate'],
+  ['gateway equals netvm', { qubes: { gateway: 'sys-firewall' } }, 'qubes.netvm', 'also qubes.gateway'],
+  ['unknown label', { qubes: { label: 'pink' } }, 'qubes.label', 'purple'],
+  ['memory as a string', { qubes: { memory: '400' } }, 'qubes.memory', 'whole number'],
+  ['memory too small', { qubes: { memory: 100 } }, 'qubes.memory', '256'],
+  ['memory fractional', { qubes: { memory: 400.5 } }, 'qubes.memory', 'whole number'],
+  ['maxmem below memory', { qubes: { memory: 800, maxmem: 500 } }, 'qubes.maxmem', 'at least memory'],
+  ['vcpus zero', { qubes: { vcpus: 0 } }, 'qubes.vcpus', '1 to 64'],
+  ['autostart as yes-string', { qubes: { autostart: 'yes' } }, 'qubes.autostart', 'true or false'],
+  ['service with a slash', { qubes: { service: 'i2p/../x' } }, 'qubes.service', 'service name'],
+  ['service upper case', { qubes: { service: 'I2P' } }, 'qubes.service', 'lower-case'],
+  ['unknown debian release', { debian: { release: 'jessie' } }, 'debian.release', 'bookworm'],
+  ['virtual IP not an address', { network: { virtualIp: '10.100.100' } }, 'network.virtualIp', 'IPv4'],
+  ['virtual IP octet > 255', { network: { virtualIp: '10.100.100.256' } }, 'network.virtualIp', 'IPv4'],
+  ['virtual IP in qube range', { network: { virtualIp: '10.137.0.50' } }, 'network.virtualIp', '10.137.0.0/16'],
+  ['virtual IP in DNS range', { network: { virtualIp: '10.139.1.1' } }, 'network.virtualIp', '10.139.0.0/16'],
+  ['virtual IP in Tor virtual net', { network: { virtualIp: '10.200.0.1' } }, 'network.virtualIp', 'VirtualAddrNetworkIPv4'],
+  ['virtual IP loopback', { network: { virtualIp: '127.0.0.2' } }, 'network.virtualIp', 'loopback'],
+  ['virtual IP multicast', { network: { virtualIp: '239.1.1.1' } }, 'network.virtualIp', 'multicast'],
+  ['client range without prefix', { network: { clientRanges: ['10.137.0.0'] } }, 'network.clientRanges.0', 'ADDRESS/PREFIX'],
+  ['client range /33', { network: { clientRanges: ['10.137.0.0/33'] } }, 'network.clientRanges.0', 'ADDRESS/PREFIX'],
+  ['client ranges empty', { network: { clientRanges: [] } }, 'network.clientRanges', 'at least one'],
+  ['client range over Tor net', { network: { clientRanges: ['10.0.0.0/8'] } }, 'network.clientRanges.0', '10.192.0.0/10'],
+  ['port zero', { tinyproxy: { port: 0 } }, 'tinyproxy.port', '1 to 65535'],
+  ['port too big', { tor: { transPort: 70000 } }, 'tor.transPort', '65535'],
+  ['port as text', { tor: { dnsPort: 'fiftythree' } }, 'tor.dnsPort', 'whole number'],
+  ['tinyproxy on DNS port', { tinyproxy: { port: 53 } }, 'tinyproxy.port', 'dnsmasq'],
+  ['tor on the router proxy port', { tor: { transPort: 4444 } }, 'tor.transPort', 'i2pd router'],
+  ['tor ports equal', { tor: { transPort: 9040, dnsPort: 9040 } }, 'tor.dnsPort', 'tor.transPort'],
+  ['tinyproxy on Java console', { i2p: { router: 'i2p' }, tinyproxy: { port: 7657 } }, 'tinyproxy.port', 'i2p router'],
+  ['tor enabled as string', { tor: { enabled: 'on' } }, 'tor.enabled', 'true or false'],
+  ['unknown router', { i2p: { router: 'kovri' } }, 'i2p.router', 'i2pd'],
+  ['keyring with i2pd', { i2p: { keyring: 'k.gpg' } }, 'i2p.keyring', 'only used with router i2p'],
+  ['keyring with newline', { i2p: { router: 'i2p', keyring: 'a\nb' } }, 'i2p.keyring', 'control characters'],
+  ['expose unknown port', { i2p: { expose: { sam: true } } }, 'i2p.expose.sam', 'not a known setting'],
+  ['version with hyphen', { package: { version: '1.0-1' } }, 'package.version', 'package version'],
+  ['version with shell', { package: { version: '1$(id)' } }, 'package.version', 'package version'],
+  ['maintainer without mail', { package: { maintainer: 'Someone' } }, 'package.maintainer', '<address@example.org>'],
+  ['maintainer with quote', { package: { maintainer: "O'Brien <o@example.org>" } }, 'package.maintainer', 'Full Name'],
+  ['release zero', { package: { release: 0 } }, 'package.release', '1 or more'],
+  ['typo at top level', { tor_: {} }, 'tor_', 'Did you mean "tor"'],
+  ['typo in a section', { qubes: { gatway: 'x' } }, 'qubes.gatway', 'Did you mean "gateway"'],
+  ['section not a mapping', { qubes: 'sys-i2p' }, 'qubes', 'not a mapping'],
+];
+
+describe('bad configs', () => {
+  it('has at least 30 cases', () => {
+    expect(BAD.length).toBeGreaterThanOrEqual(30);
+  });
+
+  it.each(BAD)('%s', (_what, value, field, word) => {
+    const r = parseConfigValue(value);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    const fields = r.issues.map((i) => i.path.join('.'));
+    expect(fields).toContain(field);
+    const issue = r.issues.find((i) => i.path.join('.') === field)!;
+    expect(issue.message).toContain(word);
+    expect(issue.message).toMatch(/Fix:/);
+  });
+});
+
+describe('hostile values', () => {
+  const hostile = ['sys-i2p; rm -rf /', '$(id)', '`id`', 'a\nb', 'a"b', "a'b", 'x'.repeat(1024 * 1024), '../../etc', 'a b', '\u0000', 'ünïcode'];
+  for (const v of hostile) {
+    const label = JSON.stringify(v.slice(0, 20));
+    it(`refuses ${label} wherever a name goes`, () => {
+      for (const cfg of [
+        { qubes: { gateway: v } },
+        { qubes: { template: v } },
+        { qubes: { netvm: v } },
+        { qubes: { clients: [v] } },
+        { qubes: { service: v } },
+        { network: { virtualIp: v } },
+        { network: { clientRanges: [v] } },
+        { package: { version: v } },
+        { package: { maintainer: v } },
+      ]) {
+        const r = parseConfigValue(cfg);
+        expect(r.ok, JSON.stringify(cfg).slice(0, 80)).toBe(false);
+      }
+    });
+  }
+
+  it('refuses YAML aliases (billion laughs) without expanding them', () => {
+    const lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 10; i++) lines.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    const r = parseConfigText(lines.join('\n'));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.issues[0]!.message).toContain('alias');
+  });
+
+  it('refuses a file larger than the limit', () => {
+    const r = parseConfigText(`# ${'x'.repeat(MAX_CONFIG_BYTES)}\n`);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.issues[0]!.message).toContain('KiB');
+  });
+
+  it('refuses deep nesting and custom tags', () => {
+    expect(parseConfigText(`${'['.repeat(200)}${']'.repeat(200)}`).ok).toBe(false);
+    expect(parseConfigText('qubes: !!js/function "x"').ok).toBe(false);
+  });
+
+  it('refuses a multi-document file and a top-level list', () => {
+    expect(parseConfigText('qubes: {}\n---\ntor: {}\n').ok).toBe(false);
+    expect(parseConfigText('- qubes\n').ok).toBe(false);
+  });
+
+  it('shows a 1 MB value cut short in the message', () => {
+    const src = `qubes:\n  gateway: ${'x'.repeat(1000)}\n`;
+    const r = parseConfigText(src);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    const text = formatIssues(r.issues, 'gateway.yaml', src);
+    expect(text.length).toBeLessThan(1000);
+    expect(text).toContain('(1002 characters)');
+  });
+});
+
+describe('error wording', () => {
+  it('names file, line, column, field, value and fix', () => {
+    const src = 'qubes:\n  gateway: "sys i2p"\n';
+    const r = parseConfigText(src);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(formatIssues(r.issues, 'gateway.yaml', src)).toBe(
+      'gateway.yaml: the gateway config is not valid (1 problem); nothing was written.\n' +
+        'gateway.yaml:2:3 qubes.gateway: "sys i2p" is not a valid qube name. Fix: start with a letter and use only letters, digits, "-", "_" and "."',
+    );
+  });
+
+  it('points at list items', () => {
+    const src = 'qubes:\n  clients:\n    - work\n    - "$(id)"\n';
+    const r = parseConfigText(src);
+    if (r.ok) throw new Error('expected failure');
+    expect(formatIssues(r.issues, 'g.yaml', src)).toContain('g.yaml:4:8 qubes.clients.1: "$(id)"');
+  });
+});

@@ -1,0 +1,53 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseConfigText, readConfigFile } from '../../src/config/load.ts';
+import { jsonSchemaText } from '../../src/config/jsonschema.ts';
+import { GatewayConfigSchema } from '../../src/config/schema.ts';
+
+describe('defaults', () => {
+  it('an empty file and no file give the documented defaults', () => {
+    const r = parseConfigText('');
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.config.qubes).toMatchObject({ sourceTemplate: 'debian-12-minimal', template: 'debian-12-i2p', gateway: 'sys-i2p', netvm: 'sys-firewall', service: 'i2p', clients: [] });
+    expect(r.config.network.virtualIp).toBe('10.100.100.100');
+    expect(r.config.i2p.router).toBe('i2pd');
+    expect(r.config.tor).toEqual({ enabled: true, transPort: 9040, dnsPort: 5353 });
+    expect(parseConfigText('# just a comment\n')).toEqual(r);
+  });
+
+  it('the example config spells out exactly the defaults', () => {
+    const example = readConfigFile(new URL('../../examples/gateway.yaml', import.meta.url).pathname);
+    const defaults = parseConfigText('');
+    expect(example.ok).toBe(true);
+    expect(example).toEqual(defaults);
+  });
+
+  it('a partial config keeps the other defaults', () => {
+    const r = parseConfigText('qubes:\n  clients: [work, personal]\ntor:\n  enabled: false\n');
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.config.qubes.clients).toEqual(['work', 'personal']);
+    expect(r.config.qubes.gateway).toBe('sys-i2p');
+    expect(r.config.tor.enabled).toBe(false);
+  });
+});
+
+describe('JSON Schema', () => {
+  it('the committed schema is the one the model emits (npm run schema regenerates it)', () => {
+    const committed = readFileSync(new URL('../../schema/gateway.schema.json', import.meta.url), 'utf8');
+    expect(committed).toBe(jsonSchemaText());
+  });
+
+  it('lists every key of the model, forbids unknown ones, and carries the defaults', () => {
+    const schema = JSON.parse(jsonSchemaText()) as { properties: Record<string, { properties: Record<string, { default?: unknown }>; additionalProperties: boolean }>; additionalProperties: boolean };
+    expect(schema.additionalProperties).toBe(false);
+    const model = GatewayConfigSchema.shape;
+    expect(Object.keys(schema.properties).sort()).toEqual(Object.keys(model).sort());
+    for (const section of Object.keys(model)) {
+      expect(schema.properties[section]!.additionalProperties, section).toBe(false);
+    }
+    expect(schema.properties['qubes']!.properties['gateway']!.default).toBe('sys-i2p');
+    expect(schema.properties['tor']!.properties['transPort']!.default).toBe(9040);
+  });
+});
