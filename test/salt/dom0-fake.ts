@@ -1,0 +1,98 @@
+/**
+ * A small, honest stand-in for dom0's qvm-* tools and a template's package manager, for applying our rendered
+ * states without Qubes. It models only what the real state modules are documented (FIELD-NOTES) to do:
+ * `present`/`clone`/`template_installed` act only when the qube is missing; `prefs` compares values *as typed*
+ * (so memory "400" against 400 changes on every run, as the real one does); a netvm must provide network;
+ * qvm-create refuses a missing label. Every mutating command is recorded, so a test can assert that a second run
+ * runs none.
+ */
+export interface FakeQube {
+  klass: 'TemplateVM' | 'AppVM';
+  prefs: Record<string, unknown>;
+  features: Record<string, string>;
+  packages: Map<string, string>;
+}
+
+const INT_PREFS = new Set(['memory', 'maxmem', 'vcpus', 'qrexec-timeout']);
+const BOOL_PREFS = new Set(['provides-network', 'autostart', 'include-in-backups', 'template-for-dispvms', 'debug']);
+
+export class FakeDom0 {
+  readonly qubes = new Map<string, FakeQube>();
+  readonly commands: string[] = [];
+  /** Templates qvm-template could install. */
+  readonly available = new Set<string>();
+  /** Files reachable as salt://… */
+  readonly saltFiles = new Map<string, { package: string; version: string }>();
+
+  addQube(name: string, klass: FakeQube['klass'], prefs: Record<string, unknown> = {}): void {
+    this.qubes.set(name, { klass, prefs: { ...prefs }, features: {}, packages: new Map() });
+  }
+
+  private run(cmd: string): void {
+    this.commands.push(cmd);
+  }
+
+  private get(name: string): FakeQube {
+    const q = this.qubes.get(name);
+    if (q === undefined) throw new Error(`qvm: no such domain: '${name}'`);
+    return q;
+  }
+
+  templateInstalled(name: string): void {
+    if (this.qubes.has(name)) return;
+    if (!this.available.has(name)) throw new Error(`qvm-template: no template ${name} in the repositories`);
+    this.run(`qvm-template install ${name}`);
+    this.addQube(name, 'TemplateVM');
+  }
+
+  clone(source: string, name: string): void {
+    if (this.qubes.has(name)) return;
+    const src = this.get(source);
+    this.run(`qvm-clone ${source} ${name}`);
+    this.qubes.set(name, { klass: src.klass, prefs: { ...src.prefs }, features: { ...src.features }, packages: new Map(src.packages) });
+  }
+
+  present(name: string, opts: Record<string, unknown>): void {
+    if (this.qubes.has(name)) return;
+    if (opts['label'] === undefined) throw new Error('qvm-create: error: --label option is mandatory');
+    const template = opts['template'];
+    if (typeof template !== 'string' || this.qubes.get(template)?.klass !== 'TemplateVM') {
+      throw new Error(`qvm-create: no such template: ${String(template)}`);
+    }
+    this.run(`qvm-create --template ${template} --label ${String(opts['label'])}${opts['mem'] !== undefined ? ` --property memory=${String(opts['mem'])}` : ''} ${name}`);
+    this.addQube(name, 'AppVM', { template, label: opts['label'], memory: typeof opts['mem'] === 'number' ? opts['mem'] : 400, netvm: 'sys-firewall', 'provides-network': false });
+  }
+
+  prefs(name: string, prefs: Record<string, unknown>): void {
+    const q = this.get(name);
+    for (const [rawKey, value] of Object.entries(prefs)) {
+      const key = rawKey.replace(/_/g, '-');
+      if (key === 'netvm' && value !== '' && value !== 'none') {
+        const netvm = this.get(String(value));
+        if (netvm.prefs['provides-network'] !== true) throw new Error(`Traceback: netvm ${String(value)} does not provide network`);
+      }
+      if (key === 'template' && this.qubes.get(String(value))?.klass !== 'TemplateVM') throw new Error(`no such template ${String(value)}`);
+      // Compared as typed, stored as Qubes stores it: so "400" differs from the stored 400 on every run.
+      if (q.prefs[key] !== value) {
+        this.run(`qvm-prefs ${name} ${key} ${String(value)}`);
+        q.prefs[key] = INT_PREFS.has(key) ? Number(value) : BOOL_PREFS.has(key) ? value === true || value === 'True' || value === 'true' : value;
+      }
+    }
+  }
+
+  setFeature(name: string, feature: string, value: string): void {
+    const q = this.get(name);
+    if (q.features[feature] !== value) {
+      this.run(`qvm-features ${name} ${feature} ${value}`);
+      q.features[feature] = value;
+    }
+  }
+
+  /** pkg.installed inside a template (salt-ssh through the management disposable). */
+  pkgInstalled(template: string, name: string, version: string): void {
+    const q = this.get(template);
+    if (q.packages.get(name) === version) return;
+    this.run(`${template}: install ${name}=${version}`);
+    q.packages.set(name, version);
+  }
+}
