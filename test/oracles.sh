@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs the Debian tools the tests use as oracles and runtime parts (the build itself needs none of them).
+# Run as root on Debian 12. Used by .ci/run; newcomers run it once (see README).
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  dpkg-dev lintian \
+  rpm rpmlint cpio \
+  dnsmasq-base tinyproxy nftables tor i2pd \
+  iproute2 dnsutils curl python3 \
+  gnupg sqv \
+  debootstrap \
+  systemd \
+  wrk hyperfine diffoscope-minimal \
+  >/dev/null
+echo "test oracles installed"
