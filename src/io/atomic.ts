@@ -20,18 +20,25 @@ export function writeTreeAtomically(outDir: string, files: readonly OutputFile[]
   const staging = join(parent, `.${basename(target)}.new-${tag}`);
   const old = join(parent, `.${basename(target)}.old-${tag}`);
   try {
-    mkdirSync(staging, { mode: 0o755 });
+    mkdirSync(staging);
+    chmodSync(staging, 0o755);
+    const made = new Set<string>([staging]);
     for (const f of files) {
       if (f.path.startsWith('/') || f.path.split('/').some((p) => p === '..' || p === '.' || p === '')) {
         throw new Error(`refusing to write outside the output directory: ${f.path}`);
       }
       const dest = join(staging, ...f.path.split('/'));
       if (!dest.startsWith(staging + sep)) throw new Error(`refusing to write outside the output directory: ${f.path}`);
-      mkdirSync(dirname(dest), { recursive: true, mode: 0o755 });
+      for (let d = dirname(dest); !made.has(d); d = dirname(d)) {
+        // every directory up to the staging root: chmod-ed below, since mkdir's mode is masked by the umask
+        made.add(d);
+      }
+      mkdirSync(dirname(dest), { recursive: true });
       writeFileSync(dest, f.data, { flag: 'wx' });
       // chmod after writing: the process umask must not decide the modes.
       chmodSync(dest, f.mode);
     }
+    for (const d of made) chmodSync(d, 0o755);
     if (existsSync(target)) renameSync(target, old);
     renameSync(staging, target);
   } catch (e) {
