@@ -1,0 +1,116 @@
+/**
+ * The lab proves itself before it proves the gateway: with only Qubes' base tables (no package, as a
+ * network-providing qube is before our hook runs) the client's traffic DOES reach `up`, and the recorder,
+ * the markers and the stand-ins see it. Every "nothing reached up" elsewhere in this suite is therefore a
+ * statement about the gateway, not a blind recorder.
+ */
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe as suite, expect, it } from 'vitest';
+import { A, describe, Lab, removeLeftovers, serverHits, unsanctioned } from './lib/lab.ts';
+
+let lab: Lab;
+
+beforeAll(async () => {
+  lab = await Lab.create({ sanctionedUsers: ['debian-tor'] });
+});
+
+afterAll(async () => {
+  await lab?.destroy();
+});
+
+suite('lab (no gateway package: Qubes base tables only)', () => {
+  it('forwards and masquerades clearnet TCP, UDP, ICMP and IPv6 from the client to up, and up records it', async () => {
+    const mark = lab.upMark();
+    const r = await lab.probe('client', [
+      { kind: 'tcp', host: A.web, port: 80, send: 'GET / HTTP/1.0\r\n\r\n' },
+      { kind: 'udp', host: A.web, port: 443 },
+      { kind: 'icmp', host: A.web },
+      { kind: 'tcp', host: A.web6, port: 443, send: 'x' },
+    ]);
+    expect(r.map((x) => x.outcome)).toEqual(['connected', 'reply', 'reply', 'connected']);
+    expect(r[0]?.data).toContain('UP-LEAKED');
+    const ev = await lab.upSince(mark);
+    const leaks = unsanctioned(ev);
+    // forwarded packets: masqueraded to the gateway's upstream address, TTL decremented once
+    expect(leaks.some((f) => f.l3 === 'ip4' && f.src === A.gwUp4 && f.dst === A.web && f.dport === 80 && f.ttl === 63)).toBe(true);
+    expect(leaks.some((f) => f.l3 === 'ip4' && f.proto === 17 && f.dport === 443)).toBe(true);
+    expect(leaks.some((f) => f.l3 === 'ip4' && f.proto === 1 && f.icmptype === 8)).toBe(true);
+    expect(leaks.some((f) => f.l3 === 'ip6' && f.dst === A.web6 && f.dport === 443)).toBe(true);
+    expect(serverHits(ev).map((e) => e.ev)).toEqual(expect.arrayContaining(['up-tcp', 'up-udp']));
+  });
+
+  it("rewrites the client's DNS to 10.139.1.1/.2 to up's DNS (Qubes' dnat-dns), which answers the leak marker", async () => {
+    const mark = lab.upMark();
+    const r = await lab.probe('client', [
+      { kind: 'dns', server: A.dns1, name: 'smoke.example', qtype: 'A' },
+      { kind: 'dns', server: A.dns2, name: 'smoke2.example', qtype: 'A', tcp: true },
+    ]);
+    expect(r.map((x) => x.answers?.[0]?.data)).toEqual([A.leakA, A.leakA]);
+    const hits = serverHits(await lab.upSince(mark));
+    expect(hits.map((h) => [h['name'], h['via']])).toEqual(expect.arrayContaining([['smoke.example', 'udp'], ['smoke2.example', 'tcp']]));
+  });
+
+  it("tags the gateway's own output from sanctioned users only: debian-tor's is not counted, nobody's is", async () => {
+    let mark = lab.upMark();
+    const asTor = await lab.probe('gw', [{ kind: 'tcp', host: A.web, port: 8080, send: 'x' }], 'debian-tor');
+    expect(asTor[0]?.outcome).toBe('connected');
+    let ev = await lab.upSince(mark);
+    expect(ev.some((e) => e.ev === 'frame' && e['dport'] === 8080 && e['dscp'] === 8 && e['ttl'] === 64)).toBe(true);
+    expect(unsanctioned(ev), describe(unsanctioned(ev))).toEqual([]);
+
+    mark = lab.upMark();
+    const asNobody = await lab.probe('gw', [{ kind: 'tcp', host: A.web, port: 8080, send: 'x' }], 'nobody');
+    expect(asNobody[0]?.outcome).toBe('connected');
+    ev = await lab.upSince(mark);
+    expect(unsanctioned(ev).some((f) => f.dport === 8080 && f.ttl === 64)).toBe(true);
+  });
+
+  it('sees nothing when nothing is sent (the sync marker alone)', async () => {
+    const mark = lab.upMark();
+    const ev = await lab.upSince(mark);
+    expect(unsanctioned(ev), describe(ev)).toEqual([]);
+  });
+
+  it('the Tor stand-in records the original destination of redirected TCP and the names asked on its DNSPort', async () => {
+    const tor = await lab.startStandIn('tor-smoke', ['tor', '--trans', '0.0.0.0:9040', '--dns', '127.0.0.1:5353'], 'debian-tor');
+    try {
+      // A lab-made redirect (not the package's): only to show that SO_ORIGINAL_DST survives an nft redirect.
+      execFileSync('ip', ['netns', 'exec', lab.ns.gw, 'nft', '-f', '-'], {
+        input: 'table ip qig-smoke { chain pre { type nat hook prerouting priority dstnat - 10; iifgroup 2 tcp dport 5000 redirect to :9040; }; }\n',
+      });
+      execFileSync('ip', ['netns', 'exec', lab.ns.gw, 'nft', 'add', 'rule', 'ip', 'qubes', 'custom-input', 'tcp', 'dport', '9040', 'accept']);
+      const mark = lab.upMark();
+      const r = await lab.probe('client', [{ kind: 'tcp', host: A.web, port: 5000, send: 'GET / HTTP/1.0\r\n\r\n' }]);
+      expect(r[0]?.data).toContain(`TOR-RECORDER ${A.web}:5000`);
+      const dns = await lab.probe('gw', [{ kind: 'dns', server: '127.0.0.1', port: 5353, name: 'stand.in', qtype: 'A' }]);
+      expect(dns[0]?.answers?.[0]?.data).toBe(A.torA);
+      expect(lab.readLog(tor.log).map((e) => e['orig'] ?? e['name'])).toEqual([`${A.web}:5000`, 'stand.in']);
+      expect(unsanctioned(await lab.upSince(mark))).toEqual([]);
+    } finally {
+      await lab.stop(tor.proc);
+      await lab.resetFirewall();
+    }
+  });
+
+  it('the HTTP-proxy stand-in records the exact request line and headers', async () => {
+    const p = await lab.startStandIn('proxy-smoke', ['http-proxy', '--listen', '127.0.0.1:4444', '--banner', 'I2P-RECORDER'], 'i2pd');
+    try {
+      const r = await lab.probe('gw', [{ kind: 'tcp', host: '127.0.0.1', port: 4444, send: 'GET http://foo.i2p/x HTTP/1.1\r\nHost: foo.i2p\r\n\r\n' }]);
+      expect(r[0]?.data).toContain('I2P-RECORDER');
+      const ev = lab.readLog(p.log);
+      expect(ev).toMatchObject([{ ev: 'proxy', request: 'GET http://foo.i2p/x HTTP/1.1', headers: [['Host', 'foo.i2p']] }]);
+    } finally {
+      await lab.stop(p.proc);
+    }
+  });
+
+  it('removes the namespaces of a crashed run (dead pid in the name) and keeps live ones', async () => {
+    const dead = 'qignet-999999999-dead1-gw';
+    execFileSync('ip', ['netns', 'add', dead]);
+    const removed = await removeLeftovers();
+    expect(removed).toContain(dead);
+    const list = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+    expect(list).not.toContain(dead);
+    expect(list).toContain(lab.ns.gw);
+  });
+});

@@ -1,0 +1,450 @@
+/**
+ * The lab: three network namespaces joined by veth pairs, nothing else.
+ *
+ *   client (app qube)                 gw (the gateway qube)                         up ("clearnet" + netvm)
+ *   eth0 10.137.0.10 ──────────── vif3.0 10.137.0.1, group 2 │ eth0 10.200.0.2, group 1 ──── eth0 10.200.0.1
+ *        fd09:24ef:4179::a89:a          fd09:24ef:4179::a89:1 │      fd00:200::2                  fd00:200::1
+ *   default via the gateway                                   │ default via up                 + 10.200.0.53 (DNS)
+ *   resolv.conf: 10.139.1.1, .2                                                                + 10.200.1.80 (web)
+ *
+ * The veths are created inside the namespaces (never in the host's), no namespace has a route out, and every
+ * address used is one of the above or the gateway's virtual IP, so no packet can leave the lab.
+ *
+ * `up` runs netlab.py up: it records every frame it receives (AF_PACKET, below its own netfilter) and answers
+ * DNS and TCP/UDP on its "clearnet" addresses with markers (UP-LEAKED, 10.200.1.66) so that a leak is seen both
+ * in its log and in the client's answer.
+ *
+ * The gateway's sanctioned upstream traffic (the Tor and router users) is tagged DSCP CS1 by a lab-only table
+ * `inet qig-lab-tag` that only tags (it never accepts or drops): `up` then counts as the client's everything
+ * that is not tagged and not link housekeeping (ARP, neighbour discovery, MLD, IGMP).
+ */
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { alive, endPid, must, Proc, run, sleep, type RunResult } from './sh.ts';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const TOOLS = join(HERE, '..', 'tools');
+export const QUBES_BASE_NFT = join(HERE, '..', 'qubes-base.nft');
+// Debian's python3 (not a per-user shim): the stand-ins run as debian-tor and i2pd too.
+const PYTHON = process.env['QIG_NET_PYTHON'] ?? '/usr/bin/python3';
+const PREFIX = 'qignet';
+
+export const A = {
+  client4: '10.137.0.10',
+  gwDown4: '10.137.0.1',
+  client6: 'fd09:24ef:4179::a89:a',
+  gwDown6: 'fd09:24ef:4179::a89:1',
+  gwUp4: '10.200.0.2',
+  up4: '10.200.0.1',
+  upDns: '10.200.0.53',
+  web: '10.200.1.80',
+  gwUp6: 'fd00:200::2',
+  up6: 'fd00:200::1',
+  web6: 'fd00:200::80',
+  dns1: '10.139.1.1',
+  dns2: '10.139.1.2',
+  vip: '10.100.100.100',
+  /** what up's DNS answers for A: a client that sees it has leaked DNS */
+  leakA: '10.200.1.66',
+  /** what the Tor stand-in's DNSPort answers for A */
+  torA: '10.192.0.99',
+} as const;
+
+/** The TCP and UDP ports up serves on all its addresses ("clearnet TCP on any port" is probed on these). */
+export const UP_TCP_PORTS = [80, 443, 22, 8080, 9001] as const;
+export const UP_UDP_PORTS = [443, 123] as const;
+
+export type Ns = 'client' | 'gw' | 'up';
+
+export interface UpEvent {
+  readonly ev: string;
+  readonly [k: string]: unknown;
+}
+
+export interface Frame extends UpEvent {
+  readonly ev: 'frame';
+  readonly l3: 'ip4' | 'ip6' | 'arp' | 'other';
+  readonly src?: string;
+  readonly dst?: string;
+  readonly proto?: number;
+  readonly ttl?: number;
+  readonly dscp?: number;
+  readonly sport?: number;
+  readonly dport?: number;
+  readonly icmptype?: number;
+}
+
+/** DSCP CS1 = 8: set by the lab's tag table on the gateway's own output from the Tor and router users. */
+export const SANCTIONED_DSCP = 8;
+
+/** Frames that are link housekeeping, never traffic: ARP, ICMPv6 MLD/RS/RA/NS/NA/redirect/MLDv2, IGMP. */
+function housekeeping(f: Frame): boolean {
+  if (f.l3 === 'arp' || f.l3 === 'other') return true;
+  if (f.l3 === 'ip6' && f.proto === 58 && f.icmptype !== undefined && ((f.icmptype >= 130 && f.icmptype <= 137) || f.icmptype === 143)) return true;
+  if (f.l3 === 'ip4' && f.proto === 2) return true;
+  return false;
+}
+
+/** Everything up received that the gateway did not sanction: client packets, forwarded or proxied. */
+export function unsanctioned(events: readonly UpEvent[]): Frame[] {
+  return events.filter((e): e is Frame => e.ev === 'frame').filter((f) => !housekeeping(f) && f.dscp !== SANCTIONED_DSCP);
+}
+
+/** Hits on up's servers (DNS, TCP, UDP): each one is a client request that got out. */
+export function serverHits(events: readonly UpEvent[]): UpEvent[] {
+  return events.filter((e) => e.ev === 'up-dns' || e.ev === 'up-tcp' || e.ev === 'up-udp');
+}
+
+export function describe(frames: readonly UpEvent[]): string {
+  return frames.slice(0, 20).map((f) => JSON.stringify(f)).join('\n') + (frames.length > 20 ? `\n… ${frames.length - 20} more` : '');
+}
+
+export interface LabOptions {
+  /** Users whose gateway-local output is the gateway's sanctioned upstream traffic (tagged, not counted). */
+  readonly sanctionedUsers: readonly string[];
+  /** The .deb to install (unpack) into the gateway machine's view before it starts; none: a bare gateway. */
+  readonly deb?: string;
+}
+
+export class Lab {
+  readonly id: string;
+  readonly ns: Readonly<Record<Ns, string>>;
+  readonly scratch: string;
+  /** Where the .deb was unpacked: the package's files, e.g. pkgRoot + '/etc/qubes-i2p-gateway/torrc'. */
+  readonly pkgRoot: string;
+  private readonly procs = new Map<string, Proc>();
+  /** Daemons that forked away from the process we spawned (Type=forking): ended by pid too. */
+  private readonly forkedPids = new Set<number>();
+  private syncCounter = 0;
+  private holder: Proc | undefined;
+  private sanctioned: readonly string[] = [];
+
+  private constructor() {
+    this.id = `${process.pid}-${Math.random().toString(36).slice(2, 7)}`;
+    this.ns = { client: `${PREFIX}-${this.id}-client`, gw: `${PREFIX}-${this.id}-gw`, up: `${PREFIX}-${this.id}-up` };
+    this.scratch = mkdtempSync(join(tmpdir(), `${PREFIX}-${process.pid}-`));
+    chmodSync(this.scratch, 0o755);
+    this.pkgRoot = join(this.scratch, 'pkg');
+  }
+
+  static async create(opts: LabOptions): Promise<Lab> {
+    await removeLeftovers();
+    const lab = new Lab();
+    try {
+      await lab.setup(opts);
+    } catch (e) {
+      await lab.destroy();
+      throw e;
+    }
+    return lab;
+  }
+
+  private async setup(opts: LabOptions): Promise<void> {
+    this.sanctioned = opts.sanctionedUsers;
+    const s = this.scratch;
+    for (const d of ['logs', 'pkg', 'run', 'run/qubes-service', 'var/upper', 'var/work', 'machine/etc', 'client', 'tools']) {
+      mkdirSync(join(s, d), { recursive: true, mode: 0o755 });
+    }
+    chmodSync(join(s, 'logs'), 0o1777);
+    // Non-root stand-ins (debian-tor, i2pd) must read the tools; the checkout may not be readable to them.
+    for (const f of readdirSync(TOOLS)) copyFileSync(join(TOOLS, f), join(s, 'tools', f));
+    for (const f of readdirSync(join(s, 'tools'))) chmodSync(join(s, 'tools', f), 0o755);
+    // What the Qubes agent writes in a network-providing qube, and in an app qube.
+    writeFileSync(join(s, 'machine/etc/resolv.conf'), 'nameserver 10.139.1.1\nnameserver 10.139.1.2\n');
+    writeFileSync(join(s, 'client/resolv.conf'), 'nameserver 10.139.1.1\nnameserver 10.139.1.2\n');
+    // "Install" the package: its files become /etc and /usr layers of the gateway machine (tools/gw-view.sh).
+    if (opts.deb !== undefined) await must(['dpkg-deb', '-x', opts.deb, join(s, 'pkg')]);
+    mkdirSync(join(s, 'pkg/etc'), { recursive: true });
+
+    const { client, gw, up } = this.ns;
+    for (const n of [client, gw, up]) {
+      await must(['ip', 'netns', 'add', n]);
+      await this.sysctl(n, 'net.ipv6.conf.default.accept_dad', '0');
+      await this.sysctl(n, 'net.ipv6.conf.default.accept_ra', '0');
+      await this.sysctl(n, 'net.ipv6.conf.all.accept_dad', '0');
+      await must(['ip', '-n', n, 'link', 'set', 'lo', 'up']);
+    }
+    // Links are created inside gw, each with its peer placed straight into the other namespace.
+    await must(['ip', '-n', gw, 'link', 'add', 'vif3.0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', client]);
+    await must(['ip', '-n', gw, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', up]);
+    await must(['ip', '-n', gw, 'link', 'set', 'vif3.0', 'group', '2']);
+    await must(['ip', '-n', gw, 'link', 'set', 'eth0', 'group', '1']);
+
+    const addrs: Array<[string, string, string]> = [
+      [client, 'eth0', `${A.client4}/24`],
+      [client, 'eth0', `${A.client6}/64`],
+      [gw, 'vif3.0', `${A.gwDown4}/24`],
+      [gw, 'vif3.0', `${A.gwDown6}/64`],
+      [gw, 'eth0', `${A.gwUp4}/24`],
+      [gw, 'eth0', `${A.gwUp6}/64`],
+      [up, 'eth0', `${A.up4}/24`],
+      [up, 'eth0', `${A.upDns}/24`],
+      [up, 'eth0', `${A.web}/24`],
+      [up, 'eth0', `${A.up6}/64`],
+      [up, 'eth0', `${A.web6}/64`],
+    ];
+    for (const [n, dev, addr] of addrs) await must(['ip', '-n', n, 'addr', 'add', addr, 'dev', dev, 'nodad']);
+    for (const [n, dev] of [[client, 'eth0'], [gw, 'vif3.0'], [gw, 'eth0'], [up, 'eth0']] as const) {
+      await must(['ip', '-n', n, 'link', 'set', dev, 'up']);
+    }
+    await must(['ip', '-n', client, 'route', 'add', 'default', 'via', A.gwDown4]);
+    await must(['ip', '-n', client, '-6', 'route', 'add', 'default', 'via', A.gwDown6]);
+    await must(['ip', '-n', gw, 'route', 'add', 'default', 'via', A.up4]);
+    await must(['ip', '-n', gw, '-6', 'route', 'add', 'default', 'via', A.up6]);
+    await this.sysctl(gw, 'net.ipv4.ip_forward', '1');
+    await this.sysctl(gw, 'net.ipv6.conf.all.forwarding', '1');
+
+    // One mount namespace for the whole gateway machine, held by a sleeping process; every gateway process
+    // enters it (nsenter), so they share /run and /var like processes on one machine do.
+    this.holder = this.track(new Proc('gw-machine', ['ip', 'netns', 'exec', gw, 'unshare', '-m', '--propagation', 'private', 'sh', join(s, 'tools/gw-view.sh'), s, 'sh', '-c', 'echo READY; exec sleep infinity']));
+    await this.holder.waitForLine('READY', 5000);
+
+    const logUp = join(s, 'logs/up.jsonl');
+    writeFileSync(logUp, '');
+    const upArgs = ['--iface', 'eth0', '--log', logUp];
+    for (const addr of [A.up4, A.upDns, A.web, A.up6, A.web6]) upArgs.push('--addr', addr);
+    for (const p of UP_TCP_PORTS) upArgs.push('--tcp', String(p));
+    for (const p of UP_UDP_PORTS) upArgs.push('--udp', String(p));
+    const rec = this.track(new Proc('up-recorder', ['ip', 'netns', 'exec', up, PYTHON, join(s, 'tools/netlab.py'), 'up', ...upArgs]));
+    await rec.waitForLine('READY', 5000);
+    await this.resetFirewall();
+  }
+
+  private async sysctl(ns: string, key: string, value: string): Promise<void> {
+    await must(['ip', 'netns', 'exec', ns, 'sysctl', '-q', '-w', `${key}=${value}`]);
+  }
+
+  private track(p: Proc): Proc {
+    this.procs.set(`${p.name}#${p.child.pid ?? '?'}`, p);
+    return p;
+  }
+
+  // ------------------------------------------------------------------------------------------------ firewall
+
+  /** Back to a freshly booted gateway: Qubes' base tables (and the lab's tag table), nothing of ours. */
+  async resetFirewall(): Promise<void> {
+    await must(['ip', 'netns', 'exec', this.ns.gw, 'nft', '-f', QUBES_BASE_NFT]);
+    const uids = await Promise.all(this.sanctioned.map(uidOf));
+    if (uids.length > 0) {
+      const set = uids.join(', ');
+      const tag =
+        'table inet qig-lab-tag {\n' +
+        '\t# lab instrumentation: tags (never filters) the gateway\'s sanctioned upstream traffic\n' +
+        '\tchain output {\n\t\ttype filter hook output priority 400; policy accept;\n' +
+        `\t\tmeta skuid { ${set} } ip dscp set cs1\n` +
+        `\t\tmeta skuid { ${set} } ip6 dscp set cs1\n\t}\n}\n`;
+      await must(['ip', 'netns', 'exec', this.ns.gw, 'nft', '-f', '-'], { input: tag });
+    }
+  }
+
+  async ruleset(stateless = true): Promise<string> {
+    return (await must(['ip', 'netns', 'exec', this.ns.gw, 'nft', ...(stateless ? ['-s'] : []), 'list', 'ruleset'])).stdout;
+  }
+
+  /** Switch the qvm-service on or off inside the gateway: the file /run/qubes-service/<name>. */
+  setService(name: string, on: boolean): void {
+    const f = join(this.scratch, 'run/qubes-service', name);
+    if (on) writeFileSync(f, '');
+    else rmSync(f, { force: true });
+  }
+
+  // ------------------------------------------------------------------------------------------------- running
+
+  /** argv prefix that runs a command in the gateway as if our package were installed (see tools/gw-view.sh). */
+  gwView(opts: { user?: string; override?: string } = {}): string[] {
+    if (this.holder === undefined) throw new Error('lab: the gateway machine is not up');
+    const pre = ['nsenter', '-t', String(this.holder.pid), '-m', '-n', '--'];
+    // An extra /etc layer for one command only (a broken conffile): a private copy of the machine's mounts.
+    if (opts.override !== undefined) pre.push('unshare', '-m', '--propagation', 'private', 'sh', join(this.scratch, 'tools/etc-layer.sh'), opts.override);
+    return opts.user === undefined ? pre : [...pre, ...asUser(opts.user)];
+  }
+
+  clientView(): string[] {
+    return ['ip', 'netns', 'exec', this.ns.client, 'unshare', '-m', '--propagation', 'private', 'sh', join(this.scratch, 'tools/client-view.sh'), this.scratch];
+  }
+
+  async gwRun(argv: readonly string[], opts: { user?: string; override?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+    return run([...this.gwView(opts), ...argv], { timeoutMs: opts.timeoutMs ?? 10_000, ...(opts.env ? { env: opts.env } : {}) });
+  }
+
+  gwSpawn(name: string, argv: readonly string[], opts: { user?: string; env?: NodeJS.ProcessEnv } = {}): Proc {
+    return this.track(new Proc(name, [...this.gwView(opts), ...argv], opts.env));
+  }
+
+  async nsRun(ns: Ns, argv: readonly string[], timeoutMs = 10_000): Promise<RunResult> {
+    return run(['ip', 'netns', 'exec', this.ns[ns], ...argv], { timeoutMs });
+  }
+
+  adoptPid(pid: number): void {
+    this.forkedPids.add(pid);
+  }
+
+  async stop(p: Proc): Promise<void> {
+    await endPid(p.pid);
+    await p.waitExit(2000);
+  }
+
+  async stopPid(pid: number): Promise<void> {
+    await endPid(pid);
+    this.forkedPids.delete(pid);
+  }
+
+  /** Is something listening in gw on this TCP or UDP port (any address)? */
+  async listening(proto: 'tcp' | 'udp', port: number): Promise<boolean> {
+    const r = await this.nsRun('gw', ['ss', '-Hln', proto === 'tcp' ? '-t' : '-u', `sport = :${port}`]);
+    return r.stdout.trim() !== '';
+  }
+
+  async waitListening(proto: 'tcp' | 'udp', port: number, timeoutMs: number, who: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (await this.listening(proto, port)) return;
+      await sleep(50);
+    }
+    throw new Error(`${who}: nothing listens on ${proto} ${port} in gw after ${timeoutMs} ms`);
+  }
+
+  // -------------------------------------------------------------------------------------------------- probes
+
+  /** Run probes (netlab.py probe) concurrently from the client (as root) or the gateway (as `user`). */
+  async probe(where: 'client' | 'gw', probes: readonly Probe[], user?: string): Promise<ProbeResult[]> {
+    const tool = join(this.scratch, 'tools/netlab.py');
+    const argv =
+      where === 'client'
+        ? ['ip', 'netns', 'exec', this.ns.client, PYTHON, tool, 'probe', JSON.stringify(probes)]
+        : [...this.gwView(user === undefined ? {} : { user }), PYTHON, tool, 'probe', JSON.stringify(probes)];
+    const r = await run(argv, { timeoutMs: 15_000 });
+    if (r.code !== 0) throw new Error(`probe failed: ${r.stderr}`);
+    const results = JSON.parse(r.stdout) as ProbeResult[];
+    return results.map((res, i) => ({ ...res, probe: probes[i] as Probe }));
+  }
+
+  /** curl from the app qube, with its own resolv.conf; -m bounds the whole transfer. */
+  async curl(url: string, extra: readonly string[] = []): Promise<{ code: number | null; status: string; body: string; stderr: string }> {
+    const r = await run([...this.clientView(), 'curl', '-sS', '--connect-timeout', '2', '-m', '3', '-o', '-', '-w', '\n@@%{http_code}', ...extra, url], { timeoutMs: 8000 });
+    const at = r.stdout.lastIndexOf('\n@@');
+    return { code: r.code, status: at >= 0 ? r.stdout.slice(at + 3) : '', body: at >= 0 ? r.stdout.slice(0, at) : r.stdout, stderr: r.stderr };
+  }
+
+  // ---------------------------------------------------------------------------------------------- recorders
+
+  private log(name: string): string {
+    return join(this.scratch, 'logs', name);
+  }
+
+  readLog(name: string): UpEvent[] {
+    const f = this.log(name);
+    if (!existsSync(f)) return [];
+    const text = readFileSync(f, 'utf8');
+    const complete = text.slice(0, text.lastIndexOf('\n') + 1);
+    return complete.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as UpEvent);
+  }
+
+  /** A position in up's log: events after it belong to the probes that follow. */
+  upMark(): number {
+    return this.readLog('up.jsonl').length;
+  }
+
+  /**
+   * Everything up received since `mark`, after proving the recorder has seen every frame sent before now:
+   * a marker frame goes out of gw's eth0 below netfilter and must appear in the log.
+   */
+  async upSince(mark: number): Promise<UpEvent[]> {
+    const token = `sync-${this.id}-${++this.syncCounter}`;
+    await must(['ip', 'netns', 'exec', this.ns.gw, PYTHON, join(this.scratch, 'tools/netlab.py'), 'sync', '--iface', 'eth0', '--token', token]);
+    const deadline = Date.now() + 3000;
+    while (Date.now() < deadline) {
+      const events = this.readLog('up.jsonl');
+      const at = events.findIndex((e) => e.ev === 'sync' && e['token'] === token);
+      if (at >= 0) {
+        await sleep(100); // frames queued on another CPU's backlog a moment before the marker
+        return this.readLog('up.jsonl').slice(mark).filter((e) => e.ev !== 'sync');
+      }
+      await sleep(25);
+    }
+    throw new Error(`up recorder did not see sync marker ${token}: is it running?`);
+  }
+
+  /** Start a stand-in from netlab.py in gw as `user`; returns once its sockets are bound. */
+  async startStandIn(name: string, args: readonly string[], user: string): Promise<{ proc: Proc; log: string }> {
+    const log = `${name}.jsonl`;
+    writeFileSync(this.log(log), '');
+    chmodSync(this.log(log), 0o666);
+    const proc = this.gwSpawn(name, [PYTHON, join(this.scratch, 'tools/netlab.py'), ...args, '--log', this.log(log)], { user });
+    await proc.waitForLine('READY', 5000);
+    return { proc, log };
+  }
+
+  // ---------------------------------------------------------------------------------------------- teardown
+
+  async destroy(): Promise<void> {
+    for (const pid of this.forkedPids) await endPid(pid);
+    for (const p of this.procs.values()) if (p !== this.holder && p.child.pid !== undefined) await endPid(p.child.pid);
+    if (this.holder?.child.pid !== undefined) await endPid(this.holder.child.pid);
+    for (const n of Object.values(this.ns)) await destroyNamespace(n);
+    rmSync(this.scratch, { recursive: true, force: true });
+  }
+}
+
+export interface Probe {
+  readonly kind: 'tcp' | 'udp' | 'icmp' | 'dns';
+  readonly [k: string]: unknown;
+}
+
+export interface ProbeResult {
+  readonly outcome: string;
+  readonly probe: Probe;
+  readonly data?: string;
+  readonly rcode?: string;
+  readonly answers?: ReadonlyArray<{ type: string; data: string }>;
+  readonly [k: string]: unknown;
+}
+
+function asUser(user: string): string[] {
+  if (user === 'root') return [];
+  // setpriv: the same credentials systemd's User= gives (uid, primary gid, supplementary groups).
+  return ['setpriv', `--reuid=${user}`, `--regid=${groupOf(user)}`, '--init-groups'];
+}
+
+function groupOf(user: string): string {
+  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
+  if (line === undefined) throw new Error(`no such user: ${user}`);
+  return line.split(':')[3] ?? '';
+}
+
+async function uidOf(user: string): Promise<number> {
+  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
+  if (line === undefined) throw new Error(`no such user: ${user}`);
+  return Number(line.split(':')[2]);
+}
+
+async function destroyNamespace(name: string): Promise<void> {
+  // Processes keep a namespace alive after `ip netns del`: end the ones in it (ours, by pid) first.
+  const pids = await run(['ip', 'netns', 'pids', name], { timeoutMs: 5000 });
+  for (const pid of pids.stdout.split('\n').map(Number).filter((n) => n > 0)) await endPid(pid, 1000);
+  await run(['ip', 'netns', 'del', name], { timeoutMs: 5000 });
+}
+
+/** Namespaces and scratch dirs of a previous run whose process is gone (a crash, a killed runner). */
+export async function removeLeftovers(): Promise<string[]> {
+  const removed: string[] = [];
+  const list = await run(['ip', 'netns', 'list'], { timeoutMs: 5000 });
+  for (const line of list.stdout.split('\n')) {
+    const name = line.split(' ')[0] ?? '';
+    const m = new RegExp(`^${PREFIX}-(\\d+)-[a-z0-9]+-(client|gw|up)$`).exec(name);
+    if (m && !alive(Number(m[1]))) {
+      await destroyNamespace(name);
+      removed.push(name);
+    }
+  }
+  for (const d of readdirSync(tmpdir())) {
+    const m = new RegExp(`^${PREFIX}-(\\d+)-`).exec(d);
+    if (m && !alive(Number(m[1]))) {
+      rmSync(join(tmpdir(), d), { recursive: true, force: true });
+      removed.push(d);
+    }
+  }
+  return removed;
+}
