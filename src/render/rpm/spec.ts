@@ -37,6 +37,8 @@ export function parseSpec(text: string): SpecFacts {
       current.push(line);
       continue;
     }
+    // `Requires(post): x` and friends would be dropped by the match below, and the two packages would differ.
+    if (/^[A-Za-z]+\([^)]*\)\s*:/.test(line)) throw new Error(`spec: qualified tags are not supported: ${line}`);
     const m = /^([A-Za-z]+):\s*(.*)$/.exec(line);
     if (m) {
       const key = m[1]!.toLowerCase();
@@ -65,9 +67,11 @@ export function parseSpec(text: string): SpecFacts {
   const scripts: { pre?: string; post?: string; preun?: string; postun?: string } = {};
   for (const [key, section] of [['pre', '%pre'], ['post', '%post'], ['preun', '%preun'], ['postun', '%postun']] as const) {
     const b = body(section);
-    if (b !== undefined) scripts[key] = b;
+    // rpmbuild strips a scriptlet's trailing whitespace (newline included) before storing it: do the same, or
+    // `rpm -qp --scripts` differs between the two packages.
+    if (b !== undefined) scripts[key] = b.trimEnd();
   }
-  return {
+  const facts: SpecFacts = {
     summary: one('summary'),
     license: one('license'),
     url: one('url'),
@@ -77,6 +81,28 @@ export function parseSpec(text: string): SpecFacts {
     scripts,
     changelog: parseChangelog(body('%changelog') ?? ''),
   };
+  noMacros(facts);
+  return facts;
+}
+
+/**
+ * rpmbuild expands macros (`%{name}`, `%{version}`, `%%`) in every value read here; this reader takes them
+ * literally. A `%` would make our package differ from rpmbuild's, so it is refused rather than copied.
+ */
+function noMacros(facts: SpecFacts): void {
+  const values: [string, string][] = [
+    ['Summary', facts.summary],
+    ['License', facts.license],
+    ['URL', facts.url],
+    ['Group', facts.group],
+    ['%description', facts.description],
+    ...facts.requires.map((r): [string, string] => ['Requires', `${r.name} ${r.version ?? ''}`]),
+    ...Object.entries(facts.scripts).map(([k, v]): [string, string] => [`%${k}`, v as string]),
+    ...facts.changelog.map((c): [string, string] => ['%changelog', `${c.author}\n${c.text}`]),
+  ];
+  for (const [where, value] of values) {
+    if (value.includes('%')) throw new Error(`spec: ${where} uses a macro or "%", which only rpmbuild would expand: ${value.split('\n').find((l) => l.includes('%'))}`);
+  }
 }
 
 /** `* Mon Nov 23 2026 Name <mail> - 0.1.0-1` then `- text` lines; rpm keeps each entry's day at 12:00 UTC. */
