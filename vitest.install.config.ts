@@ -1,0 +1,19 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * The install tests (`npm run test:install`): install, remove and purge the .deb in a Debian 12 chroot.
+ * Root only; minutes on the first run (debootstrap, downloads), about a minute once `.cache/` is warm.
+ * One file at a time: the tests mount overlays and share the apt caches.
+ */
+export default defineConfig({
+  test: {
+    include: ['test/install/**/*.test.ts'],
+    testTimeout: 20 * 60_000,
+    hookTimeout: 30 * 60_000,
+    fileParallelism: false,
+    maxWorkers: 1,
+    maxConcurrency: 1,
+    reporters: ['default', 'json'],
+    outputFile: { json: '.cache/vitest-install.json' },
+  },
+});
