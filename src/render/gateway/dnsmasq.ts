@@ -1,0 +1,80 @@
+/**
+ * dnsmasq: the only DNS server client qubes reach. Their queries to any address (normally Qubes' virtual DNS
+ * 10.139.1.1 and 10.139.1.2) are redirected here by firewall.nft; .i2p names get the virtual IP, the rest goes
+ * to Tor's DNSPort, or, with Tor off, gets NXDOMAIN.
+ */
+import type { GatewayConfig } from '../../config/schema.ts';
+import { configFile, textFile, type RenderedFile } from '../../files.ts';
+import { comment, gatewayFlag, generatedHeader, PATHS, UNITS, unitPath } from './common.ts';
+import { SANDBOX } from './hardening.ts';
+import { ipv4, port } from './values.ts';
+
+/** Created by dnsmasq-base's postinst on Debian 12 and 13 (primary group nogroup). */
+export const DNSMASQ_USER = 'dnsmasq';
+export const DNSMASQ_GROUP = 'nogroup';
+
+export function renderDnsmasqConf(config: GatewayConfig): string {
+  const vip = ipv4(config.network.virtualIp);
+  const upstream = config.tor.enabled
+    ? comment(['Every other name goes to Tor\'s DNSPort over loopback: client qubes\' names never reach the upstream resolver.']) +
+      `server=127.0.0.1#${port(config.tor.dnsPort)}\n`
+    : comment([
+        'Tor is off: every other name is NXDOMAIN at once. There is no upstream a client\'s name could safely go to,',
+        'and an immediate answer beats a client waiting out a timeout (or retrying the other virtual DNS address).',
+      ]) + 'address=/#/\n';
+  return (
+    generatedHeader('dnsmasq for qubes-i2p-gateway: DNS for client qubes (queries are redirected here by firewall.nft).') +
+    '\n' +
+    comment(['Nothing from the gateway\'s own resolv.conf or /etc/hosts: the upstream resolver must not see client names.']) +
+    'no-resolv\nno-hosts\nno-poll\n' +
+    comment(['Every .i2p name and its subdomains: the virtual IP, where the firewall sends port 80 to tinyproxy.']) +
+    `address=/i2p/${vip}\n` +
+    comment(['...and every other type (AAAA, MX) for .i2p is answered here with no data, never forwarded (dnsmasq 2.86+', 'forwards the types address= does not cover).']) +
+    'local=/i2p/\n' +
+    upstream +
+    comment(['Names without a dot and reverse lookups of private addresses never leave the gateway.']) +
+    'domain-needed\nbogus-priv\n' +
+    comment([
+      'Listen on client qubes\' side only: vif* are Qubes\' downstream interfaces; bind-dynamic follows them as client',
+      'qubes start and stop. Not on loopback (Tor\'s DNSPort lives there) nor upstream.',
+    ]) +
+    'interface=vif*\nexcept-interface=lo\nbind-dynamic\n' +
+    comment([
+      'No DHCP (no dhcp-range). No stop-dns-rebind: it would refuse Tor\'s automapped 10.192.0.0/10 answers for .onion.',
+      'The unit runs dnsmasq as this user already; the lines make a root start drop to it too.',
+    ]) +
+    `user=${DNSMASQ_USER}\ngroup=${DNSMASQ_GROUP}\n` +
+    comment(['No pid file (systemd tracks the process); log to stderr, which is the journal.']) +
+    'pid-file=\nlog-facility=-\n'
+  );
+}
+
+export function renderDnsmasqUnit(config: GatewayConfig): string {
+  const after = ['network.target', 'qubes-firewall.service', ...(config.tor.enabled ? [UNITS.tor] : [])];
+  return (
+    generatedHeader('The gateway\'s DNS server for client qubes.') +
+    '\n[Unit]\n' +
+    'Description=dnsmasq for qubes-i2p-gateway (DNS for client qubes)\n' +
+    'Documentation=man:dnsmasq(8)\n' +
+    comment(['Only in the gateway qube (its qvm-service); never in the template or other qubes built from it.']) +
+    `ConditionPathExists=${gatewayFlag(config)}\n` +
+    comment(['After the firewall hook, and after Tor so the first forwarded query finds DNSPort open.']) +
+    `After=${after.join(' ')}\n` +
+    `PartOf=${UNITS.target}\n` +
+    '\n[Service]\n' +
+    'Type=simple\n' +
+    comment(['Never root: only the capability to bind port 53, kept as interfaces come and go (bind-dynamic).']) +
+    `User=${DNSMASQ_USER}\n` +
+    `Group=${DNSMASQ_GROUP}\n` +
+    'AmbientCapabilities=CAP_NET_BIND_SERVICE\n' +
+    'CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n' +
+    `ExecStart=/usr/sbin/dnsmasq --keep-in-foreground --conf-file=${PATHS.dnsmasqConf}\n` +
+    'Restart=on-failure\n' +
+    SANDBOX.join('\n') +
+    '\n'
+  );
+}
+
+export function renderDnsmasq(config: GatewayConfig): readonly RenderedFile[] {
+  return [configFile(PATHS.dnsmasqConf, renderDnsmasqConf(config)), textFile(unitPath(UNITS.dnsmasq), renderDnsmasqUnit(config))];
+}

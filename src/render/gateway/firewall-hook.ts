@@ -1,0 +1,75 @@
+/**
+ * The qubes-firewall hook /etc/qubes/qubes-firewall.d/50-qubes-i2p-gateway. qubes-firewall.service (Qubes 4.2,
+ * qubesagent/firewall.py) runs every executable in that folder, from the template, at each start of the
+ * service, before the user's hooks in /rw/config, and ignores its exit status: so the hook itself must leave
+ * the gateway safe when it fails, and must be idempotent.
+ *
+ * Steps: nothing unless this is the gateway qube; lockdown (see lockdown.ts); route_localnet when router ports
+ * are exposed; the one jump from Qubes' custom-input into our chain, only if missing (custom-input belongs to
+ * the user and is never flushed); then the ruleset with one `nft -f`, which lifts the lockdown in the same
+ * transaction. Any failure: logged to the journal (logger -t qubes-i2p-gateway), lockdown left in place,
+ * exit 1.
+ */
+import type { GatewayConfig } from '../../config/schema.ts';
+import { configFile, type RenderedFile } from '../../files.ts';
+import { gatewayFlag, generatedHeader, PATHS } from './common.ts';
+import { exposedPorts, INPUT_CHAIN, LOCKDOWN_TABLE } from './firewall.ts';
+import { LOCKDOWN_NFT } from './lockdown.ts';
+
+export function renderHook(config: GatewayConfig): string {
+  const exposed = exposedPorts(config);
+  const localnet =
+    exposed.length > 0
+      ? [
+          '# Exposed router ports are DNATed to 127.0.0.1, which the kernel routes from another interface only with',
+          '# route_localnet. The ruleset drops 127.0.0.0/8 arriving on any interface but loopback before that DNAT.',
+          'echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet || die "cannot set net.ipv4.conf.all.route_localnet=1"',
+          '',
+        ]
+      : [];
+  return [
+    '#!/bin/sh',
+    ...generatedHeader('qubes-i2p-gateway firewall hook, run by qubes-firewall.service at every start.').trimEnd().split('\n'),
+    '#',
+    '# Loads /etc/qubes-i2p-gateway/firewall.nft in one transaction. Fails closed: client qubes stay cut off by the',
+    `# table inet ${LOCKDOWN_TABLE} until that load succeeds. Running it again leaves the same ruleset.`,
+    'set -eu',
+    '',
+    `FLAG=${gatewayFlag(config)}`,
+    `RULESET=${PATHS.ruleset}`,
+    `LOCKDOWN=${LOCKDOWN_NFT}`,
+    '',
+    '# Not the gateway qube (the template, or another qube built from it): nothing to do.',
+    '[ -e "$FLAG" ] || exit 0',
+    '',
+    'log() {',
+    '\tlogger -t qubes-i2p-gateway -p "daemon.$1" -- "$2" 2>/dev/null || true',
+    '\techo "qubes-i2p-gateway: $2" >&2',
+    '}',
+    'die() {',
+    '\tlog err "$1; client qubes stay cut off (lockdown)"',
+    '\texit 1',
+    '}',
+    '',
+    '# 1. Lockdown first: until the whole ruleset is in, client qubes get nothing (forward and their input dropped).',
+    'nft -f "$LOCKDOWN" || die "cannot install the lockdown table from $LOCKDOWN"',
+    '',
+    ...localnet,
+    "# 2. Qubes' input chain drops what its custom-input chain does not accept: jump from there to our chain, once.",
+    '#    custom-input is the user\'s, so it is never flushed; our chain is emptied and refilled by the ruleset.',
+    `if ! nft list chain ip qubes custom-input | grep -q 'jump ${INPUT_CHAIN}\$'; then`,
+    `\tprintf 'table ip qubes {\\n\\tchain ${INPUT_CHAIN} {\\n\\t}\\n}\\nadd rule ip qubes custom-input jump ${INPUT_CHAIN}\\n' | nft -f - ||`,
+    '\t\tdie "cannot add the jump to our input chain in ip qubes custom-input"',
+    'fi',
+    '',
+    '# 3. The ruleset, in one transaction that also removes the lockdown table; if it fails, nothing changes.',
+    '[ -r "$RULESET" ] || die "$RULESET is missing"',
+    'nft -f "$RULESET" || die "loading $RULESET failed"',
+    'log info "firewall loaded from $RULESET"',
+    '',
+  ].join('\n');
+}
+
+export function renderFirewallHook(config: GatewayConfig): readonly RenderedFile[] {
+  return [configFile(PATHS.hook, renderHook(config), 0o755)];
+}

@@ -1,0 +1,197 @@
+/**
+ * The gateway's nftables ruleset, /etc/qubes-i2p-gateway/firewall.nft, loaded by the qubes-firewall hook
+ * (firewall-hook.ts) with one `nft -f`: one transaction, all of it or nothing.
+ *
+ * Design (Whonix-Gateway's, on Qubes 4.2's nftables):
+ * - Own table `inet qubes-i2p-gateway`, replaced whole on every load (create-if-missing, delete, define), so a
+ *   reload leaves exactly one copy. `inet`: one forward chain drops client IPv4 and IPv6 alike.
+ * - Nothing from a client qube is forwarded (forward policy drop). What clients may reach is redirected to the
+ *   gateway's own daemons in a NAT chain at `dstnat - 10`, ahead of Qubes' `dnat-dns` (`dstnat`), whose
+ *   mapping would otherwise win: DNS → dnsmasq, HTTP to the virtual IP → tinyproxy, exposed router ports →
+ *   the router on loopback, new TCP → Tor's TransPort (Tor on).
+ * - Accepts for those redirected connections must sit in Qubes' own `ip qubes` input chain (policy drop): an
+ *   accept in our table cannot lift a drop there. They live in a chain of ours inside `ip qubes`, flushed and
+ *   refilled here, jumped to once from `custom-input` (the hook adds that jump only if it is missing), and they
+ *   match only connections our NAT chain redirected (`ct status dnat`), only on the daemons' ports.
+ * - The gateway's own output leaves only as Tor and the I2P router (by socket owner), over loopback, or as
+ *   replies; everything else is refused.
+ * - Early drops: fragments and impossible TCP flags before defragmentation, conntrack-invalid packets after.
+ * - Last, in the same transaction, the lockdown table the hook installed before loading is removed.
+ */
+import type { GatewayConfig } from '../../config/schema.ts';
+import { ROUTERS } from '../../config/routers.ts';
+import { configFile, type RenderedFile } from '../../files.ts';
+import { generatedHeader, PATHS } from './common.ts';
+import { TOR_USER, TOR_VIRTUAL_NET } from './tor.ts';
+import { ipv4, port, userName } from './values.ts';
+
+export const TABLE = 'qubes-i2p-gateway';
+export const LOCKDOWN_TABLE = 'qubes-i2p-gateway-lockdown';
+/** Our chain inside Qubes' `ip qubes` table, jumped to from `custom-input`. */
+export const INPUT_CHAIN = 'qubes-i2p-gateway-input';
+
+/**
+ * Destinations never sent to Tor: local, private, shared, link-local, multicast and reserved IPv4. A client's
+ * connection to them reaches nothing through an exit and would tell the exit about the client's network.
+ * Tor's own automap range (10.192.0.0/10, inside 10.0.0.0/8) is redirected by a rule before this one.
+ */
+const NOT_FOR_TOR = ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '224.0.0.0/4', '240.0.0.0/4'];
+
+export interface ExposedPort {
+  readonly name: 'console' | 'irc' | 'i2cp';
+  readonly port: number;
+}
+
+/** Router ports the config exposes on the virtual IP, in a fixed order. */
+export function exposedPorts(config: GatewayConfig): ExposedPort[] {
+  const router = ROUTERS[config.i2p.router];
+  const names = ['console', 'irc', 'i2cp'] as const;
+  return names.filter((n) => config.i2p.expose[n]).map((n) => ({ name: n, port: router.exposable[n] }));
+}
+
+const SYN_ONLY = 'tcp flags & (syn|ack|fin|rst) == syn';
+
+export function renderRuleset(config: GatewayConfig): string {
+  const vip = ipv4(config.network.virtualIp);
+  const proxyPort = port(config.tinyproxy.port);
+  const routerUser = userName(ROUTERS[config.i2p.router].user);
+  const tor = config.tor.enabled;
+  const transPort = port(config.tor.transPort);
+  const exposed = exposedPorts(config);
+  const L: string[] = [];
+  const add = (...lines: string[]): void => {
+    L.push(...lines);
+  };
+
+  add(
+    '#!/usr/sbin/nft -f',
+    ...generatedHeader('The qubes-i2p-gateway firewall, loaded by /etc/qubes/qubes-firewall.d/50-qubes-i2p-gateway.').trimEnd().split('\n'),
+    '#',
+    '# Default deny: nothing from a client qube is forwarded, ever. What client qubes may reach is redirected to the',
+    "# gateway's own daemons and only those redirected connections are accepted. The gateway's own traffic leaves",
+    `# only as ${tor ? 'Tor or ' : ''}the I2P router. One nft -f: if any line fails, nothing changes and the hook's lockdown stays.`,
+    '',
+    '# Replace, never add to: create the table if missing so the delete cannot fail, delete it, define it anew.',
+    `table inet ${TABLE}`,
+    `delete table inet ${TABLE}`,
+    '',
+    `table inet ${TABLE} {`,
+    '\t# Before defragmentation (-400) and conntrack: stateless drops.',
+    '\tchain prerouting-raw {',
+    '\t\ttype filter hook prerouting priority -450; policy accept;',
+    '\t\t# Fragments from client qubes: nothing they may reach needs them, and overlapping fragments hide headers.',
+    '\t\tiifgroup 2 ip frag-off & 0x3fff != 0 counter drop',
+    '\t\tiifgroup 2 exthdr frag exists counter drop',
+    '\t\t# 127.0.0.0/8 arriving on a real interface is a martian; route_localnet (set when router ports are',
+    '\t\t# exposed) would otherwise let it reach loopback services. Our DNAT to 127.0.0.1 happens later (dstnat).',
+    '\t\tiif != lo ip saddr 127.0.0.0/8 counter drop',
+    '\t\tiif != lo ip daddr 127.0.0.0/8 counter drop',
+    '\t\t# TCP flag combinations no real stack sends: scans and fingerprinting.',
+    '\t\ttcp flags & (fin|syn) == fin|syn counter drop',
+    '\t\ttcp flags & (syn|rst) == syn|rst counter drop',
+    '\t\ttcp flags & (fin|rst) == fin|rst counter drop',
+    '\t\ttcp flags & (fin|ack) == fin counter drop',
+    '\t\ttcp flags & (psh|ack) == psh counter drop',
+    '\t\ttcp flags & (urg|ack) == urg counter drop',
+    '\t\ttcp flags & (fin|syn|rst|psh|ack|urg) == 0x0 counter drop',
+    '\t}',
+    '',
+    '\t# After conntrack (-200), before NAT: packets that belong to no connection conntrack can place.',
+    '\tchain prerouting-invalid {',
+    '\t\ttype filter hook prerouting priority mangle; policy accept;',
+    '\t\tct state invalid counter drop',
+    '\t}',
+    '',
+    "\t# Redirects for client qubes, ahead of Qubes' dnat-dns (priority dstnat): the first NAT mapping wins.",
+    '\tchain prerouting-nat {',
+    '\t\ttype nat hook prerouting priority dstnat - 10; policy accept;',
+    '\t\t# Client qubes only (downstream vif*, interface group 2), IPv4 only: client IPv6 is dropped in forward.',
+    '\t\tiifgroup != 2 accept',
+    '\t\tmeta nfproto != ipv4 accept',
+    '\t\t# DNS to any address goes to our dnsmasq, never to the upstream resolver.',
+    '\t\tudp dport 53 redirect to :53',
+    '\t\ttcp dport 53 redirect to :53',
+    '\t\t# HTTP to the virtual IP goes to tinyproxy, which passes .i2p requests to the I2P router.',
+    `\t\tip daddr ${vip} tcp dport 80 redirect to :${proxyPort}`,
+  );
+  if (exposed.length > 0) {
+    add('\t\t# Router ports exposed on the virtual IP go to the router on loopback (needs route_localnet, set by the hook).');
+    for (const e of exposed) add(`\t\tip daddr ${vip} tcp dport ${port(e.port)} dnat ip to 127.0.0.1:${port(e.port)}`);
+  }
+  add(
+    '\t\t# Nothing else to the virtual IP is redirected (forward refuses it): it must not reach Tor either.',
+    `\t\tip daddr ${vip} accept`,
+  );
+  if (tor) {
+    add(
+      `\t\t# Tor's automapped .onion addresses (${TOR_VIRTUAL_NET}): new connections to Tor's TransPort.`,
+      `\t\tip daddr ${TOR_VIRTUAL_NET} ${SYN_ONLY} redirect to :${transPort}`,
+      '\t\t# Local, private and reserved destinations are not for Tor: they stay unredirected and are dropped in forward.',
+      `\t\tip daddr { ${NOT_FOR_TOR.join(', ')} } accept`,
+      '\t\t# Every other new TCP connection (a bare SYN) goes to Tor\'s TransPort; other TCP is dropped in forward.',
+      `\t\t${SYN_ONLY} redirect to :${transPort}`,
+    );
+  } else {
+    add('\t\t# Tor is off: nothing else is redirected, so all other client traffic is dropped in forward.');
+  }
+  add(
+    '\t}',
+    '',
+    '\t# The gateway routes nothing: client traffic is either redirected to a local daemon above or dropped here.',
+    '\tchain forward {',
+    '\t\ttype filter hook forward priority filter - 10; policy drop;',
+    '\t\t# TCP to the virtual IP on a port not redirected: refuse at once (a reset) rather than let clients time out.',
+    `\t\tiifgroup 2 ip daddr ${vip} meta l4proto tcp counter reject with tcp reset`,
+    '\t\t# Everything else, from client qubes or to them, IPv4 or IPv6: no route past the gateway.',
+    '\t\tcounter drop',
+    '\t}',
+    '',
+    "\t# The gateway's own traffic: only what its job needs.",
+    '\tchain output {',
+    '\t\ttype filter hook output priority filter; policy drop;',
+    '\t\t# Loopback: dnsmasq to Tor\'s DNSPort, tinyproxy to the router\'s HTTP proxy.',
+    '\t\toif lo accept',
+    '\t\t# Replies on existing connections: answers to redirected client connections, ICMP errors, resets.',
+    '\t\tct state established,related accept',
+  );
+  if (tor) add('\t\t# Tor reaches the Tor network: that is its job.', `\t\tmeta skuid ${userName(TOR_USER)} accept`);
+  add(
+    '\t\t# The I2P router reaches the I2P network (and its reseed servers).',
+    `\t\tmeta skuid ${routerUser} accept`,
+    '\t\t# IPv6 neighbour discovery and multicast listener reports, which the kernel sends for every interface.',
+    '\t\ticmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld2-listener-report } accept',
+    '\t\t# Anything else the gateway itself would send (its own DNS, apt, a shell\'s curl) is refused.',
+    '\t\tcounter reject with icmpx admin-prohibited',
+    '\t}',
+    '}',
+    '',
+    "# Accepts inside Qubes' input chain (policy drop), where an accept in our own table could not lift the drop.",
+    '# Our chain in Qubes\' table, emptied and refilled on every load; the hook jumps to it from custom-input once.',
+    'table ip qubes {',
+    `\tchain ${INPUT_CHAIN} {`,
+    '\t}',
+    '}',
+    `flush chain ip qubes ${INPUT_CHAIN}`,
+    'table ip qubes {',
+    `\tchain ${INPUT_CHAIN} {`,
+    '\t\t# Only connections our NAT chain redirected (ct status dnat), only to our daemons\' ports.',
+    '\t\tiifgroup 2 ct status dnat udp dport 53 accept',
+    '\t\tiifgroup 2 ct status dnat tcp dport 53 accept',
+    `\t\tiifgroup 2 ct status dnat tcp dport ${proxyPort} accept`,
+  );
+  if (tor) add(`\t\tiifgroup 2 ct status dnat tcp dport ${transPort} accept`);
+  for (const e of exposed) add(`\t\tiifgroup 2 ct status dnat ip daddr 127.0.0.1 tcp dport ${port(e.port)} accept`);
+  add(
+    '\t}',
+    '}',
+    '',
+    '# The ruleset is complete: lift the lockdown the hook installed before loading it, in this same transaction.',
+    `table inet ${LOCKDOWN_TABLE}`,
+    `delete table inet ${LOCKDOWN_TABLE}`,
+  );
+  return L.join('\n') + '\n';
+}
+
+export function renderFirewallRuleset(config: GatewayConfig): readonly RenderedFile[] {
+  return [configFile(PATHS.ruleset, renderRuleset(config))];
+}

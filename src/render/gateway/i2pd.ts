@@ -1,0 +1,90 @@
+/**
+ * Router i2pd (Debian's): /etc/qubes-i2p-gateway/i2pd.conf and a drop-in that runs Debian's i2pd.service only
+ * in the gateway qube, in the foreground, with that config.
+ *
+ * Debian's unit (i2pd 2.45, /usr/lib/systemd/system/i2pd.service): Type=forking, ExecStart=/usr/sbin/i2pd
+ * $DAEMON_OPTS with --daemon, a pid file and a log file under /var/log/i2pd, User=i2pd, RuntimeDirectory=i2pd,
+ * and no condition, so it starts in every qube built from the template.
+ */
+import type { GatewayConfig } from '../../config/schema.ts';
+import { ROUTERS } from '../../config/routers.ts';
+import { configFile, textFile, type RenderedFile } from '../../files.ts';
+import { comment, dropInPath, gatewayFlag, generatedHeader, PATHS, UNITS } from './common.ts';
+import { ipv4, port } from './values.ts';
+
+const I2PD = ROUTERS.i2pd;
+
+export function renderI2pdConf(config: GatewayConfig): string {
+  const expose = config.i2p.expose;
+  const console = expose.console
+    ? comment([
+        'Exposed on the virtual IP (the firewall DNATs it to this loopback port). i2pd refuses requests whose Host',
+        'header is not this name, so client qubes open http://<virtual IP>:port/ and a .i2p page cannot reach it by name.',
+      ]) + `hostname = ${ipv4(config.network.virtualIp)}\n`
+    : '';
+  return (
+    generatedHeader('i2pd for qubes-i2p-gateway: the I2P router.') +
+    comment([
+      '',
+      'Every listener is on loopback: tinyproxy reaches the HTTP proxy there, and the firewall DNATs exposed ports',
+      'to it. Nothing here binds an address client qubes or the upstream network could reach directly.',
+    ]) +
+    '\n' +
+    comment(['stdout is the journal (journalctl -u i2pd).']) +
+    'log = stdout\nloglevel = warn\n' +
+    comment(['IPv4 only: the firewall drops client IPv6, and Qubes gives qubes IPv6 only when asked to.']) +
+    'ipv4 = true\nipv6 = false\n' +
+    '\n[http]\n' +
+    comment(['The web console.']) +
+    `enabled = true\naddress = 127.0.0.1\nport = ${port(I2PD.exposable.console)}\n` +
+    console +
+    '\n[httpproxy]\n' +
+    comment(['tinyproxy forwards .i2p requests here.']) +
+    `enabled = true\naddress = 127.0.0.1\nport = ${port(I2PD.httpProxyPort)}\n` +
+    comment(['No outproxy: this proxy serves .i2p only; clearnet goes through Tor or nowhere.']) +
+    'outproxy =\n' +
+    '\n[socksproxy]\n' +
+    comment(['Off: nothing in the gateway uses SOCKS into I2P.']) +
+    'enabled = false\n' +
+    '\n[sam]\nenabled = false\n' +
+    '\n[bob]\nenabled = false\n' +
+    '\n[i2pcontrol]\nenabled = false\n' +
+    '\n[i2cp]\n' +
+    (expose.i2cp
+      ? comment(['Exposed on the virtual IP (the firewall DNATs it here).']) + `enabled = true\naddress = 127.0.0.1\nport = ${port(I2PD.exposable.i2cp)}\n`
+      : 'enabled = false\n') +
+    '\n[upnp]\n' +
+    comment(['Never ask a router upstream to open ports: the gateway sits behind Qubes\' NAT on purpose.']) +
+    'enabled = false\n' +
+    '\n[reseed]\n' +
+    comment(['Check the signatures of reseed bundles.']) +
+    'verify = true\n'
+  );
+}
+
+export function renderI2pdDropIn(config: GatewayConfig): string {
+  return (
+    comment([
+      'qubes-i2p-gateway: i2pd runs only in the gateway qube (its qvm-service), never in the template or other qubes',
+      'built from it, and there with /etc/qubes-i2p-gateway/i2pd.conf.',
+    ]) +
+    '[Unit]\n' +
+    `ConditionPathExists=${gatewayFlag(config)}\n` +
+    comment(['After the firewall hook has restricted the gateway\'s own traffic.']) +
+    'After=qubes-firewall.service\n' +
+    `PartOf=${UNITS.target}\n` +
+    '\n[Service]\n' +
+    comment([
+      'Debian\'s unit forks (--daemon) with a pid file and a log file: run in the foreground instead, logging to the',
+      'journal. The tunnels (IRC on 6668) and the data directory stay Debian\'s.',
+    ]) +
+    'Type=simple\n' +
+    'PIDFile=\n' +
+    'ExecStart=\n' +
+    `ExecStart=/usr/sbin/i2pd --conf=${PATHS.i2pdConf} --tunconf=/etc/i2pd/tunnels.conf --tunnelsdir=/etc/i2pd/tunnels.conf.d --datadir=/var/lib/i2pd\n`
+  );
+}
+
+export function renderI2pd(config: GatewayConfig): readonly RenderedFile[] {
+  return [configFile(PATHS.i2pdConf, renderI2pdConf(config)), textFile(dropInPath(I2PD.unit), renderI2pdDropIn(config))];
+}

@@ -1,0 +1,57 @@
+/**
+ * The template package's runtime files: every gateway renderer, merged into one tree (mergeTrees refuses two
+ * renderers writing one path). Find a file's renderer by its path:
+ *
+ *   /etc/qubes-i2p-gateway/torrc, qubes-i2p-gateway-tor.service, tor*.service.d/   tor.ts
+ *   /etc/qubes-i2p-gateway/dnsmasq.conf, qubes-i2p-gateway-dnsmasq.service          dnsmasq.ts
+ *   /etc/qubes-i2p-gateway/tinyproxy.*, qubes-i2p-gateway-tinyproxy.service, ...      tinyproxy.ts
+ *   /etc/qubes-i2p-gateway/i2pd.conf, i2pd.service.d/                                i2pd.ts
+ *   /usr/share/keyrings/i2p-archive-keyring.gpg, i2p.sources, i2p.service.d/          java-router.ts
+ *   /etc/qubes-i2p-gateway/firewall.nft                                               firewall.ts
+ *   /etc/qubes/qubes-firewall.d/50-qubes-i2p-gateway                                  firewall-hook.ts
+ *   /usr/share/qubes-i2p-gateway/lockdown.nft, qubes-i2p-gateway-lockdown.service     lockdown.ts
+ *   qubes-i2p-gateway.target and its multi-user.target.wants/ link                    target.ts
+ *   /usr/lib/qubes-bind-dirs.d/, /var/lib/qubes-i2p-gateway                           persistence.ts
+ */
+import type { GatewayConfig } from '../../config/schema.ts';
+import { mergeTrees, type RenderedFile } from '../../files.ts';
+import { renderDnsmasq } from './dnsmasq.ts';
+import { renderFirewallRuleset } from './firewall.ts';
+import { renderFirewallHook } from './firewall-hook.ts';
+import { renderI2pd } from './i2pd.ts';
+import { renderJavaRouter } from './java-router.ts';
+import { renderLockdown } from './lockdown.ts';
+import { renderPersistence } from './persistence.ts';
+import { renderTarget } from './target.ts';
+import { renderTinyproxy } from './tinyproxy.ts';
+import { renderTor } from './tor.ts';
+
+export interface GatewayRenderOptions {
+  /** The I2P repository keyring (router i2p only), binary or ASCII-armored; checked before use. */
+  readonly keyring?: Uint8Array;
+}
+
+/** Service names whose flag already means something else here (our drop-ins for the distro's units use them). */
+const TAKEN_SERVICES = ['tor', 'tinyproxy'];
+
+export function renderGateway(config: GatewayConfig, opts: GatewayRenderOptions = {}): RenderedFile[] {
+  if (TAKEN_SERVICES.includes(config.qubes.service)) {
+    throw new Error(
+      `qubes.service "${config.qubes.service}" would also start the distribution's ${config.qubes.service} in the gateway. Fix: choose another name, e.g. i2p`,
+    );
+  }
+  if (config.i2p.router === 'i2pd' && opts.keyring !== undefined) {
+    throw new Error('a keyring was given, but router i2pd comes from Debian and needs none. Fix: remove i2p.keyring or set i2p.router: i2p');
+  }
+  return mergeTrees(
+    renderTor(config),
+    renderDnsmasq(config),
+    renderTinyproxy(config),
+    config.i2p.router === 'i2pd' ? renderI2pd(config) : renderJavaRouter(config, opts.keyring),
+    renderFirewallRuleset(config),
+    renderFirewallHook(config),
+    renderLockdown(config),
+    renderTarget(config),
+    renderPersistence(config),
+  );
+}

@@ -1,0 +1,109 @@
+/**
+ * tinyproxy: client qubes' HTTP to the virtual IP (port 80) is redirected here by firewall.nft. Requests for
+ * .i2p hosts go on to the I2P router's HTTP proxy; everything else is refused. Also a drop-in that keeps the
+ * distribution's tinyproxy.service off unless a qube asks for it.
+ */
+import type { GatewayConfig } from '../../config/schema.ts';
+import { ROUTERS } from '../../config/routers.ts';
+import { configFile, textFile, type RenderedFile } from '../../files.ts';
+import { comment, dropInPath, gatewayFlag, generatedHeader, PATHS, qubesServiceFlag, UNITS, unitPath } from './common.ts';
+import { SANDBOX } from './hardening.ts';
+import { cidr, port } from './values.ts';
+
+/** Created by the tinyproxy-bin package. */
+export const TINYPROXY_USER = 'tinyproxy';
+
+export function renderTinyproxyConf(config: GatewayConfig): string {
+  const router = ROUTERS[config.i2p.router];
+  return (
+    generatedHeader('tinyproxy for qubes-i2p-gateway: HTTP to the virtual IP, passed to the I2P router for .i2p hosts.') +
+    '\n' +
+    comment(['The unit runs tinyproxy as this user already; the lines make a root start drop to it too.']) +
+    `User ${TINYPROXY_USER}\nGroup ${TINYPROXY_USER}\n` +
+    `Port ${port(config.tinyproxy.port)}\n` +
+    comment([
+      'IPv4, all addresses: the firewall\'s redirect delivers to the address of the vif a client came in on. Qubes\'',
+      'input chain (policy drop) admits only connections our NAT chain redirected here.',
+    ]) +
+    'Listen 0.0.0.0\n' +
+    'Timeout 600\n' +
+    'MaxClients 100\n' +
+    comment(['Client qubes\' networks only: once one Allow exists tinyproxy refuses every other address.']) +
+    config.network.clientRanges.map((r) => `Allow ${cidr(r)}\n`).join('') +
+    comment([
+      '.i2p hosts go to the router\'s HTTP proxy on loopback. Transparent requests (origin-form with a Host header)',
+      'are rebuilt into absolute URLs by tinyproxy before they go upstream.',
+    ]) +
+    `upstream http 127.0.0.1:${port(router.httpProxyPort)} ".i2p"\n` +
+    comment([
+      'Only .i2p hosts are served (the filter is an allow list): any other host would be fetched directly, past Tor.',
+      'The firewall would stop that too (tinyproxy\'s user may not reach the network); this refuses it politely.',
+      'The filter also covers tinyproxy\'s built-in statistics host (tinyproxy.stats).',
+    ]) +
+    'FilterDefaultDeny Yes\n' +
+    `Filter "${PATHS.tinyproxyFilter}"\n` +
+    'FilterType ere\n' +
+    comment(['No CONNECT: plain HTTP to port 80 is all that reaches tinyproxy.']) +
+    'ConnectPort 0\n' +
+    comment(['Add nothing that tells the far side a proxy (or which one) was here.']) +
+    'DisableViaHeader Yes\nXTinyproxy No\n' +
+    comment(['No LogFile, no Syslog: tinyproxy -d logs to stderr, which is the journal.']) +
+    'LogLevel Notice\n'
+  );
+}
+
+export function renderTinyproxyFilter(): string {
+  return (
+    generatedHeader('tinyproxy\'s allow list (FilterDefaultDeny Yes): hosts it serves.') +
+    comment(['Extended regular expressions (FilterType ere), matched case-insensitively against the host name.']) +
+    comment(['The i2p domain and every name under it; nothing else.']) +
+    '\\.i2p$\n'
+  );
+}
+
+export function renderTinyproxyUnit(config: GatewayConfig): string {
+  const router = ROUTERS[config.i2p.router];
+  return (
+    generatedHeader('The gateway\'s tinyproxy: HTTP to the virtual IP, to the I2P router.') +
+    '\n[Unit]\n' +
+    'Description=tinyproxy for qubes-i2p-gateway (HTTP to .i2p hosts for client qubes)\n' +
+    'Documentation=man:tinyproxy(8) man:tinyproxy.conf(5)\n' +
+    comment(['Only in the gateway qube (its qvm-service); never in the template or other qubes built from it.']) +
+    `ConditionPathExists=${gatewayFlag(config)}\n` +
+    comment(['After the firewall hook, and after the router whose HTTP proxy it forwards to.']) +
+    `After=network.target qubes-firewall.service ${router.unit}\n` +
+    `PartOf=${UNITS.target}\n` +
+    '\n[Service]\n' +
+    'Type=simple\n' +
+    comment(['Never root: its port is above 1024.']) +
+    `User=${TINYPROXY_USER}\n` +
+    `Group=${TINYPROXY_USER}\n` +
+    `ExecStart=/usr/bin/tinyproxy -d -c ${PATHS.tinyproxyConf}\n` +
+    'Restart=on-failure\n' +
+    'CapabilityBoundingSet=\n' +
+    SANDBOX.join('\n') +
+    '\n'
+  );
+}
+
+/** Drop-in for the distribution's tinyproxy.service. */
+export function renderDistroTinyproxyDropIn(): string {
+  return (
+    comment([
+      'qubes-i2p-gateway: the distribution\'s tinyproxy (/etc/tinyproxy) starts only in a qube with the qvm-service',
+      '"tinyproxy" (Qubes\' own drop-in says the same; this keeps it so if that one changes). The gateway runs its',
+      'own instance (qubes-i2p-gateway-tinyproxy.service); Qubes\' updates proxy is a different unit and unaffected.',
+    ]) +
+    '[Unit]\n' +
+    `ConditionPathExists=${qubesServiceFlag('tinyproxy')}\n`
+  );
+}
+
+export function renderTinyproxy(config: GatewayConfig): readonly RenderedFile[] {
+  return [
+    configFile(PATHS.tinyproxyConf, renderTinyproxyConf(config)),
+    configFile(PATHS.tinyproxyFilter, renderTinyproxyFilter()),
+    textFile(unitPath(UNITS.tinyproxy), renderTinyproxyUnit(config)),
+    textFile(dropInPath('tinyproxy.service'), renderDistroTinyproxyDropIn()),
+  ];
+}

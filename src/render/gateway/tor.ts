@@ -1,0 +1,102 @@
+/**
+ * The gateway's own Tor: /etc/qubes-i2p-gateway/torrc, its unit, and drop-ins that keep the distribution's
+ * Tor (tor.service, tor@default.service) from starting alongside it. Nothing at all when tor.enabled is false.
+ */
+import type { GatewayConfig } from '../../config/schema.ts';
+import { configFile, textFile, type RenderedFile } from '../../files.ts';
+import { comment, dropInPath, gatewayFlag, generatedHeader, PATHS, qubesServiceFlag, UNITS, unitPath } from './common.ts';
+import { SANDBOX } from './hardening.ts';
+import { port } from './values.ts';
+
+/** Tor's user on Debian (created by the tor package); the firewall lets it reach the network. */
+export const TOR_USER = 'debian-tor';
+/** Tor's range for automapped .onion addresses: the firewall must send these to TransPort, not drop them. */
+export const TOR_VIRTUAL_NET = '10.192.0.0/10';
+
+export function renderTorrc(config: GatewayConfig): string {
+  const t = config.tor;
+  return (
+    generatedHeader('Tor for qubes-i2p-gateway: the gateway qube\'s own Tor instance (not /etc/tor/torrc).') +
+    comment([
+      '',
+      'The firewall (firewall.nft) redirects client qubes\' new TCP connections to TransPort; their DNS goes to',
+      'dnsmasq, which forwards every name outside .i2p to DNSPort. Runs as debian-tor through the unit\'s User=',
+      '(there is no "User" line here: tor refuses one naming the user it already runs as).',
+    ]) +
+    '\n' +
+    comment(['No SOCKS listener: client qubes reach Tor only through the transparent redirect.']) +
+    'SocksPort 0\n' +
+    comment([
+      'All addresses: the nft redirect delivers a client\'s connection to the address of the vif it came in on,',
+      'which differs per gateway qube. Qubes\' input chain (policy drop) admits only connections our NAT chain',
+      'redirected here. IsolateClientAddr (the default, written out): each client qube gets its own circuits.',
+    ]) +
+    `TransPort 0.0.0.0:${port(t.transPort)} IsolateClientAddr\n` +
+    comment(['Only dnsmasq asks this, over loopback. DNSPort answers UDP queries (A, AAAA, PTR) only.']) +
+    `DNSPort 127.0.0.1:${port(t.dnsPort)}\n` +
+    comment(['.onion names resolve to addresses in this range; the firewall redirects connections to them here.']) +
+    `VirtualAddrNetworkIPv4 ${TOR_VIRTUAL_NET}\n` +
+    'AutomapHostsOnResolve 1\n' +
+    comment(['Kept across reboots (bind-dirs): a new guard on every boot would weaken anonymity.']) +
+    `DataDirectory ${PATHS.torData}\n` +
+    comment(['A client only: never a relay or an exit. No ControlPort: nothing here needs to steer Tor.']) +
+    'ClientOnly 1\n' +
+    comment(['stdout is the journal (journalctl -u qubes-i2p-gateway-tor).']) +
+    'Log notice stdout\n'
+  );
+}
+
+export function renderTorUnit(config: GatewayConfig): string {
+  return (
+    generatedHeader('The gateway\'s Tor (transparent TCP and DNS for client qubes).') +
+    '\n[Unit]\n' +
+    'Description=Tor for qubes-i2p-gateway (transparent proxy for client qubes)\n' +
+    'Documentation=man:tor(1)\n' +
+    comment(['Only in the gateway qube (its qvm-service); never in the template or other qubes built from it.']) +
+    `ConditionPathExists=${gatewayFlag(config)}\n` +
+    comment(['Start once the firewall hook has put client traffic under our rules.']) +
+    'After=network.target qubes-firewall.service\n' +
+    `PartOf=${UNITS.target}\n` +
+    '\n[Service]\n' +
+    'Type=notify\n' +
+    'NotifyAccess=main\n' +
+    comment(['Never root: ports above 1024 need no privilege, and systemd creates the data directory for this user.']) +
+    `User=${TOR_USER}\n` +
+    `Group=${TOR_USER}\n` +
+    comment(['An empty defaults file: nothing from /etc/tor applies to this instance.']) +
+    `ExecStart=/usr/bin/tor --defaults-torrc /dev/null -f ${PATHS.torrc}\n` +
+    'KillSignal=SIGINT\n' +
+    'TimeoutStartSec=300\n' +
+    'Restart=on-failure\n' +
+    'LimitNOFILE=65536\n' +
+    `StateDirectory=${PATHS.torData.replace(/^\/var\/lib\//, '')}\n` +
+    'StateDirectoryMode=0700\n' +
+    'CapabilityBoundingSet=\n' +
+    SANDBOX.join('\n') +
+    '\n'
+  );
+}
+
+/** Drop-in for the distribution's tor.service and tor@default.service. */
+export function renderDistroTorDropIn(): string {
+  return (
+    comment([
+      'qubes-i2p-gateway: the distribution\'s Tor (/etc/tor/torrc) starts only in a qube with the qvm-service "tor".',
+      'The gateway runs its own Tor (qubes-i2p-gateway-tor.service); a second, distro-configured Tor there',
+      'would open a SOCKS port and circuits nobody asked for. Every other qube built from this template gets the',
+      'same rule: enable the service "tor" in a qube to have the system Tor there.',
+    ]) +
+    '[Unit]\n' +
+    `ConditionPathExists=${qubesServiceFlag('tor')}\n`
+  );
+}
+
+export function renderTor(config: GatewayConfig): readonly RenderedFile[] {
+  if (!config.tor.enabled) return [];
+  return [
+    configFile(PATHS.torrc, renderTorrc(config)),
+    textFile(unitPath(UNITS.tor), renderTorUnit(config)),
+    textFile(dropInPath('tor.service'), renderDistroTorDropIn()),
+    textFile(dropInPath('tor@default.service'), renderDistroTorDropIn()),
+  ];
+}
