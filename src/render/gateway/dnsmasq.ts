@@ -63,9 +63,11 @@ export function renderDnsmasqUnit(config: GatewayConfig): string {
     `PartOf=${UNITS.target}\n` +
     '\n[Service]\n' +
     'Type=simple\n' +
-    comment(['Never root: only the capability to bind port 53, kept as interfaces come and go (bind-dynamic).']) +
+    comment([
+      'Never root: only the capability to bind port 53, kept as interfaces come and go (bind-dynamic). The group is',
+      `the user's primary group (${DNSMASQ_GROUP}, as dnsmasq-base creates it).`,
+    ]) +
     `User=${DNSMASQ_USER}\n` +
-    `Group=${DNSMASQ_GROUP}\n` +
     'AmbientCapabilities=CAP_NET_BIND_SERVICE\n' +
     'CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n' +
     `ExecStart=/usr/sbin/dnsmasq --keep-in-foreground --conf-file=${PATHS.dnsmasqConf}\n` +

@@ -64,7 +64,6 @@ export function renderRuleset(config: GatewayConfig): string {
   };
 
   add(
-    '#!/usr/sbin/nft -f',
     ...generatedHeader('The qubes-i2p-gateway firewall, loaded by /etc/qubes/qubes-firewall.d/50-qubes-i2p-gateway.').trimEnd().split('\n'),
     '#',
     '# Default deny: nothing from a client qube is forwarded, ever. What client qubes may reach is redirected to the',

@@ -16,7 +16,6 @@ export const LOCKDOWN_UNIT = 'qubes-i2p-gateway-lockdown.service';
 
 export function renderLockdownRuleset(): string {
   return (
-    '#!/usr/sbin/nft -f\n' +
     generatedHeader('qubes-i2p-gateway lockdown: client qubes get nothing until the gateway firewall is loaded.') +
     comment([
       '',
@@ -47,6 +46,7 @@ export function renderLockdownUnit(config: GatewayConfig): string {
     generatedHeader('Cut client qubes off at boot until the gateway firewall is loaded (fail closed).') +
     '\n[Unit]\n' +
     'Description=qubes-i2p-gateway: cut client qubes off until the gateway firewall is loaded\n' +
+    'Documentation=man:nft(8)\n' +
     comment(['Only in the gateway qube (its qvm-service); never in the template or other qubes built from it.']) +
     `ConditionPathExists=${gatewayFlag(config)}\n` +
     comment([

@@ -1,0 +1,134 @@
+/**
+ * The template package `qubes-i2p-gateway`: the gateway's runtime files (src/render/gateway/) plus what makes
+ * them a Debian package: control metadata, maintainer scripts and copyright (from debian/), the changelog.
+ *
+ * Depends, and why:
+ * - tor, only when tor.enabled: with Tor off nothing of ours runs it, so the template need not carry it.
+ * - tinyproxy-bin: the binary our unit runs; the `tinyproxy` package adds a service and /etc/tinyproxy we
+ *   would only have to keep quiet (qubes-core-agent-networking pulls it in anyway).
+ * - dnsmasq-base: the binary and the dnsmasq user, without the `dnsmasq` package's service that starts
+ *   everywhere.
+ * - nftables: the hook and the lockdown unit run nft.
+ * - i2pd, for router i2pd. Not i2p for the Java router: it comes from the I2P repository this package adds,
+ *   so Salt installs it after this package is in.
+ * - qubes-core-agent-networking: qubes-firewall.service, which runs our hook, and the `ip qubes` tables.
+ */
+import type { GatewayConfig } from '../../config/schema.ts';
+import { ROUTERS } from '../../config/routers.ts';
+import { binaryFile, mergeTrees, textFile, type RenderedFile } from '../../files.ts';
+import type { DebMeta } from '../../pack/deb.ts';
+import { gzip } from '../../pack/gzip.ts';
+import { PACKAGE } from '../gateway/common.ts';
+import { renderGateway } from '../gateway/index.ts';
+import { renderChangelog } from './changelog.ts';
+import { projectDebStatics, type DebStatics } from './static.ts';
+
+export interface DebPackageOptions {
+  /** The I2P repository keyring (router i2p only), already read from disk. */
+  readonly keyring?: Uint8Array;
+  /** SOURCE_DATE_EPOCH: dates the changelog entry. Builds pass it; without it the entry is dated 1970 (0). */
+  readonly sourceDateEpoch?: number;
+  /** Maintainer scripts and copyright; defaults to this checkout's debian/ (read once). */
+  readonly statics?: DebStatics;
+}
+
+export interface DebPackage {
+  readonly meta: DebMeta;
+  readonly files: RenderedFile[];
+}
+
+const DOC_DIR = `/usr/share/doc/${PACKAGE}`;
+const LINTIAN_OVERRIDES = `/usr/share/lintian/overrides/${PACKAGE}`;
+
+export function debDepends(config: GatewayConfig): string[] {
+  return [
+    ...(config.tor.enabled ? ['tor'] : []),
+    'tinyproxy-bin',
+    'dnsmasq-base',
+    'nftables',
+    ...(ROUTERS[config.i2p.router].fromI2pRepo ? [] : [ROUTERS[config.i2p.router].package]),
+    'qubes-core-agent-networking',
+  ];
+}
+
+/** Fill words into lines of at most `width` characters (lintian wants extended lines within 80). */
+export function wrap(text: string, width = 79): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter((w) => w !== '')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== '') lines.push(line);
+  return lines;
+}
+
+function description(config: GatewayConfig): DebMeta['description'] {
+  const router = config.i2p.router === 'i2pd' ? 'i2pd' : 'the Java I2P router (from the I2P repository)';
+  const rest = config.tor.enabled ? 'and everything else through Tor (TCP and DNS).' : 'and nothing else (Tor is off).';
+  return {
+    summary: 'transparent I2P and Tor gateway for Qubes OS client qubes',
+    extended: [
+      ...wrap(
+        'Runtime files for a Qubes OS 4.2 network-providing qube. Client qubes that use it as their netvm reach ' +
+          `.i2p sites over plain HTTP through tinyproxy and ${router}, ${rest} Nothing is forwarded in the clear.`,
+      ),
+      '',
+      ...wrap(
+        `Everything runs only in the qube whose qvm-service "${config.qubes.service}" is enabled; the template and ` +
+          'other qubes built from it are unaffected. Built by qubes-i2p-gateway from a YAML config.',
+      ),
+    ],
+  };
+}
+
+/**
+ * lintian's tag for a package that is not named *-apt-source but installs an apt source. Splitting the source
+ * into its own package would add a second .deb to build and install for one small file; the source is here by
+ * design, pinned to one key by Signed-By.
+ */
+function lintianOverrides(config: GatewayConfig): RenderedFile[] {
+  if (!ROUTERS[config.i2p.router].fromI2pRepo) return [];
+  return [
+    textFile(
+      LINTIAN_OVERRIDES,
+      '# The I2P repository is the only source of the Java router this gateway runs; shipping its deb822 source\n' +
+        '# (pinned to the I2P key by Signed-By) here keeps the gateway one package instead of two.\n' +
+        `${PACKAGE}: package-installs-apt-sources [etc/apt/sources.list.d/i2p.sources]\n`,
+    ),
+  ];
+}
+
+export function renderDebPackage(config: GatewayConfig, opts: DebPackageOptions): DebPackage {
+  const statics = opts.statics ?? projectDebStatics();
+  const version = config.package.version;
+  const changelog = renderChangelog({
+    package: PACKAGE,
+    version,
+    maintainer: config.package.maintainer,
+    sourceDateEpoch: opts.sourceDateEpoch ?? 0,
+    changes: [`Generated by qubes-i2p-gateway from its YAML config (router ${config.i2p.router}, Tor ${config.tor.enabled ? 'on' : 'off'}).`],
+  });
+  const gateway = renderGateway(config, opts.keyring === undefined ? {} : { keyring: opts.keyring });
+  const files = mergeTrees(
+    gateway,
+    [textFile(`${DOC_DIR}/copyright`, statics.copyright), binaryFile(`${DOC_DIR}/changelog.gz`, gzip(new TextEncoder().encode(changelog)))],
+    lintianOverrides(config),
+  );
+  const meta: DebMeta = {
+    package: PACKAGE,
+    version,
+    architecture: 'all',
+    maintainer: config.package.maintainer,
+    section: 'net',
+    priority: 'optional',
+    depends: debDepends(config),
+    description: description(config),
+    scripts: { postinst: statics.postinst, postrm: statics.postrm },
+  };
+  return { meta, files };
+}
