@@ -1,18 +1,20 @@
 /**
- * Shared by the dom0 package tests: build the dom0 .rpm for a config the way `npm run build` does, lay the
- * build's output tree out on disk, say independently of src/render/rpm which files the package must hold, and run
+ * Shared by the dom0 package tests: build the dom0 .rpm for a config the way `npm run build` does (in process, or
+ * by running the CLI), lay the build's output tree out on disk, say independently of src/render/rpm which files the package must hold, and run
  * rpm's tools in a fixed locale and time zone.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { dump as dumpYaml } from 'js-yaml';
 import { expect } from 'vitest';
 import { parseConfigValue } from '../../src/config/load.ts';
 import type { GatewayConfig } from '../../src/config/schema.ts';
 import type { OutputFile } from '../../src/io/atomic.ts';
 import { readStaticSources } from '../../src/io/static.ts';
+import { build } from '../../src/pipeline.ts';
 
 /** SOURCE_DATE_EPOCH of every build here: Tue Nov 14 22:13:20 2023 UTC. */
 export const EPOCH = 1_700_000_000;
@@ -42,62 +44,38 @@ export interface Dom0Build {
   readonly outputs: readonly OutputFile[];
 }
 
-/**
- * The build as `npm run build` does it: the pure pipeline (src/pipeline.ts) that the CLI calls. Until the
- * template package's renderer (src/render/deb/package.ts) exists the pipeline cannot load; then the same steps are
- * done here by hand, with a small .deb made by writeDeb standing in for the template package.
- */
-export async function buildDom0(value: unknown = {}, sourceDateEpoch = EPOCH): Promise<Dom0Build> {
+/** The build as `npm run build` does it, in process: the pure pipeline (src/pipeline.ts) the CLI calls. */
+export function buildDom0(value: unknown = {}, sourceDateEpoch = EPOCH): Dom0Build {
   const c = config(value);
-  const sources = readStaticSources();
-  if (existsSync(join(root, 'src', 'render', 'deb', 'package.ts'))) {
-    const { build } = await import('../../src/pipeline.ts');
-    const out = build({ config: c, sourceDateEpoch, sources });
-    const rpm = out.outputs.find((o) => o.path === out.rpmFileName);
-    if (rpm === undefined) throw new Error(`the build wrote no ${out.rpmFileName}`);
-    return { config: c, rpmName: out.rpmFileName, rpm: rpm.data, outputs: out.outputs };
-  }
-  const [{ writeDeb, debFileName }, { writeRpm, rpmFileName }, { renderFormula }, { renderRpmPackage }, { parseSpec }, { textFile }] =
-    await Promise.all([
-      import('../../src/pack/deb.ts'),
-      import('../../src/pack/rpm/index.ts'),
-      import('../../src/render/salt/formula.ts'),
-      import('../../src/render/rpm/package.ts'),
-      import('../../src/render/rpm/spec.ts'),
-      import('../../src/files.ts'),
-    ]);
-  const debMeta = {
-    package: 'qubes-i2p-gateway',
-    version: c.package.version,
-    architecture: 'all',
-    maintainer: c.package.maintainer,
-    section: 'net',
-    priority: 'optional',
-    depends: ['tor'],
-    description: { summary: 'stand-in for the template package', extended: ['Made by the dom0 package tests.'] },
-  };
-  const debName = debFileName(debMeta);
-  const debBytes = writeDeb(debMeta, [textFile('/usr/share/doc/qubes-i2p-gateway/README', 'stand-in\n')], { sourceDateEpoch });
-  const formula = renderFormula(c, { debFileName: debName, debBytes, dependencies: ['tor'] });
-  const pkg = renderRpmPackage(c, { spec: parseSpec(sources.rpmSpec), formula, minionConf: sources.minionConf });
-  const rpmName = rpmFileName(pkg.meta);
-  const rpm = writeRpm(pkg.meta, pkg.files, { sourceDateEpoch });
-  const outputs: OutputFile[] = [
-    { path: debName, data: debBytes, mode: 0o644 },
-    { path: rpmName, data: rpm, mode: 0o644 },
-    { path: 'minion.d/i2p-gateway-formula.conf', data: new TextEncoder().encode(sources.minionConf), mode: 0o644 },
-    ...formula.map((f) => ({ path: `formula/${f.path}`, data: f.data, mode: f.mode })),
-  ];
-  return { config: c, rpmName, rpm, outputs };
+  const out = build({ config: c, sourceDateEpoch, sources: readStaticSources() });
+  const rpm = out.outputs.find((o) => o.path === out.rpmFileName);
+  if (rpm === undefined) throw new Error(`the build wrote no ${out.rpmFileName}`);
+  return { config: c, rpmName: out.rpmFileName, rpm: rpm.data, outputs: out.outputs };
 }
 
-/** Write a build's output tree under `dir`, as the CLI writes dist/. */
-export function writeTree(dir: string, outputs: readonly OutputFile[]): void {
-  for (const o of outputs) {
-    const p = join(dir, o.path);
-    mkdirSync(dirname(p), { recursive: true });
-    writeFileSync(p, o.data, { mode: o.mode });
-  }
+/**
+ * `npm run build -- --config FILE --out DIR` for real (the CLI, through tsx), with SOURCE_DATE_EPOCH set; the
+ * config is written as YAML next to DIR. Returns DIR's files as the build wrote them.
+ */
+export function buildDom0WithCli(value: unknown, outDir: string, sourceDateEpoch = EPOCH): OutputFile[] {
+  const configPath = `${outDir}.yaml`;
+  writeFileSync(configPath, dumpYaml(value));
+  const r = run(join(root, 'node_modules', '.bin', 'tsx'), [join(root, 'build', 'build.ts'), '--config', configPath, '--out', outDir], {
+    cwd: root,
+    env: { ...ENV, SOURCE_DATE_EPOCH: String(sourceDateEpoch) },
+  });
+  if (r.status !== 0) throw new Error(`npm run build failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+  const files: OutputFile[] = [];
+  const walk = (rel: string): void => {
+    for (const name of readdirSync(join(outDir, rel)).sort()) {
+      const path = rel === '' ? name : `${rel}/${name}`;
+      const st = statSync(join(outDir, path));
+      if (st.isDirectory()) walk(path);
+      else files.push({ path, data: new Uint8Array(readFileSync(join(outDir, path))), mode: st.mode & 0o777 });
+    }
+  };
+  walk('');
+  return files.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
 }
 
 export interface PackagedFile {

@@ -41,13 +41,13 @@ describe.each(['bash', 'dash'] as const)('rpm -i / -U / -e with the scriptlets r
 
   const calls = (): string[] => (existsSync(join(root, CALLS_LOG)) ? lines(readFileSync(join(root, CALLS_LOG), 'utf8')) : []);
 
-  beforeAll(async () => {
+  beforeAll(() => {
     tmp = tempDir(`install-${shell}`);
     root = join(tmp.dir, 'root');
     // Debian's rpm keeps its database in ~/.rpmdb unless told: pin it inside the root.
     db = ['--root', root, '--dbpath', '/var/lib/rpm'];
-    b1 = await buildDom0();
-    const b2 = await buildDom0({ package: { release: 2 } });
+    b1 = buildDom0();
+    const b2 = buildDom0({ package: { release: 2 } });
     expect(b2.rpmName).toBe(`${NAME}-0.1.0-2.noarch.rpm`);
     pkg1 = join(tmp.dir, b1.rpmName);
     pkg2 = join(tmp.dir, b2.rpmName);

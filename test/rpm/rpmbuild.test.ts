@@ -10,10 +10,11 @@
  * also gets Fedora's default payload (zstd), which the spec must override.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildDom0, DOC_DIR, dump, ENV, EPOCH, lines, NAME, ok, run, SPEC, tempDir, type Dom0Build, type DumpRecord } from './dom0.ts';
+import type { OutputFile } from '../../src/io/atomic.ts';
+import { buildDom0, buildDom0WithCli, DOC_DIR, dump, ENV, EPOCH, lines, NAME, ok, run, SPEC, tempDir, type Dom0Build, type DumpRecord } from './dom0.ts';
 
 /**
  * The differences between the two packages that remain, each explained. Both are in the writer
@@ -80,19 +81,17 @@ describe.each(CASES)('rpmbuild of the spec vs our writer: %s', (_name, value, v)
   let ours: string;
   let theirs: string;
   let build: { status: number; stdout: string; stderr: string };
+  let dist: string;
+  let cliOutputs: OutputFile[];
 
-  beforeAll(async () => {
+  beforeAll(() => {
     tmp = tempDir('rpmbuild');
-    b = await buildDom0(value);
-    ours = join(tmp.dir, b.rpmName);
-    writeFileSync(ours, b.rpm);
-    // _sourcedir: formula/ and minion.d/ exactly as the build writes them into dist/.
-    const dist = join(tmp.dir, 'dist');
-    for (const o of b.outputs) {
-      const p = join(dist, o.path);
-      ok('mkdir', ['-p', join(p, '..')]);
-      writeFileSync(p, o.data, { mode: o.mode });
-    }
+    b = buildDom0(value);
+    // `npm run build` for real: its dist/ is rpmbuild's _sourcedir (formula/ and minion.d/ as the build writes
+    // them), and its .rpm is the package compared.
+    dist = join(tmp.dir, 'dist');
+    cliOutputs = buildDom0WithCli(value, dist);
+    ours = join(dist, b.rpmName);
     const home = join(tmp.dir, 'home');
     ok('mkdir', [home]);
     const top = join(tmp.dir, 'top');
@@ -120,6 +119,15 @@ describe.each(CASES)('rpmbuild of the spec vs our writer: %s', (_name, value, v)
     theirs = join(top, 'RPMS', 'noarch', `${NAME}-${v.version}-${v.release}.noarch.rpm`);
   });
   afterAll(() => tmp.cleanup());
+
+  it('npm run build writes dist/NAME-VERSION-RELEASE.noarch.rpm, the same bytes as the in-process pipeline', () => {
+    expect(cliOutputs.map((o) => o.path)).toEqual(b.outputs.map((o) => o.path));
+    cliOutputs.forEach((o, i) => {
+      expect(Buffer.from(o.data).equals(Buffer.from(b.outputs[i]!.data)), o.path).toBe(true);
+      expect(o.mode, o.path).toBe(0o644);
+    });
+    expect(existsSync(ours)).toBe(true);
+  });
 
   it('rpmbuild builds the spec offline into RPMS/noarch, with every installed file packaged and nothing else', () => {
     expect(build.status, `${build.stdout}\n${build.stderr}`).toBe(0);
