@@ -62,6 +62,12 @@ function payload(pkg: string): CpioEntry[] {
   return readNewc(r.stdout);
 }
 
+/** Each header tag (signature header included) by rpm's name for it, with its value as `rpm --xml` prints it. */
+function headerTags(pkg: string): Map<string, string> {
+  const xml = ok('rpm', ['-qp', '--xml', pkg]);
+  return new Map([...xml.matchAll(/<rpmTag name="([^"]+)">([\s\S]*?)<\/rpmTag>/g)].map((m) => [m[1]!, m[2]!]));
+}
+
 function qf(pkg: string, format: string): string {
   return ok('rpm', ['-qp', '--qf', format, pkg]);
 }
@@ -199,6 +205,23 @@ describe.each(CASES)('rpmbuild of the spec vs our writer: %s', (_name, value, v)
     // guidelines keep Packager out of specs; rpmlint reports its absence as E: no-packager-tag on rpmbuild's.
     expect(qf(ours, '%{PACKAGER}')).toBe(b.config.package.maintainer);
     expect(qf(theirs, '%{PACKAGER}')).toBe('(none)');
+  });
+
+  it('header tags: ours has every tag rpmbuild writes but informational ones; values differ only in KNOWN and digests', () => {
+    const a = headerTags(ours);
+    const t = headerTags(theirs);
+    const onlyOurs = [...a.keys()].filter((k) => !t.has(k));
+    const onlyTheirs = [...t.keys()].filter((k) => !a.has(k)).sort();
+    expect(onlyOurs).toEqual(['Packager']);
+    // Sha1header: a legacy SHA-1 header digest (rpm 4.18 checks the SHA-256 one); Rpmversion: which rpmbuild;
+    // Optflags: compiler flags; Platform: the build's platform string; Filecolors, Fileclass, Classdict: the
+    // libmagic class and ELF "colour" of each file, for multilib; all zero/text here. rpm needs none of them to
+    // install, verify or erase.
+    expect(onlyTheirs).toEqual(['Classdict', 'Fileclass', 'Filecolors', 'Optflags', 'Platform', 'Rpmversion', 'Sha1header']);
+    const differ = [...a.keys()].filter((k) => t.has(k) && a.get(k) !== t.get(k)).sort();
+    // Fileflags: the doc folder (KNOWN); the rest are digests and sizes of header and payload, which differ
+    // because of the KNOWN differences and the tags above.
+    expect(differ).toEqual(['Fileflags', 'Payloaddigest', 'Payloaddigestalt', 'Sha256header', 'Sigmd5', 'Sigsize']);
   });
 
   it('both pass rpm -K', () => {
