@@ -1,7 +1,7 @@
 /**
- * Shared by the dom0 package tests: build the dom0 .rpm for a config the way `npm run build` does (in process, or
- * by running the CLI), lay the build's output tree out on disk, say independently of src/render/rpm which files the package must hold, and run
- * rpm's tools in a fixed locale and time zone.
+ * Shared by the dom0 package tests: build the dom0 .rpm for a config as `npm run build` does (in process, or by
+ * running the CLI), say independently of src/render/rpm which files the package must hold, and run rpm's tools
+ * in a fixed locale and time zone.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
