@@ -5,6 +5,7 @@
 export const SANDBOX: readonly string[] = [
   '# Sandbox: none of these daemons writes outside its state directory, loads modules or needs devices.',
   'NoNewPrivileges=yes',
+  'UMask=0077',
   'ProtectSystem=strict',
   'ProtectHome=yes',
   'PrivateTmp=yes',

@@ -1,0 +1,119 @@
+/**
+ * The template package, built with writeDeb, against dpkg-deb, dpkg-parsechangelog and lintian (0 errors, 0
+ * warnings: `--fail-on error,warning`; the one override carries its reason in the package), for the default
+ * config, Tor off with every router port exposed, and the Java router with the real I2P keyring (read from
+ * ../shared/data, never copied into the repo).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import { debFileName, writeDeb } from '../../src/pack/deb.ts';
+import { renderDebPackage } from '../../src/render/deb/package.ts';
+import { configOf, must, REAL_KEYRING, run, Scratch } from '../render/helpers.ts';
+
+const EPOCH = 1_700_000_000;
+const scratch = new Scratch();
+afterAll(async () => {
+  await scratch.cleanup();
+});
+
+function build(value: unknown, keyring?: Uint8Array): { path: string; pkg: ReturnType<typeof renderDebPackage> } {
+  const pkg = renderDebPackage(configOf(value), keyring === undefined ? { sourceDateEpoch: EPOCH } : { sourceDateEpoch: EPOCH, keyring });
+  const path = join(scratch.dir('deb'), debFileName(pkg.meta));
+  writeFileSync(path, writeDeb(pkg.meta, pkg.files, { sourceDateEpoch: EPOCH }));
+  return { path, pkg };
+}
+
+const realKeyring = (): Uint8Array => new Uint8Array(readFileSync(REAL_KEYRING));
+
+const VARIANTS: ReadonlyArray<[string, unknown, boolean]> = [
+  ['default (i2pd, Tor on)', {}, false],
+  ['Tor off, every router port exposed', { tor: { enabled: false }, i2p: { expose: { console: true, irc: true, i2cp: true } } }, false],
+  ['Java router with the real keyring', { i2p: { router: 'i2p' } }, true],
+];
+
+describe.each(VARIANTS)('%s', (_name, value, withKeyring) => {
+  const { path, pkg } = build(value, withKeyring ? realKeyring() : undefined);
+
+  it('is clean under lintian (no errors, no warnings)', () => {
+    const r = run(['lintian', '--fail-on', 'error,warning', '--tag-display-limit', '0', path], { timeoutMs: 120_000 });
+    const problems = r.stdout.split('\n').filter((l) => /^[EW]: /.test(l));
+    expect(problems).toEqual([]);
+    expect(r.code).toBe(0);
+  });
+
+  it('lists every file under /etc as a conffile, and only those', () => {
+    const info = must(['dpkg-deb', '--info', path, 'conffiles']).stdout.trim().split('\n').sort();
+    const etc = pkg.files.filter((f) => f.path.startsWith('/etc/') && (f.kind === 'config' || f.kind === 'file')).map((f) => f.path).sort();
+    expect(info).toEqual(etc);
+    expect(pkg.files.filter((f) => f.path.startsWith('/etc/') && f.kind === 'file')).toEqual([]);
+  });
+
+  it('has the contents dpkg-deb shows: the hook executable, the target enabled by a link, root-owned', () => {
+    const contents = must(['dpkg-deb', '--contents', path]).stdout;
+    expect(contents).toMatch(/^-rwxr-xr-x root\/root .* \.\/etc\/qubes\/qubes-firewall\.d\/50-qubes-i2p-gateway$/m);
+    expect(contents).toContain('./usr/lib/systemd/system/multi-user.target.wants/qubes-i2p-gateway.target -> ../qubes-i2p-gateway.target');
+    expect(contents).toMatch(/\.\/usr\/share\/doc\/qubes-i2p-gateway\/copyright$/m);
+    expect(contents).toMatch(/\.\/usr\/share\/doc\/qubes-i2p-gateway\/changelog\.gz$/m);
+    for (const line of contents.trim().split('\n')) expect(line).toContain(' root/root ');
+  });
+
+  it('has maintainer scripts that parse and enable or start nothing', () => {
+    for (const script of [pkg.meta.scripts?.postinst, pkg.meta.scripts?.postrm]) {
+      expect(script).toBeDefined();
+      expect(run(['sh', '-n'], { input: script ?? '' }).code).toBe(0);
+      const code = (script ?? '').split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n');
+      expect(code).not.toMatch(/systemctl\s+(enable|start|restart|preset)|deb-systemd/);
+      expect(code).toContain('[ -d /run/systemd/system ]');
+    }
+    expect(pkg.meta.scripts?.prerm).toBeUndefined();
+  });
+
+  it('has a changelog dpkg-parsechangelog reads, dated from SOURCE_DATE_EPOCH, compressed like gzip -9n', () => {
+    const gz = pkg.files.find((f) => f.path === '/usr/share/doc/qubes-i2p-gateway/changelog.gz');
+    expect(gz).toBeDefined();
+    const bytes = gz?.data ?? new Uint8Array();
+    expect([...bytes.subarray(0, 10)]).toEqual([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 3]);
+    const changelog = join(scratch.dir('changelog'), 'changelog');
+    writeFileSync(changelog, gunzipSync(bytes));
+    const parsed = must(['dpkg-parsechangelog', '-l', changelog]).stdout;
+    expect(parsed).toContain('Source: qubes-i2p-gateway\n');
+    expect(parsed).toContain(`Version: ${pkg.meta.version}\n`);
+    expect(parsed).toContain('Date: Tue, 14 Nov 2023 22:13:20 +0000\n');
+  });
+});
+
+describe('control fields', () => {
+  it('depend on what the config uses', () => {
+    expect(build({}).pkg.meta.depends).toEqual(['tor', 'tinyproxy-bin', 'dnsmasq-base', 'nftables', 'i2pd', 'qubes-core-agent-networking']);
+    expect(build({ tor: { enabled: false } }).pkg.meta.depends).toEqual(['tinyproxy-bin', 'dnsmasq-base', 'nftables', 'i2pd', 'qubes-core-agent-networking']);
+    expect(build({ i2p: { router: 'i2p' } }, realKeyring()).pkg.meta.depends).toEqual(['tor', 'tinyproxy-bin', 'dnsmasq-base', 'nftables', 'qubes-core-agent-networking']);
+  });
+
+  it('describe the package as dpkg-deb shows it', () => {
+    const { path } = build({});
+    const fields = must(['dpkg-deb', '--field', path, 'Package', 'Version', 'Architecture', 'Section', 'Priority']).stdout;
+    expect(fields).toBe('Package: qubes-i2p-gateway\nVersion: 0.1.0\nArchitecture: all\nSection: net\nPriority: optional\n');
+    expect(debFileName(build({}).pkg.meta)).toBe('qubes-i2p-gateway_0.1.0_all.deb');
+  });
+});
+
+describe('the Java router', () => {
+  it('ships the keyring as given and an apt source pinned to it', () => {
+    const { pkg } = build({ i2p: { router: 'i2p' }, debian: { release: 'trixie' } }, realKeyring());
+    const keyring = pkg.files.find((f) => f.path === '/usr/share/keyrings/i2p-archive-keyring.gpg');
+    expect(keyring?.data).toEqual(realKeyring());
+    expect(keyring?.kind).toBe('file');
+    const sources = new TextDecoder().decode(pkg.files.find((f) => f.path === '/etc/apt/sources.list.d/i2p.sources')?.data);
+    expect(sources).toContain('Types: deb\nURIs: https://deb.i2p.net/\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/i2p-archive-keyring.gpg\n');
+  });
+
+  it('refuses to build without a keyring', () => {
+    expect(() => build({ i2p: { router: 'i2p' } })).toThrow('router i2p needs the I2P repository keyring');
+  });
+
+  it('refuses a keyring for router i2pd', () => {
+    expect(() => build({}, realKeyring())).toThrow('router i2pd comes from Debian and needs none');
+  });
+});

@@ -1,0 +1,206 @@
+/**
+ * The ruleset and the qubes-firewall hook against real nft, in throwaway network namespaces loaded with a
+ * Qubes-like base ruleset (test/fixtures/base-qubes.nft). The hook runs as installed: its fixed paths are
+ * served by overlays of the rendered tree on /etc and /usr/share, and /run is a private tmpfs holding the
+ * qvm-service flag, all inside a private mount namespace (the host's /etc and /run are never touched).
+ */
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { GatewayConfig } from '../../src/config/schema.ts';
+import { PATHS, unitPath } from '../../src/render/gateway/common.ts';
+import { INPUT_CHAIN, LOCKDOWN_TABLE, TABLE } from '../../src/render/gateway/firewall.ts';
+import { renderGateway } from '../../src/render/gateway/index.ts';
+import { LOCKDOWN_NFT, LOCKDOWN_UNIT } from '../../src/render/gateway/lockdown.ts';
+import { BASE_QUBES_NFT, configOf, must, REAL_KEYRING, run, Scratch, text, type RunResult } from './helpers.ts';
+
+const scratch = new Scratch();
+afterAll(async () => {
+  await scratch.cleanup();
+});
+
+/**
+ * Runs a command "on the gateway": private mounts, /run a tmpfs (with the flag file when `flag`), the rendered
+ * tree over /etc and /usr/share, and for router i2p the Java router's user (i2psvc), which the I2P package
+ * would have created, added to the overlay's /etc/passwd so nft can resolve `meta skuid i2psvc`.
+ */
+const RUNNER = `#!/bin/sh
+set -eu
+root=$1 work=$2 flag=$3 extra_user=$4
+shift 4
+mount -t tmpfs tmpfs /run
+mkdir -p /run/qubes-service
+[ "$flag" = - ] || : > "/run/qubes-service/$flag"
+mkdir -p "$work/etc-up" "$work/etc-work" "$work/share-up" "$work/share-work"
+mount -t overlay overlay -o "lowerdir=$root/etc:/etc,upperdir=$work/etc-up,workdir=$work/etc-work" /etc
+mount -t overlay overlay -o "lowerdir=$root/usr/share:/usr/share,upperdir=$work/share-up,workdir=$work/share-work" /usr/share
+[ "$extra_user" = - ] || echo "$extra_user:x:64999:64999::/var/lib/i2p:/usr/sbin/nologin" >> /etc/passwd
+exec "$@"
+`;
+
+interface Gateway {
+  readonly ns: string;
+  readonly root: string;
+  /** Run argv on the gateway (see RUNNER). */
+  on(argv: readonly string[], opts?: { flag?: boolean }): RunResult;
+  hook(opts?: { flag?: boolean }): RunResult;
+  ruleset(stateless?: boolean): string;
+}
+
+function gateway(config: GatewayConfig, opts: { base?: boolean; keyring?: Uint8Array } = {}): Gateway {
+  const files = renderGateway(config, opts.keyring === undefined ? {} : { keyring: opts.keyring });
+  const root = scratch.tree(files);
+  const tools = scratch.dir('runner');
+  const runner = join(tools, 'runner.sh');
+  writeFileSync(runner, RUNNER, { mode: 0o755 });
+  const ns = scratch.netns();
+  if (opts.base !== false) must(['ip', 'netns', 'exec', ns, 'nft', '-f', BASE_QUBES_NFT]);
+  let runs = 0;
+  const extraUser = config.i2p.router === 'i2p' ? 'i2psvc' : '-';
+  const on = (argv: readonly string[], o: { flag?: boolean } = {}): RunResult => {
+    const work = join(tools, `work${++runs}`);
+    mkdirSync(work);
+    const flag = o.flag === false ? '-' : config.qubes.service;
+    return run(['ip', 'netns', 'exec', ns, 'unshare', '-m', '--propagation', 'private', runner, root, work, flag, extraUser, ...argv]);
+  };
+  return {
+    ns,
+    root,
+    on,
+    hook: (o = {}) => on([PATHS.hook], o),
+    ruleset: (stateless = false) => must(['ip', 'netns', 'exec', ns, 'nft', ...(stateless ? ['-s'] : []), 'list', 'ruleset']).stdout,
+  };
+}
+
+function hasTable(ruleset: string, name: string): boolean {
+  return ruleset.includes(`table inet ${name} {`);
+}
+
+function count(haystack: string, needle: string): number {
+  return haystack.split(needle).length - 1;
+}
+
+const VARIANTS: ReadonlyArray<[string, unknown]> = [
+  ['default (Tor on, i2pd)', {}],
+  ['Tor off', { tor: { enabled: false } }],
+  ['every router port exposed', { i2p: { expose: { console: true, irc: true, i2cp: true } } }],
+  ['other ports and addresses', { network: { virtualIp: '10.99.0.7', clientRanges: ['10.137.0.0/16'] }, tinyproxy: { port: 8118 }, tor: { transPort: 9140, dnsPort: 5400 }, qubes: { service: 'i2p-gw' } }],
+];
+
+describe('the ruleset', () => {
+  for (const [name, value] of VARIANTS) {
+    it(`passes nft -c against the Qubes base: ${name}`, () => {
+      const gw = gateway(configOf(value));
+      const r = gw.on(['nft', '-c', '-f', PATHS.ruleset]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+    });
+  }
+
+  it('passes nft -c for the Java router (its user i2psvc)', () => {
+    const gw = gateway(configOf({ i2p: { router: 'i2p' } }), { keyring: new Uint8Array(readFileSync(REAL_KEYRING)) });
+    const r = gw.on(['nft', '-c', '-f', PATHS.ruleset]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(text(renderGateway(configOf({ i2p: { router: 'i2p' } }), { keyring: new Uint8Array(readFileSync(REAL_KEYRING)) }), PATHS.ruleset)).toContain('meta skuid i2psvc accept');
+  });
+
+  it('has no Tor rules with Tor off', () => {
+    const r = text(renderGateway(configOf({ tor: { enabled: false } })), PATHS.ruleset);
+    expect(r).not.toMatch(/9040|debian-tor|10\.192\.0\.0/);
+  });
+});
+
+describe('the hook', () => {
+  it('loads the ruleset; a second run leaves the identical ruleset', () => {
+    const gw = gateway(configOf());
+    const first = gw.hook();
+    expect(first.stderr).toContain('firewall loaded');
+    expect(first.code).toBe(0);
+    const after1 = gw.ruleset();
+    const after1s = gw.ruleset(true);
+    const second = gw.hook();
+    expect(second.code).toBe(0);
+    expect(gw.ruleset()).toBe(after1);
+    expect(gw.ruleset(true)).toBe(after1s);
+    expect(hasTable(after1, TABLE)).toBe(true);
+    expect(hasTable(after1, LOCKDOWN_TABLE)).toBe(false);
+    expect(count(after1, `jump ${INPUT_CHAIN}`)).toBe(1);
+    expect(count(after1, `chain ${INPUT_CHAIN} {`)).toBe(1);
+  });
+
+  it('keeps the user\'s own custom-input rules, in order, and jumps to ours once', () => {
+    const gw = gateway(configOf());
+    must(['ip', 'netns', 'exec', gw.ns, 'nft', 'add', 'rule', 'ip', 'qubes', 'custom-input', 'tcp', 'dport', '22', 'accept']);
+    expect(gw.hook().code).toBe(0);
+    must(['ip', 'netns', 'exec', gw.ns, 'nft', 'add', 'rule', 'ip', 'qubes', 'custom-input', 'udp', 'dport', '123', 'drop']);
+    const before = gw.ruleset();
+    expect(gw.hook().code).toBe(0);
+    const after = gw.ruleset();
+    expect(after).toBe(before);
+    const custom = must(['ip', 'netns', 'exec', gw.ns, 'nft', 'list', 'chain', 'ip', 'qubes', 'custom-input']).stdout;
+    expect(custom.replace(/\s+/g, ' ')).toContain(`tcp dport 22 accept jump ${INPUT_CHAIN} udp dport 123 drop`);
+  });
+
+  it('does nothing outside the gateway qube (no qvm-service flag)', () => {
+    const gw = gateway(configOf());
+    const before = gw.ruleset();
+    const r = gw.hook({ flag: false });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(gw.ruleset()).toBe(before);
+  });
+
+  it('leaves the lockdown and fails when the ruleset does not load', () => {
+    const gw = gateway(configOf());
+    appendFileSync(join(gw.root, PATHS.ruleset), 'this is not nft\n');
+    const r = gw.hook();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`loading ${PATHS.ruleset} failed; client qubes stay cut off (lockdown)`);
+    const rs = gw.ruleset();
+    expect(hasTable(rs, LOCKDOWN_TABLE)).toBe(true);
+    expect(hasTable(rs, TABLE)).toBe(false);
+    expect(rs).toMatch(/chain forward \{\s+type filter hook forward priority (filter - 20|-20); policy drop;/);
+  });
+
+  it('fails closed on a reload too: a good ruleset, then a broken one, leaves the lockdown in place', () => {
+    const gw = gateway(configOf());
+    expect(gw.hook().code).toBe(0);
+    writeFileSync(join(gw.root, PATHS.ruleset), readFileSync(join(gw.root, PATHS.ruleset), 'utf8').replace('policy drop;', 'policy maybe;'));
+    expect(gw.hook().code).toBe(1);
+    expect(hasTable(gw.ruleset(), LOCKDOWN_TABLE)).toBe(true);
+  });
+
+  it('fails closed without Qubes\' tables (custom-input missing)', () => {
+    const gw = gateway(configOf(), { base: false });
+    const r = gw.hook();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('cannot add the jump to our input chain');
+    expect(hasTable(gw.ruleset(), LOCKDOWN_TABLE)).toBe(true);
+  });
+
+  it('sets route_localnet only when router ports are exposed', () => {
+    const localnet = (gw: Gateway): string => must(['ip', 'netns', 'exec', gw.ns, 'cat', '/proc/sys/net/ipv4/conf/all/route_localnet']).stdout.trim();
+    const plain = gateway(configOf());
+    expect(plain.hook().code).toBe(0);
+    expect(localnet(plain)).toBe('0');
+    const exposed = gateway(configOf({ i2p: { expose: { console: true } } }));
+    expect(exposed.hook().code).toBe(0);
+    expect(localnet(exposed)).toBe('1');
+    expect(exposed.ruleset()).toContain('dnat ip to 127.0.0.1:7070');
+  });
+});
+
+describe('the boot-time lockdown', () => {
+  it('loads (twice, one copy) and is lifted by the hook', () => {
+    const config = configOf();
+    const gw = gateway(config);
+    const unit = text(renderGateway(config), unitPath(LOCKDOWN_UNIT));
+    expect(unit).toContain(`ExecStart=/usr/sbin/nft -f ${LOCKDOWN_NFT}\n`);
+    expect(gw.on(['nft', '-f', LOCKDOWN_NFT]).code).toBe(0);
+    expect(gw.on(['nft', '-f', LOCKDOWN_NFT]).code).toBe(0);
+    expect(count(gw.ruleset(), `table inet ${LOCKDOWN_TABLE} {`)).toBe(1);
+    expect(gw.hook().code).toBe(0);
+    expect(hasTable(gw.ruleset(), LOCKDOWN_TABLE)).toBe(false);
+  });
+});
