@@ -139,8 +139,9 @@ export function writeCpio(files: readonly RenderedFile[], opts: CpioOptions): Ui
         name,
         ino: i + 1,
         mode: fileTypeMode(file),
-        // A directory has "." and its entry in the parent; everything else here has one link (no hard links).
-        nlink: file.kind === 'dir' ? 2 : 1,
+        // One link for every entry, directories included, as rpmbuild writes them (rpm ignores a directory's
+        // nlink; there are no hard links here).
+        nlink: 1,
         mtime: opts.mtime,
         data: entryData(file),
       }),

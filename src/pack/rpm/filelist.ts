@@ -40,6 +40,8 @@ export function sortFiles(files: readonly RenderedFile[]): RenderedFile[] {
 function fileFlags(f: RenderedFile): number {
   // `config` is what an admin may edit: keep their copy on upgrade (%config(noreplace)).
   if (f.kind === 'config') return FILE_FLAG.CONFIG | FILE_FLAG.NOREPLACE;
+  // Folders are never flagged, as rpmbuild does (`%doc %dir` flags no folder either).
+  if (f.kind === 'dir') return 0;
   if (f.path.startsWith('/usr/share/doc/')) return FILE_FLAG.DOC;
   if (f.path.startsWith('/usr/share/licenses/')) return FILE_FLAG.LICENSE;
   return 0;
