@@ -5,6 +5,7 @@
  * statement about the gateway, not a blind recorder.
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe as suite, expect, it } from 'vitest';
 import { A, describe, Lab, removeLeftovers, serverHits, unsanctioned } from './lib/lab.ts';
 
@@ -102,6 +103,17 @@ suite('lab (no gateway package: Qubes base tables only)', () => {
     } finally {
       await lab.stop(p.proc);
     }
+  });
+
+  it('destroy() ends every process it started (by pid) and removes its namespaces and scratch directory', async () => {
+    const other = await Lab.create({ sanctionedUsers: [] });
+    const p = await other.startStandIn('doomed', ['http-proxy', '--listen', '127.0.0.1:4444', '--banner', 'x'], 'nobody');
+    const pid = p.proc.pid;
+    await other.destroy();
+    const list = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+    for (const n of Object.values(other.ns)) expect(list).not.toContain(n);
+    expect(existsSync(`/proc/${pid}`)).toBe(false);
+    expect(existsSync(other.scratch)).toBe(false);
   });
 
   it('removes the namespaces of a crashed run (dead pid in the name) and keeps live ones', async () => {

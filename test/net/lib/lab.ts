@@ -2,16 +2,21 @@
  * The lab: three network namespaces joined by veth pairs, nothing else.
  *
  *   client (app qube)                 gw (the gateway qube)                         up ("clearnet" + netvm)
- *   eth0 10.137.0.10 ──────────── vif3.0 10.137.0.1, group 2 │ eth0 10.200.0.2, group 1 ──── eth0 10.200.0.1
+ *   eth0 10.137.0.10 ──────────── vif3.0 10.137.0.1, group 2 │ eth0 172.31.0.2, group 1 ──── eth0 172.31.0.1
  *        fd09:24ef:4179::a89:a          fd09:24ef:4179::a89:1 │      fd00:200::2                  fd00:200::1
- *   default via the gateway                                   │ default via up                 + 10.200.0.53 (DNS)
- *   resolv.conf: 10.139.1.1, .2                                                                + 10.200.1.80 (web)
+ *   default via the gateway                                   │ default via up          + 172.31.0.53 (DNS server)
+ *   resolv.conf: 10.139.1.1, .2                                                         + 203.0.113.80, 2001:db8::80
+ *                                                                                         (clearnet web, RFC 5737/3849)
+ *                                                                                       + 172.31.1.80 (a private host)
+ *                                                                                       + 10.139.1.1/.2 (nothing on 53)
+ *
+ * Nothing upstream is inside 10.192.0.0/10: that is Tor's VirtualAddrNetwork, which the gateway sends to Tor.
  *
  * The veths are created inside the namespaces (never in the host's), no namespace has a route out, and every
  * address used is one of the above or the gateway's virtual IP, so no packet can leave the lab.
  *
  * `up` runs netlab.py up: it records every frame it receives (AF_PACKET, below its own netfilter) and answers
- * DNS and TCP/UDP on its "clearnet" addresses with markers (UP-LEAKED, 10.200.1.66) so that a leak is seen both
+ * DNS and TCP/UDP on its "clearnet" addresses with markers (UP-LEAKED, 172.31.1.66) so that a leak is seen both
  * in its log and in the client's answer.
  *
  * The gateway's sanctioned upstream traffic (the Tor and router users) is tagged DSCP CS1 by a lab-only table
@@ -36,18 +41,22 @@ export const A = {
   gwDown4: '10.137.0.1',
   client6: 'fd09:24ef:4179::a89:a',
   gwDown6: 'fd09:24ef:4179::a89:1',
-  gwUp4: '10.200.0.2',
-  up4: '10.200.0.1',
-  upDns: '10.200.0.53',
-  web: '10.200.1.80',
+  gwUp4: '172.31.0.2',
+  up4: '172.31.0.1',
+  upDns: '172.31.0.53',
+  /** a "clearnet" web host: a documentation address (RFC 5737), which exists only inside up */
+  web: '203.0.113.80',
+  /** a host on a private network upstream (the gateway must send private destinations nowhere, not even to Tor) */
+  lan: '172.31.1.80',
   gwUp6: 'fd00:200::2',
   up6: 'fd00:200::1',
-  web6: 'fd00:200::80',
+  /** a "clearnet" IPv6 host: a documentation address (RFC 3849), which exists only inside up */
+  web6: '2001:db8::80',
   dns1: '10.139.1.1',
   dns2: '10.139.1.2',
   vip: '10.100.100.100',
   /** what up's DNS answers for A: a client that sees it has leaked DNS */
-  leakA: '10.200.1.66',
+  leakA: '172.31.1.66',
   /** what the Tor stand-in's DNSPort answers for A */
   torA: '10.192.0.99',
 } as const;
@@ -182,6 +191,12 @@ export class Lab {
       [up, 'eth0', `${A.up4}/24`],
       [up, 'eth0', `${A.upDns}/24`],
       [up, 'eth0', `${A.web}/24`],
+      [up, 'eth0', `${A.lan}/24`],
+      // The netvm's resolver addresses, with nothing listening: the gateway's own lookups (its router's reseed)
+      // fail at once with "port unreachable" instead of after minutes of timeouts. Clients never get here:
+      // Qubes' dnat-dns rewrites their 10.139.1.1/.2 to up's DNS server, 172.31.0.53.
+      [up, 'eth0', `${A.dns1}/32`],
+      [up, 'eth0', `${A.dns2}/32`],
       [up, 'eth0', `${A.up6}/64`],
       [up, 'eth0', `${A.web6}/64`],
     ];
@@ -193,6 +208,9 @@ export class Lab {
     await must(['ip', '-n', client, '-6', 'route', 'add', 'default', 'via', A.gwDown6]);
     await must(['ip', '-n', gw, 'route', 'add', 'default', 'via', A.up4]);
     await must(['ip', '-n', gw, '-6', 'route', 'add', 'default', 'via', A.up6]);
+    // up answers every closed port at once ("port unreachable" is not rate-limited), so nothing waits on it.
+    await this.sysctl(up, 'net.ipv4.icmp_ratelimit', '0');
+    await this.sysctl(up, 'net.ipv6.icmp.ratelimit', '0');
     await this.sysctl(gw, 'net.ipv4.ip_forward', '1');
     await this.sysctl(gw, 'net.ipv6.conf.all.forwarding', '1');
 
@@ -204,7 +222,7 @@ export class Lab {
     const logUp = join(s, 'logs/up.jsonl');
     writeFileSync(logUp, '');
     const upArgs = ['--iface', 'eth0', '--log', logUp];
-    for (const addr of [A.up4, A.upDns, A.web, A.up6, A.web6]) upArgs.push('--addr', addr);
+    for (const addr of [A.up4, A.upDns, A.web, A.lan, A.up6, A.web6]) upArgs.push('--addr', addr);
     for (const p of UP_TCP_PORTS) upArgs.push('--tcp', String(p));
     for (const p of UP_UDP_PORTS) upArgs.push('--udp', String(p));
     const rec = this.track(new Proc('up-recorder', ['ip', 'netns', 'exec', up, PYTHON, join(s, 'tools/netlab.py'), 'up', ...upArgs]));
@@ -225,7 +243,14 @@ export class Lab {
 
   /** Back to a freshly booted gateway: Qubes' base tables (and the lab's tag table), nothing of ours. */
   async resetFirewall(): Promise<void> {
+    await this.bareFirewall();
     await must(['ip', 'netns', 'exec', this.ns.gw, 'nft', '-f', QUBES_BASE_NFT]);
+  }
+
+  /** No tables at all (not even Qubes'), except the lab's tag table: a gateway whose base firewall never loaded. */
+  async bareFirewall(): Promise<void> {
+    await must(['ip', 'netns', 'exec', this.ns.gw, 'nft', 'flush', 'ruleset']);
+    await this.sysctl(this.ns.gw, 'net.ipv4.conf.all.route_localnet', '0');
     const uids = await Promise.all(this.sanctioned.map(uidOf));
     if (uids.length > 0) {
       const set = uids.join(', ');
@@ -253,12 +278,12 @@ export class Lab {
   // ------------------------------------------------------------------------------------------------- running
 
   /** argv prefix that runs a command in the gateway as if our package were installed (see tools/gw-view.sh). */
-  gwView(opts: { user?: string; override?: string } = {}): string[] {
+  gwView(opts: { user?: string; override?: string; privFlags?: readonly string[] } = {}): string[] {
     if (this.holder === undefined) throw new Error('lab: the gateway machine is not up');
     const pre = ['nsenter', '-t', String(this.holder.pid), '-m', '-n', '--'];
     // An extra /etc layer for one command only (a broken conffile): a private copy of the machine's mounts.
     if (opts.override !== undefined) pre.push('unshare', '-m', '--propagation', 'private', 'sh', join(this.scratch, 'tools/etc-layer.sh'), opts.override);
-    return opts.user === undefined ? pre : [...pre, ...asUser(opts.user)];
+    return opts.user === undefined ? pre : [...pre, ...asUser(opts.user, opts.privFlags ?? [])];
   }
 
   clientView(): string[] {
@@ -269,7 +294,7 @@ export class Lab {
     return run([...this.gwView(opts), ...argv], { timeoutMs: opts.timeoutMs ?? 10_000, ...(opts.env ? { env: opts.env } : {}) });
   }
 
-  gwSpawn(name: string, argv: readonly string[], opts: { user?: string; env?: NodeJS.ProcessEnv } = {}): Proc {
+  gwSpawn(name: string, argv: readonly string[], opts: { user?: string; privFlags?: readonly string[]; env?: NodeJS.ProcessEnv } = {}): Proc {
     return this.track(new Proc(name, [...this.gwView(opts), ...argv], opts.env));
   }
 
@@ -402,13 +427,13 @@ export interface ProbeResult {
   readonly [k: string]: unknown;
 }
 
-function asUser(user: string): string[] {
-  if (user === 'root') return [];
+function asUser(user: string, privFlags: readonly string[]): string[] {
+  if (user === 'root') return privFlags.length > 0 ? ['setpriv', ...privFlags, '--'] : [];
   // setpriv: the same credentials systemd's User= gives (uid, primary gid, supplementary groups).
-  return ['setpriv', `--reuid=${user}`, `--regid=${groupOf(user)}`, '--init-groups'];
+  return ['setpriv', `--reuid=${user}`, `--regid=${groupOf(user)}`, '--init-groups', ...privFlags, '--'];
 }
 
-function groupOf(user: string): string {
+export function groupOf(user: string): string {
   const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
   if (line === undefined) throw new Error(`no such user: ${user}`);
   return line.split(':')[3] ?? '';
@@ -442,9 +467,27 @@ export async function removeLeftovers(): Promise<string[]> {
   for (const d of readdirSync(tmpdir())) {
     const m = new RegExp(`^${PREFIX}-(\\d+)-`).exec(d);
     if (m && !alive(Number(m[1]))) {
+      const user = /-useradd-([a-z_][a-z0-9_-]*)$/.exec(d);
+      if (user) await run(['userdel', user[1] ?? ''], { timeoutMs: 10_000 });
       rmSync(join(tmpdir(), d), { recursive: true, force: true });
       removed.push(d);
     }
   }
   return removed;
+}
+
+/**
+ * A system user for the length of a test file (the Java router's i2psvc, which only the I2P repository's
+ * package creates). Returns the function that removes it again, or a no-op if the user already existed.
+ * A marker in /tmp lets removeLeftovers delete it after a crashed run.
+ */
+export async function tempSystemUser(name: string): Promise<() => Promise<void>> {
+  if (readFileSync('/etc/passwd', 'utf8').split('\n').some((l) => l.startsWith(`${name}:`))) return async () => undefined;
+  const marker = join(tmpdir(), `${PREFIX}-${process.pid}-useradd-${name}`);
+  writeFileSync(marker, '');
+  await must(['useradd', '--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', '--user-group', name]);
+  return async () => {
+    await must(['userdel', name]);
+    rmSync(marker, { force: true });
+  };
 }

@@ -23,7 +23,7 @@ import threading
 import time
 
 SYNC_ETHERTYPE = 0x88B5  # IEEE "local experimental": never used by anything else on these links
-LEAK_A = "10.200.1.66"  # what the clearnet DNS answers: seeing it at the client means a leak
+LEAK_A = "172.31.1.66"  # what the clearnet DNS answers: seeing it at the client means a leak
 LEAK_AAAA = "fd00:200::66"
 TOR_A = "10.192.0.99"  # what the Tor stand-in answers (inside VirtualAddrNetworkIPv4 10.192.0.0/10)
 
@@ -151,6 +151,11 @@ def frame_record(frame, pkttype):
                    proto=p[6], ttl=p[7], dscp=((p[0] & 0x0F) << 2) | (p[1] >> 6))
         l4 = p[40:]
         proto = p[6]
+        # walk extension headers (MLD reports come behind hop-by-hop options)
+        while proto in (0, 43, 60, 44) and len(l4) >= 8:
+            nxt, hlen = l4[0], (8 if proto == 44 else (l4[1] + 1) * 8)
+            proto, l4 = nxt, l4[hlen:]
+        rec["proto"] = proto
     else:
         rec["l3"] = "other"
         return rec

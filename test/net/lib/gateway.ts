@@ -1,0 +1,245 @@
+/**
+ * The gateway under test: our .deb, built in-process from a config exactly as the build does, unpacked into
+ * the lab's gateway machine (tools/gw-view.sh), and its daemons started the way systemd would start them,
+ * from the packaged unit files (and Debian's i2pd.service plus our drop-in).
+ *
+ * What is emulated of systemd, and nothing more: Condition*PathExists, User=/Group= (setpriv, with
+ * AmbientCapabilities and NoNewPrivileges), Runtime/State/Logs/CacheDirectory (+Mode), Environment=,
+ * EnvironmentFile=, ExecStartPre= and ExecStart= (with their prefixes), Type=simple/exec/notify/forking with
+ * PIDFile=, KillSignal=. The sandboxing options (ProtectSystem=, SystemCallFilter=, ...) are not applied:
+ * they can only take permissions away, and a daemon that fails under them is `systemd-analyze verify`'s and
+ * the install test's concern, not a leak.
+ *
+ * One deliberate substitution: the real Tor gets `--DisableNetwork 1` appended to its packaged command line,
+ * so it never tries to reach the Tor network (the lab must send nothing towards real addresses). Its listeners
+ * (TransPort, DNSPort) and .onion automapping work as packaged.
+ */
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfigValue } from '../../../src/config/load.ts';
+import type { GatewayConfig } from '../../../src/config/schema.ts';
+import { writeDeb } from '../../../src/pack/deb.ts';
+import { renderDebPackage } from '../../../src/render/deb/package.ts';
+import type { Lab } from './lab.ts';
+import { sleep, type Proc, type RunResult } from './sh.ts';
+import { loadUnit, parseExec, unitEnvironment, type EffectiveUnit } from './units.ts';
+
+export const SOURCE_DATE_EPOCH = 1_700_000_000;
+
+export interface BuiltGateway {
+  readonly config: GatewayConfig;
+  readonly debPath: string;
+}
+
+/** Validate `input` as the build does, render the package, write the .deb bytes to a temp file. */
+export function buildGatewayDeb(input: unknown): BuiltGateway {
+  const loaded = parseConfigValue(input);
+  if (!loaded.ok) throw new Error(`config refused: ${JSON.stringify(loaded.issues)}`);
+  const config = loaded.config;
+  const keyring = config.i2p.keyring === undefined ? undefined : new Uint8Array(readFileSync(config.i2p.keyring));
+  const { meta, files } = renderDebPackage(config, keyring === undefined ? { sourceDateEpoch: SOURCE_DATE_EPOCH } : { keyring, sourceDateEpoch: SOURCE_DATE_EPOCH });
+  const bytes = writeDeb(meta, files, { sourceDateEpoch: SOURCE_DATE_EPOCH });
+  const dir = mkdtempSync(join(tmpdir(), `qignet-${process.pid}-deb-`));
+  const debPath = join(dir, 'gateway.deb');
+  writeFileSync(debPath, bytes);
+  return { config, debPath };
+}
+
+const SYSTEMD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface RunningUnit {
+  readonly unit: EffectiveUnit;
+  readonly argv: readonly string[];
+  /** The main process: the one we spawned, or for Type=forking the pid from PIDFile=. */
+  readonly pid: number;
+  readonly proc: Proc;
+  readonly killSignal: NodeJS.Signals;
+}
+
+export class Gateway {
+  readonly lab: Lab;
+  readonly config: GatewayConfig;
+  private readonly running = new Map<string, RunningUnit>();
+
+  constructor(lab: Lab, config: GatewayConfig) {
+    this.lab = lab;
+    this.config = config;
+  }
+
+  /** Unit search path in the gateway machine: the package's files first, then the distribution's. */
+  unitDirs(): string[] {
+    const p = this.lab.pkgRoot;
+    return [join(p, 'etc/systemd/system'), join(p, 'usr/lib/systemd/system'), '/usr/lib/systemd/system'];
+  }
+
+  unit(name: string): EffectiveUnit {
+    return loadUnit(name, this.unitDirs());
+  }
+
+  /** A file as the gateway machine sees it (package layers over the host), for EnvironmentFile= and friends. */
+  viewFile(path: string): string | undefined {
+    for (const base of [this.lab.pkgRoot, join(this.lab.scratch, 'machine')]) {
+      if (existsSync(join(base, path))) return readFileSync(join(base, path), 'utf8');
+    }
+    return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+  }
+
+  /** Would systemd start this unit here? Every ConditionPathExists= (with ! and | as systemd reads them). */
+  async conditionsHold(unit: EffectiveUnit): Promise<boolean> {
+    const conds = unit.list('Unit', 'ConditionPathExists');
+    let anyTriggering = false;
+    let triggeringHeld = false;
+    for (let c of conds) {
+      const triggering = c.startsWith('|');
+      if (triggering) c = c.slice(1);
+      const negate = c.startsWith('!');
+      if (negate) c = c.slice(1);
+      const exists = (await this.lab.gwRun(['test', '-e', c])).code === 0;
+      const holds = negate ? !exists : exists;
+      if (triggering) {
+        anyTriggering = true;
+        triggeringHeld ||= holds;
+      } else if (!holds) {
+        return false;
+      }
+    }
+    return !anyTriggering || triggeringHeld;
+  }
+
+  /**
+   * Start `name` as systemd would. `ready`: the ports that must be listening before we return (the caller
+   * knows them from the config). `extraArgs`: appended to ExecStart (only Tor's --DisableNetwork 1).
+   */
+  async start(name: string, ready: ReadonlyArray<readonly ['tcp' | 'udp', number]>, extraArgs: readonly string[] = []): Promise<RunningUnit> {
+    if (this.running.has(name)) throw new Error(`${name} is already running`);
+    const unit = this.unit(name);
+    if (!(await this.conditionsHold(unit))) throw new Error(`${name}: a Condition of the unit does not hold, systemd would not start it`);
+    const S = 'Service';
+    const user = unit.get(S, 'User') ?? 'root';
+    const group = unit.get(S, 'Group') ?? (user === 'root' ? 'root' : await primaryGroup(user));
+    const env = unitEnvironment(unit, (p) => this.viewFile(p));
+
+    const dirs: Array<[string, string, string | undefined]> = [
+      ['/run', 'RuntimeDirectory', unit.get(S, 'RuntimeDirectoryMode')],
+      ['/var/lib', 'StateDirectory', unit.get(S, 'StateDirectoryMode')],
+      ['/var/log', 'LogsDirectory', unit.get(S, 'LogsDirectoryMode')],
+      ['/var/cache', 'CacheDirectory', unit.get(S, 'CacheDirectoryMode')],
+    ];
+    for (const [base, key, mode] of dirs) {
+      for (const entry of unit.list(S, key)) {
+        for (const d of entry.split(/\s+/).filter((x) => x !== '')) {
+          const r = await this.lab.gwRun(['install', '-d', '-o', user, '-g', group, '-m', mode ?? '0755', `${base}/${d}`]);
+          if (r.code !== 0) throw new Error(`${name}: cannot create ${base}/${d}: ${r.stderr}`);
+        }
+      }
+    }
+
+    const privFlags: string[] = [];
+    const ambient = unit.list(S, 'AmbientCapabilities').join(' ').split(/\s+/).filter((c) => c !== '');
+    if (ambient.length > 0) {
+      const caps = ambient.map((c) => `+${c.toLowerCase().replace(/^cap_/, '')}`).join(',');
+      privFlags.push(`--inh-caps=${caps}`, `--ambient-caps=${caps}`);
+    }
+    if (unit.get(S, 'NoNewPrivileges') === 'yes') privFlags.push('--no-new-privs');
+
+    const envArgs = ['env', '-i', `PATH=${SYSTEMD_PATH}`];
+    if (user !== 'root') envArgs.push(`USER=${user}`, `LOGNAME=${user}`, `HOME=${homeOf(user)}`, 'SHELL=/usr/sbin/nologin');
+    for (const [k, v] of env) envArgs.push(`${k}=${v}`);
+
+    const preAsRoot = unit.get(S, 'PermissionsStartOnly') === 'yes';
+    for (const line of unit.list(S, 'ExecStartPre')) {
+      const ex = parseExec(line, env);
+      const asRoot = preAsRoot || ex.privileged;
+      const r = await this.lab.gwRun([...envArgs, ...ex.argv], asRoot ? { timeoutMs: 30_000 } : { user, timeoutMs: 30_000 });
+      if (r.code !== 0 && !ex.ignoreFailure) throw new Error(`${name}: ExecStartPre ${ex.argv.join(' ')} failed: ${r.stderr}`);
+    }
+
+    const starts = unit.list(S, 'ExecStart');
+    if (starts.length !== 1) throw new Error(`${name}: expected one ExecStart, found ${starts.length}: ${JSON.stringify(starts)}`);
+    const ex = parseExec(starts[0] as string, env);
+    const argv = [...ex.argv, ...extraArgs];
+    const type = unit.get(S, 'Type') ?? 'simple';
+    const proc = this.lab.gwSpawn(name, [...envArgs, ...argv], ex.privileged ? {} : { user, privFlags });
+    let pid = proc.pid;
+    if (type === 'forking') {
+      if (!(await proc.waitExit(30_000)) || proc.exited?.code !== 0) throw new Error(`${name}: forking start failed\n${proc.diagnostics()}`);
+      const pidFile = unit.get(S, 'PIDFile');
+      if (pidFile === undefined || pidFile === '') throw new Error(`${name}: Type=forking without PIDFile=`);
+      pid = Number(readFileSync(join(this.lab.scratch, pidFile.replace(/^\/run\//, 'run/')), 'utf8').trim());
+      this.lab.adoptPid(pid);
+    } else if (type !== 'simple' && type !== 'exec' && type !== 'notify') {
+      throw new Error(`${name}: Type=${type} is not emulated`);
+    }
+    const killSignal = (unit.get(S, 'KillSignal') ?? 'SIGTERM') as NodeJS.Signals;
+    const running: RunningUnit = { unit, argv, pid, proc, killSignal };
+    this.running.set(name, running);
+    for (const [proto, port] of ready) {
+      try {
+        await this.lab.waitListening(proto, port, 20_000, name);
+      } catch (e) {
+        throw new Error(`${String(e)}\n${proc.diagnostics()}`);
+      }
+    }
+    return running;
+  }
+
+  isRunning(name: string): boolean {
+    return this.running.has(name);
+  }
+
+  get(name: string): RunningUnit | undefined {
+    return this.running.get(name);
+  }
+
+  async stop(name: string): Promise<void> {
+    const r = this.running.get(name);
+    if (r === undefined) return;
+    this.running.delete(name);
+    try {
+      process.kill(r.pid, r.killSignal);
+    } catch {
+      /* gone already */
+    }
+    for (let i = 0; i < 100; i++) {
+      if (r.proc.exited !== undefined || !pidAlive(r.pid)) return;
+      await sleep(30);
+    }
+    await this.lab.stopPid(r.pid);
+  }
+
+  async stopAll(): Promise<void> {
+    for (const name of [...this.running.keys()]) await this.stop(name);
+  }
+
+  /** The packaged qubes-firewall hook, run as qubes-firewall.service runs it (root, systemd's environment). */
+  async runHook(opts: { override?: string } = {}): Promise<RunResult> {
+    const hook = '/etc/qubes/qubes-firewall.d/50-qubes-i2p-gateway';
+    return this.lab.gwRun(['env', '-i', `PATH=${SYSTEMD_PATH}`, hook], { timeoutMs: 20_000, ...opts });
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function passwd(user: string): string[] {
+  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
+  if (line === undefined) throw new Error(`no such user: ${user}`);
+  return line.split(':');
+}
+
+function homeOf(user: string): string {
+  return passwd(user)[5] ?? '/';
+}
+
+async function primaryGroup(user: string): Promise<string> {
+  const gid = passwd(user)[3] ?? '';
+  const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.split(':')[2] === gid);
+  return line?.split(':')[0] ?? gid;
+}

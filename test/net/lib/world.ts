@@ -1,0 +1,222 @@
+/**
+ * One gateway build running in one lab, and the switches the tests flip: which Tor runs (the real one from
+ * the packaged unit, the recorder standing where the packaged torrc says Tor listens, or none), which I2P
+ * router (the real i2pd from Debian's unit and our drop-in, a recorder standing where the router listens, or
+ * none), and whether dnsmasq and tinyproxy (from the packaged units) run. Each test states the world it needs
+ * with `use(...)`, so tests do not depend on each other's order.
+ */
+import { mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { ROUTERS } from '../../../src/config/routers.ts';
+import { A, Lab, type UpEvent } from './lab.ts';
+import { buildGatewayDeb, Gateway } from './gateway.ts';
+import type { Proc } from './sh.ts';
+
+export type Mode = 'real' | 'recorder' | 'off';
+
+export interface WorldState {
+  readonly tor: Mode;
+  readonly router: Mode;
+  readonly dnsmasq: boolean;
+  readonly tinyproxy: boolean;
+}
+
+export const UNIT = {
+  tor: 'qubes-i2p-gateway-tor.service',
+  dnsmasq: 'qubes-i2p-gateway-dnsmasq.service',
+  tinyproxy: 'qubes-i2p-gateway-tinyproxy.service',
+  i2pd: 'i2pd.service',
+} as const;
+
+/** The only change to a packaged command line: Tor's network is one unreachable bridge inside the lab. */
+export const TOR_NO_NETWORK = ['--UseBridges', '1', '--Bridge', `${A.up4}:9`];
+
+export const ROUTER_BANNER = 'I2P-RECORDER';
+
+export interface Listen {
+  readonly host: string;
+  readonly port: number;
+}
+
+export class World {
+  readonly lab: Lab;
+  readonly gw: Gateway;
+  readonly routerUser: string;
+  readonly torUser = 'debian-tor';
+  /** Where the packaged torrc makes Tor listen. */
+  readonly transPort: Listen | undefined;
+  readonly dnsPort: Listen | undefined;
+  /** Where the router's HTTP proxy listens (i2pd: from the packaged i2pd.conf; Java router: its defaults). */
+  readonly routerHttp: Listen;
+  readonly routerConsole: Listen;
+  private state: WorldState = { tor: 'off', router: 'off', dnsmasq: false, tinyproxy: false };
+  private torRec: { proc: Proc; log: string } | undefined;
+  private routerRec: { proc: Proc; log: string } | undefined;
+
+  private constructor(lab: Lab, gw: Gateway) {
+    this.lab = lab;
+    this.gw = gw;
+    const config = gw.config;
+    const router = ROUTERS[config.i2p.router];
+    this.routerUser = router.user;
+    const torrc = readPkg(lab, '/etc/qubes-i2p-gateway/torrc');
+    this.transPort = torrc === undefined ? undefined : torListen(torrc, 'TransPort');
+    this.dnsPort = torrc === undefined ? undefined : torListen(torrc, 'DNSPort');
+    if (config.i2p.router === 'i2pd') {
+      const ini = parseIni(readPkg(lab, '/etc/qubes-i2p-gateway/i2pd.conf') ?? '');
+      this.routerHttp = { host: ini.get('httpproxy.address') ?? '127.0.0.1', port: Number(ini.get('httpproxy.port') ?? 4444) };
+      this.routerConsole = { host: ini.get('http.address') ?? '127.0.0.1', port: Number(ini.get('http.port') ?? 7070) };
+    } else {
+      // The Java router is not in Debian: its stand-in listens where the I2P package's defaults put it.
+      this.routerHttp = { host: '127.0.0.1', port: router.httpProxyPort };
+      this.routerConsole = { host: '127.0.0.1', port: router.exposable.console };
+    }
+  }
+
+  /** Build the .deb from `configInput`, make a lab with it installed, enable the service, run the hook. */
+  static async create(configInput: unknown): Promise<World> {
+    const built = buildGatewayDeb(configInput);
+    const router = ROUTERS[built.config.i2p.router];
+    const sanctioned = [...(built.config.tor.enabled ? ['debian-tor'] : []), router.user];
+    const lab = await Lab.create({ sanctionedUsers: sanctioned, deb: built.debPath });
+    rmSync(dirname(built.debPath), { recursive: true, force: true });
+    const world = new World(lab, new Gateway(lab, built.config));
+    try {
+      lab.setService(built.config.qubes.service, true);
+      await world.loadFirewall();
+    } catch (e) {
+      await world.destroy();
+      throw e;
+    }
+    return world;
+  }
+
+  get config(): Gateway['config'] {
+    return this.gw.config;
+  }
+
+  /** Fresh Qubes base tables, then the packaged hook, which must succeed. */
+  async loadFirewall(): Promise<void> {
+    await this.lab.resetFirewall();
+    const r = await this.gw.runHook();
+    if (r.code !== 0) throw new Error(`the packaged firewall hook failed (exit ${r.code}): ${r.stderr}`);
+  }
+
+  async use(want: WorldState): Promise<void> {
+    // Stop first (a recorder and the real daemon share ports), then start.
+    if (this.state.tor !== want.tor) await this.setTor('off');
+    if (this.state.router !== want.router) await this.setRouter('off');
+    if (this.state.dnsmasq && !want.dnsmasq) await this.gw.stop(UNIT.dnsmasq);
+    if (this.state.tinyproxy && !want.tinyproxy) await this.gw.stop(UNIT.tinyproxy);
+    this.state = { ...this.state, dnsmasq: this.state.dnsmasq && want.dnsmasq, tinyproxy: this.state.tinyproxy && want.tinyproxy };
+    if (this.state.tor !== want.tor) await this.setTor(want.tor);
+    if (this.state.router !== want.router) await this.setRouter(want.router);
+    if (want.dnsmasq && !this.state.dnsmasq) await this.gw.start(UNIT.dnsmasq, [['udp', 53], ['tcp', 53]]);
+    if (want.tinyproxy && !this.state.tinyproxy) await this.gw.start(UNIT.tinyproxy, [['tcp', this.config.tinyproxy.port]]);
+    this.state = want;
+    this.clearRecorderLogs();
+  }
+
+  private async setTor(mode: Mode): Promise<void> {
+    if (mode === 'off') {
+      await this.gw.stop(UNIT.tor);
+      if (this.torRec) await this.lab.stop(this.torRec.proc);
+      this.torRec = undefined;
+    } else {
+      if (this.transPort === undefined || this.dnsPort === undefined) throw new Error('this build has no torrc: Tor cannot run');
+      const ready: Array<['tcp' | 'udp', number]> = [['tcp', this.transPort.port], ['udp', this.dnsPort.port]];
+      if (mode === 'real') await this.gw.start(UNIT.tor, ready, TOR_NO_NETWORK);
+      else {
+        const t = this.transPort;
+        const d = this.dnsPort;
+        this.torRec = await this.lab.startStandIn('tor-recorder', ['tor', '--trans', `${t.host}:${t.port}`, '--dns', `${d.host}:${d.port}`], this.torUser);
+      }
+    }
+    this.state = { ...this.state, tor: mode };
+  }
+
+  private async setRouter(mode: Mode): Promise<void> {
+    if (mode === 'off') {
+      await this.gw.stop(UNIT.i2pd);
+      if (this.routerRec) await this.lab.stop(this.routerRec.proc);
+      this.routerRec = undefined;
+    } else if (mode === 'real') {
+      if (this.config.i2p.router !== 'i2pd') throw new Error('the Java router is not in Debian: only its stand-in runs here');
+      await this.gw.start(UNIT.i2pd, [['tcp', this.routerHttp.port]]);
+    } else {
+      const h = this.routerHttp;
+      const c = this.routerConsole;
+      this.routerRec = await this.lab.startStandIn(
+        'router-recorder',
+        ['http-proxy', '--listen', `${h.host}:${h.port}`, '--listen', `${c.host}:${c.port}`, '--banner', ROUTER_BANNER],
+        this.routerUser,
+      );
+    }
+    this.state = { ...this.state, router: mode };
+  }
+
+  clearRecorderLogs(): void {
+    for (const r of [this.torRec, this.routerRec]) if (r) truncateSync(join(this.lab.scratch, 'logs', r.log));
+  }
+
+  torEvents(): UpEvent[] {
+    return this.torRec ? this.lab.readLog(this.torRec.log) : [];
+  }
+
+  routerEvents(): UpEvent[] {
+    return this.routerRec ? this.lab.readLog(this.routerRec.log) : [];
+  }
+
+  /** An /etc layer with the packaged firewall.nft broken the way a bad edit would break it. */
+  brokenRulesetLayer(): string {
+    const dir = join(this.lab.scratch, 'override-broken');
+    const f = join(dir, 'etc/qubes-i2p-gateway/firewall.nft');
+    mkdirSync(dirname(f), { recursive: true });
+    const packaged = readPkg(this.lab, '/etc/qubes-i2p-gateway/firewall.nft') ?? '';
+    writeFileSync(f, `${packaged}\n# an admin's edit gone wrong\nthis is not an nft statement\n`);
+    return dir;
+  }
+
+  async destroy(): Promise<void> {
+    await this.gw.stopAll();
+    await this.lab.destroy();
+  }
+}
+
+function readPkg(lab: Lab, path: string): string | undefined {
+  try {
+    return readFileSync(join(lab.pkgRoot, path), 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** `TransPort 0.0.0.0:9040 IsolateClientAddr` → {host, port}; only the first such line counts, like Tor. */
+export function torListen(torrc: string, key: string): Listen | undefined {
+  const line = torrc.split('\n').find((l) => l.trim().split(/\s+/)[0] === key);
+  if (line === undefined) return undefined;
+  const addr = line.trim().split(/\s+/)[1] ?? '';
+  const m = /^(?:(\d+\.\d+\.\d+\.\d+):)?(\d+)$/.exec(addr);
+  if (!m) throw new Error(`torrc: cannot read ${key} ${addr}`);
+  return { host: m[1] ?? '127.0.0.1', port: Number(m[2]) };
+}
+
+/** i2pd's ini: `section.key` → value (keys before any section are bare). */
+export function parseIni(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let section = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    const sec = /^\[(.+)\]$/.exec(line);
+    if (sec) {
+      section = sec[1] ?? '';
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (eq < 0) continue;
+    const k = line.slice(0, eq).trim();
+    out.set(section === '' ? k : `${section}.${k}`, line.slice(eq + 1).trim());
+  }
+  return out;
+}
