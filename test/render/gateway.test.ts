@@ -1,0 +1,64 @@
+/**
+ * The gateway tree as a whole: which files exist for which config, their kinds, and the guards that keep
+ * unvalidated values out of generated scripts and rulesets.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { GatewayConfig } from '../../src/config/schema.ts';
+import { renderRuleset } from '../../src/render/gateway/firewall.ts';
+import { renderHook } from '../../src/render/gateway/firewall-hook.ts';
+import { renderGateway } from '../../src/render/gateway/index.ts';
+import { configOf, REAL_KEYRING, text } from './helpers.ts';
+
+describe('the gateway tree', () => {
+  it('makes every file under /etc a conffile, the hook executable', () => {
+    for (const value of [{}, { tor: { enabled: false } }]) {
+      const files = renderGateway(configOf(value));
+      for (const f of files.filter((x) => x.path.startsWith('/etc/'))) expect(f.kind, f.path).toBe('config');
+      expect(files.find((f) => f.path === '/etc/qubes/qubes-firewall.d/50-qubes-i2p-gateway')?.mode).toBe(0o755);
+    }
+  });
+
+  it('ships the Java router\'s apt source and keyring only for router i2p', () => {
+    const i2pd = renderGateway(configOf()).map((f) => f.path);
+    expect(i2pd).not.toContain('/etc/apt/sources.list.d/i2p.sources');
+    expect(i2pd).toContain('/etc/qubes-i2p-gateway/i2pd.conf');
+    const java = renderGateway(configOf({ i2p: { router: 'i2p' } }), { keyring: new Uint8Array(readFileSync(REAL_KEYRING)) }).map((f) => f.path);
+    expect(java).toContain('/etc/apt/sources.list.d/i2p.sources');
+    expect(java).toContain('/usr/share/keyrings/i2p-archive-keyring.gpg');
+    expect(java).toContain('/usr/lib/systemd/system/i2p.service.d/50-qubes-i2p-gateway.conf');
+    expect(java).not.toContain('/etc/qubes-i2p-gateway/i2pd.conf');
+  });
+
+  it('keeps the state of Tor and the router across reboots, in the gateway qube only', () => {
+    const bind = text(renderGateway(configOf()), '/usr/lib/qubes-bind-dirs.d/50_qubes-i2p-gateway.conf');
+    expect(bind).toContain("if [ -e /run/qubes-service/i2p ]; then\n\tbinds+=( '/var/lib/qubes-i2p-gateway' '/var/lib/i2pd' )\nfi\n");
+    const noTor = text(renderGateway(configOf({ tor: { enabled: false } })), '/usr/lib/qubes-bind-dirs.d/50_qubes-i2p-gateway.conf');
+    expect(noTor).toContain("binds+=( '/var/lib/i2pd' )");
+  });
+
+  it('refuses a gateway service name that would also start the distribution\'s tor or tinyproxy', () => {
+    for (const service of ['tor', 'tinyproxy']) {
+      expect(() => renderGateway(configOf({ qubes: { service } }))).toThrow(`qubes.service "${service}" would also start the distribution's ${service}`);
+    }
+  });
+});
+
+describe('values reaching scripts and rulesets', () => {
+  const tampered = (patch: (c: GatewayConfig) => GatewayConfig): GatewayConfig => patch(configOf());
+
+  it('refuses a virtual IP that is not an address', () => {
+    const c = tampered((c) => ({ ...c, network: { ...c.network, virtualIp: '10.0.0.1 accept; flush ruleset' } }));
+    expect(() => renderRuleset(c)).toThrow('IPv4 address "10.0.0.1 accept; flush ruleset" is not valid here');
+  });
+
+  it('refuses a port that is not a port', () => {
+    const c = tampered((c) => ({ ...c, tinyproxy: { port: 70000 } }));
+    expect(() => renderRuleset(c)).toThrow('port 70000 is not valid here');
+  });
+
+  it('refuses a service name that could break out of the hook', () => {
+    const c = tampered((c) => ({ ...c, qubes: { ...c.qubes, service: 'i2p; rm -rf /' } }));
+    expect(() => renderHook(c)).toThrow('qvm-service name "i2p; rm -rf /" is not valid here');
+  });
+});
