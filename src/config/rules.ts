@@ -130,7 +130,16 @@ export const keyringOnlyForJavaRouter: Rule = (c) =>
     ? [{ path: ['i2p', 'keyring'], input: c.i2p.keyring, message: 'is only used with router i2p (i2pd comes from Debian). Fix: remove i2p.keyring or set i2p.router: i2p' }]
     : [];
 
-export const RULES: readonly Rule[] = [distinctQubes, memoryRange, virtualIpPlacement, clientRangesPlacement, distinctPorts, keyringOnlyForJavaRouter];
+/**
+ * The distro's own tor and tinyproxy units start only where the qvm-service of their own name is on (our drop-ins);
+ * naming the gateway's service after one of them would start that daemon in the gateway beside ours.
+ */
+export const serviceNotADistroDaemon: Rule = (c) =>
+  ['tor', 'tinyproxy'].includes(c.qubes.service)
+    ? [{ path: ['qubes', 'service'], input: c.qubes.service, message: `would also start the distribution's own ${c.qubes.service} in the gateway. Fix: choose another service name, e.g. i2p` }]
+    : [];
+
+export const RULES: readonly Rule[] = [distinctQubes, memoryRange, virtualIpPlacement, clientRangesPlacement, distinctPorts, keyringOnlyForJavaRouter, serviceNotADistroDaemon];
 
 export function checkRules(c: GatewayConfig): ConfigIssue[] {
   return RULES.flatMap((rule) => rule(c));

@@ -26,6 +26,8 @@ const BAD: readonly [string, unknown, string, string][] = [
   ['vcpus zero', { qubes: { vcpus: 0 } }, 'qubes.vcpus', '1 to 64'],
   ['autostart as yes-string', { qubes: { autostart: 'yes' } }, 'qubes.autostart', 'true or false'],
   ['service with a slash', { qubes: { service: 'i2p/../x' } }, 'qubes.service', 'service name'],
+  ['service named tor', { qubes: { service: 'tor' } }, 'qubes.service', "distribution's own tor"],
+  ['service named tinyproxy', { qubes: { service: 'tinyproxy' } }, 'qubes.service', 'another service name'],
   ['service upper case', { qubes: { service: 'I2P' } }, 'qubes.service', 'lower-case'],
   ['unknown debian release', { debian: { release: 'jessie' } }, 'debian.release', 'bookworm'],
   ['virtual IP not an address', { network: { virtualIp: '10.100.100' } }, 'network.virtualIp', 'IPv4'],

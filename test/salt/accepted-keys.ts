@@ -33,7 +33,7 @@ export const STATE_KEYS: Record<string, readonly string[]> = {
   'qvm.prefs': ['name', ...PREFS_KEYS, ...REQUISITES],
   'qvm.service': ['name', 'enable', 'disable', 'default', ...REQUISITES],
   'qvm.features': ['name', 'enable', 'disable', 'default', 'set', ...REQUISITES],
-  'pkg.installed': ['name', 'pkgs', 'sources', 'refresh', 'version', 'fromrepo', 'skip_verify', ...REQUISITES],
+  'pkg.installed': ['name', 'pkgs', 'sources', 'refresh', 'version', 'fromrepo', 'skip_verify', 'install_recommends', ...REQUISITES],
   'file.managed': ['name', 'source', 'source_hash', 'mode', 'user', 'group', 'makedirs', 'contents', ...REQUISITES],
 };
 

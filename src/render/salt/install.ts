@@ -33,7 +33,8 @@ export function renderInstall(c: GatewayConfig, inputs: InstallInputs): Rendered
   const router = ROUTERS[c.i2p.router];
   if (router.fromI2pRepo) {
     data[ID.router] = {
-      'pkg.installed': [{ pkgs: [router.package, 'i2p-keyring'] }, { refresh: true }, { require: [{ pkg: ID.package }] }],
+      // Only the router: our package already ships the repository keyring at the path i2p-keyring would use.
+      'pkg.installed': [{ pkgs: [router.package] }, { refresh: true }, { install_recommends: false }, { require: [{ pkg: ID.package }] }],
     };
   }
   return textFile(
