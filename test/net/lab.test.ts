@@ -51,6 +51,33 @@ suite('lab (no gateway package: Qubes base tables only)', () => {
     expect(hits.map((h) => [h['name'], h['via']])).toEqual(expect.arrayContaining([['smoke.example', 'udp'], ['smoke2.example', 'tcp']]));
   });
 
+  it('the raw probes work: a lone ACK and a fragmented DNS query get through a gateway that has only Qubes tables', async () => {
+    const mark = lab.upMark();
+    const r = await lab.probe('client', [
+      { kind: 'tcpraw', host: A.web, port: 80, flags: 'A' },
+      { kind: 'frag', server: A.dns1, name: 'fragmented.example', qtype: 'A' },
+    ]);
+    expect(r.map((x) => x.outcome)).toEqual(['reply', 'reply']);
+    expect(r[1]?.answers?.[0]?.data).toBe(A.leakA);
+    const ev = await lab.upSince(mark);
+    expect(serverHits(ev).map((e) => e['name'])).toContain('fragmented.example');
+    expect(unsanctioned(ev).some((f) => f.dport === 80 && f['tcpflags'] === 0x10)).toBe(true);
+  });
+
+  it('the l2syn probe reaches a loopback listener in gw when route_localnet is on and nothing filters 127.0.0.0/8', async () => {
+    const p = await lab.startStandIn('loopback-smoke', ['http-proxy', '--listen', '127.0.0.1:4444', '--banner', 'x'], 'nobody');
+    try {
+      execFileSync('ip', ['netns', 'exec', lab.ns.gw, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet']);
+      execFileSync('ip', ['netns', 'exec', lab.ns.gw, 'nft', 'add', 'rule', 'ip', 'qubes', 'custom-input', 'ip', 'daddr', '127.0.0.1', 'accept']);
+      const probe = { kind: 'l2syn' as const, iface: 'eth0', mac: await lab.gwMac(), src: A.client4, dst: '127.0.0.1', port: 4444 };
+      const r = await lab.probe('client', [probe, { ...probe, port: 4445 }]);
+      expect(r.map((x) => [x.outcome, x['tcpflags']])).toEqual([['reply', 0x12], ['reply', 0x14]]);
+    } finally {
+      await lab.stop(p.proc);
+      await lab.resetFirewall();
+    }
+  });
+
   it("tags the gateway's own output from sanctioned users only: debian-tor's is not counted, nobody's is", async () => {
     let mark = lab.upMark();
     const asTor = await lab.probe('gw', [{ kind: 'tcp', host: A.web, port: 8080, send: 'x' }], 'debian-tor');

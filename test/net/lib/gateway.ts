@@ -6,7 +6,7 @@
  * What is emulated of systemd, and nothing more: Condition*PathExists, User=/Group= (setpriv, with
  * AmbientCapabilities and NoNewPrivileges), Runtime/State/Logs/CacheDirectory (+Mode), Environment=,
  * EnvironmentFile=, ExecStartPre= and ExecStart= (with their prefixes), Type=simple/exec/notify/forking with
- * PIDFile=, KillSignal=. The sandboxing options (ProtectSystem=, SystemCallFilter=, ...) are not applied:
+ * PIDFile=, Type=oneshot (run to completion), KillSignal=. The sandboxing options (ProtectSystem=, SystemCallFilter=, ...) are not applied:
  * they can only take permissions away, and a daemon that fails under them is `systemd-analyze verify`'s and
  * the install test's concern, not a leak.
  *
@@ -182,6 +182,24 @@ export class Gateway {
       }
     }
     return running;
+  }
+
+  /** Run a Type=oneshot unit to completion (its ExecStart lines in order), as systemd would at boot. */
+  async runOneshot(name: string): Promise<RunResult[]> {
+    const unit = this.unit(name);
+    if (unit.get('Service', 'Type') !== 'oneshot') throw new Error(`${name} is not Type=oneshot`);
+    if (!(await this.conditionsHold(unit))) throw new Error(`${name}: a Condition of the unit does not hold, systemd would not start it`);
+    const user = unit.get('Service', 'User') ?? 'root';
+    const env = unitEnvironment(unit, (p) => this.viewFile(p));
+    const envArgs = ['env', '-i', `PATH=${SYSTEMD_PATH}`, ...[...env].map(([k, v]) => `${k}=${v}`)];
+    const results: RunResult[] = [];
+    for (const line of unit.list('Service', 'ExecStart')) {
+      const ex = parseExec(line, env);
+      const r = await this.lab.gwRun([...envArgs, ...ex.argv], ex.privileged || user === 'root' ? { timeoutMs: 20_000 } : { user, timeoutMs: 20_000 });
+      results.push(r);
+      if (r.code !== 0 && !ex.ignoreFailure) throw new Error(`${name}: ${ex.argv.join(' ')} failed: ${r.stderr}`);
+    }
+    return results;
   }
 
   isRunning(name: string): boolean {

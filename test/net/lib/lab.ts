@@ -230,8 +230,9 @@ export class Lab {
     await this.resetFirewall();
   }
 
+  /** Written under /proc/sys from inside the namespace (net.* is per namespace): no procps needed. */
   private async sysctl(ns: string, key: string, value: string): Promise<void> {
-    await must(['ip', 'netns', 'exec', ns, 'sysctl', '-q', '-w', `${key}=${value}`]);
+    await must(['ip', 'netns', 'exec', ns, 'sh', '-c', 'echo "$1" > "$2"', 'sh', value, `/proc/sys/${key.replace(/\./g, '/')}`]);
   }
 
   private track(p: Proc): Proc {
@@ -314,6 +315,13 @@ export class Lab {
   async stopPid(pid: number): Promise<void> {
     await endPid(pid);
     this.forkedPids.delete(pid);
+  }
+
+  /** The gateway's MAC address on its client-facing interface (for frames the client crafts itself). */
+  async gwMac(): Promise<string> {
+    const r = await must(['ip', '-n', this.ns.gw, '-j', 'link', 'show', 'vif3.0']);
+    const links = JSON.parse(r.stdout) as Array<{ address: string }>;
+    return links[0]?.address ?? '';
   }
 
   /** Is something listening in gw on this TCP or UDP port (any address)? */
@@ -414,7 +422,7 @@ export class Lab {
 }
 
 export interface Probe {
-  readonly kind: 'tcp' | 'udp' | 'icmp' | 'dns';
+  readonly kind: 'tcp' | 'udp' | 'icmp' | 'dns' | 'tcpraw' | 'frag' | 'l2syn';
   readonly [k: string]: unknown;
 }
 

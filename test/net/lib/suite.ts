@@ -357,6 +357,37 @@ export function gatewaySuite(v: Variant): void {
       await expectUpClean(lab, mark, 'UDP, ICMP and IPv6');
     });
 
+    it('fragments, TCP with impossible flag combinations and TCP that is not a new connection reach nothing: not dnsmasq, not Tor, not up', async () => {
+      await w.use(recorders);
+      const mark = lab.upMark();
+      const r = await lab.probe('client', [
+        { kind: 'frag', server: A.dns1, name: 'frag.i2p', qtype: 'A' },
+        { kind: 'frag', server: A.upDns, name: 'frag.example', qtype: 'A' },
+        ...['A', 'F', 'FA', '', 'FPU', 'SF', 'SR', 'U'].map((flags) => ({ kind: 'tcpraw' as const, host: A.web, port: 80, flags })),
+        ...['A', 'SF'].map((flags) => ({ kind: 'tcpraw' as const, host: A.lan, port: 443, flags })),
+      ]);
+      for (const x of r) expect(x.outcome, JSON.stringify(x)).toBe('noreply');
+      expect(w.torEvents(), 'a segment that is not a bare SYN reached Tor\'s TransPort').toEqual([]);
+      await expectUpClean(lab, mark, 'fragments and bad TCP flags');
+    });
+
+    it('the gateway\'s daemons are reachable only through the redirects: direct connections to 10.137.0.1 or 127.0.0.1 get nothing', async () => {
+      await w.use(recorders);
+      const mark = lab.upMark();
+      const tcpPorts = [w.transPort?.port ?? 9040, w.config.tinyproxy.port, w.dnsPort?.port ?? 5353, w.routerHttp.port, w.routerConsole.port, 6668, 7654, 7656];
+      const mac = await lab.gwMac();
+      const r = await lab.probe('client', [
+        ...tcpPorts.map((port) => ({ kind: 'tcp' as const, host: A.gwDown4, port, send: 'GET / HTTP/1.0\r\n\r\n', timeout: 1 })),
+        { kind: 'dns', server: A.gwDown4, port: w.dnsPort?.port ?? 5353, name: 'direct.example', qtype: 'A', timeout: 1 },
+        // Frames the client addresses to 127.0.0.1 itself (route_localnet is on when router ports are exposed).
+        ...tcpPorts.map((port) => ({ kind: 'l2syn' as const, iface: 'eth0', mac, src: A.client4, dst: '127.0.0.1', port })),
+      ]);
+      for (const x of r) expect(x.outcome, JSON.stringify(x.probe)).not.toMatch(/^(connected|reply|answer)$/);
+      expect(w.torEvents()).toEqual([]);
+      expect(w.routerEvents()).toEqual([]);
+      await expectUpClean(lab, mark, 'direct connections to the gateway');
+    });
+
     it('ports on the virtual IP other than 80 and the exposed router ports get no connection, and nothing reaches Tor, the router or up', async () => {
       await w.use(recorders);
       const exposed = exposedConsolePort(w);
@@ -423,6 +454,25 @@ export function gatewaySuite(v: Variant): void {
         'udp 443': false, 'udp 123': false, icmp: false, 'ipv6 tcp': false, 'private tcp': false,
       });
       await expectUpClean(lab, mark, 'battery, all up');
+    });
+
+    it('at boot, before the hook has run, the packaged lockdown unit already cuts the client off (Qubes alone would forward)', async () => {
+      await w.use(full);
+      try {
+        await lab.resetFirewall();
+        await w.gw.runOneshot(UNIT.lockdown);
+        const mark = lab.upMark();
+        const { reached, results } = await runBattery();
+        expect(Object.entries(reached).filter(([, ok]) => ok), JSON.stringify(results, null, 1)).toEqual([]);
+        await expectUpClean(lab, mark, 'battery at boot with the lockdown only');
+        // ...and the hook lifts it: the same battery then reaches the daemons again.
+        const hook = await w.gw.runHook();
+        expect(hook.code, hook.stderr).toBe(0);
+        expect(await lab.ruleset()).not.toContain('qubes-i2p-gateway-lockdown');
+        expect((await runBattery()).reached['dns .i2p']).toBe(true);
+      } finally {
+        await w.loadFirewall();
+      }
     });
 
     for (const daemon of ['tor', 'tinyproxy', 'dnsmasq', 'router'] as const) {

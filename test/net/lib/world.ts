@@ -26,6 +26,7 @@ export const UNIT = {
   dnsmasq: 'qubes-i2p-gateway-dnsmasq.service',
   tinyproxy: 'qubes-i2p-gateway-tinyproxy.service',
   i2pd: 'i2pd.service',
+  lockdown: 'qubes-i2p-gateway-lockdown.service',
 } as const;
 
 /** The only change to a packaged command line: Tor's network is one unreachable bridge inside the lab. */

@@ -9,7 +9,9 @@ Subcommands (each long-running one prints READY on stdout once every socket is b
   http-proxy  a stand-in for an I2P router's HTTP proxy (or any local listener): records the request head.
   sync        sends one marker frame out of an interface with AF_PACKET (below netfilter), so the recorder on
               the far side can prove it has seen every frame sent before it.
-  probe       runs a JSON list of probes (tcp, udp, icmp, dns) concurrently, each bounded, prints JSON results.
+  probe       runs a JSON list of probes (tcp, udp, icmp, dns, tcpraw: one segment with chosen flags, frag: a DNS
+              query in two IPv4 fragments, l2syn: a SYN to any address, e.g. 127.0.0.1, in a frame to a given MAC)
+              concurrently, each bounded, prints JSON results.
 """
 import argparse
 import ipaddress
@@ -557,7 +559,128 @@ def probe_dns(p):
     return r
 
 
-PROBES = {"tcp": probe_tcp, "udp": probe_udp, "icmp": probe_icmp, "dns": probe_dns}
+def source_for(host):
+    """The address the kernel would send from towards host (a connected UDP socket sends nothing)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect((host, 9))
+        return s.getsockname()[0]
+    finally:
+        s.close()
+
+
+def ip4_header(src, dst, proto, payload_len, ident, frag_field):
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + payload_len, ident, frag_field, 64, proto, 0,
+                      socket.inet_aton(src), socket.inet_aton(dst))
+    return hdr[:10] + struct.pack("!H", checksum(hdr)) + hdr[12:]
+
+
+TCP_FLAGS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20}
+
+
+def probe_tcpraw(p):
+    """One TCP segment with the given flags ("" = NULL scan, "FPU" = Xmas); any TCP answer from host:port is a reply."""
+    host, port = p["host"], p["port"]
+    src = source_for(host)
+    sport = 40000 + int.from_bytes(os.urandom(2), "big") % 20000
+    flags = 0
+    for c in p.get("flags", ""):
+        flags |= TCP_FLAGS[c]
+    seq = int.from_bytes(os.urandom(4), "big")
+    tcp = struct.pack("!HHIIBBHHH", sport, port, seq, 0, 5 << 4, flags, 64240, 0, 0)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(host) + struct.pack("!BBH", 0, 6, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
+    rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    try:
+        tx.sendto(ip4_header(src, host, 6, len(tcp), os.getpid() & 0xFFFF, 0) + tcp, (host, 0))
+        deadline = time.time() + p.get("timeout", 1.0)
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                return {"outcome": "noreply"}
+            r, _, _ = select.select([rx], [], [], left)
+            if not r:
+                return {"outcome": "noreply"}
+            data, peer = rx.recvfrom(4096)
+            ihl = (data[0] & 0x0F) * 4
+            sp, dp = struct.unpack("!HH", data[ihl:ihl + 4])
+            if peer[0] == host and sp == port and dp == sport:
+                return {"outcome": "reply", "tcpflags": data[ihl + 13]}
+    finally:
+        rx.close()
+        tx.close()
+
+
+def probe_frag(p):
+    """A DNS query over UDP, sent as two IPv4 fragments; a reply means something reassembled and answered it."""
+    server, port = p["server"], p.get("port", 53)
+    src = source_for(server)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind((src, 0))
+    sport = u.getsockname()[1]
+    u.settimeout(p.get("timeout", 1.0))
+    q = build_query(p["name"], QTYPE_NUM.get(p.get("qtype", "A"), 1), int.from_bytes(os.urandom(2), "big"))
+    udp = struct.pack("!HHHH", sport, port, 8 + len(q), 0) + q
+    pseudo = socket.inet_aton(src) + socket.inet_aton(server) + struct.pack("!BBH", 0, 17, len(udp))
+    udp = udp[:6] + struct.pack("!H", checksum(pseudo + udp) or 0xFFFF) + udp[8:]
+    ident = int.from_bytes(os.urandom(2), "big")
+    first, rest = udp[:16], udp[16:]
+    tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    try:
+        tx.sendto(ip4_header(src, server, 17, len(first), ident, 0x2000) + first, (server, 0))  # MF, offset 0
+        tx.sendto(ip4_header(src, server, 17, len(rest), ident, 16 // 8) + rest, (server, 0))  # offset 16 bytes
+        data = u.recv(4096)
+        r = parse_response(data)
+        r["outcome"] = "reply"
+        return r
+    except socket.timeout:
+        return {"outcome": "noreply"}
+    finally:
+        tx.close()
+        u.close()
+
+
+def probe_l2syn(p):
+    """A TCP SYN to p["dst"] (e.g. 127.0.0.1) in an Ethernet frame addressed to p["mac"] on p["iface"]: the
+    routing decision is the receiver's. Any TCP answer from dst:port is a reply."""
+    iface, dst, port = p["iface"], p["dst"], p["port"]
+    with open(f"/sys/class/net/{iface}/address") as f:
+        own_mac = bytes.fromhex(f.read().strip().replace(":", ""))
+    src = p["src"]
+    sport = 40000 + int.from_bytes(os.urandom(2), "big") % 20000
+    tcp = struct.pack("!HHIIBBHHH", sport, port, int.from_bytes(os.urandom(4), "big"), 0, 5 << 4, 0x02, 64240, 0, 0)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
+    frame = bytes.fromhex(p["mac"].replace(":", "")) + own_mac + struct.pack("!H", 0x0800) + \
+        ip4_header(src, dst, 6, len(tcp), os.getpid() & 0xFFFF, 0) + tcp
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    s.bind((iface, 0))
+    try:
+        s.send(frame)
+        deadline = time.time() + p.get("timeout", 1.0)
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                return {"outcome": "noreply"}
+            r, _, _ = select.select([s], [], [], left)
+            if not r:
+                return {"outcome": "noreply"}
+            data, addr = s.recvfrom(65535)
+            if addr[2] == socket.PACKET_OUTGOING:
+                continue
+            ip = data[14:]
+            if len(ip) < 40 or ip[9] != 6:
+                continue
+            ihl = (ip[0] & 0x0F) * 4
+            sp, dp = struct.unpack("!HH", ip[ihl:ihl + 4])
+            if sp == port and dp == sport:
+                return {"outcome": "reply", "from": socket.inet_ntoa(ip[12:16]), "tcpflags": ip[ihl + 13]}
+    finally:
+        s.close()
+
+
+PROBES = {"l2syn": probe_l2syn, "tcp": probe_tcp, "udp": probe_udp, "icmp": probe_icmp, "dns": probe_dns, "tcpraw": probe_tcpraw, "frag": probe_frag}
 
 
 def cmd_probe(a):
