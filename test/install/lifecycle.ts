@@ -21,7 +21,6 @@ import {
   freshChroot,
   listTree,
   type Chroot,
-  type ChrootProcess,
   type Listing,
   type RunResult,
 } from './chroot.ts';
@@ -76,6 +75,54 @@ export function shippedPaths(files: readonly RenderedFile[]): Set<string> {
   return paths;
 }
 
+const UNIT_DIR = '/usr/lib/systemd/system/';
+
+/** Names of the unit files the package ships (`foo.service`, not drop-ins). */
+export function shippedUnits(files: readonly RenderedFile[]): string[] {
+  return files
+    .filter((f) => f.kind === 'file' && f.path.startsWith(UNIT_DIR) && /^[^/]+\.(service|target|socket|timer|path)$/.test(f.path.slice(UNIT_DIR.length)))
+    .map((f) => f.path.slice(UNIT_DIR.length))
+    .sort();
+}
+
+/** Every `Key=value` setting of `key` in the package's units and drop-ins, with the unit it applies to. */
+export function unitSettings(files: readonly RenderedFile[], key: string): Array<{ unit: string; value: string }> {
+  const found: Array<{ unit: string; value: string }> = [];
+  for (const f of files) {
+    if (f.kind !== 'file' || !f.path.startsWith(UNIT_DIR)) continue;
+    const rel = f.path.slice(UNIT_DIR.length);
+    const unit = rel.includes('.d/') ? rel.slice(0, rel.indexOf('.d/')) : rel;
+    for (const line of new TextDecoder().decode(f.data).split('\n')) {
+      const m = /^\s*([A-Za-z]+)\s*=\s*(.*?)\s*$/.exec(line);
+      if (m?.[1] === key && m[2] !== undefined && m[2] !== '') found.push({ unit, value: m[2] });
+    }
+  }
+  return found;
+}
+
+/**
+ * The directories systemd creates for a unit's StateDirectory=, CacheDirectory= and LogsDirectory=
+ * (systemd.exec(5) "RuntimeDirectory=, StateDirectory=, ..."), with the user that owns them. RuntimeDirectory=
+ * is left out: it lives on /run, a tmpfs that no package upgrade or purge needs to clean.
+ */
+export function runtimeStateDirs(files: readonly RenderedFile[]): Array<{ path: string; unit: string; user: string }> {
+  const bases: ReadonlyArray<readonly [string, string]> = [
+    ['StateDirectory', '/var/lib'],
+    ['CacheDirectory', '/var/cache'],
+    ['LogsDirectory', '/var/log'],
+  ];
+  const users = new Map(unitSettings(files, 'User').map((s) => [s.unit, s.value]));
+  const dirs: Array<{ path: string; unit: string; user: string }> = [];
+  for (const [key, base] of bases) {
+    for (const s of unitSettings(files, key)) {
+      for (const word of s.value.split(/\s+/)) {
+        dirs.push({ path: `${base}/${word.split(':')[0] ?? word}`, unit: s.unit, user: users.get(s.unit) ?? 'root' });
+      }
+    }
+  }
+  return dirs;
+}
+
 /** What policy-rc.d was asked to start, one request per line, sorted (order differs between runs). */
 export function policyRequests(c: Chroot): string[] {
   try {
@@ -88,11 +135,10 @@ export function policyRequests(c: Chroot): string[] {
 export interface Stage {
   readonly listing: Listing;
   readonly policy: readonly string[];
-  readonly processes: readonly ChrootProcess[];
 }
 
 async function stage(c: Chroot): Promise<Stage> {
-  return { listing: await listTree(c), policy: policyRequests(c), processes: c.processes() };
+  return { listing: await listTree(c), policy: policyRequests(c) };
 }
 
 /** A fresh chroot with current indexes and the .debs in INBOX. */

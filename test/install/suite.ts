@@ -15,7 +15,10 @@ import {
   policyRequests,
   prepare,
   runShadow,
+  runtimeStateDirs,
   shippedPaths,
+  shippedUnits,
+  unitSettings,
   type Built,
   type ShadowRun,
 } from './lifecycle.ts';
@@ -36,7 +39,7 @@ export async function timed<T>(what: string, f: () => Promise<T>): Promise<T> {
 let pristine: Promise<string> | undefined;
 
 /** The pristine tree, made once per process (debootstrap only when the cache is cold). */
-function getPristine(): Promise<string> {
+export function getPristine(): Promise<string> {
   pristine ??= timed('pristine chroot (debootstrap on a cold cache only)', () => ensurePristine(log));
   return pristine;
 }
@@ -167,6 +170,33 @@ export function lifecycle(name: string, build: () => Built, checks: VariantCheck
       await checks.afterInstall?.(chroot(), pkg);
     });
 
+    it('its units verify against the installed dependencies, and the users and groups they name exist', async () => {
+      const units = shippedUnits(pkg.files);
+      if (units.length > 0) {
+        // --man=no: minbase has no man pages for Documentation= to find. A private tmpfs on /run, because
+        // systemd-analyze leaves /run/systemd/systemd-units-load behind, which the purge comparison would see.
+        const script = 'mount -t tmpfs qig-run /run && exec systemd-analyze verify --man=no "$@"';
+        const v = await chroot().exec(['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', ...units]);
+        expect(v.code, describeRun('systemd-analyze verify', v)).toBe(0);
+      }
+      const missing: string[] = [];
+      for (const [key, db] of [['User', 'passwd'], ['Group', 'group']] as const) {
+        for (const { unit, value } of unitSettings(pkg.files, key)) {
+          const q = await chroot().exec(['getent', db, value]);
+          if (q.code !== 0) missing.push(`${unit}: ${key}=${value} does not exist after installing the package and its Depends`);
+        }
+      }
+      expect(missing).toEqual([]);
+    });
+
+    it('a gateway run: creates the state directories its units declare (for the purge check)', async () => {
+      for (const d of runtimeStateDirs(pkg.files)) {
+        await chroot().must(['install', '-d', '-m', '0700', '-o', d.user, d.path]);
+        await chroot().must(['sh', '-c', 'echo "state of a gateway run" > "$1/qig-run-state"', 'sh', d.path]);
+        log(`${name}: simulated ${d.unit} state in ${d.path} (owner ${d.user})`);
+      }
+    });
+
     it('remove: keeps the conffiles (state rc), removes everything else it shipped', async () => {
       const policyBefore = policyRequests(chroot());
       const r = await timed(`${name}: apt-get remove`, () => chroot().exec(['apt-get', 'remove', '-y', pkg.meta.package]));
@@ -206,6 +236,9 @@ export function lifecycle(name: string, build: () => Built, checks: VariantCheck
       // And the tree is the shadow's after its purge: no file created by our scripts, nothing changed.
       const d = diffTrees(shadow.purged.listing, after, ignored);
       expect(d, 'difference from the baseline after purge').toEqual({ added: [], removed: [], changed: [] });
+      // Also where the comparison does not look (logs): the state a gateway run leaves.
+      const state = runtimeStateDirs(pkg.files).map((s) => s.path).filter((p) => existsSync(chroot().path(p)));
+      expect(state, 'run-time state left after purge').toEqual([]);
       expect(policyRequests(chroot()), 'service requests during purge').toEqual(policyBefore);
       expect(chroot().processes(), 'processes running in the chroot (daemons started?)').toEqual([]);
       await checks.afterPurge?.(chroot(), pkg);
