@@ -2,7 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * The install tests (`npm run test:install`): install, remove and purge the .deb in a Debian 12 chroot.
- * Root only; minutes on the first run (debootstrap, downloads), about a minute once `.cache/` is warm.
+ * Root only. Measured: about 3.5 min on a cold cache (debootstrap about 1.5 min, then downloads), about
+ * 1.5 min once `.cache/chroot-bookworm` is warm.
  * One file at a time: the tests mount overlays and share the apt caches.
  */
 export default defineConfig({
