@@ -1,0 +1,353 @@
+/**
+ * `npm run bench`: four figures, each a ratio against a reference measured in the same run, each side the
+ * median of at least 5 runs (after one discarded warm-up), reference and subject interleaved run by run.
+ *
+ *   P1  the full build (formula, .deb, .rpm) as a cold process (`tsx build/build.ts`, and the precompiled entry
+ *       when there is one) vs `dpkg-deb --build --root-owner-group` + `rpmbuild -bb` on the same staged trees
+ *       (the .deb unpacked with `dpkg-deb -R`; the spec rpm/qubes-mgmt-salt-i2p-gateway.spec with
+ *       `_sourcedir` = our output). Both native tools compress with gzip -9 like our writers (dpkg-deb -Zgzip
+ *       -z9; the spec pins w9.gzdio), so the work compared is the same.
+ *   P2  HTTP through the gateway (client → nft redirect → tinyproxy → I2P HTTP proxy stand-in on 127.0.0.1:4444)
+ *       vs the client using the stand-in directly as its proxy (on the gateway's vif address): requests/s, p50
+ *       and p99 latency, with wrk (bounded duration). The stand-in closes every connection (as i2pd's proxy
+ *       does), so both paths pay one TCP connect per request.
+ *   P3  `.i2p` A answers/s from the packaged dnsmasq (client → 10.139.1.1:53, redirected) vs a plain dnsmasq
+ *       with one local record (address=/x.test/1.2.3.4) on the gateway's vif address, with our bounded UDP load
+ *       generator (bench/tools/dns-load.mjs).
+ *   P4  the build with 100 client qubes vs 1 (cold process; the in-process pipeline time is shown too).
+ *
+ * P2 and P3 run in the datapath suite's namespace lab (test/net/lib/lab.ts) with the packaged configs and the
+ * gateway's full ruleset loaded; they need root, ip, nft, tinyproxy, dnsmasq and wrk, and are reported as
+ * skipped (with the reason) otherwise. Everything it creates (temp dirs, namespaces, processes) is removed on
+ * the way out, also after a failure or Ctrl-C. Writes bench/results.json. No figure is ever asserted.
+ *
+ * Options: --runs N (default 7, at least 5), --only P1,P3, --out FILE (default bench/results.json).
+ */
+import { spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { parseConfigText } from '../src/config/load.ts';
+import { readStaticSources } from '../src/io/static.ts';
+import { build } from '../src/pipeline.ts';
+import { datapath, type DatapathResult } from './datapath.ts';
+import { median, timeCold, type Timing } from './measure.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const TSX_CLI = join(ROOT, 'node_modules/tsx/dist/cli.mjs');
+const SPEC = join(ROOT, 'rpm/qubes-mgmt-salt-i2p-gateway.spec');
+const EPOCH = '1767225600';
+const WARMUP = 10;
+
+interface Entry {
+  readonly name: string;
+  readonly argv: (out: string, config?: string) => string[];
+}
+
+/** The ways to run the build as a cold process: what `npm run build` runs, and the precompiled entry if any. */
+function entries(): Entry[] {
+  const list: Entry[] = [
+    { name: 'tsx build/build.ts', argv: (out, config) => [process.execPath, TSX_CLI, join(ROOT, 'build/build.ts'), '--out', out, ...(config ? ['--config', config] : [])] },
+    { name: 'node --import tsx build/build.ts', argv: (out, config) => [process.execPath, '--import', 'tsx', join(ROOT, 'build/build.ts'), '--out', out, ...(config ? ['--config', config] : [])] },
+  ];
+  const fast = join(ROOT, 'build/fast.mjs');
+  if (existsSync(fast)) {
+    list.push({ name: 'node build/fast.mjs (precompiled)', argv: (out, config) => [process.execPath, fast, '--out', out, ...(config ? ['--config', config] : [])] });
+  }
+  return list;
+}
+
+/** The entry `npm run build` runs (package.json scripts.build), so the figures are about what users get. */
+function npmBuildEntry(list: readonly Entry[]): Entry {
+  const script = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts?: Record<string, string> }).scripts?.['build'] ?? '';
+  const pick = script.includes('build/fast.mjs') ? 'node build/fast.mjs' : script.includes('--import tsx') ? 'node --import tsx' : 'tsx build/build.ts';
+  return list.find((e) => e.name.startsWith(pick)) ?? list[0]!;
+}
+
+function configWithClients(n: number): string {
+  const names = Array.from({ length: n }, (_, i) => `client-${String(i + 1).padStart(3, '0')}`);
+  return `qubes:\n  clients:\n${names.map((c) => `    - ${c}\n`).join('')}`;
+}
+
+function must(cmd: string, args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000, maxBuffer: 32 << 20, ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || r.stdout}${r.error ? String(r.error) : ''}`);
+  return r.stdout;
+}
+
+function have(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+export interface Figure {
+  readonly id: string;
+  readonly title: string;
+  /** subject / reference for times; for rates also subject / reference (below 1: slower). */
+  readonly ratio?: number;
+  readonly unit?: string;
+  readonly subject?: Timing | Record<string, unknown>;
+  readonly reference?: Timing | Record<string, unknown>;
+  readonly detail?: Record<string, unknown>;
+  readonly skipped?: string;
+}
+
+function fmtMs(ms: number): string {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`;
+}
+
+// ------------------------------------------------------------------------------------------------------ P1
+
+function p1(work: string, runs: number, distDir: string, debFile: string): Figure {
+  if (!have('dpkg-deb') || !have('rpmbuild')) return { id: 'P1', title: 'full build vs dpkg-deb + rpmbuild', skipped: 'dpkg-deb or rpmbuild missing (sh test/oracles.sh)' };
+  const stage = join(work, 'p1-stage');
+  must('dpkg-deb', ['-R', debFile, stage]);
+  const topdir = join(work, 'p1-rpmbuild');
+  const refDeb = join(work, 'p1-ref.deb');
+  const env = { ...process.env, SOURCE_DATE_EPOCH: EPOCH, LC_ALL: 'C.UTF-8', TZ: 'UTC' };
+  const ref = (): number => {
+    const t0 = performance.now();
+    must('dpkg-deb', ['--root-owner-group', '-Zgzip', '-z9', '--build', stage, refDeb], { env });
+    must('rpmbuild', ['-bb', '--quiet', '--define', `_sourcedir ${distDir}`, '--define', `_topdir ${topdir}`, '--define', 'gw_version 0.1.0', SPEC], { env });
+    return performance.now() - t0;
+  };
+  const out = join(work, 'p1-out');
+  const subjects = entries();
+  const times = new Map<string, number[]>([['reference', []], ...subjects.map((s) => [s.name, []] as [string, number[]])]);
+  // one warm-up of each (page cache, tsx's transform cache), then interleaved measured runs
+  ref();
+  for (const s of subjects) timeCold(s.argv(out), { cwd: ROOT });
+  for (let i = 0; i < runs; i++) {
+    times.get('reference')!.push(ref());
+    for (const s of subjects) times.get(s.name)!.push(timeCold(s.argv(out), { cwd: ROOT }));
+  }
+  // Where the time goes: node itself, tsx's start-up, and the pipeline in-process.
+  const empty = join(work, 'empty.ts');
+  writeFileSync(empty, 'export {};\n');
+  const nodeBare: number[] = [];
+  const tsxBare: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    nodeBare.push(timeCold([process.execPath, '-e', '0']));
+    tsxBare.push(timeCold([process.execPath, TSX_CLI, empty]));
+  }
+  const [inProc] = inProcess(runs, ['']);
+  const refT: Timing = { median: median(times.get('reference')!), runs: times.get('reference')! };
+  const subjectTimings = Object.fromEntries(subjects.map((s) => [s.name, { median: median(times.get(s.name)!), runs: times.get(s.name)! }]));
+  const npmEntry = npmBuildEntry(subjects);
+  const main = subjectTimings[npmEntry.name]!;
+  return {
+    id: 'P1',
+    title: `full build, cold process (${npmEntry.name}, what npm run build runs), vs dpkg-deb --build + rpmbuild -bb on the same trees`,
+    ratio: main.median / refT.median,
+    unit: 'time ratio (below 1: faster than the native tools)',
+    subject: main,
+    reference: refT,
+    detail: {
+      npmRunBuild: npmEntry.name,
+      entries: Object.fromEntries(Object.entries(subjectTimings).map(([k, v]) => [k, { ...v, ratio: v.median / refT.median }])),
+      nodeStartMs: median(nodeBare),
+      tsxStartMs: median(tsxBare),
+      pipelineInProcessMs: inProc!,
+    },
+  };
+}
+
+/**
+ * The pure pipeline in this process (modules loaded, JIT warm): the work itself, without any start-up.
+ * Several configs are measured interleaved, after WARMUP builds of each (JIT tiers); returns the medians in ms.
+ */
+function inProcess(runs: number, configTexts: readonly string[]): number[] {
+  const sources = readStaticSources();
+  const configs = configTexts.map((t) => {
+    const loaded = parseConfigText(t);
+    if (!loaded.ok) throw new Error('bench: config does not parse');
+    return loaded.config;
+  });
+  const times = configs.map((): number[] => []);
+  for (let i = 0; i < runs + WARMUP; i++) {
+    configs.forEach((config, k) => {
+      const t0 = performance.now();
+      build({ config, sourceDateEpoch: Number(EPOCH), sources });
+      if (i >= WARMUP) times[k]!.push(performance.now() - t0);
+    });
+  }
+  return times.map(median);
+}
+
+// ------------------------------------------------------------------------------------------------------ P4
+
+function p4(work: string, runs: number): Figure {
+  const one = join(work, 'p4-1.yaml');
+  const hundred = join(work, 'p4-100.yaml');
+  writeFileSync(one, configWithClients(1));
+  writeFileSync(hundred, configWithClients(100));
+  const entry = npmBuildEntry(entries());
+  const out = join(work, 'p4-out');
+  const t1: number[] = [];
+  const t100: number[] = [];
+  timeCold(entry.argv(out, one), { cwd: ROOT });
+  timeCold(entry.argv(out, hundred), { cwd: ROOT });
+  for (let i = 0; i < runs; i++) {
+    t1.push(timeCold(entry.argv(out, one), { cwd: ROOT }));
+    t100.push(timeCold(entry.argv(out, hundred), { cwd: ROOT }));
+  }
+  const [in1, in100] = inProcess(runs, [configWithClients(1), configWithClients(100)]) as [number, number];
+  return {
+    id: 'P4',
+    title: `build with 100 client qubes vs 1 (cold process, ${entry.name})`,
+    ratio: median(t100) / median(t1),
+    unit: 'time ratio',
+    subject: { median: median(t100), runs: t100 },
+    reference: { median: median(t1), runs: t1 },
+    detail: { pipelineInProcessMs: { clients1: in1, clients100: in100, ratio: in100 / in1 } },
+  };
+}
+
+// ------------------------------------------------------------------------------------------------- P2, P3
+
+function datapathFigures(r: DatapathResult | { skipped: string }): Figure[] {
+  const p2Title = 'HTTP requests/s through the gateway (nft → tinyproxy → stand-in) vs the stand-in directly as proxy';
+  const p3Title = '.i2p A answers/s from the packaged dnsmasq (redirected) vs a plain dnsmasq with one record';
+  if ('skipped' in r) return [{ id: 'P2', title: p2Title, skipped: r.skipped }, { id: 'P3', title: p3Title, skipped: r.skipped }];
+  const figs: Figure[] = [];
+  if (r.http !== undefined) {
+    const { gateway, direct, wrk } = r.http;
+    figs.push({
+      id: 'P2',
+      title: p2Title,
+      ratio: gateway.rps / direct.rps,
+      unit: 'throughput ratio (1: no cost; p50/p99 latency ratios in detail)',
+      subject: { ...gateway },
+      reference: { ...direct },
+      detail: { p50Ratio: gateway.p50ms / direct.p50ms, p99Ratio: gateway.p99ms / direct.p99ms, wrk },
+    });
+  }
+  if (r.dns !== undefined) {
+    const { gateway, plain, load } = r.dns;
+    figs.push({
+      id: 'P3',
+      title: p3Title,
+      ratio: gateway.aps / plain.aps,
+      unit: 'throughput ratio (1: no cost)',
+      subject: { ...gateway },
+      reference: { ...plain },
+      detail: { load },
+    });
+  }
+  return figs;
+}
+
+// --------------------------------------------------------------------------------------------------- table
+
+function print(figs: readonly Figure[]): void {
+  const lines: string[] = ['', 'figure  ratio    subject                          reference                        what'];
+  for (const f of figs) {
+    if (f.skipped !== undefined) {
+      lines.push(`${f.id.padEnd(6)}  skipped  ${f.skipped}`);
+      continue;
+    }
+    const s = f.subject as Record<string, unknown>;
+    const r = f.reference as Record<string, unknown>;
+    const show = (x: Record<string, unknown>): string => {
+      if (typeof x['median'] === 'number') return `${fmtMs(x['median'])} (median)`;
+      if (typeof x['rps'] === 'number') return `${(x['rps'] as number).toFixed(0)} req/s p50 ${(x['p50ms'] as number).toFixed(2)} p99 ${(x['p99ms'] as number).toFixed(2)} ms`;
+      if (typeof x['aps'] === 'number') return `${(x['aps'] as number).toFixed(0)} answers/s`;
+      return JSON.stringify(x);
+    };
+    lines.push(`${f.id.padEnd(6)}  ${(f.ratio ?? NaN).toFixed(3).padEnd(7)}  ${show(s).padEnd(31)}  ${show(r).padEnd(31)}  ${f.title}`);
+    if (f.id === 'P1' && f.detail) {
+      const d = f.detail as { entries: Record<string, { median: number; ratio: number }>; nodeStartMs: number; tsxStartMs: number; pipelineInProcessMs: number };
+      for (const [name, e] of Object.entries(d.entries)) lines.push(`          ${name}: ${fmtMs(e.median)}, ratio ${e.ratio.toFixed(3)}`);
+      lines.push(`          start-up: node ${fmtMs(d.nodeStartMs)}, tsx (empty file) ${fmtMs(d.tsxStartMs)}; the pipeline in-process ${fmtMs(d.pipelineInProcessMs)}`);
+    }
+    if (f.id === 'P2' && f.detail) {
+      const d = f.detail as { p50Ratio: number; p99Ratio: number };
+      lines.push(`          latency ratios: p50 ${d.p50Ratio.toFixed(2)}, p99 ${d.p99Ratio.toFixed(2)}`);
+    }
+    if (f.id === 'P4' && f.detail) {
+      const d = (f.detail as { pipelineInProcessMs: { clients1: number; clients100: number; ratio: number } }).pipelineInProcessMs;
+      lines.push(`          in-process pipeline: 1 client ${fmtMs(d.clients1)}, 100 clients ${fmtMs(d.clients100)}, ratio ${d.ratio.toFixed(2)}`);
+    }
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------------- main
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { runs: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' } } });
+  const runs = Math.max(5, Number(values.runs ?? 7) || 7);
+  const only = new Set((values.only ?? 'P1,P2,P3,P4').toUpperCase().split(',').map((s) => s.trim()));
+  const outFile = resolve(values.out ?? join(ROOT, 'bench/results.json'));
+  const work = mkdtempSync(join(tmpdir(), 'qig-bench-'));
+  const cleanups: Array<() => Promise<void> | void> = [() => rmSync(work, { recursive: true, force: true })];
+  let cleaning: Promise<void> | undefined;
+  const cleanup = (): Promise<void> => {
+    cleaning ??= (async () => {
+      for (const c of cleanups.reverse()) {
+        try {
+          await c();
+        } catch (e) {
+          process.stderr.write(`bench: cleanup: ${String(e)}\n`);
+        }
+      }
+    })();
+    return cleaning;
+  };
+  const onSignal = (sig: NodeJS.Signals): void => {
+    process.stderr.write(`bench: ${sig}, cleaning up\n`);
+    void cleanup().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    const started = performance.now();
+    process.stdout.write(`bench: ${runs} runs per side, node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'})\n`);
+    // One build of the default gateway: the trees P1's reference packs, the .deb P2/P3 run.
+    const dist = join(work, 'dist');
+    must(process.execPath, [TSX_CLI, join(ROOT, 'build/build.ts'), '--out', dist], { cwd: ROOT, env: { ...process.env, SOURCE_DATE_EPOCH: EPOCH } });
+    const debName = readdirSync(dist).find((f) => f.endsWith('.deb'));
+    if (debName === undefined) throw new Error('bench: the build wrote no .deb');
+    const deb = join(dist, debName);
+
+    const figs: Figure[] = [];
+    if (only.has('P1')) {
+      process.stdout.write('P1: full build vs dpkg-deb + rpmbuild …\n');
+      figs.push(p1(work, runs, dist, deb));
+    }
+    if (only.has('P2') || only.has('P3')) {
+      process.stdout.write('P2, P3: datapath in network namespaces …\n');
+      const r = await datapath({ deb, runs, work, cleanups, http: only.has('P2'), dns: only.has('P3') });
+      figs.push(...datapathFigures(r).filter((f) => only.has(f.id)));
+    }
+    if (only.has('P4')) {
+      process.stdout.write('P4: 1 vs 100 client qubes …\n');
+      figs.push(p4(work, runs));
+    }
+    figs.sort((a, b) => a.id.localeCompare(b.id));
+    print(figs);
+    const result = {
+      generatedAt: new Date().toISOString(),
+      node: process.version,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? '',
+      runs,
+      seconds: (performance.now() - started) / 1000,
+      figures: Object.fromEntries(figs.map((f) => [f.id, f])),
+    };
+    mkdirSync(dirname(outFile), { recursive: true });
+    writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
+    process.stdout.write(`\nwrote ${outFile} (${result.seconds.toFixed(0)} s)\n`);
+    return 0;
+  } catch (e) {
+    process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 1;
+  } finally {
+    await cleanup();
+  }
+}
+
+process.exitCode = await main();

@@ -1,0 +1,204 @@
+/**
+ * P2 and P3 of the benchmark, in the datapath suite's namespace lab (test/net/lib/lab.ts, imported, not
+ * changed): client → gw (Qubes 4.2 base tables + the package's firewall hook) with the package's tinyproxy and
+ * dnsmasq started as their units say, and an I2P HTTP proxy stand-in on 127.0.0.1:4444.
+ *
+ *   P2 subject:   wrk in client → http://10.100.100.100/ (Host: bench.i2p) → nft redirect → tinyproxy → stand-in
+ *      reference: wrk in client → the stand-in directly as its proxy (GET http://bench.i2p/ to 10.137.0.1:4444)
+ *   P3 subject:   dns-load in client → 10.139.1.1:53 (bench.i2p A) → nft redirect → the packaged dnsmasq
+ *      reference: dns-load in client → a plain dnsmasq (address=/x.test/1.2.3.4) on 10.137.0.1:5300
+ *
+ * Both sides run with the gateway's whole ruleset loaded; the references' ports are accepted in Qubes'
+ * custom-input chain (the admin's chain) only for the duration of the bench. Runs alternate reference/subject.
+ */
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { A, Lab } from '../test/net/lib/lab.ts';
+import { must } from '../test/net/lib/sh.ts';
+import { median } from './measure.ts';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const STANDIN_PORT = 4444;
+const PLAIN_DNS_PORT = 5300;
+const HOST = 'bench.i2p';
+const WRK_SECONDS = 2;
+const WRK_THREADS = 2;
+const WRK_CONNECTIONS = 8;
+const DNS_MS = 2000;
+
+export interface HttpSide {
+  readonly rps: number;
+  readonly p50ms: number;
+  readonly p99ms: number;
+  readonly errors: number;
+  readonly runs: ReadonlyArray<{ rps: number; p50ms: number; p99ms: number; errors: number }>;
+}
+
+export interface DnsSide {
+  readonly aps: number;
+  readonly lost: number;
+  readonly runs: ReadonlyArray<{ aps: number; lost: number; bad: number }>;
+}
+
+export interface DatapathResult {
+  readonly http?: { gateway: HttpSide; direct: HttpSide; wrk: string };
+  readonly dns?: { gateway: DnsSide; plain: DnsSide; load: string };
+}
+
+export interface DatapathOptions {
+  readonly deb: string;
+  readonly runs: number;
+  readonly work: string;
+  readonly cleanups: Array<() => Promise<void> | void>;
+  readonly http: boolean;
+  readonly dns: boolean;
+}
+
+function which(cmd: string): string | undefined {
+  for (const dir of (process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').concat(['/usr/sbin', '/sbin'])) {
+    const p = join(dir, cmd);
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+/** The first ExecStart= of a packaged unit, split into words (our units use plain command lines). */
+function execStart(pkgRoot: string, unit: string): string[] {
+  const text = readFileSync(join(pkgRoot, 'usr/lib/systemd/system', unit), 'utf8');
+  const line = text.split('\n').find((l) => l.startsWith('ExecStart='));
+  if (line === undefined) throw new Error(`${unit}: no ExecStart`);
+  return line.slice('ExecStart='.length).trim().split(/\s+/);
+}
+
+/** wrk's latency as ms: `1.23ms`, `456.00us`, `1.02s`. */
+function toMs(v: string): number {
+  const m = /^([0-9.]+)(us|ms|s|m)$/.exec(v.trim());
+  if (!m) return NaN;
+  const n = Number(m[1]);
+  return m[2] === 'us' ? n / 1000 : m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
+}
+
+export function parseWrk(out: string): { rps: number; p50ms: number; p99ms: number; errors: number; requests: number } {
+  const rps = Number(/Requests\/sec:\s+([0-9.]+)/.exec(out)?.[1] ?? NaN);
+  const p50ms = toMs(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? '');
+  const p99ms = toMs(/^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? '');
+  const requests = Number(/([0-9]+) requests in/.exec(out)?.[1] ?? 0);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  // Not errors: wrk's "read" count, which is every close after a complete response that did not announce
+  // "Connection: close" (tinyproxy closes each client connection without saying so; wrk reconnects).
+  const errors = non2xx + (sock ? Number(sock[1]) + Number(sock[3]) + Number(sock[4]) : 0);
+  return { rps, p50ms, p99ms, errors, requests };
+}
+
+function summarizeHttp(runs: HttpSide['runs']): HttpSide {
+  return {
+    rps: median(runs.map((r) => r.rps)),
+    p50ms: median(runs.map((r) => r.p50ms)),
+    p99ms: median(runs.map((r) => r.p99ms)),
+    errors: runs.reduce((n, r) => n + r.errors, 0),
+    runs,
+  };
+}
+
+function summarizeDns(runs: DnsSide['runs']): DnsSide {
+  return { aps: median(runs.map((r) => r.aps)), lost: runs.reduce((n, r) => n + r.lost, 0), runs };
+}
+
+export async function datapath(opts: DatapathOptions): Promise<DatapathResult | { skipped: string }> {
+  if (process.getuid?.() !== 0) return { skipped: 'needs root (network namespaces)' };
+  for (const tool of ['ip', 'nft', 'tinyproxy', 'dnsmasq', 'wrk', 'nsenter', 'unshare']) {
+    if (which(tool) === undefined) return { skipped: `${tool} is not installed (sh test/oracles.sh)` };
+  }
+  const lab = await Lab.create({ sanctionedUsers: [], deb: opts.deb });
+  opts.cleanups.push(() => lab.destroy());
+
+  // Every request is a new TCP connection (both paths): a wide port range and TIME_WAIT reuse in the lab's
+  // client and gateway keep thousands of closed connections from exhausting ports (per-namespace settings).
+  for (const ns of ['client', 'gw'] as const) {
+    await must(['ip', 'netns', 'exec', lab.ns[ns], 'sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=1024 65535']);
+    await must(['ip', 'netns', 'exec', lab.ns[ns], 'sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1']);
+  }
+  // The gateway qube: its qvm-service on, Qubes' base tables, then the package's hook (as qubes-firewall runs it).
+  lab.setService('i2p', true);
+  const hook = await lab.gwRun(['/etc/qubes/qubes-firewall.d/50-qubes-i2p-gateway']);
+  if (hook.code !== 0) throw new Error(`the firewall hook failed: ${hook.stderr}`);
+  // The references' ports, in the admin's chain of Qubes' input (our ruleset never touches custom-input's rules).
+  const accept = `add rule ip qubes custom-input iifgroup 2 tcp dport ${STANDIN_PORT} accept\nadd rule ip qubes custom-input iifgroup 2 udp dport ${PLAIN_DNS_PORT} accept\n`;
+  await must(['ip', 'netns', 'exec', lab.ns.gw, 'nft', '-f', '-'], { input: accept });
+
+  // The stand-in: copied where any user can read it, on loopback (as the router) and on the vif address.
+  const standin = join(lab.scratch, 'tools', 'http-standin.mjs');
+  copyFileSync(join(HERE, 'tools/http-standin.mjs'), standin);
+  const dnsLoad = join(lab.scratch, 'tools', 'dns-load.mjs');
+  copyFileSync(join(HERE, 'tools/dns-load.mjs'), dnsLoad);
+  const sp = lab.gwSpawn('standin', [process.execPath, standin, `127.0.0.1:${STANDIN_PORT}`, `${A.gwDown4}:${STANDIN_PORT}`]);
+  await sp.waitForLine('READY', 10_000);
+
+  const result: { -readonly [K in keyof DatapathResult]: DatapathResult[K] } = {};
+
+  if (opts.http) {
+    const tp = lab.gwSpawn('tinyproxy', execStart(lab.pkgRoot, 'qubes-i2p-gateway-tinyproxy.service'));
+    const port = Number(/^Port\s+(\d+)/m.exec(readFileSync(join(lab.pkgRoot, 'etc/qubes-i2p-gateway/tinyproxy.conf'), 'utf8'))?.[1] ?? 8888);
+    await lab.waitListening('tcp', port, 10_000, 'tinyproxy');
+    const lua = join(lab.scratch, 'tools', 'proxy-request.lua');
+    writeFileSync(lua, `request = function() return wrk.format("GET", "http://${HOST}/") end\n`);
+    const wrk = (direct: boolean): string[] =>
+      direct
+        ? ['wrk', '--latency', '-t', String(WRK_THREADS), '-c', String(WRK_CONNECTIONS), '-d', `${WRK_SECONDS}s`, '--timeout', '2s', '-s', lua, `http://${A.gwDown4}:${STANDIN_PORT}/`]
+        : ['wrk', '--latency', '-t', String(WRK_THREADS), '-c', String(WRK_CONNECTIONS), '-d', `${WRK_SECONDS}s`, '--timeout', '2s', '-H', `Host: ${HOST}`, `http://${A.vip}/`];
+    // Both paths must work before they are timed: the same stand-in must answer the same request.
+    for (const direct of [true, false]) {
+      const c = direct ? await lab.curl(`http://${HOST}/`, ['-x', `http://${A.gwDown4}:${STANDIN_PORT}`]) : await lab.curl(`http://${HOST}/`, ['--resolve', `${HOST}:80:${A.vip}`]);
+      if (c.status !== '200' || !c.body.includes('qig-bench-standin ok')) {
+        throw new Error(`P2 ${direct ? 'reference' : 'gateway'} path does not reach the stand-in: ${c.status} ${c.body.slice(0, 200)} ${c.stderr}\n${tp.diagnostics()}`);
+      }
+    }
+    const runs: Record<'gateway' | 'direct', HttpSide['runs'][number][]> = { gateway: [], direct: [] };
+    for (let i = 0; i <= opts.runs; i++) {
+      for (const side of ['direct', 'gateway'] as const) {
+        const r = await lab.nsRun('client', wrk(side === 'direct'), (WRK_SECONDS + 15) * 1000);
+        if (r.code !== 0) throw new Error(`wrk failed: ${r.stderr}`);
+        const p = parseWrk(r.stdout);
+        if (!(p.requests > 0)) throw new Error(`wrk made no request on the ${side} path:\n${r.stdout}`);
+        if (i > 0) runs[side].push({ rps: p.rps, p50ms: p.p50ms, p99ms: p.p99ms, errors: p.errors }); // run 0: warm-up
+      }
+    }
+    await lab.stop(tp);
+    result.http = {
+      gateway: summarizeHttp(runs.gateway),
+      direct: summarizeHttp(runs.direct),
+      wrk: `wrk --latency -t${WRK_THREADS} -c${WRK_CONNECTIONS} -d${WRK_SECONDS}s; one TCP connection per request on both paths (the stand-in and tinyproxy close each)`,
+    };
+  }
+
+  if (opts.dns) {
+    const dm = lab.gwSpawn('dnsmasq', execStart(lab.pkgRoot, 'qubes-i2p-gateway-dnsmasq.service'));
+    await lab.waitListening('udp', 53, 10_000, 'packaged dnsmasq');
+    const plain = lab.gwSpawn('plain-dnsmasq', [
+      'dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--bind-interfaces',
+      `--listen-address=${A.gwDown4}`, `--port=${PLAIN_DNS_PORT}`, '--address=/x.test/1.2.3.4', '--user=dnsmasq', '--group=nogroup', '--pid-file=', '--log-facility=-',
+    ]);
+    await lab.waitListening('udp', PLAIN_DNS_PORT, 10_000, 'plain dnsmasq');
+    const load = (side: 'gateway' | 'plain'): string[] =>
+      side === 'gateway'
+        ? ['node', dnsLoad, A.dns1, '53', HOST, String(DNS_MS)]
+        : ['node', dnsLoad, A.gwDown4, String(PLAIN_DNS_PORT), 'x.test', String(DNS_MS)];
+    const runs: Record<'gateway' | 'plain', DnsSide['runs'][number][]> = { gateway: [], plain: [] };
+    for (let i = 0; i <= opts.runs; i++) {
+      for (const side of ['plain', 'gateway'] as const) {
+        const r = await lab.nsRun('client', [process.execPath, ...load(side).slice(1)], DNS_MS + 15_000);
+        if (r.code !== 0) throw new Error(`dns-load failed: ${r.stderr}`);
+        const p = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { answersPerSecond: number; lost: number; bad: number; answered: number };
+        if (!(p.answered > 0)) throw new Error(`no DNS answers on the ${side} path: ${r.stdout}\n${dm.diagnostics()}\n${plain.diagnostics()}`);
+        if (i > 0) runs[side].push({ aps: p.answersPerSecond, lost: p.lost, bad: p.bad });
+      }
+    }
+    await lab.stop(dm);
+    await lab.stop(plain);
+    result.dns = { gateway: summarizeDns(runs.gateway), plain: summarizeDns(runs.plain), load: `bench/tools/dns-load.mjs: 4 sockets × 16 in flight, ${DNS_MS} ms` };
+  }
+  await lab.stop(sp);
+  return result;
+}
