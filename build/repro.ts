@@ -12,6 +12,7 @@
  *     and mode; on a difference the first differing member is named (build/repro-unpack.ts) and diffoscope
  *     runs on it when installed;
  *   - every time stamp inside the packages (ar, tar, cpio, rpm BUILDTIME/FILEMTIMES) must be the epoch;
+ *   - the precompiled entry (node build/fast.mjs, bundling on first use, under B's conditions) must match A;
  *   - a build of the real checkout with SOURCE_DATE_EPOCH unset (so the CLI takes git's) must match A;
  *   - sanity: another SOURCE_DATE_EPOCH must give a different .deb and .rpm (the README's claim).
  * Exit 0 only when all of that holds. Options: --config FILE (repeatable; default: the built-in defaults and
@@ -193,11 +194,11 @@ function runIn(v: Variant, argv: readonly string[]): { code: number | null; stdo
   return { code: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? `\n${String(r.error)}` : ''), ms: performance.now() - t0 };
 }
 
-export function runBuild(v: Variant, config: string | undefined): { code: number | null; stdout: string; stderr: string; ms: number } {
+/** Run the build CLI under v: through tsx (what `tsx build/build.ts` runs), or the precompiled entry. */
+export function runBuild(v: Variant, config: string | undefined, entry: 'tsx' | 'fast' = 'tsx'): { code: number | null; stdout: string; stderr: string; ms: number } {
   const argv = [
     process.execPath,
-    join(v.srcRoot, 'node_modules/tsx/dist/cli.mjs'),
-    join(v.srcRoot, 'build/build.ts'),
+    ...(entry === 'tsx' ? [join(v.srcRoot, 'node_modules/tsx/dist/cli.mjs'), join(v.srcRoot, 'build/build.ts')] : [join(v.srcRoot, 'build/fast.mjs')]),
     '--out',
     v.outArg,
     ...(config === undefined ? [] : ['--config', config]),
@@ -356,6 +357,7 @@ export interface ReproResult {
   readonly conditions: Record<string, string>;
   readonly configs: ConfigResult[];
   readonly gitDefault?: { identical: boolean; rows: ArtifactRow[] } | { skipped: string };
+  readonly fastEntry?: { identical: boolean; rows: ArtifactRow[] };
   readonly sanity?: { otherEpoch: number; debDiffers: boolean; rpmDiffers: boolean; rows: ArtifactRow[] };
   readonly sourceNotes: string[];
   readonly failures: string[];
@@ -454,6 +456,7 @@ async function main(argv: string[]): Promise<number> {
 
     const results: ConfigResult[] = [];
     let firstA: ReturnType<typeof readTree> | undefined;
+    let firstBVariant: Variant | undefined;
     for (const [ci, config] of configs.entries()) {
       const name = config === undefined ? '(defaults)' : config === join(work, 'rich.yaml') ? '(clients + exposed ports)' : config;
       const outA = join(work, 'a', `out-${ci}`);
@@ -495,7 +498,10 @@ async function main(argv: string[]): Promise<number> {
       if (rb.code !== 0) throw new Error(`build B (${name}) failed (exit ${rb.code}):\n${rb.stdout}\n${rb.stderr}`);
       const ta = readTree(outA);
       const tb = readTree(outB);
-      if (ci === 0) firstA = ta;
+      if (ci === 0) {
+        firstA = ta;
+        firstBVariant = B;
+      }
       const { rows, dirNotes } = compareTrees(ta, tb);
       printTable(`config ${name}: build A vs build B`, rows, ['A', 'B']);
       for (const n of dirNotes) process.stdout.write(`  note: ${n} (directories are not artifacts)\n`);
@@ -520,6 +526,21 @@ async function main(argv: string[]): Promise<number> {
       }
       if (timeProblems.length > 0) failNote(`config ${name}: time stamps that are not SOURCE_DATE_EPOCH`);
       results.push({ config: name, identical, rows, dirNotes, timeProblems, timesChecked: times.count, buildMs: { a: ra.ms, b: rb.ms } });
+    }
+
+    // The precompiled entry (build/fast.mjs) must write the same bytes as tsx: run under B's conditions, in B's
+    // copy, where it has no bundle yet (.cache is never copied), so this also covers its first-use bundling.
+    let fastEntry: ReproResult['fastEntry'];
+    if (firstA !== undefined && existsSync(join(srcB, 'build/fast.mjs')) && firstBVariant !== undefined) {
+      const outF = join(work, 'b tree', 'out fast');
+      const F: Variant = { ...firstBVariant, label: 'F', outDir: outF, outArg: outF };
+      const rf = runBuild(F, configs[0], 'fast');
+      if (rf.code !== 0) throw new Error(`build F (node build/fast.mjs) failed (exit ${rf.code}):\n${rf.stdout}\n${rf.stderr}`);
+      const { rows } = compareTrees(firstA, readTree(outF));
+      const identical = rows.every((r) => r.same);
+      printTable('the precompiled entry (node build/fast.mjs, first use, B\'s conditions) vs build A (tsx)', rows, ['A', 'fast']);
+      if (!identical) failNote('the precompiled entry build/fast.mjs writes different bytes than tsx build/build.ts');
+      fastEntry = { identical, rows };
     }
 
     // The default epoch: a build of the real checkout without SOURCE_DATE_EPOCH must take git's and match A.
@@ -582,7 +603,7 @@ async function main(argv: string[]): Promise<number> {
     const ok = failures.length === 0;
     process.stdout.write(ok ? `\nrepro: OK, every artifact is byte-identical\n` : `\nrepro: FAILED\n${failures.map((f) => `  - ${f}`).join('\n')}\n`);
     if (!ok) keep = true;
-    const result: ReproResult = { ok, epoch, epochSource, conditions, configs: results, ...(gitDefault ? { gitDefault } : {}), ...(sanity ? { sanity } : {}), sourceNotes, failures };
+    const result: ReproResult = { ok, epoch, epochSource, conditions, configs: results, ...(gitDefault ? { gitDefault } : {}), ...(fastEntry ? { fastEntry } : {}), ...(sanity ? { sanity } : {}), sourceNotes, failures };
     if (values.json !== undefined) writeFileSync(values.json, `${JSON.stringify(result, (k, v: unknown) => (k === 'data' ? undefined : v), 2)}\n`);
     return ok ? 0 : 1;
   } catch (e) {

@@ -120,7 +120,7 @@ describe('npm run repro', () => {
   const dir = mkdtempSync(join(tmpdir(), 'qig-repro-test-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('builds twice under different conditions and gets the same bytes; another epoch changes the packages', () => {
+  it('builds twice under different conditions and gets the same bytes, also through build/fast.mjs; another epoch changes the packages', () => {
     const json = join(dir, 'repro.json');
     const r = spawnSync(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'build/repro.ts'), '--no-diffoscope', '--json', json], {
       cwd: ROOT,
@@ -141,6 +141,7 @@ describe('npm run repro', () => {
       expect(paths.some((p) => p.startsWith('formula/'))).toBe(true);
       expect(paths).toContain('minion.d/i2p-gateway-formula.conf');
     }
+    expect(result.fastEntry?.identical).toBe(true);
     expect(result.sanity?.debDiffers).toBe(true);
     expect(result.sanity?.rpmDiffers).toBe(true);
   }, 180_000);
