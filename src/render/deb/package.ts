@@ -4,8 +4,8 @@
  *
  * Depends, and why:
  * - tor, only when tor.enabled: with Tor off nothing of ours runs it, so the template need not carry it.
- * - tinyproxy-bin: the binary our unit runs; the `tinyproxy` package adds a service and /etc/tinyproxy we
- *   would only have to keep quiet (qubes-core-agent-networking pulls it in anyway).
+ * - tinyproxy: the binary our unit runs and the `tinyproxy` user it runs as (tinyproxy-bin alone does not
+ *   create that user); its own service is kept quiet by our drop-in.
  * - dnsmasq-base: the binary and the dnsmasq user, without the `dnsmasq` package's service that starts
  *   everywhere.
  * - nftables: the hook and the lockdown unit run nft.
@@ -43,7 +43,7 @@ const LINTIAN_OVERRIDES = `/usr/share/lintian/overrides/${PACKAGE}`;
 export function debDepends(config: GatewayConfig): string[] {
   return [
     ...(config.tor.enabled ? ['tor'] : []),
-    'tinyproxy-bin',
+    'tinyproxy',
     'dnsmasq-base',
     'nftables',
     ...(ROUTERS[config.i2p.router].fromI2pRepo ? [] : [ROUTERS[config.i2p.router].package]),

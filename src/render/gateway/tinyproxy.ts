@@ -10,7 +10,7 @@ import { comment, dropInPath, gatewayFlag, generatedHeader, PATHS, qubesServiceF
 import { SANDBOX } from './hardening.ts';
 import { cidr, port } from './values.ts';
 
-/** Created by the tinyproxy-bin package. */
+/** Created by the tinyproxy package's postinst (not by tinyproxy-bin). */
 export const TINYPROXY_USER = 'tinyproxy';
 
 export function renderTinyproxyConf(config: GatewayConfig): string {
