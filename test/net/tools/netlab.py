@@ -451,7 +451,7 @@ def probe_tcp(p):
     try:
         if "send" in p:
             s.sendall(p["send"].encode("latin-1"))
-        s.settimeout(p.get("readTimeout", 2.0))
+        s.settimeout(p.get("readTimeout", 1.5))
         while len(data) < 65536:
             chunk = s.recv(4096)
             if not chunk:
