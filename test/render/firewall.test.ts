@@ -7,6 +7,7 @@
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ROUTERS } from '../../src/config/routers.ts';
 import type { GatewayConfig } from '../../src/config/schema.ts';
 import { PATHS, unitPath } from '../../src/render/gateway/common.ts';
 import { INPUT_CHAIN, LOCKDOWN_TABLE, TABLE } from '../../src/render/gateway/firewall.ts';
@@ -103,6 +104,18 @@ describe('the ruleset', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(text(renderGateway(configOf({ i2p: { router: 'i2p' } }), { keyring: new Uint8Array(readFileSync(REAL_KEYRING)) }), PATHS.ruleset)).toContain('meta skuid i2psvc accept');
+  });
+
+  it('accepts DNS from client qubes redirected or not (a query to the gateway\'s own address carries no dnat status), every other port only when redirected', () => {
+    const config = configOf({ i2p: { expose: { console: true } } });
+    const gw = gateway(config);
+    const hook = gw.hook();
+    expect(hook.code, hook.stderr).toBe(0);
+    const chain = must(['ip', 'netns', 'exec', gw.ns, 'nft', 'list', 'chain', 'ip', 'qubes', INPUT_CHAIN]).stdout;
+    const rules = chain.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('iifgroup'));
+    expect(rules.filter((r) => !r.includes('ct status dnat'))).toEqual(['iifgroup 2 udp dport 53 accept', 'iifgroup 2 tcp dport 53 accept']);
+    const redirectedOnly = rules.filter((r) => r.includes('ct status dnat')).map((r) => /dport (\d+) accept$/.exec(r)?.[1]);
+    expect(redirectedOnly).toEqual([config.tinyproxy.port, config.tor.transPort, ROUTERS.i2pd.exposable.console].map(String));
   });
 
   it('has no Tor rules with Tor off', () => {

@@ -12,7 +12,8 @@
  * - Accepts for those redirected connections must sit in Qubes' own `ip qubes` input chain (policy drop): an
  *   accept in our table cannot lift a drop there. They live in a chain of ours inside `ip qubes`, flushed and
  *   refilled here, jumped to once from `custom-input` (the hook adds that jump only if it is missing), and they
- *   match only connections our NAT chain redirected (`ct status dnat`), only on the daemons' ports.
+ *   match only connections our NAT chain redirected (`ct status dnat`), only on the daemons' ports. DNS (port 53)
+ *   is the exception: a query to the gateway's own vif address needs no redirect, so it carries no dnat status.
  * - The gateway's own output leaves only as Tor and the I2P router (by socket owner), over loopback, or as
  *   replies; everything else is refused.
  * - Early drops: fragments and impossible TCP flags before defragmentation, conntrack-invalid packets after.
@@ -173,9 +174,12 @@ export function renderRuleset(config: GatewayConfig): string {
     `flush chain ip qubes ${INPUT_CHAIN}`,
     'table ip qubes {',
     `\tchain ${INPUT_CHAIN} {`,
-    '\t\t# Only connections our NAT chain redirected (ct status dnat), only to our daemons\' ports.',
-    '\t\tiifgroup 2 ct status dnat udp dport 53 accept',
-    '\t\tiifgroup 2 ct status dnat tcp dport 53 accept',
+    "\t\t# DNS to dnsmasq, redirected or not: a query sent to the gateway's own address on the vif is redirected to",
+    '\t\t# that same address and port, a mapping that changes nothing, so conntrack never marks it dnat. Only dnsmasq',
+    '\t\t# listens on port 53 here, and only on vif*; every other client packet to port 53 was redirected there.',
+    '\t\tiifgroup 2 udp dport 53 accept',
+    '\t\tiifgroup 2 tcp dport 53 accept',
+    '\t\t# Everything else: only connections our NAT chain redirected (ct status dnat), only to our daemons\' ports.',
     `\t\tiifgroup 2 ct status dnat tcp dport ${proxyPort} accept`,
   );
   if (tor) add(`\t\tiifgroup 2 ct status dnat tcp dport ${transPort} accept`);
