@@ -300,7 +300,9 @@ async function main(): Promise<number> {
     })();
     return cleaning;
   };
+  let interrupted = false;
   const onSignal = (sig: NodeJS.Signals): void => {
+    interrupted = true;
     process.stderr.write(`bench: ${sig}, cleaning up\n`);
     void cleanup().then(() => process.exit(130));
   };
@@ -347,7 +349,7 @@ async function main(): Promise<number> {
     process.stdout.write(`\nwrote ${outFile} (${result.seconds.toFixed(0)} s)\n`);
     return 0;
   } catch (e) {
-    process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    if (!interrupted) process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     return 1;
   } finally {
     await cleanup();

@@ -96,10 +96,13 @@ describe('naming the first difference', () => {
 });
 
 describe('comparing two output trees', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'qig-repro-trees-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  let dir = '';
+  afterAll(() => {
+    if (dir !== '') rmSync(dir, { recursive: true, force: true });
+  });
 
   it('names each artifact that differs and its first differing member; formula files without time stamps stay equal', () => {
+    dir = mkdtempSync(join(tmpdir(), 'qig-repro-trees-'));
     const loaded = parseConfigText('');
     if (!loaded.ok) throw new Error('defaults do not parse');
     const sources = readStaticSources();
@@ -117,10 +120,13 @@ describe('comparing two output trees', () => {
 });
 
 describe('npm run repro', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'qig-repro-test-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  let dir = '';
+  afterAll(() => {
+    if (dir !== '') rmSync(dir, { recursive: true, force: true });
+  });
 
   it('builds twice under different conditions and gets the same bytes, also through build/fast.mjs; another epoch changes the packages', () => {
+    dir = mkdtempSync(join(tmpdir(), 'qig-repro-test-'));
     const json = join(dir, 'repro.json');
     const r = spawnSync(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'build/repro.ts'), '--no-diffoscope', '--json', json], {
       cwd: ROOT,
