@@ -12,6 +12,6 @@ apt-get install -y -qq --no-install-recommends \
   gnupg sqv \
   debootstrap \
   systemd \
-  wrk hyperfine diffoscope-minimal \
+  wrk hyperfine diffoscope-minimal faketime \
   >/dev/null
 echo "test oracles installed"
