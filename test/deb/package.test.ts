@@ -86,9 +86,9 @@ describe.each(VARIANTS)('%s', (_name, value, withKeyring) => {
 
 describe('control fields', () => {
   it('depend on what the config uses', () => {
-    expect(build({}).pkg.meta.depends).toEqual(['tor', 'tinyproxy', 'dnsmasq-base', 'nftables', 'i2pd', 'qubes-core-agent-networking']);
+    expect(build({}).pkg.meta.depends).toEqual(['tor', 'python3', 'tinyproxy', 'dnsmasq-base', 'nftables', 'i2pd', 'qubes-core-agent-networking']);
     expect(build({ tor: { enabled: false } }).pkg.meta.depends).toEqual(['tinyproxy', 'dnsmasq-base', 'nftables', 'i2pd', 'qubes-core-agent-networking']);
-    expect(build({ i2p: { router: 'i2p' } }, realKeyring()).pkg.meta.depends).toEqual(['tor', 'tinyproxy', 'dnsmasq-base', 'nftables', 'qubes-core-agent-networking']);
+    expect(build({ i2p: { router: 'i2p' } }, realKeyring()).pkg.meta.depends).toEqual(['tor', 'python3', 'tinyproxy', 'dnsmasq-base', 'nftables', 'qubes-core-agent-networking']);
   });
 
   it('describe the package as dpkg-deb shows it', () => {

@@ -4,6 +4,7 @@
  * a second network namespace; tinyproxy serving .i2p through a stand-in router proxy and refusing the rest;
  * i2pd's listeners. Every namespace here is private and has no route out: nothing leaves the machine.
  */
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -107,19 +108,22 @@ describe('tor', () => {
   });
 });
 
+/** dnsmasq's command line as its unit runs it (User=, CAP_NET_BIND_SERVICE), the config in a temp copy. */
+function prepareDnsmasq(torOn: boolean): { conf: string; argv: string[]; unit: string } {
+  const files = renderGateway(configOf({ tor: { enabled: torOn } }));
+  const unit = text(files, unitPath(UNITS.dnsmasq));
+  const dir = scratch.dir('dnsmasq');
+  const conf = join(dir, 'dnsmasq.conf');
+  writeFileSync(conf, text(files, PATHS.dnsmasqConf));
+  chmodSync(conf, 0o644);
+  // User= plus AmbientCapabilities=CAP_NET_BIND_SERVICE, as in the unit.
+  const user = unitKey(unit, 'User') ?? '';
+  const creds = ['setpriv', `--reuid=${user}`, '--regid=nogroup', '--init-groups', '--inh-caps=+net_bind_service', '--ambient-caps=+net_bind_service', '--bounding-set=-all,+net_bind_service'];
+  return { conf, unit, argv: [...creds, ...execStart(unit).map((a) => (a === `--conf-file=${PATHS.dnsmasqConf}` ? `--conf-file=${conf}` : a))] };
+}
+
 describe('dnsmasq', () => {
-  function prepare(torOn: boolean): { conf: string; argv: string[]; unit: string } {
-    const files = renderGateway(configOf({ tor: { enabled: torOn } }));
-    const unit = text(files, unitPath(UNITS.dnsmasq));
-    const dir = scratch.dir('dnsmasq');
-    const conf = join(dir, 'dnsmasq.conf');
-    writeFileSync(conf, text(files, PATHS.dnsmasqConf));
-    chmodSync(conf, 0o644);
-    // User= plus AmbientCapabilities=CAP_NET_BIND_SERVICE, as in the unit.
-    const user = unitKey(unit, 'User') ?? '';
-    const creds = ['setpriv', `--reuid=${user}`, '--regid=nogroup', '--init-groups', '--inh-caps=+net_bind_service', '--ambient-caps=+net_bind_service', '--bounding-set=-all,+net_bind_service'];
-    return { conf, unit, argv: [...creds, ...execStart(unit).map((a) => (a === `--conf-file=${PATHS.dnsmasqConf}` ? `--conf-file=${conf}` : a))] };
-  }
+  const prepare = prepareDnsmasq;
 
   it('passes dnsmasq --test, Tor on and off', () => {
     for (const on of [true, false]) {
@@ -165,6 +169,247 @@ describe('dnsmasq', () => {
     await sleep(200);
     expect(dig(client, 'foo.i2p')).toEqual({ status: 'NOERROR', answers: ['A 10.100.100.100'] });
     expect(dig(client, 'example.com').status).toBe('NXDOMAIN');
+  });
+});
+
+describe('the DNS TCP relay', () => {
+  /**
+   * A stand-in for Tor's DNSPort, UDP only like Tor's: every A query gets 10.192.0.99, except names starting
+   * "silent" (no answer at all) and "stray" (first a response with another ID, which the relay must skip). It
+   * prints each name it is asked, so a test sees what reached "Tor".
+   */
+  const UDP_DNS = String.raw`
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("127.0.0.1", int(sys.argv[1])))
+print("READY", flush=True)
+while True:
+    q, peer = u.recvfrom(65535)
+    i, labels = 12, []
+    while q[i]:
+        labels.append(q[i + 1:i + 1 + q[i]].decode())
+        i += 1 + q[i]
+    name, end = ".".join(labels), i + 5
+    print("Q " + name, flush=True)
+    if name.startswith("silent"):
+        continue
+    a = q[:2] + b"\x81\x80" + q[4:6] + b"\x00\x01\x00\x00\x00\x00" + q[12:end] + b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([10, 192, 0, 99])
+    if name.startswith("stray"):
+        u.sendto(bytes([q[0] ^ 0xFF, q[1]]) + a[2:], peer)
+    u.sendto(a, peer)
+`;
+
+  /**
+   * A TCP client of the relay: `ask PORT NAME...` (all on one connection: per answer, whether its ID matches,
+   * its rcode and address; null when the relay closed instead), `raw PORT HEX` and `idle PORT` (what came back,
+   * how the connection ended, a close or a reset, and after how many seconds), `hold PORT N` (N idle
+   * connections, then one more, then a query once one of the N is closed).
+   */
+  const CLIENT = String.raw`
+import json, os, socket, struct, sys, time
+def conn(port):
+    return socket.create_connection(("127.0.0.1", port), timeout=8)
+def query(name):
+    qid = os.urandom(2)
+    labels = b"".join(bytes([len(l)]) + l.encode() for l in name.split("."))
+    q = qid + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + labels + b"\x00\x00\x01\x00\x01"
+    return qid, struct.pack("!H", len(q)) + q
+def read(s, n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            return None
+        b += c
+    return b
+def until_closed(s):
+    t, got, end = time.monotonic(), b"", "closed"
+    try:
+        while True:
+            c = s.recv(65535)
+            if not c:
+                break
+            got += c
+    except ConnectionResetError:
+        end = "reset"
+    except OSError as e:
+        end = type(e).__name__
+    return {"data": got.hex(), "end": end, "seconds": round(time.monotonic() - t, 2)}
+def ask(s, name):
+    qid, q = query(name)
+    s.sendall(q)
+    n = read(s, 2)
+    a = n and read(s, struct.unpack("!H", n)[0])
+    return {"id": a[:2] == qid, "rcode": a[3] & 15, "ip": ".".join(map(str, a[-4:]))} if a else None
+cmd, port = sys.argv[1], int(sys.argv[2])
+if cmd == "ask":
+    s = conn(port)
+    print(json.dumps([ask(s, name) for name in sys.argv[3:]]))
+elif cmd == "raw":
+    s = conn(port)
+    s.sendall(bytes.fromhex(sys.argv[3]))
+    print(json.dumps(until_closed(s)))
+elif cmd == "idle":
+    print(json.dumps(until_closed(conn(port))))
+elif cmd == "hold":
+    held = [conn(port) for _ in range(int(sys.argv[3]))]
+    time.sleep(0.3)
+    extra = until_closed(conn(port))
+    held[0].close()
+    time.sleep(0.3)
+    print(json.dumps({"extra": extra, "after": ask(conn(port), "after.example")}))
+`;
+
+  const files = renderGateway(configOf());
+  const unit = text(files, unitPath(UNITS.dnsRelay));
+
+  /** All a child has written so far (stdout and stderr), collected from its start. */
+  function output(child: ChildProcess): () => string {
+    let seen = '';
+    child.stdout?.on('data', (c: string) => (seen += c));
+    child.stderr?.on('data', (c: string) => (seen += c));
+    return () => seen;
+  }
+
+  interface Relay {
+    readonly ns: string;
+    /** The names the UDP server was asked, in order (after a moment: the clients run synchronously). */
+    readonly asked: () => Promise<string[]>;
+    /** The relay's output so far. */
+    readonly log: () => Promise<string>;
+  }
+
+  /**
+   * The UDP-only server on 127.0.0.1:5353 and the relay as its unit runs it, in a fresh namespace, both as a
+   * user other than root (systemd gives the relay a dynamic one); `extra` overrides limits (argparse: the last
+   * value wins). `ns`: start in that namespace instead (next to a dnsmasq).
+   */
+  async function start(extra: readonly string[] = [], ns = scratch.netns()): Promise<Relay> {
+    const root = scratch.tree(files);
+    const tor = scratch.spawn(['ip', 'netns', 'exec', ns, ...asUser('nobody', 'nogroup'), '/usr/bin/python3', '-c', UDP_DNS, '5353']);
+    const torOut = output(tor);
+    await waitForOutput(tor, /READY/);
+    const argv = execStart(unit).map((a) => (a === PATHS.dnsRelay ? join(root, PATHS.dnsRelay) : a));
+    const relay = scratch.spawn(['ip', 'netns', 'exec', ns, ...asUser('nobody', 'nogroup'), ...argv, ...extra]);
+    const relayOut = output(relay);
+    await waitForOutput(relay, /listening on TCP 127\.0\.0\.1:5353, relaying to UDP 127\.0\.0\.1:5353/);
+    // The clients run with spawnSync, which holds Node's event loop: let the children's output arrive first.
+    const asked = async (): Promise<string[]> => {
+      await sleep(100);
+      return torOut().split('\n').filter((l) => l.startsWith('Q ')).map((l) => l.slice(2));
+    };
+    const log = async (): Promise<string> => {
+      await sleep(100);
+      return relayOut();
+    };
+    return { ns, asked, log };
+  }
+
+  function client<T>(ns: string, ...args: string[]): T {
+    const r = must(['ip', 'netns', 'exec', ns, '/usr/bin/python3', '-c', CLIENT, ...args], { timeoutMs: 20_000 });
+    return JSON.parse(r.stdout) as T;
+  }
+
+  interface Closed {
+    readonly data: string;
+    /** 'closed' (FIN) or 'reset' (the relay closed with the client's bytes unread) */
+    readonly end: string;
+    readonly seconds: number;
+  }
+
+  /** A length prefix in hex. */
+  const prefix = (n: number): string => n.toString(16).padStart(4, '0');
+
+  it('runs as a dynamic user on Tor\'s DNSPort address and port (TCP), with every limit on its command line', () => {
+    expect(unitKey(unit, 'DynamicUser')).toBe('yes');
+    expect(unitKey(unit, 'User')).toBeUndefined();
+    expect(execStart(unit)).toEqual([
+      PATHS.dnsRelay, '--listen', '127.0.0.1:5353', '--upstream', '127.0.0.1:5353',
+      '--max-connections', '64', '--max-query', '4096', '--idle-timeout', '10', '--answer-timeout', '10',
+    ]);
+    expect(text(files, PATHS.torrc)).toContain('\nDNSPort 127.0.0.1:5353\n');
+    expect(files.find((f) => f.path === PATHS.dnsRelay)?.mode).toBe(0o755);
+    const other = renderGateway(configOf({ tor: { dnsPort: 5400 } }));
+    expect(execStart(text(other, unitPath(UNITS.dnsRelay))).slice(1, 5)).toEqual(['--listen', '127.0.0.1:5400', '--upstream', '127.0.0.1:5400']);
+  });
+
+  it('is not rendered with Tor off', () => {
+    const paths = renderGateway(configOf({ tor: { enabled: false } })).map((f) => f.path);
+    expect(paths).not.toContain(PATHS.dnsRelay);
+    expect(paths).not.toContain(unitPath(UNITS.dnsRelay));
+  });
+
+  it('refuses bad command lines', () => {
+    const script = join(scratch.tree(files), PATHS.dnsRelay);
+    const base = ['--listen', '127.0.0.1:5353', '--upstream', '127.0.0.1:5353', '--max-connections', '1', '--max-query', '512', '--idle-timeout', '1', '--answer-timeout', '1'];
+    for (const [key, bad] of [['--listen', 'localhost:53'], ['--upstream', '127.0.0.1:70000'], ['--max-query', '65536'], ['--idle-timeout', 'inf'], ['--max-connections', '0']] as const) {
+      const argv = [...base, key, bad];
+      const r = run(['/usr/bin/python3', script, ...argv]);
+      expect(r.code, `${key} ${bad}: ${r.stderr}`).toBe(2);
+    }
+  });
+
+  it('relays dig +tcp to the UDP-only server, and several queries on one connection, each with its own ID; logs no names', async () => {
+    const { ns, asked, log } = await start();
+    const d = run(['ip', 'netns', 'exec', ns, 'dig', '+tcp', '+time=3', '+tries=1', '+noall', '+answer', '-p', '5353', '@127.0.0.1', 'one.example', 'A']);
+    expect(d.stdout).toMatch(/^one\.example\.\s+60\s+IN\s+A\s+10\.192\.0\.99$/m);
+    const answer = { id: true, rcode: 0, ip: '10.192.0.99' };
+    // stray.example: the server first sends a response with another ID, which the relay skips.
+    expect(client(ns, 'ask', '5353', 'two.example', 'three.example', 'stray.example')).toEqual([answer, answer, answer]);
+    expect(await asked()).toEqual(['one.example', 'two.example', 'three.example', 'stray.example']);
+    expect(await log()).not.toMatch(/example/);
+  });
+
+  it('closes the connection on garbage (too short, a response, oversize) without asking the server', async () => {
+    const { ns, asked } = await start();
+    const response = '1234' + '8180' + '0001' + '0000'.repeat(3) + '0161' + '00' + '00010001';
+    const cases = [prefix(0), prefix(5) + '0102030405', prefix(response.length / 2) + response, prefix(4097)];
+    for (const hex of cases) {
+      const r = client<Closed>(ns, 'raw', '5353', hex);
+      expect(r.data, hex).toBe('');
+      expect(['closed', 'reset'], hex).toContain(r.end);
+      // Refused at once: the oversize length alone is enough, the relay waits for no body.
+      expect(r.seconds, hex).toBeLessThan(1);
+    }
+    expect(await asked()).toEqual([]);
+    // The relay itself is still there.
+    expect(client(ns, 'ask', '5353', 'still.example')).toEqual([{ id: true, rcode: 0, ip: '10.192.0.99' }]);
+  });
+
+  it('bounds the wait: no answer closes the connection after the answer timeout, silence after the idle timeout', async () => {
+    const { ns, asked } = await start(['--idle-timeout', '1', '--answer-timeout', '1']);
+    const t0 = Date.now();
+    expect(client(ns, 'ask', '5353', 'silent.example')).toEqual([null]);
+    const waited = (Date.now() - t0) / 1000;
+    expect(waited).toBeGreaterThan(0.8);
+    expect(waited).toBeLessThan(3);
+    expect(await asked()).toEqual(['silent.example']);
+    const idle = client<Closed>(ns, 'idle', '5353');
+    expect([idle.data, idle.end]).toEqual(['', 'closed']);
+    expect(idle.seconds).toBeGreaterThan(0.8);
+    expect(idle.seconds).toBeLessThan(2.5);
+  });
+
+  it('serves at most --max-connections at once: one more is closed at once, and served once a slot frees', async () => {
+    const { ns, log } = await start(['--max-connections', '2']);
+    const r = client<{ extra: Closed; after: unknown }>(ns, 'hold', '5353', '2');
+    expect([r.extra.data, r.extra.end]).toEqual(['', 'closed']);
+    expect(r.extra.seconds).toBeLessThan(1);
+    expect(r.after).toEqual({ id: true, rcode: 0, ip: '10.192.0.99' });
+    expect(await log()).toContain('2 connections open: refusing new ones');
+  });
+
+  it('behind the rendered dnsmasq: a client\'s clearnet query over TCP is answered through the UDP-only DNSPort', async () => {
+    const { argv } = prepareDnsmasq(true);
+    const { gw, client: app } = clientAndGateway({ linkNow: true });
+    const { asked } = await start([], gw);
+    const dns = scratch.spawn(['ip', 'netns', 'exec', gw, ...argv]);
+    await waitForOutput(dns, /started/);
+    await waitListening(gw, 'tcp', /10\.137\.0\.1:53\b/);
+    const tcp = run(['ip', 'netns', 'exec', app, 'dig', '+tcp', '+time=3', '+tries=1', '+noall', '+answer', '@10.137.0.1', 'over-tcp.example', 'A']);
+    expect(tcp.stdout).toMatch(/^over-tcp\.example\.\s+\d+\s+IN\s+A\s+10\.192\.0\.99$/m);
+    expect(dig(app, 'over-udp.example')).toEqual({ status: 'NOERROR', answers: ['A 10.192.0.99'] });
+    expect(await asked()).toEqual(['over-tcp.example', 'over-udp.example']);
   });
 });
 

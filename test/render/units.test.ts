@@ -20,11 +20,18 @@ afterAll(async () => {
   await scratch.cleanup();
 });
 
+const LIBEXEC_OVERLAY = 'mount -t overlay qig-libexec -o "lowerdir=$1/usr/libexec:/usr/libexec" /usr/libexec && shift && exec "$@"';
+
 function verify(files: readonly RenderedFile[], units: readonly string[]): { code: number | null; output: string } {
   const root = scratch.tree(files);
   const dir = join(root, UNIT_DIR);
   const ours = units.map((u) => (existsSync(join(dir, u)) ? join(dir, u) : u));
-  const r = run(['systemd-analyze', 'verify', ...ours], { env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:`, SYSTEMD_LOG_COLOR: '0' }, cwd: root });
+  // verify checks that ExecStart's program exists: our own (/usr/libexec/qubes-i2p-gateway) is served from the
+  // rendered tree by an overlay on /usr/libexec, in a private mount namespace (the host's is not touched).
+  const argv = existsSync(join(root, 'usr/libexec'))
+    ? ['unshare', '-m', '--propagation', 'private', 'sh', '-c', LIBEXEC_OVERLAY, 'sh', root, 'systemd-analyze', 'verify', ...ours]
+    : ['systemd-analyze', 'verify', ...ours];
+  const r = run(argv, { env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:`, SYSTEMD_LOG_COLOR: '0' }, cwd: root });
   return { code: r.code, output: r.stdout + r.stderr };
 }
 
@@ -32,7 +39,7 @@ describe('systemd-analyze verify', () => {
   it('accepts the units and drop-ins of the default gateway (i2pd, Tor on)', () => {
     const config = configOf();
     const files = renderGateway(config);
-    const units = [UNITS.tor, UNITS.dnsmasq, UNITS.tinyproxy, UNITS.target, LOCKDOWN_UNIT, 'i2pd.service', 'tor.service', 'tor@default.service', 'tinyproxy.service'];
+    const units = [UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, UNITS.target, LOCKDOWN_UNIT, 'i2pd.service', 'tor.service', 'tor@default.service', 'tinyproxy.service'];
     const r = verify(files, units);
     expect(r.output).not.toMatch(/qubes-i2p-gateway|50-qubes-i2p-gateway|i2pd\.service|tinyproxy\.service|tor(@default)?\.service/);
     expect(r.code).toBe(0);
@@ -52,13 +59,13 @@ describe('the units', () => {
   const unit = (name: string): string => text(files, `${UNIT_DIR}/${name}`);
 
   it('run only in the gateway qube', () => {
-    for (const u of [UNITS.tor, UNITS.dnsmasq, UNITS.tinyproxy, UNITS.target, LOCKDOWN_UNIT, 'i2pd.service.d/50-qubes-i2p-gateway.conf']) {
+    for (const u of [UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, UNITS.target, LOCKDOWN_UNIT, 'i2pd.service.d/50-qubes-i2p-gateway.conf']) {
       expect(unit(u), u).toContain('ConditionPathExists=/run/qubes-service/i2p\n');
     }
   });
 
   it('use plain absolute ExecStart lines (no specifiers, no shell)', () => {
-    for (const u of [UNITS.tor, UNITS.dnsmasq, UNITS.tinyproxy, LOCKDOWN_UNIT, 'i2pd.service.d/50-qubes-i2p-gateway.conf']) {
+    for (const u of [UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, LOCKDOWN_UNIT, 'i2pd.service.d/50-qubes-i2p-gateway.conf']) {
       const lines = unit(u).split('\n').filter((l) => l.startsWith('ExecStart=') && l !== 'ExecStart=');
       expect(lines, u).toHaveLength(1);
       expect(lines[0], u).toMatch(/^ExecStart=\/[^%$;|&'"]*$/);
@@ -67,10 +74,15 @@ describe('the units', () => {
   });
 
   it('the target wants every part of the gateway and is enabled by a shipped link', () => {
-    expect(targetWants(config)).toEqual([LOCKDOWN_UNIT, UNITS.tor, UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS.i2pd.unit]);
+    expect(targetWants(config)).toEqual([LOCKDOWN_UNIT, UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS.i2pd.unit]);
     expect(unit(UNITS.target)).toContain(`Wants=${targetWants(config).join(' ')}\n`);
     const link = files.find((f) => f.path === `${UNIT_DIR}/multi-user.target.wants/${UNITS.target}`);
     expect(link).toMatchObject({ kind: 'symlink', target: `../${UNITS.target}` });
+  });
+
+  it('wants the DNS TCP relay only with Tor, and starts dnsmasq after it', () => {
+    expect(targetWants(configOf({ tor: { enabled: false } }))).not.toContain(UNITS.dnsRelay);
+    expect(unit(UNITS.dnsmasq)).toMatch(new RegExp(`^After=.* ${UNITS.dnsRelay.replace(/\./g, '\\.')}$`, 'm'));
   });
 
   it('wants the Java router\'s unit for router i2p', () => {

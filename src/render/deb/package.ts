@@ -4,6 +4,8 @@
  *
  * Depends, and why:
  * - tor, only when tor.enabled: with Tor off nothing of ours runs it, so the template need not carry it.
+ * - python3, only when tor.enabled: it runs our DNS TCP relay (dns-relay.ts), which exists only for Tor's
+ *   UDP-only DNSPort. Debian templates carry python3 already; the dependency says so rather than assume it.
  * - tinyproxy: the binary our unit runs and the `tinyproxy` user it runs as (tinyproxy-bin alone does not
  *   create that user); its own service is kept quiet by our drop-in.
  * - dnsmasq-base: the binary and the dnsmasq user, without the `dnsmasq` package's service that starts
@@ -42,7 +44,7 @@ const LINTIAN_OVERRIDES = `/usr/share/lintian/overrides/${PACKAGE}`;
 
 export function debDepends(config: GatewayConfig): string[] {
   return [
-    ...(config.tor.enabled ? ['tor'] : []),
+    ...(config.tor.enabled ? ['tor', 'python3'] : []),
     'tinyproxy',
     'dnsmasq-base',
     'nftables',

@@ -29,12 +29,15 @@ export const PATHS = {
   hook: '/etc/qubes/qubes-firewall.d/50-qubes-i2p-gateway',
   keyring: '/usr/share/keyrings/i2p-archive-keyring.gpg',
   aptSources: '/etc/apt/sources.list.d/i2p.sources',
+  /** Our own program (Tor on): DNS over TCP from dnsmasq to Tor's UDP-only DNSPort. Not a command for users. */
+  dnsRelay: '/usr/libexec/qubes-i2p-gateway/dns-tcp-relay',
   /** Read by Qubes' bind-dirs.sh; /usr/lib is the place for packaged (not admin) snippets. */
   bindDirs: '/usr/lib/qubes-bind-dirs.d/50_qubes-i2p-gateway.conf',
 } as const;
 
 export const UNITS = {
   tor: 'qubes-i2p-gateway-tor.service',
+  dnsRelay: 'qubes-i2p-gateway-dns-relay.service',
   dnsmasq: 'qubes-i2p-gateway-dnsmasq.service',
   tinyproxy: 'qubes-i2p-gateway-tinyproxy.service',
   target: 'qubes-i2p-gateway.target',

@@ -16,7 +16,11 @@ export const DNSMASQ_GROUP = 'nogroup';
 export function renderDnsmasqConf(config: GatewayConfig): string {
   const vip = ipv4(config.network.virtualIp);
   const upstream = config.tor.enabled
-    ? comment(['Every other name goes to Tor\'s DNSPort over loopback: client qubes\' names never reach the upstream resolver.']) +
+    ? comment([
+        'Every other name goes to Tor\'s DNSPort over loopback: client qubes\' names never reach the upstream resolver.',
+        'A query that came over TCP goes on over TCP to the same address, where qubes-i2p-gateway-dns-relay.service',
+        'listens and passes it to DNSPort over UDP (Tor answers UDP only).',
+      ]) +
       `server=127.0.0.1#${port(config.tor.dnsPort)}\n`
     : comment([
         'Tor is off: every other name is NXDOMAIN at once. There is no upstream a client\'s name could safely go to,',
@@ -50,7 +54,7 @@ export function renderDnsmasqConf(config: GatewayConfig): string {
 }
 
 export function renderDnsmasqUnit(config: GatewayConfig): string {
-  const after = ['network.target', 'qubes-firewall.service', ...(config.tor.enabled ? [UNITS.tor] : [])];
+  const after = ['network.target', 'qubes-firewall.service', ...(config.tor.enabled ? [UNITS.tor, UNITS.dnsRelay] : [])];
   return (
     generatedHeader('The gateway\'s DNS server for client qubes.') +
     '\n[Unit]\n' +
@@ -58,7 +62,11 @@ export function renderDnsmasqUnit(config: GatewayConfig): string {
     'Documentation=man:dnsmasq(8)\n' +
     comment(['Only in the gateway qube (its qvm-service); never in the template or other qubes built from it.']) +
     `ConditionPathExists=${gatewayFlag(config)}\n` +
-    comment(['After the firewall hook, and after Tor so the first forwarded query finds DNSPort open.']) +
+    comment([
+      config.tor.enabled
+        ? 'After the firewall hook, and after Tor and its TCP relay so the first forwarded query finds DNSPort open.'
+        : 'After the firewall hook.',
+    ]) +
     `After=${after.join(' ')}\n` +
     `PartOf=${UNITS.target}\n` +
     '\n[Service]\n' +

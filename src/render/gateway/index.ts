@@ -4,6 +4,7 @@
  *
  *   /etc/qubes-i2p-gateway/torrc, qubes-i2p-gateway-tor.service, tor*.service.d/   tor.ts
  *   /etc/qubes-i2p-gateway/dnsmasq.conf, qubes-i2p-gateway-dnsmasq.service          dnsmasq.ts
+ *   /usr/libexec/qubes-i2p-gateway/dns-tcp-relay, qubes-i2p-gateway-dns-relay.service dns-relay.ts
  *   /etc/qubes-i2p-gateway/tinyproxy.*, qubes-i2p-gateway-tinyproxy.service, ...      tinyproxy.ts
  *   /etc/qubes-i2p-gateway/i2pd.conf, i2pd.service.d/                                i2pd.ts
  *   /usr/share/keyrings/i2p-archive-keyring.gpg, i2p.sources, i2p.service.d/          java-router.ts
@@ -16,6 +17,7 @@
 import type { GatewayConfig } from '../../config/schema.ts';
 import { mergeTrees, type RenderedFile } from '../../files.ts';
 import { renderDnsmasq } from './dnsmasq.ts';
+import { renderDnsRelay } from './dns-relay.ts';
 import { renderFirewallRuleset } from './firewall.ts';
 import { renderFirewallHook } from './firewall-hook.ts';
 import { renderI2pd } from './i2pd.ts';
@@ -46,6 +48,7 @@ export function renderGateway(config: GatewayConfig, opts: GatewayRenderOptions 
   return mergeTrees(
     renderTor(config),
     renderDnsmasq(config),
+    renderDnsRelay(config),
     renderTinyproxy(config),
     config.i2p.router === 'i2pd' ? renderI2pd(config) : renderJavaRouter(config, opts.keyring),
     renderFirewallRuleset(config),
