@@ -4,7 +4,8 @@
  * from the packaged unit files (and Debian's i2pd.service plus our drop-in).
  *
  * What is emulated of systemd, and nothing more: Condition*PathExists, User=/Group= (setpriv, with
- * AmbientCapabilities and NoNewPrivileges), Runtime/State/Logs/CacheDirectory (+Mode), Environment=,
+ * AmbientCapabilities and NoNewPrivileges), DynamicUser= (a free uid of systemd's dynamic range, with no
+ * passwd entry), Runtime/State/Logs/CacheDirectory (+Mode), Environment=,
  * EnvironmentFile=, ExecStartPre= and ExecStart= (with their prefixes), Type=simple/exec/notify/forking with
  * PIDFile=, Type=oneshot (run to completion), KillSignal=. The sandboxing options (ProtectSystem=, SystemCallFilter=, ...) are not applied:
  * they can only take permissions away, and a daemon that fails under them is `systemd-analyze verify`'s and
@@ -116,8 +117,11 @@ export class Gateway {
     const unit = this.unit(name);
     if (!(await this.conditionsHold(unit))) throw new Error(`${name}: a Condition of the unit does not hold, systemd would not start it`);
     const S = 'Service';
-    const user = unit.get(S, 'User') ?? 'root';
-    const group = unit.get(S, 'Group') ?? (user === 'root' ? 'root' : await primaryGroup(user));
+    const named = unit.get(S, 'User');
+    // DynamicUser=yes: User= if that user exists, else a transient uid named after User= or the unit.
+    const dynamic = unit.get(S, 'DynamicUser') === 'yes' && (named === undefined || !hasUser(named));
+    const user = dynamic ? String(freeDynamicId()) : (named ?? 'root');
+    const group = unit.get(S, 'Group') ?? (user === 'root' ? 'root' : dynamic ? user : await primaryGroup(user));
     const env = unitEnvironment(unit, (p) => this.viewFile(p));
 
     const dirs: Array<[string, string, string | undefined]> = [
@@ -144,7 +148,9 @@ export class Gateway {
     if (unit.get(S, 'NoNewPrivileges') === 'yes') privFlags.push('--no-new-privs');
 
     const envArgs = ['env', '-i', `PATH=${SYSTEMD_PATH}`];
-    if (user !== 'root') envArgs.push(`USER=${user}`, `LOGNAME=${user}`, `HOME=${homeOf(user)}`, 'SHELL=/usr/sbin/nologin');
+    // A dynamic user is named after its unit (or User=), with / as its home.
+    const userName = dynamic ? (named ?? name.replace(/\.service$/, '')) : user;
+    if (user !== 'root') envArgs.push(`USER=${userName}`, `LOGNAME=${userName}`, `HOME=${dynamic ? '/' : homeOf(user)}`, 'SHELL=/usr/sbin/nologin');
     for (const [k, v] of env) envArgs.push(`${k}=${v}`);
 
     const preAsRoot = unit.get(S, 'PermissionsStartOnly') === 'yes';
@@ -250,6 +256,18 @@ function passwd(user: string): string[] {
   const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
   if (line === undefined) throw new Error(`no such user: ${user}`);
   return line.split(':');
+}
+
+function hasUser(user: string): boolean {
+  return readFileSync('/etc/passwd', 'utf8').split('\n').some((l) => l.startsWith(`${user}:`));
+}
+
+/** The first id of systemd's DynamicUser= range (61184-65519) that is neither a user's nor a group's here. */
+function freeDynamicId(): number {
+  const taken = new Set<number>();
+  for (const f of ['/etc/passwd', '/etc/group']) for (const l of readFileSync(f, 'utf8').split('\n')) taken.add(Number(l.split(':')[2]));
+  for (let id = 61184; id <= 65519; id++) if (!taken.has(id)) return id;
+  throw new Error('no free id in the DynamicUser= range');
 }
 
 function homeOf(user: string): string {

@@ -330,6 +330,17 @@ export class Lab {
     return r.stdout.trim() !== '';
   }
 
+  /** Wait until process `pid` in gw has a listening TCP or UDP socket (for units whose ports we do not know). */
+  async waitPidListening(pid: number, timeoutMs: number, who: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const r = await this.nsRun('gw', ['ss', '-Hlntup']);
+      if (r.stdout.includes(`pid=${pid},`)) return;
+      await sleep(50);
+    }
+    throw new Error(`${who}: process ${pid} listens on nothing in gw after ${timeoutMs} ms`);
+  }
+
   async waitListening(proto: 'tcp' | 'udp', port: number, timeoutMs: number, who: string): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
@@ -437,6 +448,8 @@ export interface ProbeResult {
 
 function asUser(user: string, privFlags: readonly string[]): string[] {
   if (user === 'root') return privFlags.length > 0 ? ['setpriv', ...privFlags, '--'] : [];
+  // A bare number: a user with no passwd entry (what systemd's DynamicUser= gives: uid = gid, no other groups).
+  if (/^\d+$/.test(user)) return ['setpriv', `--reuid=${user}`, `--regid=${user}`, '--clear-groups', ...privFlags, '--'];
   // setpriv: the same credentials systemd's User= gives (uid, primary gid, supplementary groups).
   return ['setpriv', `--reuid=${user}`, `--regid=${groupOf(user)}`, '--init-groups', ...privFlags, '--'];
 }

@@ -138,7 +138,7 @@ export function gatewaySuite(v: Variant): void {
         const r = await w.gw.runHook();
         expect(r.code, r.stderr).toBe(0);
         expect(await lab.ruleset()).toBe(before);
-        const units = [UNIT.tor, UNIT.dnsmasq, UNIT.tinyproxy, ...(v.realRouter ? [UNIT.i2pd] : [])].filter((u) => w.config.tor.enabled || u !== UNIT.tor);
+        const units = [UNIT.tor, UNIT.dnsmasq, UNIT.tinyproxy, ...w.helpers, ...(v.realRouter ? [UNIT.i2pd] : [])].filter((u) => w.config.tor.enabled || u !== UNIT.tor);
         for (const u of units) expect(await w.gw.conditionsHold(w.gw.unit(u)), u).toBe(false);
         if (!v.realRouter) {
           // i2p.service comes from the I2P repository (not installed here): read our drop-in on its own.

@@ -4,6 +4,9 @@
  * router (the real i2pd from Debian's unit and our drop-in, a recorder standing where the router listens, or
  * none), and whether dnsmasq and tinyproxy (from the packaged units) run. Each test states the world it needs
  * with `use(...)`, so tests do not depend on each other's order.
+ *
+ * Every other unit the packaged target wants (a helper such as the DNS TCP relay) has no switch: it is started
+ * from its unit once the firewall is in, as systemd would start it, and runs for the World's whole life.
  */
 import { mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -27,6 +30,7 @@ export const UNIT = {
   tinyproxy: 'qubes-i2p-gateway-tinyproxy.service',
   i2pd: 'i2pd.service',
   lockdown: 'qubes-i2p-gateway-lockdown.service',
+  target: 'qubes-i2p-gateway.target',
 } as const;
 
 /** The only change to a packaged command line: Tor's network is one unreachable bridge inside the lab. */
@@ -50,6 +54,8 @@ export class World {
   /** Where the router's HTTP proxy listens (i2pd: from the packaged i2pd.conf; Java router: its defaults). */
   readonly routerHttp: Listen;
   readonly routerConsole: Listen;
+  /** Units the packaged target wants that no switch here controls: they run the whole time. */
+  readonly helpers: readonly string[];
   private state: WorldState = { tor: 'off', router: 'off', dnsmasq: false, tinyproxy: false };
   private torRec: { proc: Proc; log: string } | undefined;
   private routerRec: { proc: Proc; log: string } | undefined;
@@ -63,6 +69,9 @@ export class World {
     const torrc = readPkg(lab, '/etc/qubes-i2p-gateway/torrc');
     this.transPort = torrc === undefined ? undefined : torListen(torrc, 'TransPort');
     this.dnsPort = torrc === undefined ? undefined : torListen(torrc, 'DNSPort');
+    const switched = new Set<string>([...Object.values(UNIT), router.unit]);
+    const wants = gw.unit(UNIT.target).list('Unit', 'Wants').flatMap((w) => w.split(/\s+/)).filter((u) => u !== '');
+    this.helpers = wants.filter((u) => !switched.has(u));
     if (config.i2p.router === 'i2pd') {
       const ini = parseIni(readPkg(lab, '/etc/qubes-i2p-gateway/i2pd.conf') ?? '');
       this.routerHttp = { host: ini.get('httpproxy.address') ?? '127.0.0.1', port: Number(ini.get('httpproxy.port') ?? 4444) };
@@ -85,6 +94,7 @@ export class World {
     try {
       lab.setService(built.config.qubes.service, true);
       await world.loadFirewall();
+      await world.startHelpers();
     } catch (e) {
       await world.destroy();
       throw e;
@@ -101,6 +111,18 @@ export class World {
     await this.lab.resetFirewall();
     const r = await this.gw.runHook();
     if (r.code !== 0) throw new Error(`the packaged firewall hook failed (exit ${r.code}): ${r.stderr}`);
+  }
+
+  /** The helpers, each ready once its main process listens (their ports are theirs to know, not the World's). */
+  private async startHelpers(): Promise<void> {
+    for (const name of this.helpers) {
+      const r = await this.gw.start(name, []);
+      try {
+        await this.lab.waitPidListening(r.pid, 20_000, name);
+      } catch (e) {
+        throw new Error(`${String(e)}\n${r.proc.diagnostics()}`);
+      }
+    }
   }
 
   async use(want: WorldState): Promise<void> {
