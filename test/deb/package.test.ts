@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { debFileName, writeDeb } from '../../src/pack/deb.ts';
 import { renderDebPackage } from '../../src/render/deb/package.ts';
 import { configOf, must, REAL_KEYRING, run, Scratch } from '../render/helpers.ts';
+import { lintian } from '../lintian.ts';
 
 const EPOCH = 1_700_000_000;
 const scratch = new Scratch();
@@ -37,7 +38,7 @@ describe.each(VARIANTS)('%s', (_name, value, withKeyring) => {
   const { path, pkg } = build(value, withKeyring ? realKeyring() : undefined);
 
   it('is clean under lintian (no errors, no warnings)', () => {
-    const r = run(['lintian', '--fail-on', 'error,warning', '--tag-display-limit', '0', path], { timeoutMs: 120_000 });
+    const r = lintian(['--fail-on', 'error,warning', '--tag-display-limit', '0', path]);
     const problems = r.stdout.split('\n').filter((l) => /^[EW]: /.test(l));
     expect(problems).toEqual([]);
     expect(r.code).toBe(0);

@@ -6,6 +6,7 @@ import { binaryFile, configFile, dirEntry, symlink, textFile, type RenderedFile 
 import { debFileName, installedSize, validateDebFiles, writeDeb, type DebMeta } from '../../src/pack/deb.ts';
 import { gzip } from '../../src/pack/gzip.ts';
 import { run, runRaw, tempDir } from './run-tools.ts';
+import { lintian } from '../lintian.ts';
 
 const tmp = tempDir('deb');
 afterAll(() => tmp.cleanup());
@@ -350,8 +351,8 @@ describe('lintian on a tiny well-formed package', () => {
     ];
     const path = join(tmp.dir, debFileName(tiny));
     writeFileSync(path, writeDeb(tiny, tinyFiles, { sourceDateEpoch: EPOCH }));
-    const r = runRaw('lintian', ['--display-level', '>=pedantic', '--display-info', '--tag-display-limit', '0', path]);
-    const out = r.stdout.toString('utf8');
+    const r = lintian(['--display-level', '>=pedantic', '--display-info', '--tag-display-limit', '0', path]);
+    const out = r.stdout;
     const tags = out
       .split('\n')
       .filter((l) => /^[EWIPXO]: /.test(l))
