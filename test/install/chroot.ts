@@ -22,6 +22,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { pidAlive } from '../util/process.ts';
 
 export const CODENAME = 'bookworm';
 /** Bump when the pristine tree's recipe changes, so cached trees are rebuilt. */
@@ -271,14 +272,6 @@ function unmountAllSync(base: string): void {
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Remove chroots left by test processes that died before cleaning up (their pid is in the directory name). */
 export function sweepStaleMounts(): void {

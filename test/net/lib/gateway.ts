@@ -25,6 +25,7 @@ import { renderDebPackage } from '../../../src/render/deb/package.ts';
 import type { Lab } from './lab.ts';
 import { sleep, type Proc, type RunResult } from './sh.ts';
 import { loadUnit, parseExec, unitEnvironment, type EffectiveUnit } from './units.ts';
+import { pidAlive } from '../../util/process.ts';
 
 export const SOURCE_DATE_EPOCH = 1_700_000_000;
 
@@ -243,14 +244,6 @@ export class Gateway {
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function passwd(user: string): string[] {
   const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
