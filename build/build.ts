@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { formatIssues } from '../src/config/format.ts';
 import { parseConfigText, readConfigFile, type LoadResult } from '../src/config/load.ts';
 import { ROUTERS } from '../src/config/routers.ts';
+import { checkRepoKeyring } from '../src/render/gateway/keyring.ts';
 import type { GatewayConfig } from '../src/config/schema.ts';
 import { resolveEpoch } from '../src/epoch.ts';
 import { writeTreeAtomically } from '../src/io/atomic.ts';
@@ -70,7 +71,14 @@ function readKeyring(config: GatewayConfig, configPath: string | undefined, flag
     throw new UsageError(`${field}: ${JSON.stringify(given)} cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)}). Fix: give the path of the keyring file`);
   }
   if (size > MAX_KEYRING_BYTES) throw new UsageError(`${field}: ${JSON.stringify(given)} is larger than 1 MiB, so it is not a keyring. Fix: give the I2P repository keyring file`);
-  return new Uint8Array(readFileSync(path));
+  const bytes = new Uint8Array(readFileSync(path));
+  try {
+    // Checked here too (the renderer checks again) so a wrong key is bad input (exit 2), not a failed build.
+    checkRepoKeyring(bytes);
+  } catch (e) {
+    throw new UsageError(`${field}: ${JSON.stringify(given)}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return bytes;
 }
 
 function main(argv: string[]): number {
@@ -127,7 +135,7 @@ function main(argv: string[]): number {
     );
     return 0;
   } catch (e) {
-    if (e instanceof UsageError || (e instanceof Error && e.name === 'ConfigError')) {
+    if (e instanceof UsageError) {
       process.stderr.write(`${name}: ${e.message}\nNothing was written.\n`);
       return 2;
     }

@@ -86,6 +86,22 @@ describe('npm run build', () => {
     expect(existsSync(join(tmp, 'java-out'))).toBe(false);
   });
 
+  it('a keyring with another fingerprint is bad input: exit 2, the field named, nothing written', () => {
+    const home = join(tmp, 'gnupg');
+    const gpg = (...a: string[]) => spawnSync('gpg', ['--homedir', home, '--batch', '--quiet', ...a], { encoding: 'buffer' });
+    spawnSync('mkdir', ['-m', '700', home]);
+    expect(gpg('--passphrase', '', '--quick-gen-key', 'Not I2P <x@example.org>', 'default', 'default', 'never').status).toBe(0);
+    writeFileSync(join(tmp, 'other.gpg'), gpg('--export').stdout);
+    spawnSync('gpgconf', ['--homedir', home, '--kill', 'all']);
+    const cfg = join(tmp, 'java-other.yaml');
+    writeFileSync(cfg, 'i2p:\n  router: i2p\n  keyring: other.gpg\n');
+    const r = cli('--config', cfg, '--out', join(tmp, 'java-other-out'));
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('i2p.keyring: "other.gpg": I2P keyring: found primary key');
+    expect(r.stderr).toContain('expected the I2P repository key 7840 E761 0F28 B904 7535  49D7 67EC E560 5BCF 1346');
+    expect(existsSync(join(tmp, 'java-other-out'))).toBe(false);
+  });
+
   it('a missing config file is a clear error', () => {
     const r = cli('--config', join(tmp, 'nope.yaml'));
     expect(r.status).toBe(2);
