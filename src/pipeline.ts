@@ -35,7 +35,8 @@ export function dependencyNames(depends: readonly string[]): string[] {
 
 export function build(inputs: BuildInputs): BuildResult {
   const { config, sourceDateEpoch } = inputs;
-  const deb = renderDebPackage(config, inputs.keyring === undefined ? { sourceDateEpoch } : { sourceDateEpoch, keyring: inputs.keyring });
+  const debOpts = { sourceDateEpoch, statics: inputs.sources.deb };
+  const deb = renderDebPackage(config, inputs.keyring === undefined ? debOpts : { ...debOpts, keyring: inputs.keyring });
   const debName = debFileName(deb.meta);
   const debBytes = writeDeb(deb.meta, deb.files, { sourceDateEpoch });
 

@@ -1,21 +1,27 @@
 /**
- * The project's static inputs to a build (the spec, the minion.d file), read once from the source tree.
- * The renderers stay pure: they receive these texts, never paths.
+ * The project's static inputs to a build, read once from the source tree: the rpm spec, the minion.d file, and
+ * the .deb's maintainer scripts and copyright under debian/. The renderers stay pure: they receive these texts,
+ * never paths.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import type { DebStatics } from '../render/deb/package.ts';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export interface StaticSources {
   readonly rpmSpec: string;
   readonly minionConf: string;
+  readonly deb: DebStatics;
 }
 
 export function readStaticSources(root: string = PROJECT_ROOT): StaticSources {
+  const read = (path: string): string => readFileSync(join(root, path), 'utf8');
   return {
-    rpmSpec: readFileSync(join(root, 'rpm/qubes-mgmt-salt-i2p-gateway.spec'), 'utf8'),
-    minionConf: readFileSync(join(root, 'salt/i2p-gateway-formula.conf'), 'utf8'),
+    rpmSpec: read('rpm/qubes-mgmt-salt-i2p-gateway.spec'),
+    minionConf: read('salt/i2p-gateway-formula.conf'),
+    // No prerm: the package starts and enables nothing, so there is nothing to undo before removal.
+    deb: { postinst: read('debian/postinst'), postrm: read('debian/postrm'), copyright: read('debian/copyright') },
   };
 }

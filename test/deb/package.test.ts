@@ -12,6 +12,9 @@ import { debFileName, writeDeb } from '../../src/pack/deb.ts';
 import { renderDebPackage } from '../../src/render/deb/package.ts';
 import { configOf, must, REAL_KEYRING, run, Scratch } from '../render/helpers.ts';
 import { lintian } from '../lintian.ts';
+import { readStaticSources } from '../../src/io/static.ts';
+
+const DEB_STATICS = readStaticSources().deb;
 
 const EPOCH = 1_700_000_000;
 const scratch = new Scratch();
@@ -20,7 +23,7 @@ afterAll(async () => {
 });
 
 function build(value: unknown, keyring?: Uint8Array): { path: string; pkg: ReturnType<typeof renderDebPackage> } {
-  const pkg = renderDebPackage(configOf(value), keyring === undefined ? { sourceDateEpoch: EPOCH } : { sourceDateEpoch: EPOCH, keyring });
+  const pkg = renderDebPackage(configOf(value), keyring === undefined ? { sourceDateEpoch: EPOCH, statics: DEB_STATICS } : { sourceDateEpoch: EPOCH, statics: DEB_STATICS, keyring });
   const path = join(scratch.dir('deb'), debFileName(pkg.meta));
   writeFileSync(path, writeDeb(pkg.meta, pkg.files, { sourceDateEpoch: EPOCH }));
   return { path, pkg };

@@ -16,6 +16,9 @@ import { renderDebPackage } from '../../src/render/deb/package.ts';
 import { must, type Chroot } from './chroot.ts';
 import { buildDeb } from './lifecycle.ts';
 import { lifecycle, SOURCE_DATE_EPOCH } from './suite.ts';
+import { readStaticSources } from '../../src/io/static.ts';
+
+const DEB_STATICS = readStaticSources().deb;
 
 /** The real I2P repository keyring: test data outside the project, read in place, never copied into it. */
 const I2P_KEYRING_SRC = join(import.meta.dirname, '..', '..', '..', 'shared', 'data', 'i2p-archive-keyring.gpg');
@@ -64,7 +67,7 @@ async function updateUris(c: Chroot): Promise<string> {
 }
 
 lifecycle('default gateway (i2pd)', () => {
-  const { meta, files } = renderDebPackage(configOf({}), { sourceDateEpoch: SOURCE_DATE_EPOCH });
+  const { meta, files } = renderDebPackage(configOf({}), { sourceDateEpoch: SOURCE_DATE_EPOCH, statics: DEB_STATICS });
   return buildDeb(meta, files, SOURCE_DATE_EPOCH);
 });
 
@@ -73,7 +76,7 @@ lifecycle(
   () => {
     const keyring = new Uint8Array(readFileSync(I2P_KEYRING_SRC));
     const config = configOf({ i2p: { router: 'i2p' } });
-    const { meta, files } = renderDebPackage(config, { keyring, sourceDateEpoch: SOURCE_DATE_EPOCH });
+    const { meta, files } = renderDebPackage(config, { keyring, sourceDateEpoch: SOURCE_DATE_EPOCH, statics: DEB_STATICS });
     return buildDeb(meta, files, SOURCE_DATE_EPOCH);
   },
   {

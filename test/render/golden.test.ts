@@ -11,6 +11,9 @@ import { describe, expect, it } from 'vitest';
 import { controlFile } from '../../src/pack/deb.ts';
 import { renderDebPackage } from '../../src/render/deb/package.ts';
 import { configOf } from './helpers.ts';
+import { readStaticSources } from '../../src/io/static.ts';
+
+const DEB_STATICS = readStaticSources().deb;
 
 const EPOCH = 1_700_000_000;
 const GOLDEN = join(import.meta.dirname, '..', 'golden', 'default');
@@ -36,7 +39,7 @@ function walk(dir: string): string[] {
 }
 
 describe('golden: default config', () => {
-  const { meta, files } = renderDebPackage(configOf(), { sourceDateEpoch: EPOCH });
+  const { meta, files } = renderDebPackage(configOf(), { sourceDateEpoch: EPOCH, statics: DEB_STATICS });
   const expected = new Map<string, string>();
   const listing: string[] = [controlFile(meta, files), ''];
   for (const f of files) {

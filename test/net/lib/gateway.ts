@@ -26,6 +26,9 @@ import type { Lab } from './lab.ts';
 import { sleep, type Proc, type RunResult } from './sh.ts';
 import { loadUnit, parseExec, unitEnvironment, type EffectiveUnit } from './units.ts';
 import { pidAlive } from '../../util/process.ts';
+import { readStaticSources } from '../../../src/io/static.ts';
+
+const DEB_STATICS = readStaticSources().deb;
 
 export const SOURCE_DATE_EPOCH = 1_700_000_000;
 
@@ -40,7 +43,7 @@ export function buildGatewayDeb(input: unknown): BuiltGateway {
   if (!loaded.ok) throw new Error(`config refused: ${JSON.stringify(loaded.issues)}`);
   const config = loaded.config;
   const keyring = config.i2p.keyring === undefined ? undefined : new Uint8Array(readFileSync(config.i2p.keyring));
-  const { meta, files } = renderDebPackage(config, keyring === undefined ? { sourceDateEpoch: SOURCE_DATE_EPOCH } : { keyring, sourceDateEpoch: SOURCE_DATE_EPOCH });
+  const { meta, files } = renderDebPackage(config, keyring === undefined ? { sourceDateEpoch: SOURCE_DATE_EPOCH, statics: DEB_STATICS } : { keyring, sourceDateEpoch: SOURCE_DATE_EPOCH, statics: DEB_STATICS });
   const bytes = writeDeb(meta, files, { sourceDateEpoch: SOURCE_DATE_EPOCH });
   const dir = mkdtempSync(join(tmpdir(), `qignet-${process.pid}-deb-`));
   const debPath = join(dir, 'gateway.deb');
