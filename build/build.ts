@@ -38,13 +38,7 @@ class UsageError extends Error {}
 
 function loadConfig(path: string | undefined): { result: LoadResult; name: string; source?: string } {
   if (path === undefined) return { result: parseConfigText(''), name: '(defaults)' };
-  const result = readConfigFile(path);
-  let source: string | undefined;
-  try {
-    if (statSync(path).size <= 64 * 1024) source = readFileSync(path, 'utf8');
-  } catch {
-    source = undefined;
-  }
+  const { source, ...result } = readConfigFile(path);
   return source === undefined ? { result, name: path } : { result, name: path, source };
 }
 

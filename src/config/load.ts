@@ -49,7 +49,8 @@ export function parseConfigValue(value: unknown): LoadResult {
   return ruleIssues.length > 0 ? { ok: false, issues: ruleIssues } : { ok: true, config: parsed.data };
 }
 
-export function readConfigFile(path: string): LoadResult {
+/** Reads and parses a config file; `source` is its text, for error positions (absent when it was not read). */
+export function readConfigFile(path: string): LoadResult & { readonly source?: string } {
   let size: number;
   try {
     size = statSync(path).size;
@@ -59,7 +60,8 @@ export function readConfigFile(path: string): LoadResult {
   if (size > MAX_CONFIG_BYTES) {
     return fail([], `is larger than ${MAX_CONFIG_BYTES / 1024} KiB. Fix: a gateway config is a few hundred bytes; check you named the right file`);
   }
-  return parseConfigText(readFileSync(path, 'utf8'));
+  const source = readFileSync(path, 'utf8');
+  return { ...parseConfigText(source), source };
 }
 
 function fail(path: readonly (string | number)[], message: string, input?: unknown): LoadResult {
