@@ -158,7 +158,8 @@ export class Lab {
     }
     chmodSync(join(s, 'logs'), 0o1777);
     // Non-root stand-ins (debian-tor, i2pd) must read the tools; the checkout may not be readable to them.
-    for (const f of readdirSync(TOOLS)) copyFileSync(join(TOOLS, f), join(s, 'tools', f));
+    // Only the tools' files: a __pycache__ left by a local python run is not part of the lab.
+    for (const f of readdirSync(TOOLS, { withFileTypes: true })) if (f.isFile()) copyFileSync(join(TOOLS, f.name), join(s, 'tools', f.name));
     for (const f of readdirSync(join(s, 'tools'))) chmodSync(join(s, 'tools', f), 0o755);
     // What the Qubes agent writes in a network-providing qube, and in an app qube.
     writeFileSync(join(s, 'machine/etc/resolv.conf'), 'nameserver 10.139.1.1\nnameserver 10.139.1.2\n');

@@ -490,6 +490,22 @@ def checksum(data):
     return ~s & 0xFFFF
 
 
+def first_reply(sock, timeout, size, match):
+    """Reads from a raw socket until `match(data, addr)` returns a result, or `timeout` seconds pass ("noreply")."""
+    deadline = time.time() + timeout
+    while True:
+        left = deadline - time.time()
+        if left <= 0:
+            return {"outcome": "noreply"}
+        r, _, _ = select.select([sock], [], [], left)
+        if not r:
+            return {"outcome": "noreply"}
+        data, addr = sock.recvfrom(size)
+        result = match(data, addr)
+        if result is not None:
+            return result
+
+
 def probe_icmp(p):
     v6 = is6(p["host"])
     ident = os.getpid() & 0xFFFF
@@ -500,22 +516,17 @@ def probe_icmp(p):
         s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         body = struct.pack("!BBHHH", 8, 0, 0, ident, 1) + b"qig-probe"
         pkt = body[:2] + struct.pack("!H", checksum(body)) + body[4:]
-    deadline = time.time() + p.get("timeout", 1.0)
+    def match(data, peer):
+        icmp = data if v6 else data[(data[0] & 0x0F) * 4:]
+        if (v6 and icmp[0] == 129) or (not v6 and icmp[0] == 0):
+            return {"outcome": "reply", "from": peer[0]}
+        if icmp[0] in ((1, 3) if v6 else (3, 11)):
+            return {"outcome": "error", "icmptype": icmp[0], "from": peer[0]}
+        return None
+
     try:
         s.sendto(pkt, (p["host"], 0))
-        while True:
-            left = deadline - time.time()
-            if left <= 0:
-                return {"outcome": "noreply"}
-            r, _, _ = select.select([s], [], [], left)
-            if not r:
-                return {"outcome": "noreply"}
-            data, peer = s.recvfrom(4096)
-            icmp = data if v6 else data[(data[0] & 0x0F) * 4:]
-            if (v6 and icmp[0] == 129) or (not v6 and icmp[0] == 0):
-                return {"outcome": "reply", "from": peer[0]}
-            if icmp[0] in ((1, 3) if v6 else (3, 11)):
-                return {"outcome": "error", "icmptype": icmp[0], "from": peer[0]}
+        return first_reply(s, p.get("timeout", 1.0), 4096, match)
     except OSError as e:
         return {"outcome": "error", "errno": e.errno, "error": os.strerror(e.errno or 0)}
     finally:
@@ -594,19 +605,15 @@ def probe_tcpraw(p):
     tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     try:
         tx.sendto(ip4_header(src, host, 6, len(tcp), os.getpid() & 0xFFFF, 0) + tcp, (host, 0))
-        deadline = time.time() + p.get("timeout", 1.0)
-        while True:
-            left = deadline - time.time()
-            if left <= 0:
-                return {"outcome": "noreply"}
-            r, _, _ = select.select([rx], [], [], left)
-            if not r:
-                return {"outcome": "noreply"}
-            data, peer = rx.recvfrom(4096)
+
+        def match(data, peer):
             ihl = (data[0] & 0x0F) * 4
             sp, dp = struct.unpack("!HH", data[ihl:ihl + 4])
             if peer[0] == host and sp == port and dp == sport:
                 return {"outcome": "reply", "tcpflags": data[ihl + 13]}
+            return None
+
+        return first_reply(rx, p.get("timeout", 1.0), 4096, match)
     finally:
         rx.close()
         tx.close()
@@ -658,24 +665,18 @@ def probe_l2syn(p):
     s.bind((iface, 0))
     try:
         s.send(frame)
-        deadline = time.time() + p.get("timeout", 1.0)
-        while True:
-            left = deadline - time.time()
-            if left <= 0:
-                return {"outcome": "noreply"}
-            r, _, _ = select.select([s], [], [], left)
-            if not r:
-                return {"outcome": "noreply"}
-            data, addr = s.recvfrom(65535)
-            if addr[2] == socket.PACKET_OUTGOING:
-                continue
+
+        def match(data, addr):
             ip = data[14:]
-            if len(ip) < 40 or ip[9] != 6:
-                continue
+            if addr[2] == socket.PACKET_OUTGOING or len(ip) < 40 or ip[9] != 6:
+                return None
             ihl = (ip[0] & 0x0F) * 4
             sp, dp = struct.unpack("!HH", ip[ihl:ihl + 4])
             if sp == port and dp == sport:
                 return {"outcome": "reply", "from": socket.inet_ntoa(ip[12:16]), "tcpflags": ip[ihl + 13]}
+            return None
+
+        return first_reply(s, p.get("timeout", 1.0), 65535, match)
     finally:
         s.close()
 
