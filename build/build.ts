@@ -5,7 +5,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve, isAbsolute } from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatIssues } from '../src/config/format.ts';
+import { formatIssues, formatWarnings } from '../src/config/format.ts';
 import { parseConfigText, readConfigFile, type LoadResult } from '../src/config/load.ts';
 import { ROUTERS } from '../src/config/routers.ts';
 import { checkRepoKeyring } from '../src/render/gateway/keyring.ts';
@@ -108,6 +108,7 @@ function main(argv: string[]): number {
     process.stderr.write(`${formatIssues(result.issues, name, source)}\n`);
     return 2;
   }
+  if (result.warnings.length > 0) process.stderr.write(`${formatWarnings(result.warnings, name, source)}\n`);
   try {
     const keyring = readKeyring(result.config, values.config, values.keyring);
     const { epoch, source: epochSource } = resolveEpoch(process.env, PROJECT_ROOT);

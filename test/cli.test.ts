@@ -120,6 +120,25 @@ describe('npm run build', () => {
     expect(u.stderr).toContain("Unknown option '--colour'");
     expect(cli('frobnicate').status).toBe(2);
   });
+
+  it('a bookworm config builds and validates, with a warning that names the field, the end of support and the fix', () => {
+    const cfg = join(tmp, 'bookworm.yaml');
+    writeFileSync(cfg, 'qubes:\n  sourceTemplate: debian-12-minimal\n  template: debian-12-i2p\ndebian:\n  release: bookworm\n');
+    for (const args of [['validate', '--config', cfg], ['--config', cfg, '--out', join(tmp, 'dist-bookworm')]]) {
+      const r = cli(...args);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/^warning: .*bookworm\.yaml:5:3 debian\.release: "bookworm" is end of life: .*June 2026.* Fix: .*qvm-template install debian-13-minimal.*debian\.release: trixie/m);
+    }
+    expect(existsSync(join(tmp, 'dist-bookworm', 'qubes-i2p-gateway_0.1.0_all.deb'))).toBe(true);
+  });
+
+  it('a release that disagrees with the source template\'s name is warned about', () => {
+    const cfg = join(tmp, 'mismatch.yaml');
+    writeFileSync(cfg, 'debian:\n  release: bookworm\n');
+    const r = cli('validate', '--config', cfg);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain('debian.release: "bookworm" does not match qubes.sourceTemplate debian-13-minimal (Debian 13, trixie). Fix: set debian.release: trixie');
+  });
 });
 
 describe('writeTreeAtomically', () => {

@@ -18,8 +18,20 @@ export function showValue(value: unknown): string {
 }
 
 export function formatIssues(issues: readonly ConfigIssue[], fileName: string, source?: string): string {
+  const header = `${fileName}: the gateway config is not valid (${issues.length} problem${issues.length === 1 ? '' : 's'}); nothing was written.`;
+  return [header, ...issueLines(issues, fileName, source)].join('\n');
+}
+
+/** Warnings: the config is valid and builds, but should change. Same line format as errors. */
+export function formatWarnings(warnings: readonly ConfigIssue[], fileName: string, source?: string): string {
+  return issueLines(warnings, fileName, source)
+    .map((l) => `warning: ${l}`)
+    .join('\n');
+}
+
+function issueLines(issues: readonly ConfigIssue[], fileName: string, source?: string): string[] {
   const positions = source !== undefined ? positionsOf(source) : new Map();
-  const lines = [`${fileName}: the gateway config is not valid (${issues.length} problem${issues.length === 1 ? '' : 's'}); nothing was written.`];
+  const lines: string[] = [];
   for (const issue of issues) {
     const key = issue.path.join('.');
     const pos = positions.get(key);
@@ -28,5 +40,5 @@ export function formatIssues(issues: readonly ConfigIssue[], fileName: string, s
     const value = 'input' in issue && issue.input !== undefined && typeof issue.input !== 'object' ? `${showValue(issue.input)} ` : '';
     lines.push(`${where} ${field}: ${value}${issue.message}`);
   }
-  return lines.join('\n');
+  return lines;
 }

@@ -8,12 +8,13 @@ import { z } from 'zod';
 import { GatewayConfigSchema, type GatewayConfig } from './schema.ts';
 import { checkRules, type ConfigIssue } from './rules.ts';
 import { suggest } from './suggest.ts';
+import { checkWarnings } from './warnings.ts';
 
 /** A gateway config is a few hundred bytes; anything this large is a mistake or an attack. */
 export const MAX_CONFIG_BYTES = 64 * 1024;
 
 export type LoadResult =
-  | { readonly ok: true; readonly config: GatewayConfig }
+  | { readonly ok: true; readonly config: GatewayConfig; readonly warnings: readonly ConfigIssue[] }
   | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
 
 export function parseConfigText(text: string): LoadResult {
@@ -46,7 +47,7 @@ export function parseConfigValue(value: unknown): LoadResult {
   const parsed = GatewayConfigSchema.safeParse(value, { reportInput: true });
   if (!parsed.success) return { ok: false, issues: parsed.error.issues.flatMap(fromZodIssue) };
   const ruleIssues = checkRules(parsed.data);
-  return ruleIssues.length > 0 ? { ok: false, issues: ruleIssues } : { ok: true, config: parsed.data };
+  return ruleIssues.length > 0 ? { ok: false, issues: ruleIssues } : { ok: true, config: parsed.data, warnings: checkWarnings(parsed.data) };
 }
 
 /** Reads and parses a config file; `source` is its text, for error positions (absent when it was not read). */

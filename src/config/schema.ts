@@ -69,15 +69,16 @@ const LocalPath = z
   .max(4096, { error: 'is longer than 4096 characters. Fix: give a shorter path' })
   .regex(/^[^\u0000-\u001f\u007f]+$/, { error: 'contains control characters. Fix: give a plain file path' });
 
-export const DEBIAN_RELEASES = ['bookworm', 'trixie'] as const;
+/** Debian codenames a template may have. The first is the one Qubes OS 4.3 supports today (see warnings.ts). */
+export const DEBIAN_RELEASES = ['trixie', 'bookworm'] as const;
 export const I2P_ROUTERS = ['i2pd', 'i2p'] as const;
 
 export const GatewayConfigSchema = z
   .strictObject({
     qubes: z
       .strictObject({
-        sourceTemplate: QubeName.default('debian-12-minimal').describe('The Debian template to clone (installed with qvm-template if missing).'),
-        template: QubeName.default('debian-12-i2p').describe('The clone that receives the gateway package.'),
+        sourceTemplate: QubeName.default('debian-13-minimal').describe('The Debian template to clone (installed with qvm-template if missing).'),
+        template: QubeName.default('debian-13-i2p').describe('The clone that receives the gateway package.'),
         gateway: QubeName.default('sys-i2p').describe('The network-providing gateway qube.'),
         label: z.enum(QUBE_LABELS, { error: `is not a Qubes label. Fix: use one of ${QUBE_LABELS.join(', ')}` }).default('purple').describe('The gateway qube\'s label.'),
         memory: z.int({ error: 'is not a whole number of MiB. Fix: e.g. 400' }).min(256, { error: 'is below 256 MiB. Fix: give at least 256' }).max(65536, { error: 'is above 65536 MiB. Fix: give at most 65536' }).default(400).describe('Initial memory of the gateway qube, MiB.'),
@@ -91,7 +92,7 @@ export const GatewayConfigSchema = z
       .prefault({}),
     debian: z
       .strictObject({
-        release: z.enum(DEBIAN_RELEASES, { error: `is not a supported Debian release. Fix: use one of ${DEBIAN_RELEASES.join(', ')}` }).default('bookworm').describe('Debian codename of the template (for the I2P apt source).'),
+        release: z.enum(DEBIAN_RELEASES, { error: `is not a supported Debian release. Fix: use one of ${DEBIAN_RELEASES.join(', ')}` }).default('trixie').describe('Debian codename of the template (trixie: Debian 13; bookworm, Debian 12, is accepted with a warning: Qubes no longer supports it).'),
       })
       .prefault({}),
     network: z

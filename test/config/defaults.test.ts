@@ -9,7 +9,7 @@ describe('defaults', () => {
     const r = parseConfigText('');
     expect(r.ok).toBe(true);
     if (!r.ok) return;
-    expect(r.config.qubes).toMatchObject({ sourceTemplate: 'debian-12-minimal', template: 'debian-12-i2p', gateway: 'sys-i2p', netvm: 'sys-firewall', service: 'i2p', clients: [] });
+    expect(r.config.qubes).toMatchObject({ sourceTemplate: 'debian-13-minimal', template: 'debian-13-i2p', gateway: 'sys-i2p', netvm: 'sys-firewall', service: 'i2p', clients: [] });
     expect(r.config.network.virtualIp).toBe('10.100.100.100');
     expect(r.config.i2p.router).toBe('i2pd');
     expect(r.config.tor).toEqual({ enabled: true, transPort: 9040, dnsPort: 5353 });

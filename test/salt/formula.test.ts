@@ -127,7 +127,7 @@ describe('the fake dom0 catches the known traps', () => {
     const bad = new Map(files);
     bad.set('i2p-gateway/create.sls', files.get('i2p-gateway/create.sls')!.replace('- mem: 400', '- memory: 400'));
     expect(() => readSls(bad, 'i2p-gateway.create')).toThrow(/present does not accept "memory"/);
-    bad.set('i2p-gateway/create.sls', files.get('i2p-gateway/create.sls')!.replace('    - name: sys-i2p', '    - name: sys-i2p\n    - template: debian-12-i2p'));
+    bad.set('i2p-gateway/create.sls', files.get('i2p-gateway/create.sls')!.replace('    - name: sys-i2p', '    - name: sys-i2p\n    - template: debian-13-i2p'));
     expect(() => readSls(bad, 'i2p-gateway.create')).toThrow(/does not accept "template"/);
   });
 

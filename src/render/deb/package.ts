@@ -83,7 +83,7 @@ function description(config: GatewayConfig): DebMeta['description'] {
     summary: 'transparent I2P and Tor gateway for Qubes OS client qubes',
     extended: [
       ...wrap(
-        'Runtime files for a Qubes OS 4.2 network-providing qube. Client qubes that use it as their netvm reach ' +
+        'Runtime files for a Qubes OS 4.3 network-providing qube. Client qubes that use it as their netvm reach ' +
           `.i2p sites over plain HTTP through tinyproxy and ${router}, ${rest} Nothing is forwarded in the clear.`,
       ),
       '',

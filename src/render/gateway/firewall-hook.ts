@@ -1,5 +1,5 @@
 /**
- * The qubes-firewall hook /etc/qubes/qubes-firewall.d/50-qubes-i2p-gateway. qubes-firewall.service (Qubes 4.2,
+ * The qubes-firewall hook /etc/qubes/qubes-firewall.d/50-qubes-i2p-gateway. qubes-firewall.service (Qubes 4.3,
  * qubesagent/firewall.py) runs every executable in that folder, from the template, at each start of the
  * service, before the user's hooks in /rw/config, and ignores its exit status: so the hook itself must leave
  * the gateway safe when it fails, and must be idempotent.

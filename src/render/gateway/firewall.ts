@@ -2,7 +2,7 @@
  * The gateway's nftables ruleset, /etc/qubes-i2p-gateway/firewall.nft, loaded by the qubes-firewall hook
  * (firewall-hook.ts) with one `nft -f`: one transaction, all of it or nothing.
  *
- * Design (Whonix-Gateway's, on Qubes 4.2's nftables):
+ * Design (Whonix-Gateway's, on Qubes 4.3's nftables; 4.2's base tables had the same shape):
  * - Own table `inet qubes-i2p-gateway`, replaced whole on every load (create-if-missing, delete, define), so a
  *   reload leaves exactly one copy. `inet`: one forward chain drops client IPv4 and IPv6 alike.
  * - Nothing from a client qube is forwarded (forward policy drop). What clients may reach is redirected to the
