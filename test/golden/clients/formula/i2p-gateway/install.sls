@@ -1,5 +1,5 @@
-# i2p-gateway.install (template debian-12-i2p): install the gateway package into the template.
-# Run: sudo qubesctl --skip-dom0 --targets=debian-12-i2p state.sls i2p-gateway.install
+# i2p-gateway.install (template debian-13-i2p): install the gateway package into the template.
+# Run: sudo qubesctl --skip-dom0 --targets=debian-13-i2p state.sls i2p-gateway.install
 # Nothing in the package runs in the template: every unit waits for the qube's qvm-service.
 
 i2p-gateway-dependencies:

@@ -1,6 +1,6 @@
-# i2p-gateway.create (dom0): create sys-i2p from debian-12-i2p, providing network, with qvm-service i2p.
+# i2p-gateway.create (dom0): create sys-i2p from debian-13-i2p, providing network, with qvm-service i2p.
 # Run: sudo qubesctl state.sls i2p-gateway.create
-# Install the package into debian-12-i2p (i2p-gateway.install) before you start sys-i2p.
+# Install the package into debian-13-i2p (i2p-gateway.install) before you start sys-i2p.
 
 include:
   - i2p-gateway.clone
@@ -8,11 +8,11 @@ i2p-gateway-qube:
   qvm.vm:
     - name: sys-i2p
     - present:
-        - template: debian-12-i2p
+        - template: debian-13-i2p
         - label: purple
         - mem: 400
     - prefs:
-        - template: debian-12-i2p
+        - template: debian-13-i2p
         - label: purple
         - memory: 400
         - maxmem: 1000
