@@ -140,7 +140,7 @@ export async function datapath(opts: DatapathOptions): Promise<DatapathResult | 
 
   if (opts.http) {
     const tp = lab.gwSpawn('tinyproxy', execStart(lab.pkgRoot, 'qubes-i2p-gateway-tinyproxy.service'));
-    const port = Number(/^Port\s+(\d+)/m.exec(readFileSync(join(lab.pkgRoot, 'etc/qubes-i2p-gateway/tinyproxy.conf'), 'utf8'))?.[1] ?? 8888);
+    const port = Number(/^Port\s+(\d+)/m.exec(readFileSync(join(lab.pkgRoot, 'usr/share/qubes-i2p-gateway/tinyproxy.conf'), 'utf8'))?.[1] ?? 8888);
     await lab.waitListening('tcp', port, 10_000, 'tinyproxy');
     const lua = join(lab.scratch, 'tools', 'proxy-request.lua');
     writeFileSync(lua, `request = function() return wrk.format("GET", "http://${HOST}/") end\n`);

@@ -76,7 +76,7 @@ export function lifecycle(name: string, build: () => Built, checks: VariantCheck
       return c;
     };
     const files = () => pkg.files.filter((f) => f.kind === 'file' || f.kind === 'config');
-    const conffiles = () => files().filter((f) => f.kind === 'config' || f.path.startsWith('/etc/'));
+    const conffiles = () => files().filter((f) => f.kind === 'config');
 
     beforeAll(async () => {
       pkg = build();

@@ -29,7 +29,7 @@ afterAll(async () => {
 
 suite('Tor switched off (I2P only)', () => {
   it('the package ships no Tor: no torrc, no Tor unit', () => {
-    expect(existsSync(join(lab.pkgRoot, 'etc/qubes-i2p-gateway/torrc'))).toBe(false);
+    expect(existsSync(join(lab.pkgRoot, 'usr/share/qubes-i2p-gateway/torrc'))).toBe(false);
     expect(existsSync(join(lab.pkgRoot, 'usr/lib/systemd/system/qubes-i2p-gateway-tor.service'))).toBe(false);
     expect(w.transPort).toBeUndefined();
   });

@@ -22,7 +22,7 @@ afterAll(async () => {
 
 /**
  * Runs a command "on the gateway": private mounts, /run a tmpfs (with the flag file when `flag`), the rendered
- * tree over /etc and /usr/share, and for router i2p the Java router's user (i2psvc), which the I2P package
+ * tree over /etc and /usr, and for router i2p the Java router's user (i2psvc), which the I2P package
  * would have created, added to the overlay's /etc/passwd so nft can resolve `meta skuid i2psvc`.
  */
 const RUNNER = `#!/bin/sh
@@ -32,9 +32,9 @@ shift 4
 mount -t tmpfs tmpfs /run
 mkdir -p /run/qubes-service
 [ "$flag" = - ] || : > "/run/qubes-service/$flag"
-mkdir -p "$work/etc-up" "$work/etc-work" "$work/share-up" "$work/share-work"
+mkdir -p "$work/etc-up" "$work/etc-work" "$work/usr-up" "$work/usr-work"
 mount -t overlay overlay -o "lowerdir=$root/etc:/etc,upperdir=$work/etc-up,workdir=$work/etc-work" /etc
-mount -t overlay overlay -o "lowerdir=$root/usr/share:/usr/share,upperdir=$work/share-up,workdir=$work/share-work" /usr/share
+mount -t overlay overlay -o "lowerdir=$root/usr:/usr,upperdir=$work/usr-up,workdir=$work/usr-work" /usr
 [ "$extra_user" = - ] || echo "$extra_user:x:64999:64999::/var/lib/i2p:/usr/sbin/nologin" >> /etc/passwd
 exec "$@"
 `;

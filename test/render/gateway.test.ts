@@ -11,18 +11,24 @@ import { renderGateway } from '../../src/render/gateway/index.ts';
 import { configOf, REAL_KEYRING, text } from './helpers.ts';
 
 describe('the gateway tree', () => {
-  it('makes every file under /etc a conffile, the hook executable', () => {
+  it('generates no conffile for i2pd: the configuration is package data, replaced whole on every upgrade; the hook is linked', () => {
     for (const value of [{}, { tor: { enabled: false } }]) {
       const files = renderGateway(configOf(value));
-      for (const f of files.filter((x) => x.path.startsWith('/etc/'))) expect(f.kind, f.path).toBe('config');
-      expect(files.find((f) => f.path === '/etc/qubes/qubes-firewall.d/50-qubes-i2p-gateway')?.mode).toBe(0o755);
+      expect(files.filter((x) => x.kind === 'config').map((f) => f.path)).toEqual([]);
+      // In /etc only what is not a regular file: the hook's link, and the admin's (empty) torrc.d with Tor on.
+      expect(files.filter((x) => x.path.startsWith('/etc/')).map((f) => `${f.kind} ${f.path}`)).toEqual([
+        ...(value.tor === undefined ? ['dir /etc/qubes-i2p-gateway/torrc.d'] : []),
+        'symlink /etc/qubes/qubes-firewall.d/50-qubes-i2p-gateway',
+      ]);
+      expect(files.find((f) => f.path === '/etc/qubes/qubes-firewall.d/50-qubes-i2p-gateway')?.target).toBe('/usr/libexec/qubes-i2p-gateway/firewall-hook');
+      expect(files.find((f) => f.path === '/usr/libexec/qubes-i2p-gateway/firewall-hook')?.mode).toBe(0o755);
     }
   });
 
   it('ships the Java router\'s apt source and keyring only for router i2p', () => {
     const i2pd = renderGateway(configOf()).map((f) => f.path);
     expect(i2pd).not.toContain('/etc/apt/sources.list.d/i2p.sources');
-    expect(i2pd).toContain('/etc/qubes-i2p-gateway/i2pd.conf');
+    expect(i2pd).toContain('/usr/share/qubes-i2p-gateway/i2pd.conf');
     const java = renderGateway(configOf({ i2p: { router: 'i2p' } }), { keyring: new Uint8Array(readFileSync(REAL_KEYRING)) }).map((f) => f.path);
     expect(java).toContain('/etc/apt/sources.list.d/i2p.sources');
     expect(java).toContain('/usr/share/keyrings/i2p-archive-keyring.gpg');

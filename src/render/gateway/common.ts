@@ -11,26 +11,43 @@ import { serviceName } from './values.ts';
 
 export const PACKAGE = 'qubes-i2p-gateway';
 
-/** Our configuration files (all conffiles). */
+/**
+ * The generated configuration: the package's own data, not conffiles. Every upgrade replaces it whole, so a new
+ * build's torrc, dnsmasq, tinyproxy and i2pd configs and firewall ruleset always arrive together and agree with
+ * each other (a conffile an admin once edited would be kept by dpkg --force-confold, which Salt uses, and could
+ * disagree with the new ruleset: a TransPort the firewall no longer redirects to). Changes belong in the YAML
+ * config; local additions in the override places below, which the package never touches.
+ */
+export const SHARE_DIR = '/usr/share/qubes-i2p-gateway';
+/** Our programs (not commands for users). */
+export const LIBEXEC_DIR = '/usr/libexec/qubes-i2p-gateway';
+/** The admin's own additions, read after ours (the package ships the directories empty and never writes there). */
 export const ETC_DIR = '/etc/qubes-i2p-gateway';
 export const UNIT_DIR = '/usr/lib/systemd/system';
 /** Persistent state (bind-mounted from /rw in the gateway qube, see persistence.ts). */
 export const STATE_DIR = '/var/lib/qubes-i2p-gateway';
 
 export const PATHS = {
-  torrc: `${ETC_DIR}/torrc`,
+  torrc: `${SHARE_DIR}/torrc`,
+  /** Extra torrc lines of the admin's (bridges, say): `%include`d by our torrc, after its own lines. */
+  torrcD: `${ETC_DIR}/torrc.d`,
   torData: `${STATE_DIR}/tor`,
-  dnsmasqConf: `${ETC_DIR}/dnsmasq.conf`,
-  tinyproxyConf: `${ETC_DIR}/tinyproxy.conf`,
-  tinyproxyFilter: `${ETC_DIR}/tinyproxy.filter`,
-  i2pdConf: `${ETC_DIR}/i2pd.conf`,
-  ruleset: `${ETC_DIR}/firewall.nft`,
-  /** qubes-firewall.service runs every executable here (from the template) before the user's own hooks. */
+  dnsmasqConf: `${SHARE_DIR}/dnsmasq.conf`,
+  tinyproxyConf: `${SHARE_DIR}/tinyproxy.conf`,
+  tinyproxyFilter: `${SHARE_DIR}/tinyproxy.filter`,
+  i2pdConf: `${SHARE_DIR}/i2pd.conf`,
+  ruleset: `${SHARE_DIR}/firewall.nft`,
+  /** The firewall hook itself; qubes-firewall runs it through the link below. */
+  hookProgram: `${LIBEXEC_DIR}/firewall-hook`,
+  /**
+   * qubes-firewall.service runs every executable here (from the template) before the user's own hooks. A
+   * symbolic link to hookProgram, so the hook is package data too (dpkg never treats a link as a conffile).
+   */
   hook: '/etc/qubes/qubes-firewall.d/50-qubes-i2p-gateway',
   keyring: '/usr/share/keyrings/i2p-archive-keyring.gpg',
   aptSources: '/etc/apt/sources.list.d/i2p.sources',
   /** Our own program (Tor on): DNS over TCP from dnsmasq to Tor's UDP-only DNSPort. Not a command for users. */
-  dnsRelay: '/usr/libexec/qubes-i2p-gateway/dns-tcp-relay',
+  dnsRelay: `${LIBEXEC_DIR}/dns-tcp-relay`,
   /** Read by Qubes' bind-dirs.sh; /usr/lib is the place for packaged (not admin) snippets. */
   bindDirs: '/usr/lib/qubes-bind-dirs.d/50_qubes-i2p-gateway.conf',
 } as const;

@@ -4,7 +4,7 @@
  * to Tor's DNSPort, or, with Tor off, gets NXDOMAIN.
  */
 import type { GatewayConfig } from '../../config/schema.ts';
-import { configFile, textFile, type RenderedFile } from '../../files.ts';
+import { textFile, type RenderedFile } from '../../files.ts';
 import { comment, gatewayFlag, generatedHeader, PATHS, UNITS, unitPath } from './common.ts';
 import { SANDBOX } from './hardening.ts';
 import { ipv4, port } from './values.ts';
@@ -86,5 +86,5 @@ export function renderDnsmasqUnit(config: GatewayConfig): string {
 }
 
 export function renderDnsmasq(config: GatewayConfig): readonly RenderedFile[] {
-  return [configFile(PATHS.dnsmasqConf, renderDnsmasqConf(config)), textFile(unitPath(UNITS.dnsmasq), renderDnsmasqUnit(config))];
+  return [textFile(PATHS.dnsmasqConf, renderDnsmasqConf(config)), textFile(unitPath(UNITS.dnsmasq), renderDnsmasqUnit(config))];
 }

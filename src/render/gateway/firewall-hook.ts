@@ -1,5 +1,6 @@
 /**
- * The qubes-firewall hook /etc/qubes/qubes-firewall.d/50-qubes-i2p-gateway. qubes-firewall.service (Qubes 4.3,
+ * The qubes-firewall hook /usr/libexec/qubes-i2p-gateway/firewall-hook, run through its link
+ * /etc/qubes/qubes-firewall.d/50-qubes-i2p-gateway. qubes-firewall.service (Qubes 4.3,
  * qubesagent/firewall.py) runs every executable in that folder, from the template, at each start of the
  * service, before the user's hooks in /rw/config, and ignores its exit status: so the hook itself must leave
  * the gateway safe when it fails, and must be idempotent.
@@ -11,7 +12,7 @@
  * exit 1.
  */
 import type { GatewayConfig } from '../../config/schema.ts';
-import { configFile, type RenderedFile } from '../../files.ts';
+import { symlink, textFile, type RenderedFile } from '../../files.ts';
 import { gatewayFlag, generatedHeader, PATHS } from './common.ts';
 import { exposedPorts, INPUT_CHAIN, LOCKDOWN_TABLE } from './firewall.ts';
 import { LOCKDOWN_NFT } from './lockdown.ts';
@@ -31,7 +32,7 @@ export function renderHook(config: GatewayConfig): string {
     '#!/bin/sh',
     ...generatedHeader('qubes-i2p-gateway firewall hook, run by qubes-firewall.service at every start.').trimEnd().split('\n'),
     '#',
-    '# Loads /etc/qubes-i2p-gateway/firewall.nft in one transaction. Fails closed: client qubes stay cut off by the',
+    '# Loads /usr/share/qubes-i2p-gateway/firewall.nft in one transaction. Fails closed: client qubes stay cut off by the',
     `# table inet ${LOCKDOWN_TABLE} until that load succeeds. Running it again leaves the same ruleset.`,
     'set -eu',
     '',
@@ -71,5 +72,5 @@ export function renderHook(config: GatewayConfig): string {
 }
 
 export function renderFirewallHook(config: GatewayConfig): readonly RenderedFile[] {
-  return [configFile(PATHS.hook, renderHook(config), 0o755)];
+  return [textFile(PATHS.hookProgram, renderHook(config), 0o755), symlink(PATHS.hook, PATHS.hookProgram)];
 }

@@ -1,5 +1,5 @@
 /**
- * The gateway's nftables ruleset, /etc/qubes-i2p-gateway/firewall.nft, loaded by the qubes-firewall hook
+ * The gateway's nftables ruleset, /usr/share/qubes-i2p-gateway/firewall.nft, loaded by the qubes-firewall hook
  * (firewall-hook.ts) with one `nft -f`: one transaction, all of it or nothing.
  *
  * Design (Whonix-Gateway's, on Qubes 4.3's nftables; 4.2's base tables had the same shape):
@@ -21,7 +21,7 @@
  */
 import type { GatewayConfig } from '../../config/schema.ts';
 import { ROUTERS } from '../../config/routers.ts';
-import { configFile, type RenderedFile } from '../../files.ts';
+import { textFile, type RenderedFile } from '../../files.ts';
 import { generatedHeader, PATHS } from './common.ts';
 import { TOR_USER, TOR_VIRTUAL_NET } from './tor.ts';
 import { ipv4, port, userName } from './values.ts';
@@ -196,5 +196,5 @@ export function renderRuleset(config: GatewayConfig): string {
 }
 
 export function renderFirewallRuleset(config: GatewayConfig): readonly RenderedFile[] {
-  return [configFile(PATHS.ruleset, renderRuleset(config))];
+  return [textFile(PATHS.ruleset, renderRuleset(config))];
 }

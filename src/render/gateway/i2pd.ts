@@ -1,5 +1,5 @@
 /**
- * Router i2pd (Debian's): /etc/qubes-i2p-gateway/i2pd.conf and a drop-in that runs Debian's i2pd.service only
+ * Router i2pd (Debian's): /usr/share/qubes-i2p-gateway/i2pd.conf and a drop-in that runs Debian's i2pd.service only
  * in the gateway qube, in the foreground, with that config.
  *
  * Debian's unit (i2pd 2.45, /usr/lib/systemd/system/i2pd.service): Type=forking, ExecStart=/usr/sbin/i2pd
@@ -8,7 +8,7 @@
  */
 import type { GatewayConfig } from '../../config/schema.ts';
 import { ROUTERS } from '../../config/routers.ts';
-import { configFile, textFile, type RenderedFile } from '../../files.ts';
+import { textFile, type RenderedFile } from '../../files.ts';
 import { comment, dropInPath, gatewayFlag, generatedHeader, PATHS, UNITS } from './common.ts';
 import { ipv4, port } from './values.ts';
 
@@ -66,7 +66,7 @@ export function renderI2pdDropIn(config: GatewayConfig): string {
   return (
     comment([
       'qubes-i2p-gateway: i2pd runs only in the gateway qube (its qvm-service), never in the template or other qubes',
-      'built from it, and there with /etc/qubes-i2p-gateway/i2pd.conf.',
+      'built from it, and there with /usr/share/qubes-i2p-gateway/i2pd.conf.',
     ]) +
     '[Unit]\n' +
     `ConditionPathExists=${gatewayFlag(config)}\n` +
@@ -86,5 +86,5 @@ export function renderI2pdDropIn(config: GatewayConfig): string {
 }
 
 export function renderI2pd(config: GatewayConfig): readonly RenderedFile[] {
-  return [configFile(PATHS.i2pdConf, renderI2pdConf(config)), textFile(dropInPath(I2PD.unit), renderI2pdDropIn(config))];
+  return [textFile(PATHS.i2pdConf, renderI2pdConf(config)), textFile(dropInPath(I2PD.unit), renderI2pdDropIn(config))];
 }

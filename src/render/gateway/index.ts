@@ -2,14 +2,15 @@
  * The template package's runtime files: every gateway renderer, merged into one tree (mergeTrees refuses two
  * renderers writing one path). Find a file's renderer by its path:
  *
- *   /etc/qubes-i2p-gateway/torrc, qubes-i2p-gateway-tor.service, tor*.service.d/   tor.ts
- *   /etc/qubes-i2p-gateway/dnsmasq.conf, qubes-i2p-gateway-dnsmasq.service          dnsmasq.ts
+ *   /usr/share/qubes-i2p-gateway/torrc, /etc/qubes-i2p-gateway/torrc.d/,
+ *     qubes-i2p-gateway-tor.service, tor*.service.d/                                  tor.ts
+ *   /usr/share/qubes-i2p-gateway/dnsmasq.conf, qubes-i2p-gateway-dnsmasq.service    dnsmasq.ts
  *   /usr/libexec/qubes-i2p-gateway/dns-tcp-relay, qubes-i2p-gateway-dns-relay.service dns-relay.ts
- *   /etc/qubes-i2p-gateway/tinyproxy.*, qubes-i2p-gateway-tinyproxy.service, ...      tinyproxy.ts
- *   /etc/qubes-i2p-gateway/i2pd.conf, i2pd.service.d/                                i2pd.ts
+ *   /usr/share/qubes-i2p-gateway/tinyproxy.*, qubes-i2p-gateway-tinyproxy.service, ... tinyproxy.ts
+ *   /usr/share/qubes-i2p-gateway/i2pd.conf, i2pd.service.d/                          i2pd.ts
  *   /usr/share/keyrings/i2p-archive-keyring.gpg, i2p.sources, i2p.service.d/          java-router.ts
- *   /etc/qubes-i2p-gateway/firewall.nft                                               firewall.ts
- *   /etc/qubes/qubes-firewall.d/50-qubes-i2p-gateway                                  firewall-hook.ts
+ *   /usr/share/qubes-i2p-gateway/firewall.nft                                         firewall.ts
+ *   /usr/libexec/qubes-i2p-gateway/firewall-hook, its link in /etc/qubes/qubes-firewall.d/ firewall-hook.ts
  *   /usr/share/qubes-i2p-gateway/lockdown.nft, qubes-i2p-gateway-lockdown.service     lockdown.ts
  *   qubes-i2p-gateway.target and its multi-user.target.wants/ link                    target.ts
  *   /usr/lib/qubes-bind-dirs.d/, /var/lib/qubes-i2p-gateway                           persistence.ts

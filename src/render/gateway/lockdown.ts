@@ -8,10 +8,10 @@
  */
 import type { GatewayConfig } from '../../config/schema.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
-import { comment, gatewayFlag, generatedHeader, unitPath } from './common.ts';
+import { comment, gatewayFlag, generatedHeader, SHARE_DIR, unitPath } from './common.ts';
 import { LOCKDOWN_TABLE } from './firewall.ts';
 
-export const LOCKDOWN_NFT = '/usr/share/qubes-i2p-gateway/lockdown.nft';
+export const LOCKDOWN_NFT = `${SHARE_DIR}/lockdown.nft`;
 export const LOCKDOWN_UNIT = 'qubes-i2p-gateway-lockdown.service';
 
 export function renderLockdownRuleset(): string {
@@ -20,7 +20,7 @@ export function renderLockdownRuleset(): string {
     comment([
       '',
       'Installed at boot (qubes-i2p-gateway-lockdown.service) and by the firewall hook before each load;',
-      '/etc/qubes-i2p-gateway/firewall.nft deletes it in the transaction that installs the real rules.',
+      '/usr/share/qubes-i2p-gateway/firewall.nft deletes it in the transaction that installs the real rules.',
     ]) +
     '\n' +
     comment(['Replace, never add to: a second install leaves one copy.']) +

@@ -5,7 +5,7 @@
  */
 import type { GatewayConfig } from '../../config/schema.ts';
 import { ROUTERS } from '../../config/routers.ts';
-import { configFile, textFile, type RenderedFile } from '../../files.ts';
+import { textFile, type RenderedFile } from '../../files.ts';
 import { comment, dropInPath, gatewayFlag, generatedHeader, PATHS, qubesServiceFlag, UNITS, unitPath } from './common.ts';
 import { SANDBOX } from './hardening.ts';
 import { cidr, port } from './values.ts';
@@ -101,8 +101,8 @@ export function renderDistroTinyproxyDropIn(): string {
 
 export function renderTinyproxy(config: GatewayConfig): readonly RenderedFile[] {
   return [
-    configFile(PATHS.tinyproxyConf, renderTinyproxyConf(config)),
-    configFile(PATHS.tinyproxyFilter, renderTinyproxyFilter()),
+    textFile(PATHS.tinyproxyConf, renderTinyproxyConf(config)),
+    textFile(PATHS.tinyproxyFilter, renderTinyproxyFilter()),
     textFile(unitPath(UNITS.tinyproxy), renderTinyproxyUnit(config)),
     textFile(dropInPath('tinyproxy.service'), renderDistroTinyproxyDropIn()),
   ];

@@ -1,9 +1,9 @@
 /**
- * The gateway's own Tor: /etc/qubes-i2p-gateway/torrc, its unit, and drop-ins that keep the distribution's
+ * The gateway's own Tor: /usr/share/qubes-i2p-gateway/torrc (with the admin's /etc/qubes-i2p-gateway/torrc.d/), its unit, and drop-ins that keep the distribution's
  * Tor (tor.service, tor@default.service) from starting alongside it. Nothing at all when tor.enabled is false.
  */
 import type { GatewayConfig } from '../../config/schema.ts';
-import { configFile, textFile, type RenderedFile } from '../../files.ts';
+import { dirEntry, textFile, type RenderedFile } from '../../files.ts';
 import { comment, dropInPath, gatewayFlag, generatedHeader, PATHS, qubesServiceFlag, UNITS, unitPath } from './common.ts';
 import { SANDBOX } from './hardening.ts';
 import { port } from './values.ts';
@@ -42,7 +42,12 @@ export function renderTorrc(config: GatewayConfig): string {
     comment(['A client only: never a relay or an exit. No ControlPort: nothing here needs to steer Tor.']) +
     'ClientOnly 1\n' +
     comment(['stdout is the journal (journalctl -u qubes-i2p-gateway-tor).']) +
-    'Log notice stdout\n'
+    'Log notice stdout\n' +
+    comment([
+      'The admin\'s own lines (bridges, say), read last: *.conf in this folder of the template, which the package ships',
+      'empty and never writes to. They add to the lines above; the firewall redirects only to the ports set here.',
+    ]) +
+    `%include ${PATHS.torrcD}/*.conf\n`
   );
 }
 
@@ -94,7 +99,8 @@ export function renderDistroTorDropIn(): string {
 export function renderTor(config: GatewayConfig): readonly RenderedFile[] {
   if (!config.tor.enabled) return [];
   return [
-    configFile(PATHS.torrc, renderTorrc(config)),
+    textFile(PATHS.torrc, renderTorrc(config)),
+    dirEntry(PATHS.torrcD),
     textFile(unitPath(UNITS.tor), renderTorUnit(config)),
     textFile(dropInPath('tor.service'), renderDistroTorDropIn()),
     textFile(dropInPath('tor@default.service'), renderDistroTorDropIn()),

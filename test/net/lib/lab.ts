@@ -121,7 +121,7 @@ export class Lab {
   readonly id: string;
   readonly ns: Readonly<Record<Ns, string>>;
   readonly scratch: string;
-  /** Where the .deb was unpacked: the package's files, e.g. pkgRoot + '/etc/qubes-i2p-gateway/torrc'. */
+  /** Where the .deb was unpacked: the package's files, e.g. pkgRoot + '/usr/share/qubes-i2p-gateway/torrc'. */
   readonly pkgRoot: string;
   private readonly procs = new Map<string, Proc>();
   /** Daemons that forked away from the process we spawned (Type=forking): ended by pid too. */
@@ -283,7 +283,7 @@ export class Lab {
   gwView(opts: { user?: string; override?: string; privFlags?: readonly string[] } = {}): string[] {
     if (this.holder === undefined) throw new Error('lab: the gateway machine is not up');
     const pre = ['nsenter', '-t', String(this.holder.pid), '-m', '-n', '--'];
-    // An extra /etc layer for one command only (a broken conffile): a private copy of the machine's mounts.
+    // Extra /etc and /usr layers for one command only (a broken file): a private copy of the machine's mounts.
     if (opts.override !== undefined) pre.push('unshare', '-m', '--propagation', 'private', 'sh', join(this.scratch, 'tools/etc-layer.sh'), opts.override);
     return opts.user === undefined ? pre : [...pre, ...asUser(opts.user, opts.privFlags ?? [])];
   }

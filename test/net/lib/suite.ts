@@ -491,7 +491,7 @@ export function gatewaySuite(v: Variant): void {
       });
     }
 
-    it('with firewall.nft broken (a bad edit of the conffile), the hook fails and leaves the lockdown: every probe fails, nothing reaches up', async () => {
+    it('with firewall.nft broken (a bad edit), the hook fails and leaves the lockdown: every probe fails, nothing reaches up', async () => {
       await w.use(full);
       try {
         const r = await w.gw.runHook({ override: w.brokenRulesetLayer() });

@@ -11,6 +11,7 @@
 import { mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ROUTERS } from '../../../src/config/routers.ts';
+import { PATHS } from '../../../src/render/gateway/common.ts';
 import { A, Lab, type UpEvent } from './lab.ts';
 import { buildGatewayDeb, Gateway } from './gateway.ts';
 import type { Proc } from './sh.ts';
@@ -66,14 +67,14 @@ export class World {
     const config = gw.config;
     const router = ROUTERS[config.i2p.router];
     this.routerUser = router.user;
-    const torrc = readPkg(lab, '/etc/qubes-i2p-gateway/torrc');
+    const torrc = readPkg(lab, PATHS.torrc);
     this.transPort = torrc === undefined ? undefined : torListen(torrc, 'TransPort');
     this.dnsPort = torrc === undefined ? undefined : torListen(torrc, 'DNSPort');
     const switched = new Set<string>([...Object.values(UNIT), router.unit]);
     const wants = gw.unit(UNIT.target).list('Unit', 'Wants').flatMap((w) => w.split(/\s+/)).filter((u) => u !== '');
     this.helpers = wants.filter((u) => !switched.has(u));
     if (config.i2p.router === 'i2pd') {
-      const ini = parseIni(readPkg(lab, '/etc/qubes-i2p-gateway/i2pd.conf') ?? '');
+      const ini = parseIni(readPkg(lab, PATHS.i2pdConf) ?? '');
       this.routerHttp = { host: ini.get('httpproxy.address') ?? '127.0.0.1', port: Number(ini.get('httpproxy.port') ?? 4444) };
       this.routerConsole = { host: ini.get('http.address') ?? '127.0.0.1', port: Number(ini.get('http.port') ?? 7070) };
     } else {
@@ -190,13 +191,13 @@ export class World {
     return this.routerRec ? this.lab.readLog(this.routerRec.log) : [];
   }
 
-  /** An /etc layer with the packaged firewall.nft broken the way a bad edit would break it. */
+  /** A layer with the packaged firewall.nft broken the way a bad edit would break it. */
   brokenRulesetLayer(): string {
     const dir = join(this.lab.scratch, 'override-broken');
-    const f = join(dir, 'etc/qubes-i2p-gateway/firewall.nft');
+    const f = join(dir, PATHS.ruleset);
     mkdirSync(dirname(f), { recursive: true });
-    const packaged = readPkg(this.lab, '/etc/qubes-i2p-gateway/firewall.nft') ?? '';
-    writeFileSync(f, `${packaged}\n# an admin's edit gone wrong\nthis is not an nft statement\n`);
+    const packaged = readPkg(this.lab, PATHS.ruleset) ?? '';
+    writeFileSync(f, `${packaged}\n# an edit gone wrong\nthis is not an nft statement\n`);
     return dir;
   }
 
