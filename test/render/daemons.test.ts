@@ -74,7 +74,7 @@ describe('tor', () => {
 
   it('runs as debian-tor with the rendered torrc and no defaults file', () => {
     expect(unitKey(unit, 'User')).toBe('debian-tor');
-    expect(execStart(unit)).toEqual(['/usr/bin/tor', '--defaults-torrc', '/dev/null', '-f', PATHS.torrc]);
+    expect(execStart(unit)).toEqual(['tor', '--defaults-torrc', '/dev/null', '-f', PATHS.torrc]);
   });
 
   it('passes tor --verify-config as the unit runs it', () => {
@@ -481,7 +481,7 @@ describe('i2pd', () => {
   it('runs in the foreground with our config; its listeners are on loopback, SOCKS and SAM off', async () => {
     const files = renderGateway(configOf({ i2p: { expose: { console: true } } }));
     const dropIn = text(files, dropInPath('i2pd.service'));
-    expect(dropIn).toContain('Type=simple\nPIDFile=\nExecStart=\nExecStart=/usr/sbin/i2pd ');
+    expect(dropIn).toContain('Type=simple\nPIDFile=\nExecStart=\nExecStart=i2pd ');
     const dir = scratch.dir('i2pd');
     const conf = join(dir, 'i2pd.conf');
     writeFileSync(conf, text(files, PATHS.i2pdConf));

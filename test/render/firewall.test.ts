@@ -209,7 +209,7 @@ describe('the boot-time lockdown', () => {
     const config = configOf();
     const gw = gateway(config);
     const unit = text(renderGateway(config), unitPath(LOCKDOWN_UNIT));
-    expect(unit).toContain(`ExecStart=/usr/sbin/nft -f ${LOCKDOWN_NFT}\n`);
+    expect(unit).toContain(`ExecStart=nft -f ${LOCKDOWN_NFT}\n`);
     expect(gw.on(['nft', '-f', LOCKDOWN_NFT]).code).toBe(0);
     expect(gw.on(['nft', '-f', LOCKDOWN_NFT]).code).toBe(0);
     expect(count(gw.ruleset(), `table inet ${LOCKDOWN_TABLE} {`)).toBe(1);

@@ -78,7 +78,8 @@ export function renderDnsmasqUnit(config: GatewayConfig): string {
     `User=${DNSMASQ_USER}\n` +
     'AmbientCapabilities=CAP_NET_BIND_SERVICE\n' +
     'CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n' +
-    `ExecStart=/usr/sbin/dnsmasq --keep-in-foreground --conf-file=${PATHS.dnsmasqConf}\n` +
+    comment(['A bare command name: systemd finds it in its own search path, wherever the release puts it.']) +
+    `ExecStart=dnsmasq --keep-in-foreground --conf-file=${PATHS.dnsmasqConf}\n` +
     'Restart=on-failure\n' +
     SANDBOX.join('\n') +
     '\n'

@@ -2,9 +2,11 @@
  * Router i2pd (Debian's): /usr/share/qubes-i2p-gateway/i2pd.conf and a drop-in that runs Debian's i2pd.service only
  * in the gateway qube, in the foreground, with that config.
  *
- * Debian's unit (i2pd 2.45, /usr/lib/systemd/system/i2pd.service): Type=forking, ExecStart=/usr/sbin/i2pd
- * $DAEMON_OPTS with --daemon, a pid file and a log file under /var/log/i2pd, User=i2pd, RuntimeDirectory=i2pd,
- * and no condition, so it starts in every qube built from the template.
+ * Debian's unit (/usr/lib/systemd/system/i2pd.service; the same shape in Debian 13's 2.56 and 12's 2.45):
+ * Type=forking, `ExecStart=<i2pd> $DAEMON_OPTS` with --daemon, a pid file and a log file under /var/log/i2pd,
+ * User=i2pd, RuntimeDirectory=i2pd, no Restart=, and no condition, so it starts in every qube built from the
+ * template. The binary moved: Debian 13 ships only /usr/bin/i2pd, Debian 12 started /usr/sbin/i2pd. Our
+ * ExecStart= names it bare, so systemd's own search finds it on either (a fixed path fails with 203/EXEC).
  */
 import type { GatewayConfig } from '../../config/schema.ts';
 import { ROUTERS } from '../../config/routers.ts';
@@ -76,12 +78,13 @@ export function renderI2pdDropIn(config: GatewayConfig): string {
     '\n[Service]\n' +
     comment([
       'Debian\'s unit forks (--daemon) with a pid file and a log file: run in the foreground instead, logging to the',
-      'journal. The tunnels (IRC on 6668) and the data directory stay Debian\'s.',
+      'journal. The tunnels (IRC on 6668) and the data directory stay Debian\'s. A bare command name: Debian 13 has',
+      'i2pd in /usr/bin, Debian 12 in /usr/sbin; systemd\'s own search finds either.',
     ]) +
     'Type=simple\n' +
     'PIDFile=\n' +
     'ExecStart=\n' +
-    `ExecStart=/usr/sbin/i2pd --conf=${PATHS.i2pdConf} --tunconf=/etc/i2pd/tunnels.conf --tunnelsdir=/etc/i2pd/tunnels.conf.d --datadir=/var/lib/i2pd\n`
+    `ExecStart=i2pd --conf=${PATHS.i2pdConf} --tunconf=/etc/i2pd/tunnels.conf --tunnelsdir=/etc/i2pd/tunnels.conf.d --datadir=/var/lib/i2pd\n`
   );
 }
 

@@ -58,7 +58,8 @@ export function renderLockdownUnit(config: GatewayConfig): string {
     '\n[Service]\n' +
     'Type=oneshot\n' +
     'RemainAfterExit=yes\n' +
-    `ExecStart=/usr/sbin/nft -f ${LOCKDOWN_NFT}\n`
+    comment(['A bare command name: systemd finds it in its own search path, wherever the release puts it.']) +
+    `ExecStart=nft -f ${LOCKDOWN_NFT}\n`
   );
 }
 

@@ -78,7 +78,8 @@ export function renderTinyproxyUnit(config: GatewayConfig): string {
     comment(['Never root: its port is above 1024.']) +
     `User=${TINYPROXY_USER}\n` +
     `Group=${TINYPROXY_USER}\n` +
-    `ExecStart=/usr/bin/tinyproxy -d -c ${PATHS.tinyproxyConf}\n` +
+    comment(['A bare command name: systemd finds it in its own search path, wherever the release puts it.']) +
+    `ExecStart=tinyproxy -d -c ${PATHS.tinyproxyConf}\n` +
     'Restart=on-failure\n' +
     'CapabilityBoundingSet=\n' +
     SANDBOX.join('\n') +

@@ -69,7 +69,8 @@ export function renderTorUnit(config: GatewayConfig): string {
     `User=${TOR_USER}\n` +
     `Group=${TOR_USER}\n` +
     comment(['An empty defaults file: nothing from /etc/tor applies to this instance.']) +
-    `ExecStart=/usr/bin/tor --defaults-torrc /dev/null -f ${PATHS.torrc}\n` +
+    comment(['A bare command name: systemd finds it in its own search path, wherever the release puts it.']) +
+    `ExecStart=tor --defaults-torrc /dev/null -f ${PATHS.torrc}\n` +
     'KillSignal=SIGINT\n' +
     'TimeoutStartSec=300\n' +
     'Restart=on-failure\n' +
