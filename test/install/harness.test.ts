@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configFile, textFile } from '../../src/files.ts';
 import type { DebMeta } from '../../src/pack/deb.ts';
-import { listTree, type Chroot } from './chroot.ts';
+import { listTree, type Chroot } from '../util/chroot.ts';
 import { buildDummyDeb } from './dummy.ts';
 import { buildDeb, diffTrees, ignored, installArgs, policyRequests, prepare, runShadow, shippedPaths, type ShadowRun } from './lifecycle.ts';
 import { SOURCE_DATE_EPOCH, getPristine, timed } from './suite.ts';

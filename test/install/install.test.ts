@@ -1,5 +1,5 @@
 /**
- * Install test (`npm run test:install`, root only): the gateway .deb in a Debian 12 chroot with its real
+ * Install test (`npm run test:install`, root only): the gateway .deb in a Debian 13 (trixie) chroot with its real
  * dependencies from the Debian mirror this machine uses, and a dummy qubes-core-agent-networking.
  *
  * For each variant (default i2pd; Java router with the real I2P keyring): install, remove, purge; each stage
@@ -13,7 +13,7 @@ import { expect } from 'vitest';
 import { parseConfigValue } from '../../src/config/load.ts';
 import type { GatewayConfig } from '../../src/config/schema.ts';
 import { renderDebPackage } from '../../src/render/deb/package.ts';
-import { must, type Chroot } from './chroot.ts';
+import { must, type Chroot } from '../util/chroot.ts';
 import { buildDeb } from './lifecycle.ts';
 import { lifecycle, SOURCE_DATE_EPOCH } from './suite.ts';
 import { readStaticSources } from '../../src/io/static.ts';
@@ -88,11 +88,11 @@ lifecycle(
       const src = deb822(readFileSync(c.path(I2P_SOURCES), 'utf8'));
       expect(src.get('types')).toBe('deb');
       expect(src.get('uris')).toBe('https://deb.i2p.net/');
-      expect(src.get('suites')).toBe('bookworm');
+      expect(src.get('suites')).toBe('trixie');
       expect(src.get('components')).toBe('main');
       expect(src.get('signed-by')).toBe(I2P_KEYRING);
       // apt itself reads the new source: the next update would fetch the I2P repository's index.
-      expect(await updateUris(c)).toMatch(/'https:\/\/deb\.i2p\.net\/dists\/bookworm\/InRelease'/);
+      expect(await updateUris(c)).toMatch(/'https:\/\/deb\.i2p\.net\/dists\/trixie\/InRelease'/);
     },
     async afterPurge(c) {
       expect(existsSync(c.path(I2P_KEYRING))).toBe(false);

@@ -23,7 +23,7 @@ import {
   type Chroot,
   type Listing,
   type RunResult,
-} from './chroot.ts';
+} from '../util/chroot.ts';
 import { buildDummyDeb } from './dummy.ts';
 
 /** Where the .debs are put inside the chroot. */

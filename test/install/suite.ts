@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeRun, ensurePristine, listTree, type Chroot, type Listing } from './chroot.ts';
+import { describeRun, ensurePristine, listTree, type Chroot, type Listing } from '../util/chroot.ts';
 import { buildDummyDeb, DUMMY_PACKAGE, DUMMY_VERSION } from './dummy.ts';
 import {
   diffTrees,

@@ -1,10 +1,19 @@
 /**
- * A Debian 12 chroot for install tests: made once with debootstrap into a cache, then handed out as fresh,
- * throw-away overlays so every test starts from the same pristine tree and nothing a test does survives it.
+ * Debian roots for the tests, of the release the gateway targets (Debian 13, trixie, what a Qubes OS 4.3 user's
+ * debian-13-minimal template is): made once with debootstrap into a cache, then handed out as fresh, throw-away
+ * overlays so every test starts from the same tree and nothing a test does survives it.
  *
- * Layout of the cache (`.cache/chroot-bookworm`, or `$QIG_CHROOT_CACHE`):
- *   rootfs/          the pristine tree (debootstrap --variant=minbase + systemd); only ever an overlay's lowerdir
+ * Two trees per release:
+ *   - the pristine root (debootstrap --variant=minbase + systemd): what the install and boot tests install the
+ *     package into, as into a minimal template;
+ *   - the oracles root: the pristine root plus the daemons the gateway runs and the tools that judge it (tor,
+ *     i2pd, tinyproxy, dnsmasq-base, nftables, python3, curl, dig, lintian): what the datapath suite runs its
+ *     daemons from and lintian checks the .deb with, so the versions under test are the ones users get.
+ *
+ * Layout of the cache (`.cache/chroot-<codename>`, or `$QIG_CHROOT_CACHE/chroot-<codename>`):
+ *   rootfs/          the pristine tree; only ever an overlay's lowerdir
  *   rootfs.stamp     what rootfs was made from (recipe, mirror); a different stamp rebuilds it
+ *   oracles/, oracles.stamp   the oracles tree (a full copy of rootfs plus the packages) and its recipe
  *   apt/archives/    downloaded .debs, bind-mounted into every overlay (apt locks it), so reruns download nothing
  *   apt/lists/       apt's index files, bind-mounted likewise, so `apt-get update` only fetches what changed
  *
@@ -13,8 +22,8 @@
  * is unmounted by `dispose()`, by a synchronous exit hook if the test process ends without it, and by a sweep at
  * the next start for mounts whose owning process is gone.
  *
- * The chroot uses the Debian mirror this machine's apt uses (read from /etc/apt/sources.list{,.d}), never a
- * host named here. `policy-rc.d` answers 101 so no package starts a daemon; `processes()` lets the tests check
+ * The chroot uses the Debian mirror this machine's apt uses (read from /etc/apt/sources.list{,.d}, with this
+ * machine's release replaced by the target's: the same archive serves both), never a host named here. `policy-rc.d` answers 101 so no package starts a daemon; `processes()` lets the tests check
  * that nothing runs inside anyway.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -22,19 +31,31 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { pidAlive } from '../util/process.ts';
+import { pidAlive } from './process.ts';
 
-export const CODENAME = 'bookworm';
+/** The release the gateway targets: Qubes OS 4.3's debian-13-minimal template. */
+export const CODENAME = 'trixie';
 /** Bump when the pristine tree's recipe changes, so cached trees are rebuilt. */
 const RECIPE = 'v1 minbase include=systemd,systemd-sysv';
 const INCLUDE = ['systemd', 'systemd-sysv'];
 const MOUNT_PREFIX = '/tmp/qig-chroot-';
 
+/**
+ * The oracles root's packages: the daemons the gateway runs (from its Depends), and the tools the tests judge
+ * it with. Installed with --no-install-recommends, as Salt's install.sls does not install recommends either.
+ */
+export const ORACLE_PACKAGES = [
+  'tor', 'i2pd', 'tinyproxy', 'dnsmasq-base', 'nftables', 'python3',
+  'curl', 'bind9-dnsutils', 'iproute2', 'util-linux', 'passwd', 'procps',
+  'lintian', 'dpkg-dev',
+] as const;
+const ORACLES_RECIPE = `v1 oracles ${ORACLE_PACKAGES.join(',')}`;
+
 const repoRoot = resolve(import.meta.dirname, '..', '..');
 
-export function cacheDir(): string {
+export function cacheDir(codename = CODENAME): string {
   const env = process.env['QIG_CHROOT_CACHE'];
-  return env !== undefined && env !== '' ? resolve(env) : join(repoRoot, '.cache', 'chroot-bookworm');
+  return join(env !== undefined && env !== '' ? resolve(env) : join(repoRoot, '.cache'), `chroot-${codename}`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -150,8 +171,34 @@ export function parseOneLineSources(text: string): AptSource[] {
   return sources;
 }
 
-/** The host's binary sources for Debian `codename` (its release, -updates and -security), as apt reads them. */
-export function hostDebianSources(etcApt = '/etc/apt', codename = CODENAME): AptSource[] {
+/** The codename of this machine's Debian release (os-release VERSION_CODENAME). */
+export function hostCodename(osRelease = '/etc/os-release'): string {
+  const m = /^VERSION_CODENAME=(\S+)$/m.exec(existsSync(osRelease) ? readFileSync(osRelease, 'utf8') : '');
+  if (m?.[1] === undefined) throw new Error(`${osRelease} names no VERSION_CODENAME: cannot tell which Debian this is`);
+  return m[1].replace(/^"|"$/g, '');
+}
+
+/**
+ * The binary sources for Debian `codename` (its release, -updates and -security): the host's own Debian sources,
+ * with the host's release renamed to `codename` where they differ (one archive serves every release).
+ */
+export function hostDebianSources(etcApt = '/etc/apt', codename = CODENAME, host = hostCodename()): AptSource[] {
+  return debianSourcesFrom(readHostSources(etcApt), codename, host);
+}
+
+export function debianSourcesFrom(all: readonly AptSource[], codename: string, host: string): AptSource[] {
+  const rename = (suite: string): string => (suite === host ? codename : suite.startsWith(`${host}-`) ? `${codename}${suite.slice(host.length)}` : suite);
+  const ours = all
+    .filter((s) => s.types.includes('deb'))
+    .map((s) => ({ ...s, types: ['deb'], suites: s.suites.map(rename).filter((x) => x === codename || x.startsWith(`${codename}-`)) }))
+    .filter((s) => s.suites.length > 0 && s.uris.length > 0);
+  if (!ours.some((s) => s.suites.includes(codename))) {
+    throw new Error(`no "deb ... ${host}" or "${codename}" source in /etc/apt/sources.list{,.d}: cannot tell which Debian mirror to use`);
+  }
+  return ours;
+}
+
+function readHostSources(etcApt: string): AptSource[] {
   const all: AptSource[] = [];
   const list = join(etcApt, 'sources.list');
   if (existsSync(list)) all.push(...parseOneLineSources(readFileSync(list, 'utf8')));
@@ -163,14 +210,7 @@ export function hostDebianSources(etcApt = '/etc/apt', codename = CODENAME): Apt
       else if (name.endsWith('.list')) all.push(...parseOneLineSources(text()));
     }
   }
-  const ours = all
-    .filter((s) => s.types.includes('deb'))
-    .map((s) => ({ ...s, types: ['deb'], suites: s.suites.filter((x) => x === codename || x.startsWith(`${codename}-`)) }))
-    .filter((s) => s.suites.length > 0 && s.uris.length > 0);
-  if (!ours.some((s) => s.suites.includes(codename))) {
-    throw new Error(`no "deb ... ${codename}" source in ${etcApt}/sources.list{,.d}: cannot tell which Debian mirror to use`);
-  }
-  return ours;
+  return all;
 }
 
 /** The mirror debootstrap fetches `codename` from: the first URI of the host's source for that suite. */
@@ -248,6 +288,62 @@ export async function ensurePristine(log: (msg: string) => void = () => {}): Pro
   }
   log(`debootstrap done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   return rootfs;
+}
+
+/**
+ * The oracles tree: the pristine root plus ORACLE_PACKAGES, installed once in an overlay and copied out as a
+ * full tree (first use: a minute or two of downloads; after: instant). Rebuilt when the pristine root or the
+ * package list changes. policy-rc.d stays in it: nothing in it is ever started by a maintainer script.
+ */
+export async function ensureOracles(log: (msg: string) => void = () => {}): Promise<string> {
+  const pristine = await ensurePristine(log);
+  const dir = cacheDir();
+  const tree = join(dir, 'oracles');
+  const stamp = join(dir, 'oracles.stamp');
+  const want = `${ORACLES_RECIPE}\n${readFileSync(join(dir, 'rootfs.stamp'), 'utf8')}`;
+  if (existsSync(tree) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return tree;
+
+  const started = Date.now();
+  log(`oracles root: installing ${ORACLE_PACKAGES.join(' ')} into a copy of the ${CODENAME} root`);
+  const tmp = await mkdtemp(join(dir, 'oracles.tmp-'));
+  const c = await freshChroot(pristine);
+  try {
+    await aptUpdate(c);
+    await c.must(['apt-get', 'install', '-y', '-q', '--no-install-recommends', ...ORACLE_PACKAGES]);
+    // The merged tree, without what is mounted into it (proc, sys, dev, the shared apt caches).
+    await must('cp', ['-a', '--one-file-system', `${c.root}/.`, tmp]);
+    for (const d of ['proc', 'sys', 'dev', 'var/cache/apt/archives', 'var/lib/apt/lists']) await mkdir(join(tmp, d), { recursive: true });
+    await c.dispose();
+    await rm(tree, { recursive: true, force: true });
+    await rm(stamp, { force: true });
+    await rename(tmp, tree);
+    await writeFile(stamp, want);
+  } catch (e) {
+    await c.dispose().catch(() => {});
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  log(`oracles root done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  return tree;
+}
+
+/** `Package Version` of each named package installed in `tree` (dpkg's own database there). */
+export async function packageVersions(tree: string, packages: readonly string[]): Promise<Map<string, string>> {
+  const r = await must('chroot', [tree, 'dpkg-query', '-W', '-f', '${Package} ${Version}\n', ...packages]);
+  const out = new Map<string, string>();
+  for (const line of r.stdout.split('\n')) {
+    const [name, version] = line.split(' ');
+    if (name !== undefined && name !== '' && version !== undefined) out.set(name, version);
+  }
+  return out;
+}
+
+/** The versions under test, one line, for the start of a suite's output. */
+export async function describeVersions(tree: string, packages: readonly string[]): Promise<string> {
+  const v = await packageVersions(tree, packages);
+  const osRelease = readFileSync(join(tree, 'etc/os-release'), 'utf8');
+  const pretty = /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(osRelease)?.[1] ?? CODENAME;
+  return `${pretty}: ${packages.map((p) => `${p} ${v.get(p) ?? '(not installed)'}`).join(', ')}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -400,7 +496,7 @@ const APT_CONF = [
  * Mount a fresh overlay of the pristine tree and prepare it: devices, /proc, /sys (read-only), apt caches,
  * the host's Debian sources, DNS, policy-rc.d. Does not run `apt-get update`; call `aptUpdate()`.
  */
-export async function freshChroot(pristine: string): Promise<Chroot> {
+export async function freshChroot(pristine: string, codename = CODENAME): Promise<Chroot> {
   const base = await mkdtemp(`${MOUNT_PREFIX}${String(process.pid)}-`);
   const root = join(base, 'root');
   let disposed = false;
@@ -460,7 +556,7 @@ export async function freshChroot(pristine: string): Promise<Chroot> {
       await must('ln', ['-s', target, join(dev, name)]);
     }
 
-    const cache = cacheDir();
+    const cache = cacheDir(codename);
     for (const [hostDir, inside] of [
       [join(cache, 'apt', 'archives'), '/var/cache/apt/archives'],
       [join(cache, 'apt', 'lists'), '/var/lib/apt/lists'],
@@ -470,7 +566,7 @@ export async function freshChroot(pristine: string): Promise<Chroot> {
       await must('mount', ['--bind', hostDir, join(root, inside)]);
     }
 
-    const sources = hostDebianSources();
+    const sources = hostDebianSources('/etc/apt', codename);
     await rm(join(root, 'etc/apt/sources.list'), { force: true });
     await chroot.write('/etc/apt/sources.list.d/debian.sources', chrootSourcesFile(sources, (p) => existsSync(join(root, p))));
     await chroot.write('/etc/apt/apt.conf.d/99qig-install-test', APT_CONF);
