@@ -4,11 +4,13 @@
 //
 // tsx starts a second Node process and compiles every module on each run; that start-up was most of a cold
 // build (npm run bench, P1). Here build/build.ts and everything it imports are bundled once with esbuild (which
-// tsx already brings) into .cache/entry/build.cjs, and rebundled whenever a source file, package-lock.json,
-// this launcher or the Node major changes. The bundle runs from V8's code cache (.cache/entry/build.v8cache,
+// tsx already brings) into .cache/entry/node<major>/build.cjs, and rebundled whenever a source file,
+// package-lock.json or this launcher changes. The bundle runs from V8's code cache (build.v8cache beside it,
 // written after the first run; V8 rejects it if it does not match, and it is then rewritten), so it is not
-// even compiled again. Every `import.meta.url` in the bundle is the original source file's URL: it reads the
-// same files at run time as the sources do. Plain JavaScript on purpose: Node 20 cannot run .ts by itself.
+// even compiled again. Each Node major has its own directory: a cache one major wrote is never handed to
+// another (npm run repro builds with Node 20, 22 and 24 from one tree and checks the directories). Every
+// `import.meta.url` in the bundle is the original source file's URL: it reads the same files at run time as
+// the sources do. Plain JavaScript on purpose: Node 20 cannot run .ts by itself.
 //
 // Fresh or not: the stamp lists the bundle's own inputs with their sizes, mtimes and one content hash; when a
 // size or mtime differs, the contents decide (a touched but unchanged file does not cost a rebundle).
@@ -21,7 +23,8 @@ import vm from 'node:vm';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ENTRY = join(ROOT, 'build', 'build.ts');
-const OUT_DIR = join(ROOT, '.cache', 'entry');
+const MAJOR = process.versions.node.split('.')[0];
+const OUT_DIR = join(ROOT, '.cache', 'entry', `node${MAJOR}`);
 const BUNDLE = join(OUT_DIR, 'build.cjs');
 const CODE_CACHE = join(OUT_DIR, 'build.v8cache');
 const STAMP = join(OUT_DIR, 'build.stamp.json');
@@ -52,7 +55,7 @@ function statOf(f) {
  */
 function inputsKey(files, contents) {
   const h = createHash('sha256');
-  h.update(`node ${process.versions.node.split('.')[0]}\0root ${ROOT}\0`);
+  h.update(`node ${MAJOR}\0root ${ROOT}\0`);
   for (const f of files) h.update(f).update('\0').update(contents?.get(f) ?? readOrMissing(f)).update('\0');
   return h.digest('hex');
 }

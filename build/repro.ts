@@ -13,6 +13,10 @@
  *     runs on it when installed;
  *   - every time stamp inside the packages (ar, tar, cpio, rpm BUILDTIME/FILEMTIMES) must be the epoch;
  *   - the precompiled entry (node build/fast.mjs, bundling on first use, under B's conditions) must match A;
+ *   - every Node major in build/node-majors.ts (20, 22, 24) must write the same bytes: the running Node builds
+ *     A and B, the others (the pinned registry binaries, fetched once into .cache/node/<major>/; no registry is
+ *     a failure, never a skip) run build/fast.mjs under B's conditions in B's copy for every config, and each
+ *     must have left its own .cache/entry/node<major>/ there (no major ran another's bundle or code cache);
  *   - a build of the real checkout with SOURCE_DATE_EPOCH unset (so the CLI takes git's) must match A;
  *   - sanity: another SOURCE_DATE_EPOCH must give a different .deb and .rpm (the README's claim).
  * Exit 0 only when all of that holds. Options: --config FILE (repeatable; default: the built-in defaults and
@@ -41,6 +45,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { resolveEpoch } from '../src/epoch.ts';
+import { NODE_MAJORS, nodeFor, runningMajor, type NodeBinary } from './node-majors.ts';
 import { collectTimes, firstDifference } from './repro-unpack.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -66,6 +71,8 @@ export interface Variant {
   readonly umask: string;
   readonly hostname?: string;
   readonly faketime?: string;
+  /** The node binary that runs the build; the running one when absent. */
+  readonly node?: string;
 }
 
 function have(cmd: string): boolean {
@@ -197,7 +204,7 @@ function runIn(v: Variant, argv: readonly string[]): { code: number | null; stdo
 /** Run the build CLI under v: through tsx (what `tsx build/build.ts` runs), or the precompiled entry. */
 export function runBuild(v: Variant, config: string | undefined, entry: 'tsx' | 'fast' = 'tsx'): { code: number | null; stdout: string; stderr: string; ms: number } {
   const argv = [
-    process.execPath,
+    v.node ?? process.execPath,
     ...(entry === 'tsx' ? [join(v.srcRoot, 'node_modules/tsx/dist/cli.mjs'), join(v.srcRoot, 'build/build.ts')] : [join(v.srcRoot, 'build/fast.mjs')]),
     '--out',
     v.outArg,
@@ -305,6 +312,16 @@ function diffoscope(a: string, b: string, report: string): string {
   return `${lines.slice(0, 80).join('\n')}${lines.length > 80 ? `\n… (${lines.length - 80} more lines in ${report})` : ''}`;
 }
 
+/** Show diffoscope's report for every artifact in both trees whose bytes differ (when diffoscope is installed). */
+function explain(rows: readonly ArtifactRow[], dirA: string, dirB: string, reportPrefix: string): void {
+  if (!have('diffoscope')) return;
+  for (const r of rows.filter((x) => !x.same && x.a !== undefined && x.b !== undefined)) {
+    process.stdout.write(`\n  diffoscope ${r.path}:\n`);
+    const report = `${reportPrefix}-${r.path.replace(/[^A-Za-z0-9._-]/g, '_')}.txt`;
+    process.stdout.write(`${diffoscope(join(dirA, r.path), join(dirB, r.path), report)}\n`);
+  }
+}
+
 /** Lines of the build's own code that could make it depend on the clock, host, user or locale: for review. */
 const SUSPECT = /\bDate\.now\(|\bnew Date\(\s*\)|performance\.now|hrtime|hostname\(|userInfo\(|toLocale|localeCompare|\bIntl\.|Math\.random|readdirSync|process\.env/;
 const REVIEWED: Record<string, string> = {
@@ -350,6 +367,17 @@ interface ConfigResult {
   readonly buildMs: { a: number; b: number };
 }
 
+export interface MajorsResult {
+  /** Every major built with, the running one first. */
+  readonly nodes: { major: number; version: string; v8: string; zlib: string; source: NodeBinary['source'] }[];
+  /** One row per other major and config: its fast.mjs build against A (the running major's). */
+  readonly builds: { major: number; config: string; identical: boolean; rows: ArtifactRow[]; ms: number }[];
+  /** The per-major entry caches found in B's tree afterwards. */
+  readonly entryCaches: string[];
+  /** Wall time of the whole cross-major part, fetching included. */
+  readonly ms: number;
+}
+
 export interface ReproResult {
   readonly ok: boolean;
   readonly epoch: number;
@@ -358,6 +386,7 @@ export interface ReproResult {
   readonly configs: ConfigResult[];
   readonly gitDefault?: { identical: boolean; rows: ArtifactRow[] } | { skipped: string };
   readonly fastEntry?: { identical: boolean; rows: ArtifactRow[] };
+  readonly majors?: MajorsResult;
   readonly sanity?: { otherEpoch: number; debDiffers: boolean; rpmDiffers: boolean; rows: ArtifactRow[] };
   readonly sourceNotes: string[];
   readonly failures: string[];
@@ -387,6 +416,18 @@ async function main(argv: string[]): Promise<number> {
       json: { type: 'string' },
     },
   });
+  // Every other Node major first: without one the check cannot claim what it is for, so it stops here.
+  const fetchT0 = performance.now();
+  let running: NodeBinary;
+  let others: NodeBinary[];
+  try {
+    running = nodeFor(runningMajor());
+    others = NODE_MAJORS.filter((m) => m !== running.major).map((m) => nodeFor(m));
+  } catch (e) {
+    process.stderr.write(`repro: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 2;
+  }
+  const fetchMs = performance.now() - fetchT0;
   const failures: string[] = [];
   const work = mkdtempSync(join(tmpdir(), 'qig-repro-'));
   let keep = values.keep === true;
@@ -395,6 +436,9 @@ async function main(argv: string[]): Promise<number> {
     const seed = (Date.now() ^ (process.pid << 8)) >>> 0;
     const rand = mulberry32(seed);
     process.stdout.write(`repro: SOURCE_DATE_EPOCH=${epoch} (from ${epochSource}), work dir ${work}, shuffle seed ${seed}\n`);
+    process.stdout.write(
+      `repro: Node ${[running, ...others].map((n) => `${n.versions.node} (zlib ${n.versions.zlib}${n.source === 'running' ? ', running' : `, ${n.source}`})`).join(', ')}\n`,
+    );
 
     const configs: (string | undefined)[] = [];
     if (values.config !== undefined && values.config.length > 0) configs.push(...values.config.map((c) => resolve(c)));
@@ -457,6 +501,8 @@ async function main(argv: string[]): Promise<number> {
     const results: ConfigResult[] = [];
     let firstA: ReturnType<typeof readTree> | undefined;
     let firstBVariant: Variant | undefined;
+    /** Per config: its name, A's output and B's conditions, for the other majors' builds. */
+    const perConfig: { name: string; a: ReturnType<typeof readTree>; outA: string; b: Variant }[] = [];
     for (const [ci, config] of configs.entries()) {
       const name = config === undefined ? '(defaults)' : config === join(work, 'rich.yaml') ? '(clients + exposed ports)' : config;
       const outA = join(work, 'a', `out-${ci}`);
@@ -502,6 +548,7 @@ async function main(argv: string[]): Promise<number> {
         firstA = ta;
         firstBVariant = B;
       }
+      perConfig.push({ name, a: ta, outA, b: B });
       const { rows, dirNotes } = compareTrees(ta, tb);
       printTable(`config ${name}: build A vs build B`, rows, ['A', 'B']);
       for (const n of dirNotes) process.stdout.write(`  note: ${n} (directories are not artifacts)\n`);
@@ -516,13 +563,7 @@ async function main(argv: string[]): Promise<number> {
       const identical = rows.every((r) => r.same) && rows.length > 0;
       if (!identical) {
         failNote(`config ${name}: ${rows.filter((r) => !r.same).length} artifact(s) differ between A and B`);
-        if (values['no-diffoscope'] !== true && have('diffoscope')) {
-          for (const r of rows.filter((x) => !x.same && x.a !== undefined && x.b !== undefined)) {
-            process.stdout.write(`\n  diffoscope ${r.path}:\n`);
-            const report = join(work, `diffoscope-${ci}-${r.path.replace(/[^A-Za-z0-9._-]/g, '_')}.txt`);
-            process.stdout.write(`${diffoscope(join(outA, r.path), join(outB, r.path), report)}\n`);
-          }
-        }
+        if (values['no-diffoscope'] !== true) explain(rows, outA, outB, join(work, `diffoscope-${ci}`));
       }
       if (timeProblems.length > 0) failNote(`config ${name}: time stamps that are not SOURCE_DATE_EPOCH`);
       results.push({ config: name, identical, rows, dirNotes, timeProblems, timesChecked: times.count, buildMs: { a: ra.ms, b: rb.ms } });
@@ -541,6 +582,62 @@ async function main(argv: string[]): Promise<number> {
       printTable('the precompiled entry (node build/fast.mjs, first use, B\'s conditions) vs build A (tsx)', rows, ['A', 'fast']);
       if (!identical) failNote('the precompiled entry build/fast.mjs writes different bytes than tsx build/build.ts');
       fastEntry = { identical, rows };
+    }
+
+    // Every other Node major: build/fast.mjs (what `npm run build` runs) under B's conditions in B's copy, every
+    // config, against A. B's copy already holds the running major's entry cache from F: each major must bundle
+    // and keep its own, never run the one another major wrote.
+    let majors: MajorsResult | undefined;
+    {
+      const t0 = performance.now();
+      const builds: MajorsResult['builds'] = [];
+      for (const n of others) {
+        for (const [ci, { name, a, outA, b }] of perConfig.entries()) {
+          const outM = join(work, 'b tree', `out node${n.major} ${ci}`);
+          const M: Variant = { ...b, label: `node${n.major}`, outDir: outM, outArg: outM, node: n.bin };
+          const rm = runBuild(M, configs[ci], 'fast');
+          if (rm.code !== 0) throw new Error(`build with Node ${n.versions.node} (${name}, node build/fast.mjs) failed (exit ${rm.code}):\n${rm.stdout}\n${rm.stderr}`);
+          const tm = readTree(outM);
+          const { rows } = compareTrees(a, tm);
+          const identical = rows.every((r) => r.same) && rows.length > 0;
+          printTable(`config ${name}: Node ${n.versions.node} (node build/fast.mjs, B's conditions) vs build A (Node ${running.versions.node}, tsx)`, rows, ['A', `node ${n.major}`]);
+          const times = checkTimes(tm, epoch);
+          if (times.problems.length > 0) failNote(`config ${name}, Node ${n.versions.node}: ${times.problems[0]}`);
+          if (!identical) {
+            failNote(`config ${name}: ${rows.filter((r) => !r.same).length} artifact(s) differ between Node ${running.versions.node} and Node ${n.versions.node}`);
+            if (values['no-diffoscope'] !== true) explain(rows, outA, outM, join(work, `diffoscope-node${n.major}-${ci}`));
+          }
+          builds.push({ major: n.major, config: name, identical, rows, ms: rm.ms });
+        }
+      }
+      const entryRoot = join(srcB, '.cache', 'entry');
+      const entryCaches = existsSync(entryRoot) ? readdirSync(entryRoot).sort() : [];
+      const expected = [running, ...others].map((n) => `node${n.major}`).sort();
+      const incomplete = expected.filter((d) => !['build.cjs', 'build.stamp.json', 'build.v8cache'].every((f) => existsSync(join(entryRoot, d, f))));
+      if (JSON.stringify(entryCaches) !== JSON.stringify(expected) || incomplete.length > 0) {
+        failNote(`the entry cache in B's copy is not one per Node major: found .cache/entry/{${entryCaches.join(',')}}, want {${expected.join(',')}}${incomplete.length > 0 ? `, incomplete: ${incomplete.join(', ')}` : ''}`);
+      }
+      const ms = performance.now() - t0 + fetchMs;
+      process.stdout.write(`\nbytes by Node major (sha256 of the packages):\n`);
+      for (const { name, a } of perConfig) {
+        process.stdout.write(`  config ${name}\n`);
+        const pkgs = [...a.files.keys()].filter((p) => /^[^/]+\.(deb|rpm)$/.test(p));
+        for (const p of pkgs) {
+          process.stdout.write(`    Node ${pad(running.versions.node, 8)}  ${a.files.get(p)?.sha256}  ${p}\n`);
+          for (const bld of builds.filter((x) => x.config === name)) {
+            const row = bld.rows.find((r) => r.path === p);
+            process.stdout.write(`    Node ${pad(others.find((n) => n.major === bld.major)?.versions.node ?? String(bld.major), 8)}  ${row?.b ?? '(missing)'}  ${p}\n`);
+          }
+        }
+      }
+      process.stdout.write(`  entry caches in B's copy: ${entryCaches.map((d) => `.cache/entry/${d}/`).join(', ')}\n`);
+      process.stdout.write(`  the other majors took ${(ms / 1000).toFixed(1)} s (${builds.length} builds; fetching or checking the binaries ${(fetchMs / 1000).toFixed(1)} s)\n`);
+      majors = {
+        nodes: [running, ...others].map((n) => ({ major: n.major, version: n.versions.node, v8: n.versions.v8, zlib: n.versions.zlib, source: n.source })),
+        builds,
+        entryCaches,
+        ms,
+      };
     }
 
     // The default epoch: a build of the real checkout without SOURCE_DATE_EPOCH must take git's and match A.
@@ -603,7 +700,7 @@ async function main(argv: string[]): Promise<number> {
     const ok = failures.length === 0;
     process.stdout.write(ok ? `\nrepro: OK, every artifact is byte-identical\n` : `\nrepro: FAILED\n${failures.map((f) => `  - ${f}`).join('\n')}\n`);
     if (!ok) keep = true;
-    const result: ReproResult = { ok, epoch, epochSource, conditions, configs: results, ...(gitDefault ? { gitDefault } : {}), ...(fastEntry ? { fastEntry } : {}), ...(sanity ? { sanity } : {}), sourceNotes, failures };
+    const result: ReproResult = { ok, epoch, epochSource, conditions, configs: results, ...(gitDefault ? { gitDefault } : {}), ...(fastEntry ? { fastEntry } : {}), ...(majors ? { majors } : {}), ...(sanity ? { sanity } : {}), sourceNotes, failures };
     if (values.json !== undefined) writeFileSync(values.json, `${JSON.stringify(result, (k, v: unknown) => (k === 'data' ? undefined : v), 2)}\n`);
     return ok ? 0 : 1;
   } catch (e) {

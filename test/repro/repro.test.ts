@@ -1,6 +1,6 @@
 /**
  * Reproducibility: `npm run repro` itself (two builds under different conditions, byte-identical, every time
- * stamp the epoch, another epoch changes the packages), and the readers it uses to name the first member that
+ * stamp the epoch, the same bytes from Node 20, 22 and 24, another epoch changes the packages), and the readers it uses to name the first member that
  * differs, checked on packages that differ on purpose. No timing assertions.
  */
 import { spawnSync } from 'node:child_process';
@@ -125,15 +125,19 @@ describe('npm run repro', () => {
     if (dir !== '') rmSync(dir, { recursive: true, force: true });
   });
 
-  it('builds twice under different conditions and gets the same bytes, also through build/fast.mjs; another epoch changes the packages', () => {
+  // The other Node majors come from the npm registry on the first run (build/node-majors.ts: each fetch is
+  // bounded to 180 s), then from .cache/node/. A run that cannot fetch one fails with npm's reason.
+  it('builds twice under different conditions and gets the same bytes, also through build/fast.mjs and with Node 20, 22 and 24; another epoch changes the packages', () => {
     dir = mkdtempSync(join(tmpdir(), 'qig-repro-test-'));
     const json = join(dir, 'repro.json');
     const r = spawnSync(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'build/repro.ts'), '--no-diffoscope', '--json', json], {
       cwd: ROOT,
       encoding: 'utf8',
-      timeout: 170_000,
+      timeout: 480_000,
+      maxBuffer: 64 << 20,
     });
-    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    const how = r.error !== undefined ? `${String(r.error)} (limit 480 s)` : r.signal !== null ? `killed by ${r.signal}` : `exit ${r.status}`;
+    expect(r.status, `npm run repro: ${how}\n${r.stdout}\n${r.stderr}`).toBe(0);
     const result = JSON.parse(readFileSync(json, 'utf8')) as ReproResult;
     expect(result.ok).toBe(true);
     expect(result.configs.length).toBeGreaterThanOrEqual(2);
@@ -148,7 +152,16 @@ describe('npm run repro', () => {
       expect(paths).toContain('minion.d/i2p-gateway-formula.conf');
     }
     expect(result.fastEntry?.identical).toBe(true);
+    const majors = result.majors;
+    expect(majors?.nodes.map((n) => n.major).sort((a, b) => a - b)).toEqual([20, 22, 24]);
+    expect(majors?.nodes.map((n) => n.source).filter((s) => s === 'running')).toHaveLength(1);
+    expect(majors?.builds).toHaveLength(2 * result.configs.length);
+    for (const b of majors?.builds ?? []) {
+      expect(b.identical, `Node ${b.major}, ${b.config}`).toBe(true);
+      expect(b.rows.filter((row) => /^[^/]+\.(deb|rpm)$/.test(row.path)).map((row) => row.path.split('.').pop()).sort()).toEqual(['deb', 'rpm']);
+    }
+    expect(majors?.entryCaches).toEqual(['node20', 'node22', 'node24']);
     expect(result.sanity?.debDiffers).toBe(true);
     expect(result.sanity?.rpmDiffers).toBe(true);
-  }, 180_000);
+  }, 500_000);
 });
