@@ -9,6 +9,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/install/**/*.test.ts'],
+    // The Debian 13 pristine root, made before the files start; prints its dpkg, apt and systemd.
+    globalSetup: ['test/util/setup-pristine.ts'],
     testTimeout: 20 * 60_000,
     hookTimeout: 30 * 60_000,
     fileParallelism: false,

@@ -108,7 +108,8 @@ function summarizeDns(runs: DnsSide['runs']): DnsSide {
 
 export async function datapath(opts: DatapathOptions): Promise<DatapathResult | { skipped: string }> {
   if (process.getuid?.() !== 0) return { skipped: 'needs root (network namespaces)' };
-  for (const tool of ['ip', 'nft', 'tinyproxy', 'dnsmasq', 'wrk', 'nsenter', 'unshare']) {
+  // tinyproxy, dnsmasq and nft are the gateway machine's (Debian 13's, from the lab's root); these are the host's.
+  for (const tool of ['ip', 'wrk', 'nsenter', 'unshare', 'debootstrap']) {
     if (which(tool) === undefined) return { skipped: `${tool} is not installed (sh test/oracles.sh)` };
   }
   const lab = await Lab.create({ sanctionedUsers: [], deb: opts.deb });
@@ -126,14 +127,15 @@ export async function datapath(opts: DatapathOptions): Promise<DatapathResult | 
   if (hook.code !== 0) throw new Error(`the firewall hook failed: ${hook.stderr}`);
   // The references' ports, in the admin's chain of Qubes' input (our ruleset never touches custom-input's rules).
   const accept = `add rule ip qubes custom-input iifgroup 2 tcp dport ${STANDIN_PORT} accept\nadd rule ip qubes custom-input iifgroup 2 udp dport ${PLAIN_DNS_PORT} accept\n`;
-  await must(['ip', 'netns', 'exec', lab.ns.gw, 'nft', '-f', '-'], { input: accept });
+  await lab.nft(['-f', '-'], accept);
 
   // The stand-in: copied where any user can read it, on loopback (as the router) and on the vif address.
   const standin = join(lab.scratch, 'tools', 'http-standin.mjs');
   copyFileSync(join(HERE, 'tools/http-standin.mjs'), standin);
   const dnsLoad = join(lab.scratch, 'tools', 'dns-load.mjs');
   copyFileSync(join(HERE, 'tools/dns-load.mjs'), dnsLoad);
-  const sp = lab.gwSpawn('standin', [process.execPath, standin, `127.0.0.1:${STANDIN_PORT}`, `${A.gwDown4}:${STANDIN_PORT}`]);
+  // Node runs outside the gateway machine (its root has none), in the gateway's network namespace.
+  const sp = lab.nsSpawn('gw', 'standin', [process.execPath, standin, `127.0.0.1:${STANDIN_PORT}`, `${A.gwDown4}:${STANDIN_PORT}`]);
   await sp.waitForLine('READY', 10_000);
 
   const result: { -readonly [K in keyof DatapathResult]: DatapathResult[K] } = {};

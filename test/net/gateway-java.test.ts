@@ -1,8 +1,8 @@
 /**
  * The Java router build (router i2p, from the I2P repository, which is not in Debian): the same suite, with
  * the router replaced by a stand-in that listens where the I2P package's router listens (HTTP proxy
- * 127.0.0.1:4444, console 127.0.0.1:7657) and runs as the router's user, i2psvc, created for this file and
- * removed after it (the firewall's output rule names that user). The console is exposed on the virtual IP in
+ * 127.0.0.1:4444, console 127.0.0.1:7657) and runs as the router's user, i2psvc, created in the gateway machine
+ * for this file (the firewall's output rule names that user). The console is exposed on the virtual IP in
  * this build, to prove that path too.
  *
  * The keyring is the real one, read from ../shared/data (or QIG_I2P_KEYRING) by the build; it is never copied.
@@ -10,14 +10,11 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { tempSystemUser } from './lib/lab.ts';
 import { gatewaySuite } from './lib/suite.ts';
 
 const KEYRING =
   process.env['QIG_I2P_KEYRING'] ?? join(dirname(fileURLToPath(import.meta.url)), '../../../shared/data/i2p-archive-keyring.gpg');
 if (!existsSync(KEYRING)) throw new Error(`the I2P keyring is not at ${KEYRING}. Fix: set QIG_I2P_KEYRING to its path`);
-
-let removeUser: (() => Promise<void>) | undefined;
 
 gatewaySuite({
   title: 'Java router build (i2p, stand-in router)',
@@ -25,10 +22,6 @@ gatewaySuite({
   realRouter: false,
   // i2pd exists here but is not this build's router: its output must be refused like any other user's.
   otherUsers: ['nobody', 'tinyproxy', 'dnsmasq', 'i2pd'],
-  setup: async () => {
-    removeUser = await tempSystemUser('i2psvc');
-  },
-  teardown: async () => {
-    await removeUser?.();
-  },
+  // Only the I2P repository's package creates it: made in the gateway machine for this file, never on the host.
+  users: ['i2psvc'],
 });

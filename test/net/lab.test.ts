@@ -7,7 +7,9 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe as suite, expect, it } from 'vitest';
+import { packageVersions } from '../util/chroot.ts';
 import { A, describe, Lab, removeLeftovers, serverHits, unsanctioned } from './lib/lab.ts';
+import { must, run } from './lib/sh.ts';
 
 let lab: Lab;
 
@@ -17,6 +19,30 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await lab?.destroy();
+});
+
+suite('lab machines are Debian 13', () => {
+  it('the gateway and the app qube run the Debian 13 root\'s programs, not the host\'s', async () => {
+    const versions = await packageVersions(lab.root, ['tor', 'i2pd', 'tinyproxy', 'dnsmasq-base', 'nftables', 'python3', 'curl']);
+    for (const view of [lab.gwView(), lab.clientView()]) {
+      const os = await must([...view, 'cat', '/etc/os-release']);
+      expect(os.stdout).toMatch(/^VERSION_CODENAME=trixie$/m);
+    }
+    // What each command resolves to inside the gateway machine is the package of that root, at its version.
+    const tor = await must([...lab.gwView(), 'tor', '--version']);
+    expect(tor.stdout).toContain(`Tor version ${(versions.get('tor') ?? '?').replace(/-.*$/, '')}.`);
+    const nft = await must([...lab.gwView(), 'nft', '--version']);
+    expect(nft.stdout).toContain(`v${versions.get('nftables')}`.replace(/-\d+$/, ''));
+    const dnsmasq = await must([...lab.gwView(), 'dnsmasq', '--version']);
+    expect(dnsmasq.stdout).toContain(`Dnsmasq version ${(versions.get('dnsmasq-base') ?? '?').replace(/-.*$/, '')} `);
+    const py = await must([...lab.clientView(), 'python3', '--version']);
+    expect(py.stdout.trim()).toBe(`Python ${(versions.get('python3') ?? '?').replace(/-.*$/, '')}`);
+    const curl = await must([...lab.clientView(), 'curl', '--version']);
+    expect(curl.stdout).toContain(`curl ${(versions.get('curl') ?? '?').replace(/-.*$/, '')} `);
+    // ...and not the host's: this machine is Debian 12, whose tor and python3 differ.
+    const hostTor = await run(['tor', '--version']);
+    if (hostTor.code === 0) expect(hostTor.stdout.split('\n')[0]).not.toBe(tor.stdout.split('\n')[0]);
+  });
 });
 
 suite('lab (no gateway package: Qubes base tables only)', () => {
@@ -68,7 +94,7 @@ suite('lab (no gateway package: Qubes base tables only)', () => {
     const p = await lab.startStandIn('loopback-smoke', ['http-proxy', '--listen', '127.0.0.1:4444', '--banner', 'x'], 'nobody');
     try {
       execFileSync('ip', ['netns', 'exec', lab.ns.gw, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet']);
-      execFileSync('ip', ['netns', 'exec', lab.ns.gw, 'nft', 'add', 'rule', 'ip', 'qubes', 'custom-input', 'ip', 'daddr', '127.0.0.1', 'accept']);
+      await lab.nft(['add', 'rule', 'ip', 'qubes', 'custom-input', 'ip', 'daddr', '127.0.0.1', 'accept']);
       const probe = { kind: 'l2syn' as const, iface: 'eth0', mac: await lab.gwMac(), src: A.client4, dst: '127.0.0.1', port: 4444 };
       const r = await lab.probe('client', [probe, { ...probe, port: 4445 }]);
       expect(r.map((x) => [x.outcome, x['tcpflags']])).toEqual([['reply', 0x12], ['reply', 0x14]]);
@@ -103,10 +129,8 @@ suite('lab (no gateway package: Qubes base tables only)', () => {
     const tor = await lab.startStandIn('tor-smoke', ['tor', '--trans', '0.0.0.0:9040', '--dns', '127.0.0.1:5353'], 'debian-tor');
     try {
       // A lab-made redirect (not the package's): only to show that SO_ORIGINAL_DST survives an nft redirect.
-      execFileSync('ip', ['netns', 'exec', lab.ns.gw, 'nft', '-f', '-'], {
-        input: 'table ip qig-smoke { chain pre { type nat hook prerouting priority dstnat - 10; iifgroup 2 tcp dport 5000 redirect to :9040; }; }\n',
-      });
-      execFileSync('ip', ['netns', 'exec', lab.ns.gw, 'nft', 'add', 'rule', 'ip', 'qubes', 'custom-input', 'tcp', 'dport', '9040', 'accept']);
+      await lab.nft(['-f', '-'], 'table ip qig-smoke { chain pre { type nat hook prerouting priority dstnat - 10; iifgroup 2 tcp dport 5000 redirect to :9040; }; }\n');
+      await lab.nft(['add', 'rule', 'ip', 'qubes', 'custom-input', 'tcp', 'dport', '9040', 'accept']);
       const mark = lab.upMark();
       const r = await lab.probe('client', [{ kind: 'tcp', host: A.web, port: 5000, send: 'GET / HTTP/1.0\r\n\r\n' }]);
       expect(r[0]?.data).toContain(`TOR-RECORDER ${A.web}:5000`);

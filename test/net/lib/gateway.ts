@@ -72,22 +72,22 @@ export class Gateway {
     this.config = config;
   }
 
-  /** Unit search path in the gateway machine: the package's files first, then the distribution's. */
+  /** Unit search path in the gateway machine: the package's files first, then the distribution's (Debian 13's). */
   unitDirs(): string[] {
     const p = this.lab.pkgRoot;
-    return [join(p, 'etc/systemd/system'), join(p, 'usr/lib/systemd/system'), '/usr/lib/systemd/system'];
+    return [join(p, 'etc/systemd/system'), join(p, 'usr/lib/systemd/system'), join(this.lab.root, 'etc/systemd/system'), join(this.lab.root, 'usr/lib/systemd/system')];
   }
 
   unit(name: string): EffectiveUnit {
     return loadUnit(name, this.unitDirs());
   }
 
-  /** A file as the gateway machine sees it (package layers over the host), for EnvironmentFile= and friends. */
+  /** A file as the gateway machine sees it (the package's layers over the Debian 13 root), for EnvironmentFile=. */
   viewFile(path: string): string | undefined {
-    for (const base of [this.lab.pkgRoot, join(this.lab.scratch, 'machine')]) {
+    for (const base of [this.lab.pkgRoot, join(this.lab.scratch, 'machine'), this.lab.root]) {
       if (existsSync(join(base, path))) return readFileSync(join(base, path), 'utf8');
     }
-    return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+    return undefined;
   }
 
   /** Would systemd start this unit here? Every ConditionPathExists= (with ! and | as systemd reads them). */
@@ -123,9 +123,9 @@ export class Gateway {
     const S = 'Service';
     const named = unit.get(S, 'User');
     // DynamicUser=yes: User= if that user exists, else a transient uid named after User= or the unit.
-    const dynamic = unit.get(S, 'DynamicUser') === 'yes' && (named === undefined || !hasUser(named));
-    const user = dynamic ? String(freeDynamicId()) : (named ?? 'root');
-    const group = unit.get(S, 'Group') ?? (user === 'root' ? 'root' : dynamic ? user : await primaryGroup(user));
+    const dynamic = unit.get(S, 'DynamicUser') === 'yes' && (named === undefined || this.lab.findAccount(named) === undefined);
+    const user = dynamic ? String(freeDynamicId(this.lab.takenIds())) : (named ?? 'root');
+    const group = unit.get(S, 'Group') ?? (user === 'root' ? 'root' : dynamic ? user : this.lab.account(user).group);
     const env = unitEnvironment(unit, (p) => this.viewFile(p));
 
     const dirs: Array<[string, string, string | undefined]> = [
@@ -154,7 +154,7 @@ export class Gateway {
     const envArgs = ['env', '-i', `PATH=${SYSTEMD_PATH}`];
     // A dynamic user is named after its unit (or User=), with / as its home.
     const userName = dynamic ? (named ?? name.replace(/\.service$/, '')) : user;
-    if (user !== 'root') envArgs.push(`USER=${userName}`, `LOGNAME=${userName}`, `HOME=${dynamic ? '/' : homeOf(user)}`, 'SHELL=/usr/sbin/nologin');
+    if (user !== 'root') envArgs.push(`USER=${userName}`, `LOGNAME=${userName}`, `HOME=${dynamic ? '/' : this.lab.account(user).home}`, 'SHELL=/usr/sbin/nologin');
     for (const [k, v] of env) envArgs.push(`${k}=${v}`);
 
     const preAsRoot = unit.get(S, 'PermissionsStartOnly') === 'yes';
@@ -248,30 +248,8 @@ export class Gateway {
 }
 
 
-function passwd(user: string): string[] {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
-  if (line === undefined) throw new Error(`no such user: ${user}`);
-  return line.split(':');
-}
-
-function hasUser(user: string): boolean {
-  return readFileSync('/etc/passwd', 'utf8').split('\n').some((l) => l.startsWith(`${user}:`));
-}
-
-/** The first id of systemd's DynamicUser= range (61184-65519) that is neither a user's nor a group's here. */
-function freeDynamicId(): number {
-  const taken = new Set<number>();
-  for (const f of ['/etc/passwd', '/etc/group']) for (const l of readFileSync(f, 'utf8').split('\n')) taken.add(Number(l.split(':')[2]));
+/** The first id of systemd's DynamicUser= range (61184-65519) that is neither a user's nor a group's there. */
+function freeDynamicId(taken: ReadonlySet<number>): number {
   for (let id = 61184; id <= 65519; id++) if (!taken.has(id)) return id;
   throw new Error('no free id in the DynamicUser= range');
-}
-
-function homeOf(user: string): string {
-  return passwd(user)[5] ?? '/';
-}
-
-async function primaryGroup(user: string): Promise<string> {
-  const gid = passwd(user)[3] ?? '';
-  const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.split(':')[2] === gid);
-  return line?.split(':')[0] ?? gid;
 }

@@ -27,12 +27,15 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureOracles } from '../../util/chroot.ts';
 import { alive, endPid, must, Proc, run, sleep, type RunResult } from './sh.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const TOOLS = join(HERE, '..', 'tools');
 export const QUBES_BASE_NFT = join(HERE, '..', 'qubes-base.nft');
 // Debian's python3 (not a per-user shim): the stand-ins run as debian-tor and i2pd too.
+// The host's python3 runs only what stands outside the machines: up's recorder ("the internet") and the marker
+// frame sent below the gateway's netfilter. Everything inside the gateway and the app qube is Debian 13's.
 const PYTHON = process.env['QIG_NET_PYTHON'] ?? '/usr/bin/python3';
 const PREFIX = 'qignet';
 
@@ -115,6 +118,21 @@ export interface LabOptions {
   readonly sanctionedUsers: readonly string[];
   /** The .deb to install (unpack) into the gateway machine's view before it starts; none: a bare gateway. */
   readonly deb?: string;
+  /**
+   * System users to create in the gateway machine before it starts (the Java router's i2psvc, which only the I2P
+   * repository's package creates): made with the root's own useradd, inside the lab, never on the host.
+   */
+  readonly users?: readonly string[];
+}
+
+/** One line of a machine's /etc/passwd. */
+export interface Account {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly home: string;
+  /** The name of the primary group (from /etc/group), or the gid as text when it has none. */
+  readonly group: string;
 }
 
 export class Lab {
@@ -128,7 +146,12 @@ export class Lab {
   private readonly forkedPids = new Set<number>();
   private syncCounter = 0;
   private holder: Proc | undefined;
+  private clientHolder: Proc | undefined;
   private sanctioned: readonly string[] = [];
+  /** The Debian 13 tree every machine of the lab runs from (test/util/chroot.ts ensureOracles), on the host. */
+  root = '';
+  /** The gateway machine's /etc/passwd and /etc/group, read after it starts and after users are added. */
+  private accounts: { passwd: string; group: string } = { passwd: '', group: '' };
 
   private constructor() {
     this.id = `${process.pid}-${Math.random().toString(36).slice(2, 7)}`;
@@ -152,19 +175,21 @@ export class Lab {
 
   private async setup(opts: LabOptions): Promise<void> {
     this.sanctioned = opts.sanctionedUsers;
+    this.root = await ensureOracles();
     const s = this.scratch;
-    for (const d of ['logs', 'pkg', 'run', 'run/qubes-service', 'var/upper', 'var/work', 'machine/etc', 'client', 'tools']) {
+    for (const d of ['logs', 'pkg', 'run', 'run/qubes-service', 'client-run', 'machine/etc', 'client/etc', 'tools']) {
       mkdirSync(join(s, d), { recursive: true, mode: 0o755 });
     }
     chmodSync(join(s, 'logs'), 0o1777);
     // Non-root stand-ins (debian-tor, i2pd) must read the tools; the checkout may not be readable to them.
     // Only the tools' files: a __pycache__ left by a local python run is not part of the lab.
     for (const f of readdirSync(TOOLS, { withFileTypes: true })) if (f.isFile()) copyFileSync(join(TOOLS, f.name), join(s, 'tools', f.name));
+    copyFileSync(QUBES_BASE_NFT, join(s, 'tools', 'qubes-base.nft'));
     for (const f of readdirSync(join(s, 'tools'))) chmodSync(join(s, 'tools', f), 0o755);
     // What the Qubes agent writes in a network-providing qube, and in an app qube.
     writeFileSync(join(s, 'machine/etc/resolv.conf'), 'nameserver 10.139.1.1\nnameserver 10.139.1.2\n');
-    writeFileSync(join(s, 'client/resolv.conf'), 'nameserver 10.139.1.1\nnameserver 10.139.1.2\n');
-    // "Install" the package: its files become /etc and /usr layers of the gateway machine (tools/gw-view.sh).
+    writeFileSync(join(s, 'client/etc/resolv.conf'), 'nameserver 10.139.1.1\nnameserver 10.139.1.2\n');
+    // "Install" the package: its files become the top layer of the gateway machine (tools/machine-view.sh).
     if (opts.deb !== undefined) await must(['dpkg-deb', '-x', opts.deb, join(s, 'pkg')]);
     mkdirSync(join(s, 'pkg/etc'), { recursive: true });
 
@@ -215,10 +240,22 @@ export class Lab {
     await this.sysctl(gw, 'net.ipv4.ip_forward', '1');
     await this.sysctl(gw, 'net.ipv6.conf.all.forwarding', '1');
 
-    // One mount namespace for the whole gateway machine, held by a sleeping process; every gateway process
-    // enters it (nsenter), so they share /run and /var like processes on one machine do.
-    this.holder = this.track(new Proc('gw-machine', ['ip', 'netns', 'exec', gw, 'unshare', '-m', '--propagation', 'private', 'sh', join(s, 'tools/gw-view.sh'), s, 'sh', '-c', 'echo READY; exec sleep infinity']));
+    // One mount namespace and root for each machine, held by a sleeping process; every process of the machine
+    // enters it (nsenter), so they share /, /run and /var like processes on one machine do.
+    const view = join(s, 'tools/machine-view.sh');
+    const hold = ['sh', '-c', 'echo READY; exec sleep infinity'];
+    this.holder = this.track(
+      new Proc('gw-machine', ['ip', 'netns', 'exec', gw, 'unshare', '-m', '--propagation', 'private', 'sh', view, 'gw', s, join(s, 'run'), `${join(s, 'pkg')}:${join(s, 'machine')}:${this.root}`, ...hold]),
+    );
     await this.holder.waitForLine('READY', 5000);
+    this.clientHolder = this.track(
+      new Proc('client-machine', ['ip', 'netns', 'exec', client, 'unshare', '-m', '--propagation', 'private', 'sh', view, 'client', s, join(s, 'client-run'), `${join(s, 'client')}:${this.root}`, ...hold]),
+    );
+    await this.clientHolder.waitForLine('READY', 5000);
+    for (const user of opts.users ?? []) {
+      await must([...this.gwView(), 'useradd', '--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', '--user-group', user]);
+    }
+    await this.readAccounts();
 
     const logUp = join(s, 'logs/up.jsonl');
     writeFileSync(logUp, '');
@@ -243,17 +280,25 @@ export class Lab {
 
   // ------------------------------------------------------------------------------------------------ firewall
 
+  /**
+   * The gateway machine's nft (Debian 13's): every table of the gateway is loaded and read with it, as a
+   * Debian 12 nft can misread (or crash on) rules a newer one loaded.
+   */
+  async nft(args: readonly string[], input?: string): Promise<RunResult> {
+    return must([...this.gwView(), 'nft', ...args], input === undefined ? {} : { input });
+  }
+
   /** Back to a freshly booted gateway: Qubes' base tables (and the lab's tag table), nothing of ours. */
   async resetFirewall(): Promise<void> {
     await this.bareFirewall();
-    await must(['ip', 'netns', 'exec', this.ns.gw, 'nft', '-f', QUBES_BASE_NFT]);
+    await this.nft(['-f', join(this.scratch, 'tools', 'qubes-base.nft')]);
   }
 
   /** No tables at all (not even Qubes'), except the lab's tag table: a gateway whose base firewall never loaded. */
   async bareFirewall(): Promise<void> {
-    await must(['ip', 'netns', 'exec', this.ns.gw, 'nft', 'flush', 'ruleset']);
+    await this.nft(['flush', 'ruleset']);
     await this.sysctl(this.ns.gw, 'net.ipv4.conf.all.route_localnet', '0');
-    const uids = await Promise.all(this.sanctioned.map(uidOf));
+    const uids = this.sanctioned.map((u) => this.account(u).uid);
     if (uids.length > 0) {
       const set = uids.join(', ');
       const tag =
@@ -262,12 +307,48 @@ export class Lab {
         '\tchain output {\n\t\ttype filter hook output priority 400; policy accept;\n' +
         `\t\tmeta skuid { ${set} } ip dscp set cs1\n` +
         `\t\tmeta skuid { ${set} } ip6 dscp set cs1\n\t}\n}\n`;
-      await must(['ip', 'netns', 'exec', this.ns.gw, 'nft', '-f', '-'], { input: tag });
+      await this.nft(['-f', '-'], tag);
     }
   }
 
   async ruleset(stateless = true): Promise<string> {
-    return (await must(['ip', 'netns', 'exec', this.ns.gw, 'nft', ...(stateless ? ['-s'] : []), 'list', 'ruleset'])).stdout;
+    return (await this.nft([...(stateless ? ['-s'] : []), 'list', 'ruleset'])).stdout;
+  }
+
+  // ------------------------------------------------------------------------------------------------ accounts
+
+  private async readAccounts(): Promise<void> {
+    const passwd = (await must([...this.gwView(), 'cat', '/etc/passwd'])).stdout;
+    const group = (await must([...this.gwView(), 'cat', '/etc/group'])).stdout;
+    this.accounts = { passwd, group };
+  }
+
+  /** A user of the gateway machine (its own /etc/passwd, not the host's), or undefined. */
+  findAccount(user: string): Account | undefined {
+    const f = this.accounts.passwd.split('\n').find((l) => l.startsWith(`${user}:`))?.split(':');
+    if (f === undefined) return undefined;
+    const gid = Number(f[3]);
+    const group = this.accounts.group.split('\n').find((l) => l.split(':')[2] === String(gid))?.split(':')[0] ?? String(gid);
+    return { name: user, uid: Number(f[2]), gid, home: f[5] ?? '/', group };
+  }
+
+  account(user: string): Account {
+    const a = this.findAccount(user);
+    if (a === undefined) throw new Error(`no user ${user} in the gateway machine's /etc/passwd`);
+    return a;
+  }
+
+  /** Every uid and gid the gateway machine has a name for. */
+  takenIds(): Set<number> {
+    const taken = new Set<number>();
+    for (const text of [this.accounts.passwd, this.accounts.group]) for (const l of text.split('\n')) if (l !== '') taken.add(Number(l.split(':')[2]));
+    return taken;
+  }
+
+  /** A file of the gateway machine, read from inside it (the package's layer over the Debian 13 root). */
+  async readGwFile(path: string): Promise<string | undefined> {
+    const r = await this.gwRun(['cat', path]);
+    return r.code === 0 ? r.stdout : undefined;
   }
 
   /** Switch the qvm-service on or off inside the gateway: the file /run/qubes-service/<name>. */
@@ -279,17 +360,27 @@ export class Lab {
 
   // ------------------------------------------------------------------------------------------------- running
 
-  /** argv prefix that runs a command in the gateway as if our package were installed (see tools/gw-view.sh). */
+  /** argv prefix that runs a command in the gateway machine, our package installed (see tools/machine-view.sh). */
   gwView(opts: { user?: string; override?: string; privFlags?: readonly string[] } = {}): string[] {
     if (this.holder === undefined) throw new Error('lab: the gateway machine is not up');
-    const pre = ['nsenter', '-t', String(this.holder.pid), '-m', '-n', '--'];
+    const pre = ['nsenter', '-t', String(this.holder.pid), '-m', '-n', '-r', '-w', '--'];
     // Extra /etc and /usr layers for one command only (a broken file): a private copy of the machine's mounts.
     if (opts.override !== undefined) pre.push('unshare', '-m', '--propagation', 'private', 'sh', join(this.scratch, 'tools/etc-layer.sh'), opts.override);
-    return opts.user === undefined ? pre : [...pre, ...asUser(opts.user, opts.privFlags ?? [])];
+    return opts.user === undefined ? pre : [...pre, ...this.asUser(opts.user, opts.privFlags ?? [])];
   }
 
+  /** argv prefix that runs a command in the app qube: Debian 13 too, with Qubes' resolv.conf (10.139.1.1, .2). */
   clientView(): string[] {
-    return ['ip', 'netns', 'exec', this.ns.client, 'unshare', '-m', '--propagation', 'private', 'sh', join(this.scratch, 'tools/client-view.sh'), this.scratch];
+    if (this.clientHolder === undefined) throw new Error('lab: the client machine is not up');
+    return ['nsenter', '-t', String(this.clientHolder.pid), '-m', '-n', '-r', '-w', '--'];
+  }
+
+  /** setpriv with the credentials systemd's User= gives: uid, primary gid, supplementary groups (from the machine). */
+  private asUser(user: string, privFlags: readonly string[]): string[] {
+    if (user === 'root') return privFlags.length > 0 ? ['setpriv', ...privFlags, '--'] : [];
+    // A bare number: a user with no passwd entry (what systemd's DynamicUser= gives: uid = gid, no other groups).
+    if (/^\d+$/.test(user)) return ['setpriv', `--reuid=${user}`, `--regid=${user}`, '--clear-groups', ...privFlags, '--'];
+    return ['setpriv', `--reuid=${user}`, `--regid=${this.account(user).gid}`, '--init-groups', ...privFlags, '--'];
   }
 
   async gwRun(argv: readonly string[], opts: { user?: string; override?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
@@ -298,6 +389,11 @@ export class Lab {
 
   gwSpawn(name: string, argv: readonly string[], opts: { user?: string; privFlags?: readonly string[]; env?: NodeJS.ProcessEnv } = {}): Proc {
     return this.track(new Proc(name, [...this.gwView(opts), ...argv], opts.env));
+  }
+
+  /** A host program in one of the lab's network namespaces, outside its machine's root (the bench's Node stand-in). */
+  nsSpawn(ns: Ns, name: string, argv: readonly string[]): Proc {
+    return this.track(new Proc(name, ['ip', 'netns', 'exec', this.ns[ns], ...argv]));
   }
 
   async nsRun(ns: Ns, argv: readonly string[], timeoutMs = 10_000): Promise<RunResult> {
@@ -356,10 +452,8 @@ export class Lab {
   /** Run probes (netlab.py probe) concurrently from the client (as root) or the gateway (as `user`). */
   async probe(where: 'client' | 'gw', probes: readonly Probe[], user?: string): Promise<ProbeResult[]> {
     const tool = join(this.scratch, 'tools/netlab.py');
-    const argv =
-      where === 'client'
-        ? ['ip', 'netns', 'exec', this.ns.client, PYTHON, tool, 'probe', JSON.stringify(probes)]
-        : [...this.gwView(user === undefined ? {} : { user }), PYTHON, tool, 'probe', JSON.stringify(probes)];
+    const view = where === 'client' ? this.clientView() : this.gwView(user === undefined ? {} : { user });
+    const argv = [...view, 'python3', tool, 'probe', JSON.stringify(probes)];
     const r = await run(argv, { timeoutMs: 15_000 });
     if (r.code !== 0) throw new Error(`probe failed: ${r.stderr}`);
     const results = JSON.parse(r.stdout) as ProbeResult[];
@@ -417,7 +511,7 @@ export class Lab {
     const log = `${name}.jsonl`;
     writeFileSync(this.log(log), '');
     chmodSync(this.log(log), 0o666);
-    const proc = this.gwSpawn(name, [PYTHON, join(this.scratch, 'tools/netlab.py'), ...args, '--log', this.log(log)], { user });
+    const proc = this.gwSpawn(name, ['python3', join(this.scratch, 'tools/netlab.py'), ...args, '--log', this.log(log)], { user });
     await proc.waitForLine('READY', 5000);
     return { proc, log };
   }
@@ -426,8 +520,8 @@ export class Lab {
 
   async destroy(): Promise<void> {
     for (const pid of this.forkedPids) await endPid(pid);
-    for (const p of this.procs.values()) if (p !== this.holder && p.child.pid !== undefined) await endPid(p.child.pid);
-    if (this.holder?.child.pid !== undefined) await endPid(this.holder.child.pid);
+    for (const p of this.procs.values()) if (p !== this.holder && p !== this.clientHolder && p.child.pid !== undefined) await endPid(p.child.pid);
+    for (const h of [this.holder, this.clientHolder]) if (h?.child.pid !== undefined) await endPid(h.child.pid);
     for (const n of Object.values(this.ns)) await destroyNamespace(n);
     rmSync(this.scratch, { recursive: true, force: true });
   }
@@ -447,25 +541,6 @@ export interface ProbeResult {
   readonly [k: string]: unknown;
 }
 
-function asUser(user: string, privFlags: readonly string[]): string[] {
-  if (user === 'root') return privFlags.length > 0 ? ['setpriv', ...privFlags, '--'] : [];
-  // A bare number: a user with no passwd entry (what systemd's DynamicUser= gives: uid = gid, no other groups).
-  if (/^\d+$/.test(user)) return ['setpriv', `--reuid=${user}`, `--regid=${user}`, '--clear-groups', ...privFlags, '--'];
-  // setpriv: the same credentials systemd's User= gives (uid, primary gid, supplementary groups).
-  return ['setpriv', `--reuid=${user}`, `--regid=${groupOf(user)}`, '--init-groups', ...privFlags, '--'];
-}
-
-export function groupOf(user: string): string {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
-  if (line === undefined) throw new Error(`no such user: ${user}`);
-  return line.split(':')[3] ?? '';
-}
-
-async function uidOf(user: string): Promise<number> {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
-  if (line === undefined) throw new Error(`no such user: ${user}`);
-  return Number(line.split(':')[2]);
-}
 
 async function destroyNamespace(name: string): Promise<void> {
   // Processes keep a namespace alive after `ip netns del`: end the ones in it (ours, by pid) first.
@@ -489,27 +564,9 @@ export async function removeLeftovers(): Promise<string[]> {
   for (const d of readdirSync(tmpdir())) {
     const m = new RegExp(`^${PREFIX}-(\\d+)-`).exec(d);
     if (m && !alive(Number(m[1]))) {
-      const user = /-useradd-([a-z_][a-z0-9_-]*)$/.exec(d);
-      if (user) await run(['userdel', user[1] ?? ''], { timeoutMs: 10_000 });
       rmSync(join(tmpdir(), d), { recursive: true, force: true });
       removed.push(d);
     }
   }
   return removed;
-}
-
-/**
- * A system user for the length of a test file (the Java router's i2psvc, which only the I2P repository's
- * package creates). Returns the function that removes it again, or a no-op if the user already existed.
- * A marker in /tmp lets removeLeftovers delete it after a crashed run.
- */
-export async function tempSystemUser(name: string): Promise<() => Promise<void>> {
-  if (readFileSync('/etc/passwd', 'utf8').split('\n').some((l) => l.startsWith(`${name}:`))) return async () => undefined;
-  const marker = join(tmpdir(), `${PREFIX}-${process.pid}-useradd-${name}`);
-  writeFileSync(marker, '');
-  await must(['useradd', '--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', '--user-group', name]);
-  return async () => {
-    await must(['userdel', name]);
-    rmSync(marker, { force: true });
-  };
 }

@@ -29,6 +29,8 @@ export interface Variant {
   readonly realRouter: boolean;
   /** Users that exist here and must not reach the network from the gateway. */
   readonly otherUsers: readonly string[];
+  /** System users to create in the gateway machine first (the Java router's i2psvc). */
+  readonly users?: readonly string[];
   readonly setup?: () => Promise<void>;
   readonly teardown?: () => Promise<void>;
 }
@@ -85,7 +87,7 @@ export function gatewaySuite(v: Variant): void {
 
   beforeAll(async () => {
     await v.setup?.();
-    w = await World.create(v.config);
+    w = await World.create(v.config, v.users ?? []);
     lab = w.lab;
   });
 
@@ -532,7 +534,7 @@ export function gatewaySuite(v: Variant): void {
       const second = await w.gw.runHook();
       expect(second.code, second.stderr).toBe(0);
       expect(await lab.ruleset()).toBe(once);
-      const custom = (await lab.nsRun('gw', ['nft', 'list', 'chain', 'ip', 'qubes', 'custom-input'])).stdout;
+      const custom = (await lab.nft(['list', 'chain', 'ip', 'qubes', 'custom-input'])).stdout;
       expect(custom.match(/jump /g)?.length).toBe(1);
       expect(once).not.toContain('qubes-i2p-gateway-lockdown');
     });

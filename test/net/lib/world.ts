@@ -85,11 +85,11 @@ export class World {
   }
 
   /** Build the .deb from `configInput`, make a lab with it installed, enable the service, run the hook. */
-  static async create(configInput: unknown): Promise<World> {
+  static async create(configInput: unknown, users: readonly string[] = []): Promise<World> {
     const built = buildGatewayDeb(configInput);
     const router = ROUTERS[built.config.i2p.router];
     const sanctioned = [...(built.config.tor.enabled ? ['debian-tor'] : []), router.user];
-    const lab = await Lab.create({ sanctionedUsers: sanctioned, deb: built.debPath });
+    const lab = await Lab.create({ sanctionedUsers: sanctioned, deb: built.debPath, users });
     rmSync(dirname(built.debPath), { recursive: true, force: true });
     const world = new World(lab, new Gateway(lab, built.config));
     try {
