@@ -1,16 +1,32 @@
 /**
- * lintian as a test oracle. lintian 2.116 leaves an `mldbm-elf-*` folder in $TMPDIR on every run; each call gets
- * a temporary TMPDIR of its own, removed afterwards, so the tests leave nothing behind.
+ * lintian as a test oracle: Debian 13's (lintian 2.122, from the oracles root, test/util/trixie.ts), the release
+ * the package is for. lintian leaves an `mldbm-elf-*` folder in $TMPDIR on every run; each call gets a temporary
+ * TMPDIR of its own, removed afterwards, so the tests leave nothing behind. The .deb must be under os.tmpdir(),
+ * which the machine shares at the same path.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { machineState, Trixie } from './util/trixie.ts';
 
-export function lintian(args: readonly string[], timeoutMs = 120_000): { code: number | null; stdout: string; stderr: string } {
+let trixie: Promise<Trixie> | undefined;
+
+/** One Debian 13 machine maker per test file, its temp dir removed when the process exits. */
+async function machines(): Promise<Trixie> {
+  if (trixie === undefined) {
+    const dir = machineState('lintian');
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    trixie = Trixie.open(dir);
+  }
+  return trixie;
+}
+
+export async function lintian(args: readonly string[], timeoutMs = 180_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const t = await machines();
   const scratch = mkdtempSync(join(tmpdir(), 'qig-lintian-'));
   try {
-    const r = spawnSync('lintian', args, { encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, TMPDIR: scratch, LC_ALL: 'C.UTF-8' } });
+    const r = spawnSync('env', [`TMPDIR=${scratch}`, 'LC_ALL=C.UTF-8', ...t.prefix(), 'lintian', ...args], { encoding: 'utf8', timeout: timeoutMs });
     if (r.error !== undefined) throw new Error(`lintian: ${r.error.message}`);
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   } finally {

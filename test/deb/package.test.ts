@@ -40,8 +40,8 @@ const VARIANTS: ReadonlyArray<[string, unknown, boolean]> = [
 describe.each(VARIANTS)('%s', (_name, value, withKeyring) => {
   const { path, pkg } = build(value, withKeyring ? realKeyring() : undefined);
 
-  it('is clean under lintian (no errors, no warnings)', () => {
-    const r = lintian(['--fail-on', 'error,warning', '--tag-display-limit', '0', path]);
+  it('is clean under Debian 13\'s lintian (no errors, no warnings)', async () => {
+    const r = await lintian(['--fail-on', 'error,warning', '--tag-display-limit', '0', path]);
     const problems = r.stdout.split('\n').filter((l) => /^[EW]: /.test(l));
     expect(problems).toEqual([]);
     expect(r.code).toBe(0);

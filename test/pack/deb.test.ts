@@ -319,7 +319,7 @@ describe('writeDeb validation', () => {
 });
 
 describe('lintian on a tiny well-formed package', () => {
-  it('reports no archive-format problems, no errors and no warnings', () => {
+  it('reports no archive-format problems, no errors and no warnings (Debian 13\'s lintian)', async () => {
     const changelog =
       'lint-probe (1.0) unstable; urgency=medium\n\n  * Initial release.\n\n -- Jane Doe <jane@example.org>  Tue, 14 Nov 2023 22:13:20 +0000\n';
     const copyright =
@@ -351,7 +351,7 @@ describe('lintian on a tiny well-formed package', () => {
     ];
     const path = join(tmp.dir, debFileName(tiny));
     writeFileSync(path, writeDeb(tiny, tinyFiles, { sourceDateEpoch: EPOCH }));
-    const r = lintian(['--display-level', '>=pedantic', '--display-info', '--tag-display-limit', '0', path]);
+    const r = await lintian(['--display-level', '>=pedantic', '--display-info', '--tag-display-limit', '0', path]);
     const out = r.stdout;
     const tags = out
       .split('\n')

@@ -1,21 +1,27 @@
 /**
- * The rendered daemon configs against the real daemons, run the way their units run them (ExecStart, User=),
+ * The rendered daemon configs against the real daemons of Debian 13 (tor 0.4.9.15, dnsmasq 2.91, tinyproxy 1.11.2,
+ * i2pd 2.56, python3 3.13 for our relay; from the oracles root), run the way their units run them (ExecStart, User=),
  * with paths pointed at temp copies: tor --verify-config and a start; dnsmasq --test and answers to a client in
  * a second network namespace; tinyproxy serving .i2p through a stand-in router proxy and refusing the rest;
  * i2pd's listeners. Every namespace here is private and has no route out: nothing leaves the machine.
  */
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PATHS, UNITS, dropInPath, unitPath } from '../../src/render/gateway/common.ts';
 import { renderGateway } from '../../src/render/gateway/index.ts';
+import { Trixie } from '../util/trixie.ts';
 import { asUser, configOf, must, run, Scratch, sleep, text, waitForOutput, waitListening } from './helpers.ts';
 
 const scratch = new Scratch();
 afterAll(async () => {
   await scratch.cleanup();
 });
+
+/** Debian 13's daemons and tools (test/util/trixie.ts): each command a fresh machine over the oracles root. */
+const trixie = await Trixie.open(scratch.dir('machines'));
+const T = (): string[] => trixie.prefix();
 
 /** The ExecStart= of a unit or drop-in (the last non-empty one), split on spaces: our units use no quoting. */
 function execStart(unit: string): string[] {
@@ -46,7 +52,7 @@ function clientAndGateway(opts: { linkNow: boolean }): { gw: string; client: str
 }
 
 function dig(client: string, name: string, type = 'A'): { status: string; answers: string[] } {
-  const r = run(['ip', 'netns', 'exec', client, 'dig', '+time=2', '+tries=1', '+noall', '+comments', '+answer', '@10.137.0.1', name, type]);
+  const r = run(['ip', 'netns', 'exec', client, ...T(), 'dig', '+time=2', '+tries=1', '+noall', '+comments', '+answer', '@10.137.0.1', name, type]);
   const status = /status: (\w+)/.exec(r.stdout)?.[1] ?? `no answer (${r.stdout}${r.stderr})`;
   const answers = r.stdout
     .split('\n')
@@ -64,7 +70,7 @@ describe('tor', () => {
     const dir = scratch.dir('tor');
     const data = join(dir, 'data');
     mkdirSync(data, { mode: 0o700 });
-    scratch.chown(data, 'debian-tor');
+    chownSync(data, trixie.account('debian-tor').uid, trixie.account('debian-tor').gid);
     const torrc = join(dir, 'torrc');
     writeFileSync(torrc, text(files, PATHS.torrc).replace(`DataDirectory ${PATHS.torData}`, `DataDirectory ${data}`));
     chmodSync(torrc, 0o644);
@@ -79,7 +85,7 @@ describe('tor', () => {
 
   it('passes tor --verify-config as the unit runs it', () => {
     const { argv } = prepare();
-    const r = run([...argv, '--verify-config']);
+    const r = run([...T(), ...argv, '--verify-config']);
     expect(r.stdout + r.stderr).toContain('Configuration was valid');
     expect(r.code).toBe(0);
   });
@@ -87,7 +93,7 @@ describe('tor', () => {
   it('opens TransPort on all addresses and DNSPort on loopback only, nothing else', async () => {
     const { argv } = prepare();
     const ns = scratch.netns();
-    const child = scratch.spawn(['ip', 'netns', 'exec', ns, ...argv]);
+    const child = scratch.spawn(['ip', 'netns', 'exec', ns, ...T(), ...argv]);
     await waitListening(ns, 'tcp', /0\.0\.0\.0:9040\b/);
     await waitListening(ns, 'udp', /127\.0\.0\.1:5353\b/);
     const tcp = must(['ip', 'netns', 'exec', ns, 'ss', '-Hltn']).stdout;
@@ -128,7 +134,7 @@ describe('dnsmasq', () => {
   it('passes dnsmasq --test, Tor on and off', () => {
     for (const on of [true, false]) {
       const { conf } = prepare(on);
-      const r = run(['dnsmasq', '--test', `--conf-file=${conf}`]);
+      const r = run([...T(), 'dnsmasq', '--test', `--conf-file=${conf}`]);
       expect(r.stderr).toContain('syntax check OK');
       expect(r.code).toBe(0);
     }
@@ -139,9 +145,9 @@ describe('dnsmasq', () => {
     expect(unitKey(unit, 'User')).toBe('dnsmasq');
     const { gw, client, link } = clientAndGateway({ linkNow: false });
     // A stand-in for Tor's DNSPort on 127.0.0.1:5353: answers every name with an address in Tor's automap range.
-    const tor = scratch.spawn(['ip', 'netns', 'exec', gw, 'dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--listen-address=127.0.0.1', '--bind-interfaces', '--port=5353', '--address=/#/10.192.0.99', '--log-facility=-', '--user=dnsmasq', '--pid-file=']);
+    const tor = scratch.spawn(['ip', 'netns', 'exec', gw, ...T(), 'dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--listen-address=127.0.0.1', '--bind-interfaces', '--port=5353', '--address=/#/10.192.0.99', '--log-facility=-', '--user=dnsmasq', '--pid-file=']);
     await waitForOutput(tor, /started/);
-    const dns = scratch.spawn(['ip', 'netns', 'exec', gw, ...argv]);
+    const dns = scratch.spawn(['ip', 'netns', 'exec', gw, ...T(), ...argv]);
     await waitForOutput(dns, /started/);
     link(); // the client qube starts after the gateway: bind-dynamic must pick up its vif
     let a = dig(client, 'foo.i2p');
@@ -158,13 +164,13 @@ describe('dnsmasq', () => {
     expect(udp).toMatch(/10\.137\.0\.1:53\b/);
     expect(udp).not.toMatch(/127\.0\.0\.1:53\b|0\.0\.0\.0:53\b/);
     // ip netns exec and setpriv exec into dnsmasq: the pid we spawned is dnsmasq, as its unit's user.
-    expect(must(['ps', '-o', 'user=', '-p', String(dns.pid)]).stdout.trim()).toBe('dnsmasq');
+    expect(Number(must(['ps', '-o', 'uid=', '-p', String(dns.pid)]).stdout.trim())).toBe(trixie.account('dnsmasq').uid);
   });
 
   it('with Tor off answers every other name NXDOMAIN at once', async () => {
     const { argv } = prepare(false);
     const { gw, client } = clientAndGateway({ linkNow: true });
-    const dns = scratch.spawn(['ip', 'netns', 'exec', gw, ...argv]);
+    const dns = scratch.spawn(['ip', 'netns', 'exec', gw, ...T(), ...argv]);
     await waitForOutput(dns, /started/);
     await sleep(200);
     expect(dig(client, 'foo.i2p')).toEqual({ status: 'NOERROR', answers: ['A 10.100.100.100'] });
@@ -286,11 +292,11 @@ elif cmd == "hold":
    */
   async function start(extra: readonly string[] = [], ns = scratch.netns()): Promise<Relay> {
     const root = scratch.tree(files);
-    const tor = scratch.spawn(['ip', 'netns', 'exec', ns, ...asUser('nobody', 'nogroup'), '/usr/bin/python3', '-c', UDP_DNS, '5353']);
+    const tor = scratch.spawn(['ip', 'netns', 'exec', ns, ...T(), ...asUser('nobody', 'nogroup'), 'python3', '-c', UDP_DNS, '5353']);
     const torOut = output(tor);
     await waitForOutput(tor, /READY/);
     const argv = execStart(unit).map((a) => (a === PATHS.dnsRelay ? join(root, PATHS.dnsRelay) : a));
-    const relay = scratch.spawn(['ip', 'netns', 'exec', ns, ...asUser('nobody', 'nogroup'), ...argv, ...extra]);
+    const relay = scratch.spawn(['ip', 'netns', 'exec', ns, ...T(), ...asUser('nobody', 'nogroup'), ...argv, ...extra]);
     const relayOut = output(relay);
     await waitForOutput(relay, /listening on TCP 127\.0\.0\.1:5353, relaying to UDP 127\.0\.0\.1:5353/);
     // The clients run with spawnSync, which holds Node's event loop: let the children's output arrive first.
@@ -306,7 +312,7 @@ elif cmd == "hold":
   }
 
   function client<T>(ns: string, ...args: string[]): T {
-    const r = must(['ip', 'netns', 'exec', ns, '/usr/bin/python3', '-c', CLIENT, ...args], { timeoutMs: 20_000 });
+    const r = must(['ip', 'netns', 'exec', ns, ...T(), 'python3', '-c', CLIENT, ...args], { timeoutMs: 20_000 });
     return JSON.parse(r.stdout) as T;
   }
 
@@ -344,14 +350,14 @@ elif cmd == "hold":
     const base = ['--listen', '127.0.0.1:5353', '--upstream', '127.0.0.1:5353', '--max-connections', '1', '--max-query', '512', '--idle-timeout', '1', '--answer-timeout', '1'];
     for (const [key, bad] of [['--listen', 'localhost:53'], ['--upstream', '127.0.0.1:70000'], ['--max-query', '65536'], ['--idle-timeout', 'inf'], ['--max-connections', '0']] as const) {
       const argv = [...base, key, bad];
-      const r = run(['/usr/bin/python3', script, ...argv]);
+      const r = run([...T(), 'python3', script, ...argv]);
       expect(r.code, `${key} ${bad}: ${r.stderr}`).toBe(2);
     }
   });
 
   it('relays dig +tcp to the UDP-only server, and several queries on one connection, each with its own ID; logs no names', async () => {
     const { ns, asked, log } = await start();
-    const d = run(['ip', 'netns', 'exec', ns, 'dig', '+tcp', '+time=3', '+tries=1', '+noall', '+answer', '-p', '5353', '@127.0.0.1', 'one.example', 'A']);
+    const d = run(['ip', 'netns', 'exec', ns, ...T(), 'dig', '+tcp', '+time=3', '+tries=1', '+noall', '+answer', '-p', '5353', '@127.0.0.1', 'one.example', 'A']);
     expect(d.stdout).toMatch(/^one\.example\.\s+60\s+IN\s+A\s+10\.192\.0\.99$/m);
     const answer = { id: true, rcode: 0, ip: '10.192.0.99' };
     // stray.example: the server first sends a response with another ID, which the relay skips.
@@ -403,10 +409,10 @@ elif cmd == "hold":
     const { argv } = prepareDnsmasq(true);
     const { gw, client: app } = clientAndGateway({ linkNow: true });
     const { asked } = await start([], gw);
-    const dns = scratch.spawn(['ip', 'netns', 'exec', gw, ...argv]);
+    const dns = scratch.spawn(['ip', 'netns', 'exec', gw, ...T(), ...argv]);
     await waitForOutput(dns, /started/);
     await waitListening(gw, 'tcp', /10\.137\.0\.1:53\b/);
-    const tcp = run(['ip', 'netns', 'exec', app, 'dig', '+tcp', '+time=3', '+tries=1', '+noall', '+answer', '@10.137.0.1', 'over-tcp.example', 'A']);
+    const tcp = run(['ip', 'netns', 'exec', app, ...T(), 'dig', '+tcp', '+time=3', '+tries=1', '+noall', '+answer', '@10.137.0.1', 'over-tcp.example', 'A']);
     expect(tcp.stdout).toMatch(/^over-tcp\.example\.\s+\d+\s+IN\s+A\s+10\.192\.0\.99$/m);
     expect(dig(app, 'over-udp.example')).toEqual({ status: 'NOERROR', answers: ['A 10.192.0.99'] });
     expect(await asked()).toEqual(['over-tcp.example', 'over-udp.example']);
@@ -437,13 +443,13 @@ describe('tinyproxy', () => {
     const up = scratch.spawn(['ip', 'netns', 'exec', gw, ...asUser('nobody', 'nogroup'), process.execPath, '-e', STAND_IN]);
     await waitForOutput(up, /READY/);
     const argv = execStart(unit).map((a) => (a === PATHS.tinyproxyConf ? conf : a));
-    scratch.spawn(['ip', 'netns', 'exec', gw, ...asUser('tinyproxy'), ...argv]);
+    scratch.spawn(['ip', 'netns', 'exec', gw, ...T(), ...asUser('tinyproxy'), ...argv]);
     await waitListening(gw, 'tcp', /0\.0\.0\.0:8888\b/);
     return { gw, client };
   }
 
   function get(client: string, host: string, from?: string): { status: string; body: string } {
-    const r = run(['ip', 'netns', 'exec', client, 'curl', '-s', '-m', '5', ...(from === undefined ? [] : ['--interface', from]), '-H', `Host: ${host}`, '-w', '\n%{http_code}', 'http://10.137.0.1:8888/some/path?q=1']);
+    const r = run(['ip', 'netns', 'exec', client, ...T(), 'curl', '-s', '-m', '5', ...(from === undefined ? [] : ['--interface', from]), '-H', `Host: ${host}`, '-w', '\n%{http_code}', 'http://10.137.0.1:8888/some/path?q=1']);
     const at = r.stdout.lastIndexOf('\n');
     return { status: r.stdout.slice(at + 1), body: r.stdout.slice(0, at) };
   }
@@ -488,11 +494,11 @@ describe('i2pd', () => {
     chmodSync(conf, 0o644);
     const data = join(dir, 'data');
     mkdirSync(data, { mode: 0o700 });
-    scratch.chown(data, 'i2pd');
+    chownSync(data, trixie.account('i2pd').uid, trixie.account('i2pd').gid);
     const argv = execStart(dropIn).map((a) => (a === `--conf=${PATHS.i2pdConf}` ? `--conf=${conf}` : a.startsWith('--datadir=') ? `--datadir=${data}` : a));
     const ns = scratch.netns();
     // Debian's unit runs i2pd as User=i2pd; the namespace has no route, so nothing it tries leaves.
-    scratch.spawn(['ip', 'netns', 'exec', ns, ...asUser('i2pd'), ...argv]);
+    scratch.spawn(['ip', 'netns', 'exec', ns, ...T(), ...asUser('i2pd'), ...argv]);
     let tcp = '';
     for (let i = 0; i < 50 && !(/127\.0\.0\.1:7070\b/.test(tcp) && /127\.0\.0\.1:4444\b/.test(tcp)); i++) {
       await sleep(100);
@@ -503,7 +509,7 @@ describe('i2pd', () => {
     for (const off of [4447, 7656, 7654, 2827, 7650]) expect(tcp, `port ${off}`).not.toMatch(new RegExp(`:${off}\\b`));
     // The console answers for the virtual IP (how exposed clients reach it), not for other names.
     const status = (host: string): string =>
-      run(['ip', 'netns', 'exec', ns, 'curl', '-s', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', '-H', `Host: ${host}`, 'http://127.0.0.1:7070/']).stdout;
+      run(['ip', 'netns', 'exec', ns, ...T(), 'curl', '-s', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', '-H', `Host: ${host}`, 'http://127.0.0.1:7070/']).stdout;
     expect(status('10.100.100.100:7070')).toBe('200');
     expect(status('forum.i2p:7070')).toBe('403');
   });

@@ -4,7 +4,7 @@
  * served by overlays of the rendered tree on /etc and /usr/share, and /run is a private tmpfs holding the
  * qvm-service flag, all inside a private mount namespace (the host's /etc and /run are never touched).
  */
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROUTERS } from '../../src/config/routers.ts';
@@ -13,6 +13,7 @@ import { PATHS, unitPath } from '../../src/render/gateway/common.ts';
 import { INPUT_CHAIN, LOCKDOWN_TABLE, TABLE } from '../../src/render/gateway/firewall.ts';
 import { renderGateway } from '../../src/render/gateway/index.ts';
 import { LOCKDOWN_NFT, LOCKDOWN_UNIT } from '../../src/render/gateway/lockdown.ts';
+import { Trixie } from '../util/trixie.ts';
 import { BASE_QUBES_NFT, configOf, must, REAL_KEYRING, run, Scratch, text, type RunResult } from './helpers.ts';
 
 const scratch = new Scratch();
@@ -21,23 +22,22 @@ afterAll(async () => {
 });
 
 /**
- * Runs a command "on the gateway": private mounts, /run a tmpfs (with the flag file when `flag`), the rendered
- * tree over /etc and /usr, and for router i2p the Java router's user (i2psvc), which the I2P package
- * would have created, added to the overlay's /etc/passwd so nft can resolve `meta skuid i2psvc`.
+ * Runs a command "on the gateway": a fresh Debian 13 machine (test/util/trixie.ts) with the rendered tree over its
+ * root as if the package were installed, its own /run (with the flag file when `flag`), and for router i2p the
+ * Java router's user (i2psvc), which the I2P package would have created, added to the machine's /etc/passwd so
+ * nft can resolve `meta skuid i2psvc`. Every nft here is Debian 13's (1.1.3).
  */
 const RUNNER = `#!/bin/sh
 set -eu
-root=$1 work=$2 flag=$3 extra_user=$4
-shift 4
-mount -t tmpfs tmpfs /run
+flag=$1 extra_user=$2
+shift 2
 mkdir -p /run/qubes-service
 [ "$flag" = - ] || : > "/run/qubes-service/$flag"
-mkdir -p "$work/etc-up" "$work/etc-work" "$work/usr-up" "$work/usr-work"
-mount -t overlay overlay -o "lowerdir=$root/etc:/etc,upperdir=$work/etc-up,workdir=$work/etc-work" /etc
-mount -t overlay overlay -o "lowerdir=$root/usr:/usr,upperdir=$work/usr-up,workdir=$work/usr-work" /usr
 [ "$extra_user" = - ] || echo "$extra_user:x:64999:64999::/var/lib/i2p:/usr/sbin/nologin" >> /etc/passwd
 exec "$@"
 `;
+
+const trixie = await Trixie.open(scratch.dir('machines'));
 
 interface Gateway {
   readonly ns: string;
@@ -45,6 +45,8 @@ interface Gateway {
   /** Run argv on the gateway (see RUNNER). */
   on(argv: readonly string[], opts?: { flag?: boolean }): RunResult;
   hook(opts?: { flag?: boolean }): RunResult;
+  /** Debian 13's nft in the gateway's namespace; its output. */
+  nft(args: readonly string[]): string;
   ruleset(stateless?: boolean): string;
 }
 
@@ -55,21 +57,22 @@ function gateway(config: GatewayConfig, opts: { base?: boolean; keyring?: Uint8A
   const runner = join(tools, 'runner.sh');
   writeFileSync(runner, RUNNER, { mode: 0o755 });
   const ns = scratch.netns();
-  if (opts.base !== false) must(['ip', 'netns', 'exec', ns, 'nft', '-f', BASE_QUBES_NFT]);
-  let runs = 0;
+  const nft = (args: readonly string[]): RunResult => must(['ip', 'netns', 'exec', ns, ...trixie.prefix(), 'nft', ...args]);
+  const base = join(tools, 'base-qubes.nft');
+  copyFileSync(BASE_QUBES_NFT, base);
+  if (opts.base !== false) nft(['-f', base]);
   const extraUser = config.i2p.router === 'i2p' ? 'i2psvc' : '-';
   const on = (argv: readonly string[], o: { flag?: boolean } = {}): RunResult => {
-    const work = join(tools, `work${++runs}`);
-    mkdirSync(work);
     const flag = o.flag === false ? '-' : config.qubes.service;
-    return run(['ip', 'netns', 'exec', ns, 'unshare', '-m', '--propagation', 'private', runner, root, work, flag, extraUser, ...argv]);
+    return run(['ip', 'netns', 'exec', ns, ...trixie.prefix([root]), 'sh', runner, flag, extraUser, ...argv]);
   };
   return {
     ns,
     root,
     on,
     hook: (o = {}) => on([PATHS.hook], o),
-    ruleset: (stateless = false) => must(['ip', 'netns', 'exec', ns, 'nft', ...(stateless ? ['-s'] : []), 'list', 'ruleset']).stdout,
+    nft: (args) => nft(args).stdout,
+    ruleset: (stateless = false) => nft([...(stateless ? ['-s'] : []), 'list', 'ruleset']).stdout,
   };
 }
 
@@ -111,7 +114,7 @@ describe('the ruleset', () => {
     const gw = gateway(config);
     const hook = gw.hook();
     expect(hook.code, hook.stderr).toBe(0);
-    const chain = must(['ip', 'netns', 'exec', gw.ns, 'nft', 'list', 'chain', 'ip', 'qubes', INPUT_CHAIN]).stdout;
+    const chain = gw.nft(['list', 'chain', 'ip', 'qubes', INPUT_CHAIN]);
     const rules = chain.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('iifgroup'));
     expect(rules.filter((r) => !r.includes('ct status dnat'))).toEqual(['iifgroup 2 udp dport 53 accept', 'iifgroup 2 tcp dport 53 accept']);
     const redirectedOnly = rules.filter((r) => r.includes('ct status dnat')).map((r) => /dport (\d+) accept$/.exec(r)?.[1]);
@@ -144,14 +147,14 @@ describe('the hook', () => {
 
   it('keeps the user\'s own custom-input rules, in order, and jumps to ours once', () => {
     const gw = gateway(configOf());
-    must(['ip', 'netns', 'exec', gw.ns, 'nft', 'add', 'rule', 'ip', 'qubes', 'custom-input', 'tcp', 'dport', '22', 'accept']);
+    gw.nft(['add', 'rule', 'ip', 'qubes', 'custom-input', 'tcp', 'dport', '22', 'accept']);
     expect(gw.hook().code).toBe(0);
-    must(['ip', 'netns', 'exec', gw.ns, 'nft', 'add', 'rule', 'ip', 'qubes', 'custom-input', 'udp', 'dport', '123', 'drop']);
+    gw.nft(['add', 'rule', 'ip', 'qubes', 'custom-input', 'udp', 'dport', '123', 'drop']);
     const before = gw.ruleset();
     expect(gw.hook().code).toBe(0);
     const after = gw.ruleset();
     expect(after).toBe(before);
-    const custom = must(['ip', 'netns', 'exec', gw.ns, 'nft', 'list', 'chain', 'ip', 'qubes', 'custom-input']).stdout;
+    const custom = gw.nft(['list', 'chain', 'ip', 'qubes', 'custom-input']);
     expect(custom.replace(/\s+/g, ' ')).toContain(`tcp dport 22 accept jump ${INPUT_CHAIN} udp dport 123 drop`);
   });
 

@@ -3,7 +3,7 @@
  * throwaway network namespaces. Everything made here is removed by the caller's cleanup (see `Scratch`).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseConfigValue } from '../../src/config/load.ts';
@@ -108,11 +108,6 @@ export class Scratch {
     child.stderr?.setEncoding('utf8');
     this.children.push(child);
     return child;
-  }
-
-  chown(path: string, user: string): void {
-    const line = must(['getent', 'passwd', user]).stdout.split(':');
-    chownSync(path, Number(line[2]), Number(line[3]));
   }
 
   async cleanup(): Promise<void> {

@@ -1,8 +1,9 @@
 /**
- * The units and drop-ins against systemd-analyze verify (systemd 252): each of our units, and the
- * distribution's units our drop-ins change, loaded from a temp copy of the rendered tree placed first on the
- * unit path (SYSTEMD_UNIT_PATH=dir: keeps the system's units after it). Units it cannot find (qubes-firewall,
- * Qubes' own) only order ours, so verify may mention them; nothing may be said about our files.
+ * The units and drop-ins against Debian 13's systemd-analyze verify (systemd 257, in a machine over the oracles
+ * root, test/util/trixie.ts, with the rendered tree layered on it as if the package were installed): each of our
+ * units, and the distribution's units our drop-ins change (Debian 13's i2pd.service, tor.service, ...). Units it
+ * cannot find (qubes-firewall, Qubes' own) only order ours, so verify may mention them; nothing may be said about
+ * our files.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { UNIT_DIR, UNITS } from '../../src/render/gateway/common.ts';
 import { renderGateway } from '../../src/render/gateway/index.ts';
 import { LOCKDOWN_UNIT } from '../../src/render/gateway/lockdown.ts';
 import { targetWants } from '../../src/render/gateway/target.ts';
+import { Trixie } from '../util/trixie.ts';
 import { configOf, run, Scratch, text } from './helpers.ts';
 
 const scratch = new Scratch();
@@ -20,18 +22,14 @@ afterAll(async () => {
   await scratch.cleanup();
 });
 
-const LIBEXEC_OVERLAY = 'mount -t overlay qig-libexec -o "lowerdir=$1/usr/libexec:/usr/libexec" /usr/libexec && shift && exec "$@"';
+const trixie = await Trixie.open(scratch.dir('machines'));
 
 function verify(files: readonly RenderedFile[], units: readonly string[]): { code: number | null; output: string } {
-  const root = scratch.tree(files);
-  const dir = join(root, UNIT_DIR);
-  const ours = units.map((u) => (existsSync(join(dir, u)) ? join(dir, u) : u));
-  // verify checks that ExecStart's program exists: our own (/usr/libexec/qubes-i2p-gateway) is served from the
-  // rendered tree by an overlay on /usr/libexec, in a private mount namespace (the host's is not touched).
-  const argv = existsSync(join(root, 'usr/libexec'))
-    ? ['unshare', '-m', '--propagation', 'private', 'sh', '-c', LIBEXEC_OVERLAY, 'sh', root, 'systemd-analyze', 'verify', ...ours]
-    : ['systemd-analyze', 'verify', ...ours];
-  const r = run(argv, { env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:`, SYSTEMD_LOG_COLOR: '0' }, cwd: root });
+  // The package "installed": the rendered tree over the Debian 13 root, so verify finds our programs, Debian's
+  // binaries where Debian 13 puts them, and Debian 13's units our drop-ins extend.
+  const tree = scratch.tree(files);
+  const ours = units.map((u) => (existsSync(join(tree, UNIT_DIR, u)) ? `${UNIT_DIR}/${u}` : u));
+  const r = run(['env', 'SYSTEMD_LOG_COLOR=0', ...trixie.prefix([tree]), 'systemd-analyze', 'verify', ...ours]);
   return { code: r.code, output: r.stdout + r.stderr };
 }
 
@@ -43,6 +41,15 @@ describe('systemd-analyze verify', () => {
     const r = verify(files, units);
     expect(r.output).not.toMatch(/qubes-i2p-gateway|50-qubes-i2p-gateway|i2pd\.service|tinyproxy\.service|tor(@default)?\.service/);
     expect(r.code).toBe(0);
+  });
+
+  it('fails a drop-in that names Debian 12\'s i2pd path (/usr/sbin/i2pd): Debian 13 has only /usr/bin/i2pd', () => {
+    const files = renderGateway(configOf()).map((f) =>
+      f.path.endsWith('i2pd.service.d/50-qubes-i2p-gateway.conf') ? { ...f, data: new TextEncoder().encode(new TextDecoder().decode(f.data).replace('ExecStart=i2pd ', 'ExecStart=/usr/sbin/i2pd ')) } : f,
+    );
+    const r = verify(files, ['i2pd.service']);
+    expect(r.output).toMatch(/\/usr\/sbin\/i2pd/);
+    expect(r.code).not.toBe(0);
   });
 
   it('accepts the units without Tor', () => {

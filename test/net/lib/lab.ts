@@ -33,6 +33,7 @@ import { alive, endPid, must, Proc, run, sleep, type RunResult } from './sh.ts';
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const TOOLS = join(HERE, '..', 'tools');
 export const QUBES_BASE_NFT = join(HERE, '..', 'qubes-base.nft');
+const MACHINE_VIEW = join(HERE, '..', '..', 'util', 'machine-view.sh');
 // Debian's python3 (not a per-user shim): the stand-ins run as debian-tor and i2pd too.
 // The host's python3 runs only what stands outside the machines: up's recorder ("the internet") and the marker
 // frame sent below the gateway's netfilter. Everything inside the gateway and the app qube is Debian 13's.
@@ -185,6 +186,7 @@ export class Lab {
     // Only the tools' files: a __pycache__ left by a local python run is not part of the lab.
     for (const f of readdirSync(TOOLS, { withFileTypes: true })) if (f.isFile()) copyFileSync(join(TOOLS, f.name), join(s, 'tools', f.name));
     copyFileSync(QUBES_BASE_NFT, join(s, 'tools', 'qubes-base.nft'));
+    copyFileSync(MACHINE_VIEW, join(s, 'tools', 'machine-view.sh'));
     for (const f of readdirSync(join(s, 'tools'))) chmodSync(join(s, 'tools', f), 0o755);
     // What the Qubes agent writes in a network-providing qube, and in an app qube.
     writeFileSync(join(s, 'machine/etc/resolv.conf'), 'nameserver 10.139.1.1\nnameserver 10.139.1.2\n');
@@ -245,11 +247,11 @@ export class Lab {
     const view = join(s, 'tools/machine-view.sh');
     const hold = ['sh', '-c', 'echo READY; exec sleep infinity'];
     this.holder = this.track(
-      new Proc('gw-machine', ['ip', 'netns', 'exec', gw, 'unshare', '-m', '--propagation', 'private', 'sh', view, 'gw', s, join(s, 'run'), `${join(s, 'pkg')}:${join(s, 'machine')}:${this.root}`, ...hold]),
+      new Proc('gw-machine', ['ip', 'netns', 'exec', gw, 'unshare', '-m', '--propagation', 'private', 'sh', view, 'gw', s, join(s, 'run'), `${join(s, 'pkg')}:${join(s, 'machine')}:${this.root}`, s, ...hold]),
     );
     await this.holder.waitForLine('READY', 5000);
     this.clientHolder = this.track(
-      new Proc('client-machine', ['ip', 'netns', 'exec', client, 'unshare', '-m', '--propagation', 'private', 'sh', view, 'client', s, join(s, 'client-run'), `${join(s, 'client')}:${this.root}`, ...hold]),
+      new Proc('client-machine', ['ip', 'netns', 'exec', client, 'unshare', '-m', '--propagation', 'private', 'sh', view, 'client', s, join(s, 'client-run'), `${join(s, 'client')}:${this.root}`, s, ...hold]),
     );
     await this.clientHolder.waitForLine('READY', 5000);
     for (const user of opts.users ?? []) {
