@@ -1,6 +1,9 @@
 #!/bin/sh
 # Installs the Debian tools the tests use as oracles and runtime parts (the build itself needs none of them).
-# Run as root on Debian 12. Used by .ci/run; newcomers run it once (see README).
+# Run as root on Debian (12 or 13). Used by .ci/run; newcomers run it once (see README). The daemons and tools the
+# tests judge the gateway with come from a Debian 13 root the tests make themselves (test/util/chroot.ts); what is
+# installed here is what runs on the host: the package writers' oracles (dpkg-deb, rpm), debootstrap, the lab's
+# plumbing and the bench's load generators.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
