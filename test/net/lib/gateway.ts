@@ -51,7 +51,7 @@ export function buildGatewayDeb(input: unknown): BuiltGateway {
   return { config, debPath };
 }
 
-const SYSTEMD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const SYSTEMD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface RunningUnit {
   readonly unit: EffectiveUnit;

@@ -23,7 +23,7 @@
  * `inet qig-lab-tag` that only tags (it never accepts or drops): `up` then counts as the client's everything
  * that is not tagged and not link housekeeping (ARP, neighbour discovery, MLD, IGMP).
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -385,8 +385,8 @@ export class Lab {
     return ['setpriv', `--reuid=${user}`, `--regid=${this.account(user).gid}`, '--init-groups', ...privFlags, '--'];
   }
 
-  async gwRun(argv: readonly string[], opts: { user?: string; override?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
-    return run([...this.gwView(opts), ...argv], { timeoutMs: opts.timeoutMs ?? 10_000, ...(opts.env ? { env: opts.env } : {}) });
+  async gwRun(argv: readonly string[], opts: { user?: string; override?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<RunResult> {
+    return run([...this.gwView(opts), ...argv], { timeoutMs: opts.timeoutMs ?? 10_000, ...(opts.env ? { env: opts.env } : {}), ...(opts.input !== undefined ? { input: opts.input } : {}) });
   }
 
   gwSpawn(name: string, argv: readonly string[], opts: { user?: string; privFlags?: readonly string[]; env?: NodeJS.ProcessEnv } = {}): Proc {
@@ -396,6 +396,23 @@ export class Lab {
   /** A host program in one of the lab's network namespaces, outside its machine's root (the bench's Node stand-in). */
   nsSpawn(ns: Ns, name: string, argv: readonly string[]): Proc {
     return this.track(new Proc(name, ['ip', 'netns', 'exec', this.ns[ns], ...argv]));
+  }
+
+  /** A long-running process in the app qube machine (see clientView), ended with the lab. */
+  clientSpawn(name: string, argv: readonly string[]): Proc {
+    return this.track(new Proc(name, [...this.clientView(), ...argv]));
+  }
+
+  /**
+   * A TCP connection from the app qube that stays open (netlab.py hold): `send` later puts one line on it and
+   * waits for the one line that answers. For "an open connection survives X" tests.
+   */
+  async holdTcp(name: string, host: string, port: number): Promise<HeldTcp> {
+    const ctl = join(this.scratch, 'logs', `${name}.ctl`);
+    mkdirSync(ctl, { recursive: true });
+    const proc = this.clientSpawn(name, ['python3', join(this.scratch, 'tools/netlab.py'), 'hold', '--host', host, '--port', String(port), '--ctl', ctl]);
+    const first = await waitPrefixed(proc, 'OPEN ', 5000);
+    return new HeldTcp(proc, ctl, first);
   }
 
   async nsRun(ns: Ns, argv: readonly string[], timeoutMs = 10_000): Promise<RunResult> {
@@ -527,6 +544,43 @@ export class Lab {
     for (const n of Object.values(this.ns)) await destroyNamespace(n);
     rmSync(this.scratch, { recursive: true, force: true });
   }
+}
+
+/** The client side of a held connection (see Lab.holdTcp); `greeting` is the server's answer to the opening line. */
+export class HeldTcp {
+  private sent = 0;
+  constructor(
+    readonly proc: Proc,
+    private readonly ctl: string,
+    readonly greeting: string,
+  ) {}
+
+  /** Send one line on the open connection; the server's one-line answer, or `FAIL <why>` if the connection broke. */
+  async send(line: string): Promise<string> {
+    const n = ++this.sent;
+    writeFileSync(join(this.ctl, `${n}.tmp`), line);
+    renameSync(join(this.ctl, `${n}.tmp`), join(this.ctl, String(n)));
+    const reply = await waitPrefixed(this.proc, `${n} `, 6000);
+    return reply;
+  }
+
+  /** Close the connection and end the client process. */
+  async close(): Promise<void> {
+    writeFileSync(join(this.ctl, 'close'), '');
+    if (!(await this.proc.waitExit(3000)) && this.proc.child.pid !== undefined) await endPid(this.proc.child.pid);
+  }
+}
+
+/** The rest of the first stdout line of `proc` that starts with `prefix`. */
+async function waitPrefixed(proc: Proc, prefix: string, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const line = proc.out.split('\n').find((l) => l.startsWith(prefix));
+    if (line !== undefined) return line.slice(prefix.length);
+    if (proc.exited) break;
+    await sleep(20);
+  }
+  throw new Error(`${proc.name}: no line starting with "${prefix}" (${proc.exited ? `exited ${JSON.stringify(proc.exited)}` : 'timeout'})\n${proc.diagnostics()}`);
 }
 
 export interface Probe {

@@ -5,10 +5,12 @@ Subcommands (each long-running one prints READY on stdout once every socket is b
   up          the "clearnet": records every frame arriving on its interface (AF_PACKET) and runs a DNS server
               and TCP/UDP servers that client traffic must never reach; every hit is one JSON line in --log.
   tor         a stand-in for Tor's network: TransPort records each connection's ORIGINAL destination
-              (SO_ORIGINAL_DST) and answers; DNSPort (UDP only, like tor) records the query and answers.
+              (SO_ORIGINAL_DST) and answers (a connection that opens with HOLD stays open, one answer per line); DNSPort (UDP only, like tor) records the query and answers.
   http-proxy  a stand-in for an I2P router's HTTP proxy (or any local listener): records the request head.
   sync        sends one marker frame out of an interface with AF_PACKET (below netfilter), so the recorder on
               the far side can prove it has seen every frame sent before it.
+  hold        one client TCP connection that stays open, driven by files (see cmd_hold); with the Tor stand-in,
+              which answers every line of a connection that opens with HOLD.
   probe       runs a JSON list of probes (tcp, udp, icmp, dns, tcpraw: one segment with chosen flags, frag: a DNS
               query in two IPv4 fragments, l2syn: a SYN to any address, e.g. 127.0.0.1, in a frame to a given MAC)
               concurrently, each bounded, prints JSON results.
@@ -323,16 +325,39 @@ def tor_trans_conn(conn, peer, log):
         local = "%s:%d" % conn.getsockname()[:2]
         log.write(ev="tor-trans", orig=orig, peer=peer[0], local=local)
         conn.settimeout(0.5)
+        first = b""
         try:
-            conn.recv(4096)
+            first = conn.recv(4096)
         except socket.timeout:
             pass
+        if first.startswith(HOLD_LINE):
+            return tor_hold(conn, orig, log, first[len(HOLD_LINE):])
         body = f"TOR-RECORDER {orig}\n".encode()
         conn.sendall(b"HTTP/1.0 200 OK\r\nConnection: close\r\n\r\n" + body)
     except Exception:
         pass
     finally:
         conn.close()
+
+
+HOLD_LINE = b"HOLD\n"
+
+
+def tor_hold(conn, orig, log, rest):
+    """A client that opened with HOLD keeps its connection: every line it sends is answered with one line."""
+    log.write(ev="tor-hold", orig=orig)
+    conn.sendall(f"TOR-RECORDER {orig} HOLD\n".encode())
+    conn.settimeout(120)
+    buf = rest
+    while True:
+        while b"\n" not in buf:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            buf += chunk
+        line, buf = buf.split(b"\n", 1)
+        log.write(ev="tor-hold-line", orig=orig, line=line.decode("latin-1"))
+        conn.sendall(b"ECHO " + line + b"\n")
 
 
 def tor_dns(sock, log):
@@ -681,6 +706,55 @@ def probe_l2syn(p):
         s.close()
 
 
+# ------------------------------------------------------------------------------------------------------ hold
+
+def cmd_hold(a):
+    """One TCP connection that stays open. Opens with HOLD (a Tor recorder then answers every line), prints
+    OPEN <answer>; then, for each file N (1, 2, ...) that appears in --ctl, sends its text as one line and prints
+    N <answer line> (or N FAIL <why>). The file `close` ends it."""
+    def line_reply(s):
+        buf = b""
+        while b"\n" not in buf:
+            chunk = s.recv(4096)
+            if not chunk:
+                raise ConnectionError("closed by the peer")
+            buf += chunk
+        return buf.split(b"\n", 1)[0].decode("latin-1")
+
+    def say(text):
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    fam = socket.AF_INET6 if is6(a.host) else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(3)
+    try:
+        s.connect((a.host, a.port))
+        s.sendall(HOLD_LINE)
+        say("OPEN " + line_reply(s))
+    except (OSError, ConnectionError) as e:
+        say(f"OPEN FAIL {e!r}")
+        return
+    n = 1
+    deadline = time.time() + 300  # never outlive a test run
+    while time.time() < deadline:
+        if os.path.exists(os.path.join(a.ctl, "close")):
+            break
+        f = os.path.join(a.ctl, str(n))
+        if not os.path.exists(f):
+            time.sleep(0.02)
+            continue
+        with open(f) as fh:
+            text = fh.read()
+        try:
+            s.sendall(text.encode("latin-1") + b"\n")
+            say(f"{n} " + line_reply(s))
+        except (OSError, ConnectionError) as e:
+            say(f"{n} FAIL {e!r}")
+        n += 1
+    s.close()
+
+
 PROBES = {"l2syn": probe_l2syn, "tcp": probe_tcp, "udp": probe_udp, "icmp": probe_icmp, "dns": probe_dns, "tcpraw": probe_tcpraw, "frag": probe_frag}
 
 
@@ -722,8 +796,12 @@ def main():
     sy.add_argument("--token", required=True)
     pr = sub.add_parser("probe")
     pr.add_argument("spec")
+    ho = sub.add_parser("hold")
+    ho.add_argument("--host", required=True)
+    ho.add_argument("--port", type=int, required=True)
+    ho.add_argument("--ctl", required=True)
     a = ap.parse_args()
-    {"up": cmd_up, "tor": cmd_tor, "http-proxy": cmd_http_proxy, "sync": cmd_sync, "probe": cmd_probe}[a.cmd](a)
+    {"up": cmd_up, "tor": cmd_tor, "http-proxy": cmd_http_proxy, "sync": cmd_sync, "probe": cmd_probe, "hold": cmd_hold}[a.cmd](a)
 
 
 if __name__ == "__main__":
