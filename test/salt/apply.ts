@@ -108,7 +108,7 @@ function runState(dom0: FakeDom0, d: StateDecl, minion: string): void {
   const name = String(a['name']);
   switch (d.fn) {
     case 'qvm.template_installed':
-      return dom0.templateInstalled(name);
+      return dom0.templateInstalled(name, optionalString(a['fromrepo']), optionalString(a['pool']));
     case 'qvm.clone':
       return dom0.clone(String(a['source']), name);
     case 'qvm.prefs': {
@@ -136,4 +136,8 @@ function runState(dom0: FakeDom0, d: StateDecl, minion: string): void {
     default:
       throw new Error(`no fake for ${d.fn}`);
   }
+}
+
+function optionalString(v: unknown): string | undefined {
+  return v === undefined || v === null ? undefined : String(v);
 }

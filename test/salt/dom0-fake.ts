@@ -1,7 +1,11 @@
 /**
  * A small, honest stand-in for dom0's qvm-* tools and a template's package manager, for applying our rendered
- * states without Qubes. It models only what the real state modules are documented (FIELD-NOTES) to do:
- * `present`/`clone`/`template_installed` act only when the qube is missing; `prefs` compares values *as typed*
+ * states without Qubes. It models only what the real state modules are documented (FIELD-NOTES) to do, and
+ * qvm.template_installed as qubes-mgmt-salt-dom0-qvm release4.3 (v4.3.6) does it: "installed" is `qvm-check
+ * --template` (a qube of that name that is a TemplateVM), else `qvm-template install --quiet [--repoid=FROMREPO]
+ * NAME`, searching dom0's default-enabled repositories (only qubes-templates-itl, where Qubes' own Fedora and
+ * Debian templates are) or just FROMREPO; a non-template qube of that name makes qvm-template skip ("already
+ * installed") and the state fail. `present`/`clone` act only when the qube is missing; `prefs` compares values *as typed*
  * (so memory "400" against 400 changes on every run, as the real one does); a netvm must provide network;
  * qvm-create refuses a missing label. Every mutating command is recorded, so a test can assert that a second run
  * runs none.
@@ -19,8 +23,15 @@ const BOOL_PREFS = new Set(['provides-network', 'autostart', 'include-in-backups
 export class FakeDom0 {
   readonly qubes = new Map<string, FakeQube>();
   readonly commands: string[] = [];
-  /** Templates qvm-template could install. */
-  readonly available = new Set<string>();
+  /** Templates qvm-template could install, by repository id (the ids of dom0's qubes-repo-templates). */
+  readonly repos = new Map<string, Set<string>>([
+    ['qubes-templates-itl', new Set()],
+    ['qubes-templates-itl-testing', new Set()],
+    ['qubes-templates-community', new Set()],
+    ['qubes-templates-community-testing', new Set()],
+  ]);
+  /** Enabled unless a command says otherwise (`enabled = 1` in dom0's repo file): the ITL templates only. */
+  readonly enabledRepos: ReadonlySet<string> = new Set(['qubes-templates-itl']);
   /** Files reachable as salt://… */
   readonly saltFiles = new Map<string, { package: string; version: string }>();
 
@@ -38,10 +49,22 @@ export class FakeDom0 {
     return q;
   }
 
-  templateInstalled(name: string): void {
-    if (this.qubes.has(name)) return;
-    if (!this.available.has(name)) throw new Error(`qvm-template: no template ${name} in the repositories`);
-    this.run(`qvm-template install ${name}`);
+  /** Make `name` installable from repository `repo`. */
+  offerTemplate(repo: string, name: string): void {
+    const r = this.repos.get(repo);
+    if (r === undefined) throw new Error(`fake dom0: no repository ${repo}`);
+    r.add(name);
+  }
+
+  templateInstalled(name: string, fromrepo?: string, pool?: string): void {
+    const q = this.qubes.get(name);
+    if (q?.klass === 'TemplateVM') return;
+    this.run(`qvm-template install --quiet${fromrepo === undefined ? '' : ` --repoid=${fromrepo}`}${pool === undefined ? '' : ` --pool=${pool}`} ${name}`);
+    if (q !== undefined) {
+      throw new Error(`qvm.template_installed: ${name} exists but is not a template (qvm-template skips it as "already installed"; the state fails)`);
+    }
+    const searched = fromrepo === undefined ? [...this.enabledRepos] : [fromrepo];
+    if (!searched.some((r) => this.repos.get(r)?.has(name))) throw new Error(`qvm-template: no template ${name} in ${searched.join(', ')}`);
     this.addQube(name, 'TemplateVM');
   }
 

@@ -23,7 +23,7 @@ function formula(c: GatewayConfig): Map<string, string> {
 
 function dom0For(c: GatewayConfig): FakeDom0 {
   const d = new FakeDom0();
-  d.available.add(c.qubes.sourceTemplate);
+  d.offerTemplate('qubes-templates-itl', c.qubes.sourceTemplate);
   d.addQube('sys-firewall', 'AppVM', { 'provides-network': true, netvm: 'sys-net' });
   for (const client of c.qubes.clients) d.addQube(client, 'AppVM', { netvm: 'sys-firewall' });
   d.saltFiles.set(`salt://i2p-gateway/files/${DEB}`, { package: 'qubes-i2p-gateway', version: '0.1.0' });
@@ -81,7 +81,7 @@ describe.each(SCENARIOS)('formula: %s', (_name, value) => {
     const d = dom0For(c);
     applyAll(d, files, c);
     const first = [...d.commands];
-    expect(first).toContain(`qvm-template install ${c.qubes.sourceTemplate}`);
+    expect(first).toContain(`qvm-template install --quiet ${c.qubes.sourceTemplate}`);
     expect(first).toContain(`qvm-clone ${c.qubes.sourceTemplate} ${c.qubes.template}`);
     expect(first.some((x) => x.startsWith(`qvm-create --template ${c.qubes.template} --label ${c.qubes.label}`))).toBe(true);
     const gw = d.qubes.get(c.qubes.gateway)!;
@@ -136,6 +136,62 @@ describe('the fake dom0 catches the known traps', () => {
     expect(() => d.prefs('work', { netvm: 'sys-firewall-missing' })).toThrow();
     d.addQube('plain', 'AppVM', { 'provides-network': false });
     expect(() => d.prefs('work', { netvm: 'plain' })).toThrow(/does not provide network/);
+  });
+});
+
+describe('qvm.template_installed of the default source template, debian-13-minimal (qubes-mgmt-salt-dom0-qvm v4.3.6)', () => {
+  const c = config({});
+  const files = formula(c);
+  const clone = readSls(files, 'i2p-gateway.clone');
+
+  it('clone.sls names the template and nothing else: it is an official (ITL) template, in the repository dom0 enables by default', () => {
+    expect(c.qubes.sourceTemplate).toBe('debian-13-minimal');
+    const installed = clone.find((d) => d.fn === 'qvm.template_installed');
+    expect(installed?.args).toEqual({ name: 'debian-13-minimal' });
+    expect(clone.find((d) => d.fn === 'qvm.clone')?.args).toEqual({ name: c.qubes.template, source: 'debian-13-minimal', require: [{ qvm: installed?.id }] });
+  });
+
+  it('without fromrepo it is found in qubes-templates-itl; a repository that is not enabled by default (community) would not do', () => {
+    const d = new FakeDom0();
+    d.offerTemplate('qubes-templates-itl', 'debian-13-minimal');
+    apply(d, clone, 'dom0');
+    expect(d.commands).toEqual(['qvm-template install --quiet debian-13-minimal', 'qvm-clone debian-13-minimal debian-13-i2p']);
+
+    const community = new FakeDom0();
+    community.offerTemplate('qubes-templates-community', 'debian-13-minimal');
+    expect(() => apply(community, clone, 'dom0')).toThrow(/no template debian-13-minimal in qubes-templates-itl/);
+    // ...which is what fromrepo is for (qvm-template --repoid), e.g. the Whonix templates in Qubes' own formulas.
+    const withRepo = clone.map((x) => (x.fn === 'qvm.template_installed' ? { ...x, args: { ...x.args, fromrepo: 'qubes-templates-community' } } : x));
+    const d2 = new FakeDom0();
+    d2.offerTemplate('qubes-templates-community', 'debian-13-minimal');
+    apply(d2, withRepo, 'dom0');
+    expect(d2.commands[0]).toBe('qvm-template install --quiet --repoid=qubes-templates-community debian-13-minimal');
+  });
+
+  it('a debian-13-minimal that is already a template counts as installed however it got there (4.3: qvm-check --template), so nothing is downloaded', () => {
+    const d = new FakeDom0();
+    d.addQube('debian-13-minimal', 'TemplateVM');
+    apply(d, clone, 'dom0');
+    expect(d.commands).toEqual(['qvm-clone debian-13-minimal debian-13-i2p']);
+  });
+
+  it('a qube named debian-13-minimal that is not a template fails the state, and the clone that requires it does not run', () => {
+    const d = new FakeDom0();
+    d.offerTemplate('qubes-templates-itl', 'debian-13-minimal');
+    d.addQube('debian-13-minimal', 'AppVM');
+    expect(() => apply(d, clone, 'dom0')).toThrow(/exists but is not a template/);
+    expect(d.qubes.has(c.qubes.template)).toBe(false);
+  });
+});
+
+describe('the accepted-keys table is the module\'s, not a guess', () => {
+  it('a qvm.prefs spelling the module does not declare is refused (it would be dropped silently): dispvm_allowed, provides_networks', () => {
+    for (const key of ['dispvm_allowed', 'provides_networks']) {
+      expect(() => checkKeys('x.sls', 'id', 'qvm.prefs', { name: 'q', [key]: true })).toThrow(`does not accept "${key}"`);
+    }
+    for (const key of ['dispvm-allowed', 'provides_network', 'provides-network', 'devices_denied']) {
+      expect(() => checkKeys('x.sls', 'id', 'qvm.prefs', { name: 'q', [key]: true })).not.toThrow();
+    }
   });
 });
 
