@@ -9,8 +9,6 @@
  * a plain load), the jump from ip qubes custom-input is there exactly once, and a client connection that was
  * open before still carries data.
  */
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { A, type HeldTcp, type Lab } from './lib/lab.ts';
 import { HOOK_DIR, QubesFirewall43, RW_CONFIG, type HookRun } from './lib/qubes-firewall.ts';
@@ -20,6 +18,7 @@ import { ROUTER_BANNER, UNIT, World, type WorldState } from './lib/world.ts';
 const OUR_HOOK = `${HOOK_DIR}/50-qubes-i2p-gateway`;
 const RW_HOOK = `${RW_CONFIG}/qubes-firewall.d/10-lab-marker`;
 const USER_SCRIPT = `${RW_CONFIG}/qubes-firewall-user-script`;
+const MARKER_LOG = '/rw/lab-hooks-ran.log';
 const RECORDERS: WorldState = { tor: 'recorder', router: 'recorder', dnsmasq: true, tinyproxy: true };
 /** Every stage of a start that runs executables, in the order 4.3 runs them, each exiting 0. */
 const ALL_STAGES = [[OUR_HOOK, 0], [RW_HOOK, 0], [USER_SCRIPT, 0]];
@@ -31,7 +30,6 @@ let qf: QubesFirewall43;
 let OURS = '';
 /** The qubes-firewall tables of qubes-base.nft. */
 let QF_BASE = '';
-let markerLog = '';
 let names = 0;
 
 async function nft(args: readonly string[]): Promise<string> {
@@ -52,9 +50,11 @@ function count(haystack: string, needle: string): number {
   return haystack.split(needle).length - 1;
 }
 
-/** Which /rw executables really ran: each appends its own path to the log. */
-function markers(): string[] {
-  return readFileSync(markerLog, 'utf8').split('\n').filter((l) => l !== '');
+/** Which /rw executables really ran: each appends its own path to the log (in the gateway's /rw). */
+async function markers(): Promise<string[]> {
+  const r = await lab.gwRun(['cat', MARKER_LOG]);
+  if (r.code !== 0) throw new Error(`cannot read ${MARKER_LOG}: ${r.stderr}`);
+  return r.stdout.split('\n').filter((l) => l !== '');
 }
 
 function stages(runs: readonly HookRun[]): Array<[string, number | null]> {
@@ -130,16 +130,12 @@ beforeAll(async () => {
   lab = w.lab;
   qf = new QubesFirewall43(lab);
   // The private volume's hooks: each appends its path to a log, so a test sees which really ran.
-  markerLog = qf.rwConfigHostPath('../ran.log');
-  writeFileSync(markerLog, '');
+  await qf.writeRw(MARKER_LOG, '', '644');
   for (const path of [RW_HOOK, USER_SCRIPT]) {
-    const host = qf.rwConfigHostPath(path.slice(RW_CONFIG.length + 1));
-    mkdirSync(dirname(host), { recursive: true });
-    writeFileSync(host, `#!/bin/sh\n# lab marker: which /rw/config stage ran\necho "$0" >> ${dirname(RW_CONFIG)}/ran.log\n`);
-    chmodSync(host, 0o755);
+    await qf.writeRw(path, `#!/bin/sh\n# lab marker: which /rw/config stage ran\necho "$0" >> ${MARKER_LOG}\n`, '755');
   }
   // A file that is not executable is not run (4.3 runs regular files with the x bit only).
-  writeFileSync(qf.rwConfigHostPath('qubes-firewall.d/20-not-executable'), '#!/bin/sh\nexit 1\n', { mode: 0o644 });
+  await qf.writeRw(`${RW_CONFIG}/qubes-firewall.d/20-not-executable`, '#!/bin/sh\nexit 1\n', '644');
   OURS = await ours();
   await lab.resetFirewall();
   QF_BASE = await qubesFirewallTables();
@@ -153,10 +149,10 @@ afterAll(async () => {
 
 describe('Qubes OS 4.3 qubes-firewall.service (stand-in) and our hook', () => {
   it('at boot: the lockdown, then qubes-firewall creates its tables, runs our hook, then /rw/config/qubes-firewall.d and the user script, then the client\'s rules; the client is served and reaches nothing upstream', async () => {
-    const before = markers().length;
+    const before = (await markers()).length;
     const runs = await boot();
     expect(stages(runs), JSON.stringify(runs)).toEqual(ALL_STAGES);
-    expect(markers().slice(before)).toEqual([RW_HOOK, USER_SCRIPT]);
+    expect((await markers()).slice(before)).toEqual([RW_HOOK, USER_SCRIPT]);
     await expectOursOnce('after the start');
     // qubes-base.nft (what every other net test starts from) holds exactly what this 4.3 start builds.
     expect(await qubesFirewallTables()).toBe(QF_BASE);
@@ -172,9 +168,9 @@ describe('Qubes OS 4.3 qubes-firewall.service (stand-in) and our hook', () => {
       // Someone emptied the client's chain: the reload must put it back (so it really re-applies per-client rules).
       await nft(['flush', 'chain', 'ip', 'qubes-firewall', 'qbs-10-137-0-10']);
       expect(await qubesFirewallTables()).not.toBe(QF_BASE);
-      const before = markers().length;
+      const before = (await markers()).length;
       await qf.reload();
-      expect(markers().slice(before), 'a reload runs no hook').toEqual([]);
+      expect((await markers()).slice(before), 'a reload runs no hook').toEqual([]);
       expect(await qubesFirewallTables()).toBe(QF_BASE);
       await expectOursOnce('after a reload');
       expect(await held.send('after reload')).toBe('ECHO after reload');
@@ -192,10 +188,10 @@ describe('Qubes OS 4.3 qubes-firewall.service (stand-in) and our hook', () => {
       expect(await nft(['-s', 'list', 'tables'])).not.toContain('qubes-firewall');
       await expectOursOnce('with qubes-firewall stopped');
       await expectServed('with qubes-firewall stopped');
-      const before = markers().length;
+      const before = (await markers()).length;
       const runs = await qf.start();
       expect(stages(runs), JSON.stringify(runs)).toEqual(ALL_STAGES);
-      expect(markers().slice(before)).toEqual([RW_HOOK, USER_SCRIPT]);
+      expect((await markers()).slice(before)).toEqual([RW_HOOK, USER_SCRIPT]);
       expect(await qubesFirewallTables()).toBe(QF_BASE);
       await expectOursOnce('after a restart');
       expect(await held.send('after restart')).toBe('ECHO after restart');
@@ -229,12 +225,12 @@ describe('Qubes OS 4.3 qubes-firewall.service (stand-in) and our hook', () => {
   it('the upstream DNS changes (4.3\'s qubes-setup-dnat-to-ns replaces dnat-dns and reloads qubes-firewall): the client\'s DNS is still answered by the gateway, never by the new upstream resolver', async () => {
     await boot();
     try {
-      const before = markers().length;
+      const before = (await markers()).length;
       await qf.upstreamDnsChanged([A.up4]);
       const dnat = await nft(['list', 'chain', 'ip', 'qubes', 'dnat-dns']);
       expect(dnat).toContain(`dnat to ${A.up4}`);
       expect(dnat).not.toContain(A.upDns);
-      expect(markers().slice(before), 'the reload runs no hook').toEqual([]);
+      expect((await markers()).slice(before), 'the reload runs no hook').toEqual([]);
       await expectOursOnce('after the DNS change');
       await expectServed('after the upstream DNS changed', [A.up4]);
     } finally {
@@ -245,14 +241,14 @@ describe('Qubes OS 4.3 qubes-firewall.service (stand-in) and our hook', () => {
   it('with the qvm-service custom-persist on, our hook in /etc/qubes/qubes-firewall.d still runs and lifts the lockdown; /rw/config/qubes-firewall.d and the user script do not run', async () => {
     lab.setService('custom-persist', true);
     try {
-      const before = markers().length;
+      const before = (await markers()).length;
       const runs = await boot();
       expect(stages(runs), JSON.stringify(runs)).toEqual([[OUR_HOOK, 0]]);
       await expectOursOnce('custom-persist: after the start');
       await expectServed('custom-persist: after the start');
       expect(stages(await qf.restart())).toEqual([[OUR_HOOK, 0]]);
       await expectOursOnce('custom-persist: after a restart');
-      expect(markers().slice(before), 'no /rw/config executable ran').toEqual([]);
+      expect((await markers()).slice(before), 'no /rw/config executable ran').toEqual([]);
     } finally {
       lab.setService('custom-persist', false);
     }

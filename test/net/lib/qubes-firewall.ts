@@ -28,16 +28,13 @@
  *   - qubesdb is this object's `targets` and `connectedIps`: the lab's one client (10.137.0.10 and
  *     fd09:24ef:4179::a89:a on vif3.0) with dom0's default qvm-firewall for a new qube (qubes-core-admin
  *     `qubes/firewall.py` load_defaults: one rule `action=accept`; the policy is always drop).
- *   - /rw/config (the qube's private volume) is `RW_CONFIG` in the gateway machine, because the lab's gateway
- *     has no /rw (the host has none, and the lab never creates directories in the host's root). The paths below
- *     it are Qubes' own: qubes-firewall.d/ and qubes-firewall-user-script.
+ *   - /rw (the qube's private volume, kept across reboots in Qubes) is a directory of the gateway machine's
+ *     root like any other (its scratch upper layer); `writeRw` puts files there through the machine itself.
  *   - rules with `dsthost` (DNS resolution at load time) and the conntrack pruning of connections the new rules
  *     block (conntrack -D) are not emulated: the lab's client has the default rules, which block nothing.
  *   - the executables run through the lab's gateway helpers (`lab.gwRun`, as `Gateway.runHook` runs our hook),
  *     as root with systemd's PATH, so nft and the hook come from the gateway machine, wherever that is.
  */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { SYSTEMD_PATH } from './gateway.ts';
 import { A, type Lab } from './lab.ts';
 import type { RunResult } from './sh.ts';
@@ -67,8 +64,7 @@ export interface HookRun {
 }
 
 export const HOOK_DIR = '/etc/qubes/qubes-firewall.d';
-/** Where the stand-in keeps the qube's /rw/config (see the header), as the gateway machine sees it. */
-export const RW_CONFIG = '/run/qig-lab-rw/config';
+export const RW_CONFIG = '/rw/config';
 const CUSTOM_PERSIST = '/var/run/qubes-service/custom-persist';
 const TABLE = 'qubes-firewall';
 
@@ -93,11 +89,11 @@ export class QubesFirewall43 {
     this.connectedIps = opts.connectedIps ?? { 4: [A.client4], 6: [A.client6] };
   }
 
-  /** The host-side path of a file under RW_CONFIG, for a test to fill the private volume. */
-  rwConfigHostPath(rel = ''): string {
-    const dir = join(this.lab.scratch, RW_CONFIG.replace(/^\/run\//, 'run/'));
-    mkdirSync(dir, { recursive: true });
-    return join(dir, rel);
+  /** Write a file of the gateway's private volume (an absolute path under /rw), with its mode, as root there. */
+  async writeRw(path: string, text: string, mode: string): Promise<void> {
+    if (!path.startsWith('/rw/')) throw new Error(`writeRw: ${path} is not under /rw`);
+    const r = await this.lab.gwRun(['sh', '-c', 'mkdir -p "${1%/*}" && cat > "$1" && chmod "$2" "$1"', 'sh', path, mode], { input: text });
+    if (r.code !== 0) throw new Error(`writeRw ${path}: ${r.stderr}`);
   }
 
   async start(): Promise<HookRun[]> {
