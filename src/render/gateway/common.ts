@@ -48,6 +48,13 @@ export const PATHS = {
   aptSources: '/etc/apt/sources.list.d/i2p.sources',
   /** Our own program (Tor on): DNS over TCP from dnsmasq to Tor's UDP-only DNSPort. Not a command for users. */
   dnsRelay: `${LIBEXEC_DIR}/dns-tcp-relay`,
+  /**
+   * The i2pd web console's password: made at i2pd's first start in the gateway (never in the template or this
+   * package), kept with i2pd's state (bind-dirs), readable by root and the router user only. User name: i2pd.
+   */
+  consolePassword: '/var/lib/i2pd/qubes-i2p-gateway-console.pass',
+  /** udev rule: forwarding off for each client interface as it appears (see no-forward.ts). */
+  udevRules: '/usr/lib/udev/rules.d/90-qubes-i2p-gateway.rules',
   /** Read by Qubes' bind-dirs.sh; /usr/lib is the place for packaged (not admin) snippets. */
   bindDirs: '/usr/lib/qubes-bind-dirs.d/50_qubes-i2p-gateway.conf',
 } as const;
@@ -58,6 +65,8 @@ export const UNITS = {
   dnsmasq: 'qubes-i2p-gateway-dnsmasq.service',
   tinyproxy: 'qubes-i2p-gateway-tinyproxy.service',
   target: 'qubes-i2p-gateway.target',
+  /** Forwarding off in every qube from this template that provides network (see no-forward.ts). */
+  noForward: 'qubes-i2p-gateway-no-forward.service',
 } as const;
 
 /** Every drop-in we add to someone else's unit has this name, so `systemctl cat` shows whose it is. */

@@ -153,6 +153,8 @@ export class Lab {
   root = '';
   /** The gateway machine's /etc/passwd and /etc/group, read after it starts and after users are added. */
   private accounts: { passwd: string; group: string } = { passwd: '', group: '' };
+  /** Client qubes added after the first (addClient), in the order they were attached. */
+  private readonly extraClients: LabClient[] = [];
 
   private constructor() {
     this.id = `${process.pid}-${Math.random().toString(36).slice(2, 7)}`;
@@ -294,6 +296,7 @@ export class Lab {
   async resetFirewall(): Promise<void> {
     await this.bareFirewall();
     await this.nft(['-f', join(this.scratch, 'tools', 'qubes-base.nft')]);
+    for (const c of this.extraClients) await this.qubesKnowsClient(c);
   }
 
   /** No tables at all (not even Qubes'), except the lab's tag table: a gateway whose base firewall never loaded. */
@@ -358,6 +361,77 @@ export class Lab {
     const f = join(this.scratch, 'run/qubes-service', name);
     if (on) writeFileSync(f, '');
     else rmSync(f, { force: true });
+  }
+
+  /**
+   * Stand-in for qubes-sysinit.sh in a qube that provides network: Qubes writes /qubes-vm-type ProxyVM (NetVM
+   * without a netvm of its own) into qubesdb for it, and qubes-sysinit then creates /run/qubes/this-is-proxyvm
+   * and enables the services qubes-network and qubes-firewall by default (/run/qubes-service/<name>). The
+   * template and app qubes get none of these. Off: the lab's gateway is a qube that provides no network.
+   */
+  setProvidesNetwork(on: boolean): void {
+    mkdirSync(join(this.scratch, 'run/qubes'), { recursive: true, mode: 0o755 });
+    const files = [join(this.scratch, 'run/qubes/this-is-proxyvm'), join(this.scratch, 'run/qubes-service/qubes-network')];
+    for (const f of files) {
+      if (on) writeFileSync(f, '');
+      else rmSync(f, { force: true });
+    }
+  }
+
+  /** A kernel setting of the gateway's network namespace (net.* is per namespace), as /proc/sys shows it. */
+  async gwSysctl(key: string): Promise<string> {
+    return (await must(['ip', 'netns', 'exec', this.ns.gw, 'cat', `/proc/sys/${key.replace(/\./g, '/')}`])).stdout.trim();
+  }
+
+  /** Set a kernel setting in the gateway's namespace (what Qubes' own scripts write there, say). */
+  async setGwSysctl(key: string, value: string): Promise<void> {
+    await this.sysctl(this.ns.gw, key, value);
+  }
+
+  /**
+   * Attach another client qube, as Qubes does when a qube whose netvm is the gateway starts: a new vif<N>.0 in
+   * group 2 with the gateway's address on it, and what vif-route-qubes (qubes-core-agent-linux network/) adds for
+   * the client: its address in Qubes' `allowed` and `downstream` sets and a route to it; plus the per-client chain
+   * qubes-firewall adds for a client with dom0's default policy (accept). The client's namespace gets a default
+   * route via the gateway and Qubes' resolver addresses, like the first client.
+   */
+  async addClient(): Promise<LabClient> {
+    const n = this.extraClients.length + 2;
+    const vif = `vif${n + 2}.0`;
+    const addr = `10.137.0.${n + 9}`;
+    const ns = `${PREFIX}-${this.id}-client${n}`;
+    const gw = this.ns.gw;
+    await must(['ip', 'netns', 'add', ns]);
+    // Its probes run the host's python3 in its namespace (the first client is a machine of the Debian 13 root; the
+    // probes are the same program, and nothing in them depends on the client's release).
+    const client: LabClient = { ns, vif, addr, probe: (probes) => this.probeIn(['ip', 'netns', 'exec', ns], probes, PYTHON) };
+    this.extraClients.push(client);
+    await this.sysctl(ns, 'net.ipv6.conf.default.accept_dad', '0');
+    await must(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+    await must(['ip', '-n', gw, 'link', 'add', vif, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    await must(['ip', '-n', gw, 'link', 'set', vif, 'group', '2']);
+    await must(['ip', '-n', ns, 'addr', 'add', `${addr}/32`, 'dev', 'eth0', 'nodad']);
+    await must(['ip', '-n', gw, 'addr', 'add', `${A.gwDown4}/32`, 'dev', vif, 'nodad']);
+    await must(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
+    await must(['ip', '-n', gw, 'link', 'set', vif, 'up']);
+    await must(['ip', '-n', ns, 'route', 'add', A.gwDown4, 'dev', 'eth0']);
+    await must(['ip', '-n', ns, 'route', 'add', 'default', 'via', A.gwDown4]);
+    await must(['ip', '-n', gw, 'route', 'add', addr, 'dev', vif]);
+    await this.qubesKnowsClient(client);
+    return client;
+  }
+
+  /** What vif-route-qubes and qubes-firewall add to Qubes' tables for an attached client (if those tables exist). */
+  private async qubesKnowsClient(c: LabClient): Promise<void> {
+    const chain = `qbs-${c.addr.replace(/\./g, '-')}`;
+    const rules =
+      `add element ip qubes allowed { "${c.vif}" . ${c.addr} }\n` +
+      `add element ip qubes downstream { ${c.addr} }\n` +
+      `add chain ip qubes-firewall ${chain}\n` +
+      `add rule ip qubes-firewall ${chain} accept\n` +
+      `add rule ip qubes-firewall qubes-forward ip saddr ${c.addr} jump ${chain}\n`;
+    const tables = (await this.nft(['list', 'tables'])).stdout;
+    if (tables.includes('table ip qubes\n') && tables.includes('table ip qubes-firewall')) await this.nft(['-f', '-'], rules);
   }
 
   // ------------------------------------------------------------------------------------------------- running
@@ -470,9 +544,11 @@ export class Lab {
 
   /** Run probes (netlab.py probe) concurrently from the client (as root) or the gateway (as `user`). */
   async probe(where: 'client' | 'gw', probes: readonly Probe[], user?: string): Promise<ProbeResult[]> {
-    const tool = join(this.scratch, 'tools/netlab.py');
-    const view = where === 'client' ? this.clientView() : this.gwView(user === undefined ? {} : { user });
-    const argv = [...view, 'python3', tool, 'probe', JSON.stringify(probes)];
+    return this.probeIn(where === 'client' ? this.clientView() : this.gwView(user === undefined ? {} : { user }), probes);
+  }
+
+  private async probeIn(prefix: readonly string[], probes: readonly Probe[], python = 'python3'): Promise<ProbeResult[]> {
+    const argv = [...prefix, python, join(this.scratch, 'tools/netlab.py'), 'probe', JSON.stringify(probes)];
     const r = await run(argv, { timeoutMs: 15_000 });
     if (r.code !== 0) throw new Error(`probe failed: ${r.stderr}`);
     const results = JSON.parse(r.stdout) as ProbeResult[];
@@ -541,7 +617,7 @@ export class Lab {
     for (const pid of this.forkedPids) await endPid(pid);
     for (const p of this.procs.values()) if (p !== this.holder && p !== this.clientHolder && p.child.pid !== undefined) await endPid(p.child.pid);
     for (const h of [this.holder, this.clientHolder]) if (h?.child.pid !== undefined) await endPid(h.child.pid);
-    for (const n of Object.values(this.ns)) await destroyNamespace(n);
+    for (const n of [...Object.values(this.ns), ...this.extraClients.map((c) => c.ns)]) await destroyNamespace(n);
     rmSync(this.scratch, { recursive: true, force: true });
   }
 }
@@ -583,6 +659,15 @@ async function waitPrefixed(proc: Proc, prefix: string, timeoutMs: number): Prom
   throw new Error(`${proc.name}: no line starting with "${prefix}" (${proc.exited ? `exited ${JSON.stringify(proc.exited)}` : 'timeout'})\n${proc.diagnostics()}`);
 }
 
+/** A client qube attached after the first (Lab.addClient). */
+export interface LabClient {
+  readonly ns: string;
+  /** The gateway's interface towards it. */
+  readonly vif: string;
+  readonly addr: string;
+  probe(probes: readonly Probe[]): Promise<ProbeResult[]>;
+}
+
 export interface Probe {
   readonly kind: 'tcp' | 'udp' | 'icmp' | 'dns' | 'tcpraw' | 'frag' | 'l2syn';
   readonly [k: string]: unknown;
@@ -611,7 +696,7 @@ export async function removeLeftovers(): Promise<string[]> {
   const list = await run(['ip', 'netns', 'list'], { timeoutMs: 5000 });
   for (const line of list.stdout.split('\n')) {
     const name = line.split(' ')[0] ?? '';
-    const m = new RegExp(`^${PREFIX}-(\\d+)-[a-z0-9]+-(client|gw|up)$`).exec(name);
+    const m = new RegExp(`^${PREFIX}-(\\d+)-[a-z0-9]+-(client\\d*|gw|up)$`).exec(name);
     if (m && !alive(Number(m[1]))) {
       await destroyNamespace(name);
       removed.push(name);

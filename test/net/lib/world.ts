@@ -31,6 +31,9 @@ export const UNIT = {
   tinyproxy: 'qubes-i2p-gateway-tinyproxy.service',
   i2pd: 'i2pd.service',
   lockdown: 'qubes-i2p-gateway-lockdown.service',
+  // Forwarding off (the layer below our tables): started only by the tests of that layer, so every other test
+  // proves the nft layer alone, with forwarding on as Qubes leaves it.
+  noForward: 'qubes-i2p-gateway-no-forward.service',
   target: 'qubes-i2p-gateway.target',
 } as const;
 
@@ -93,6 +96,8 @@ export class World {
     rmSync(dirname(built.debPath), { recursive: true, force: true });
     const world = new World(lab, new Gateway(lab, built.config));
     try {
+      // The gateway provides network (Qubes makes it a ProxyVM) and has its qvm-service.
+      lab.setProvidesNetwork(true);
       lab.setService(built.config.qubes.service, true);
       await world.loadFirewall();
       await world.startHelpers();

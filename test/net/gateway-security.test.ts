@@ -1,0 +1,391 @@
+/**
+ * The holes of issue 12, each proved closed in the lab (each of these tests failed on the renderers before the
+ * fix; the commit that added them says how): a gateway qube whose qvm-service is off, addressbook poisoning,
+ * a DNS cache shared by the clients, an exposed console without credentials, a missing router user, a second
+ * router, ports of the virtual IP other than 80, and forwarding with our tables gone.
+ *
+ * One build: the default (i2pd, Tor on) with the router console exposed on the virtual IP, so the console's
+ * credentials are tested where a client can reach them. The real i2pd runs where a test needs its behaviour.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe as suite, expect, it } from 'vitest';
+import { PATHS, UNITS } from '../../src/render/gateway/common.ts';
+import { buildGatewayDeb, Gateway } from './lib/gateway.ts';
+import { A, Lab, type Probe, type ProbeResult } from './lib/lab.ts';
+import { answersOf, expectNoLeakMarkers, expectUpClean, freshOnion, httpStatus } from './lib/suite.ts';
+import { parseUnit } from './lib/units.ts';
+import { ROUTER_BANNER, UNIT, World, type WorldState } from './lib/world.ts';
+
+// The real I2P repository keyring, found as test/net/gateway-java.test.ts finds it (the Java build needs one).
+const KEYRING =
+  process.env['QIG_I2P_KEYRING'] ?? join(dirname(fileURLToPath(import.meta.url)), '../../../shared/data/i2p-archive-keyring.gpg');
+if (!existsSync(KEYRING)) throw new Error(`the I2P keyring is not at ${KEYRING}. Fix: set QIG_I2P_KEYRING to its path`);
+
+let w: World;
+let lab: Lab;
+
+const RECORDERS: WorldState = { tor: 'recorder', router: 'recorder', dnsmasq: true, tinyproxy: true };
+const CONSOLE = 7070;
+
+beforeAll(async () => {
+  w = await World.create({ i2p: { expose: { console: true } } });
+  lab = w.lab;
+});
+
+afterAll(async () => {
+  await w?.destroy();
+});
+
+/** What a client would try: clearnet TCP, DNS to Qubes' resolvers and upstream, UDP, ICMP, IPv6. */
+const LEAK_PROBES: readonly Probe[] = [
+  { kind: 'tcp', host: A.web, port: 80, send: 'GET / HTTP/1.0\r\n\r\n', timeout: 1 },
+  { kind: 'tcp', host: A.web, port: 443, timeout: 1 },
+  { kind: 'dns', server: A.dns1, name: 'leak.example', qtype: 'A', timeout: 1 },
+  { kind: 'dns', server: A.upDns, name: 'leak2.example', qtype: 'A', timeout: 1 },
+  { kind: 'dns', server: A.dns2, name: 'leak3.example', qtype: 'A', tcp: true, timeout: 1 },
+  { kind: 'udp', host: A.web, port: 443 },
+  { kind: 'icmp', host: A.web },
+  { kind: 'tcp', host: A.web6, port: 80, timeout: 1 },
+];
+
+function expectNothingReached(r: readonly ProbeResult[]): void {
+  expectNoLeakMarkers(r);
+  for (const x of r) expect(x.outcome, JSON.stringify(x)).not.toMatch(/^(connected|reply|answer)$/);
+}
+
+/** The hook's journal lines go to logger and stderr; stderr is what the lab sees. */
+async function hook(): Promise<{ code: number | null; stderr: string }> {
+  return w.gw.runHook();
+}
+
+suite('1. a qube that provides network but lacks the qvm-service forwards nothing', () => {
+  it('at boot: the lockdown unit runs, and the hook leaves a table that drops forwarding and says how to turn the gateway on', async () => {
+    const service = w.config.qubes.service;
+    await w.use({ tor: 'off', router: 'off', dnsmasq: false, tinyproxy: false });
+    lab.setService(service, false);
+    try {
+      await lab.resetFirewall();
+      // The control: Qubes' tables alone forward the client's traffic.
+      let mark = lab.upMark();
+      const before = await lab.probe('client', [LEAK_PROBES[0] as Probe]);
+      expect(before[0]?.data).toContain('UP-LEAKED');
+      await lab.upSince(mark);
+
+      await w.gw.runOneshot(UNIT.lockdown);
+      const r = await hook();
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`qvm-service ${service} is off`);
+      expect(r.stderr).toContain(`qvm-service --enable ${w.config.qubes.gateway} ${service}`);
+      const rules = await lab.ruleset();
+      expect(rules).toContain('table inet qubes-i2p-gateway-off');
+      expect(rules).not.toContain('table inet qubes-i2p-gateway {');
+      mark = lab.upMark();
+      expectNothingReached(await lab.probe('client', LEAK_PROBES));
+      await expectUpClean(lab, mark, 'service off at boot');
+    } finally {
+      lab.setService(service, true);
+      await w.loadFirewall();
+    }
+  });
+
+  it('turned off while the gateway runs: the next qubes-firewall start removes our rules and forwards nothing', async () => {
+    const service = w.config.qubes.service;
+    await w.use(RECORDERS);
+    lab.setService(service, false);
+    try {
+      const r = await hook();
+      expect(r.code, r.stderr).toBe(0);
+      const rules = await lab.ruleset();
+      expect(rules).toContain('table inet qubes-i2p-gateway-off');
+      expect(rules).not.toContain('table inet qubes-i2p-gateway {');
+      const mark = lab.upMark();
+      const res = await lab.probe('client', [
+        ...LEAK_PROBES,
+        { kind: 'tcp', host: A.vip, port: 80, send: 'GET / HTTP/1.1\r\nHost: foo.i2p\r\n\r\n', timeout: 1 },
+        { kind: 'dns', server: A.gwDown4, name: 'self.i2p', qtype: 'A', timeout: 1 },
+      ]);
+      expectNothingReached(res);
+      expect(w.torEvents()).toEqual([]);
+      expect(w.routerEvents()).toEqual([]);
+      await expectUpClean(lab, mark, 'service turned off while running');
+      // Turned on again: the next start loads the gateway and removes the table.
+      lab.setService(service, true);
+      const again = await hook();
+      expect(again.code, again.stderr).toBe(0);
+      expect(await lab.ruleset()).not.toContain('qubes-i2p-gateway-off');
+    } finally {
+      lab.setService(service, true);
+      await w.loadFirewall();
+    }
+  });
+
+  it('the template (no network provided, no service): the hook and every unit of ours stay inert', async () => {
+    const service = w.config.qubes.service;
+    lab.setService(service, false);
+    lab.setProvidesNetwork(false);
+    try {
+      await lab.resetFirewall();
+      const before = await lab.ruleset();
+      const r = await hook();
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toBe('');
+      expect(await lab.ruleset()).toBe(before);
+      for (const u of [UNIT.lockdown, UNITS.noForward]) expect(await w.gw.conditionsHold(w.gw.unit(u)), u).toBe(false);
+    } finally {
+      lab.setProvidesNetwork(true);
+      lab.setService(service, true);
+      await w.loadFirewall();
+    }
+  });
+});
+
+/** A syntactically valid I2P destination (random keys, null certificate), in I2P's base64. */
+function fakeDestination(): string {
+  const bytes = new Uint8Array(387);
+  for (let i = 0; i < 384; i++) bytes[i] = Math.floor(Math.random() * 256);
+  return Buffer.from(bytes).toString('base64').replace(/\+/g, '-').replace(/\//g, '~');
+}
+
+async function addressbook(): Promise<string> {
+  const r = await lab.gwRun(['sh', '-c', 'cd /var/lib/i2pd && find addressbook -type f 2>/dev/null | sort | xargs -r sha256sum']);
+  return r.stdout;
+}
+
+suite('2. no client can write the shared addressbook', () => {
+  it('a request with ?i2paddresshelper= (and &update=true) is refused and the addressbook stays as it was', async () => {
+    await w.use({ ...RECORDERS, router: 'real' });
+    const before = await addressbook();
+    const mark = lab.upMark();
+    const dest = fakeDestination();
+    const first = await lab.curl(`http://poisoned.i2p/?i2paddresshelper=${dest}`);
+    const update = await lab.curl(`http://poisoned.i2p/?i2paddresshelper=${dest}&update=true`);
+    for (const c of [first, update]) {
+      expect(c.body, c.stderr).toContain('I2Pd HTTP proxy');
+      expect(c.body).not.toContain('added to router');
+      expect(c.body).toMatch(/addresshelper is not supported/i);
+    }
+    // Another client's request for the name still finds nothing.
+    const later = await lab.curl('http://poisoned.i2p/');
+    expect(later.body).toContain('Host not found');
+    expect(await addressbook()).toBe(before);
+    await expectUpClean(lab, mark, 'addresshelper');
+  });
+});
+
+suite('3. no DNS answer is shared between clients', () => {
+  it('a name one client asked is asked upstream again for the next client (dnsmasq keeps no cache)', async () => {
+    await w.use(RECORDERS);
+    const second = await lab.addClient();
+    const mark = lab.upMark();
+    const name = freshOnion();
+    const q: Probe = { kind: 'dns', server: A.dns1, name, qtype: 'A' };
+    const a = await lab.probe('client', [q]);
+    const b = await second.probe([q]);
+    const c = await second.probe([{ ...q, name: 'other.example' }]);
+    for (const x of [a, b, c]) expect(x[0]?.outcome, JSON.stringify(x)).toBe('answer');
+    const asked = w.torEvents().map((e) => e['name']);
+    expect(asked.filter((n) => n === name), 'the second client got the first client\'s cached answer').toHaveLength(2);
+    await expectUpClean(lab, mark, 'two clients');
+  });
+});
+
+suite('4. the exposed console needs the password made in the gateway', () => {
+  it('without credentials a client gets 401 and cannot stop the router; with the password from the gateway\'s state it gets in', async () => {
+    await w.use({ ...RECORDERS, router: 'real' });
+    await lab.waitListening('tcp', CONSOLE, 20_000, 'i2pd console');
+    const base = `http://${A.vip}:${CONSOLE}/`;
+    const anon = await lab.curl(base);
+    expect(anon.status, anon.body.slice(0, 200)).toBe('401');
+    const kill = await lab.curl(`${base}?cmd=terminate&token=1`);
+    expect(kill.status).toBe('401');
+    const pid = w.gw.get(UNIT.i2pd)?.pid ?? 0;
+    expect(pid).toBeGreaterThan(0);
+    expect((await lab.gwRun(['kill', '-0', String(pid)])).code, 'i2pd died').toBe(0);
+
+    const file = await lab.gwRun(['stat', '-c', '%U %a', PATHS.consolePassword]);
+    expect(file.stdout.trim(), file.stderr).toBe('i2pd 600');
+    const pass = (await lab.gwRun(['cat', PATHS.consolePassword])).stdout.trim();
+    expect(pass).toMatch(/^[A-Za-z0-9]{24,}$/);
+    const authed = await lab.curl(base, ['-u', `i2pd:${pass}`]);
+    expect(authed.status).toBe('200');
+    expect(authed.body).toContain('i2pd');
+    // Never in the package (so never in the template): the password is made at the router's first start.
+    expect(JSON.stringify(listTree(lab.pkgRoot))).not.toContain(PATHS.consolePassword.split('/').at(-1));
+    const packaged = readFileSync(join(lab.pkgRoot, PATHS.i2pdConf), 'utf8');
+    expect(packaged).not.toContain(pass);
+  });
+
+  it('the password survives a restart of the router (the same file is kept)', async () => {
+    await w.use({ ...RECORDERS, router: 'real' });
+    const pass = (await lab.gwRun(['cat', PATHS.consolePassword])).stdout.trim();
+    expect(pass).not.toBe('');
+    await w.use(RECORDERS);
+    await w.use({ ...RECORDERS, router: 'real' });
+    expect((await lab.gwRun(['cat', PATHS.consolePassword])).stdout.trim()).toBe(pass);
+  });
+
+  it('i2pd is restarted when it dies, whatever its exit status (cmd=terminate exits 0)', () => {
+    const unit = w.gw.unit(UNIT.i2pd);
+    expect(unit.get('Service', 'Restart')).toBe('always');
+    expect(Number(unit.get('Service', 'RestartSec')?.replace(/s$/, ''))).toBeGreaterThan(0);
+  });
+});
+
+suite('5. a missing router user fails closed, and says which package and what to do', () => {
+  it('without the user i2pd the hook leaves the lockdown and names package i2pd and the fix', async () => {
+    await w.use(RECORDERS);
+    const layer = join(lab.scratch, 'override-no-i2pd-user');
+    for (const f of ['passwd', 'group']) {
+      const path = join(layer, 'etc', f);
+      mkdirSync(dirname(path), { recursive: true });
+      const host = readFileSync(`/etc/${f}`, 'utf8');
+      writeFileSync(path, host.split('\n').filter((l) => !l.startsWith('i2pd:')).join('\n'));
+    }
+    try {
+      await lab.resetFirewall();
+      const r = await w.gw.runHook({ override: layer });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain('user i2pd');
+      expect(r.stderr).toContain('package i2pd');
+      expect(r.stderr).toContain(`state.sls i2p-gateway.install`);
+      expect(await lab.ruleset()).toContain('table inet qubes-i2p-gateway-lockdown');
+      const mark = lab.upMark();
+      expectNothingReached(await lab.probe('client', LEAK_PROBES));
+      await expectUpClean(lab, mark, 'router user missing');
+    } finally {
+      await w.loadFirewall();
+    }
+  });
+});
+
+suite('6. exactly one router can start in the gateway', () => {
+  it('the i2pd build keeps the Java router\'s i2p.service from starting in the gateway', () => {
+    const dropIn = parseUnit(readFileSync(join(lab.pkgRoot, 'usr/lib/systemd/system/i2p.service.d/50-qubes-i2p-gateway.conf'), 'utf8'));
+    const conds = dropIn.get('Unit')?.filter(([k]) => k === 'ConditionPathExists').map(([, v]) => v);
+    expect(conds).toEqual([`!/run/qubes-service/${w.config.qubes.service}`]);
+  });
+
+  it('the Java router build keeps Debian\'s i2pd.service (left from an i2pd build) from starting in the gateway', async () => {
+    const built = buildGatewayDeb({ i2p: { router: 'i2p', keyring: KEYRING } });
+    const java = await Lab.create({ sanctionedUsers: [], deb: built.debPath });
+    try {
+      const gw = new Gateway(java, built.config);
+      java.setProvidesNetwork(true);
+      java.setService(built.config.qubes.service, true);
+      // Debian's i2pd.service from the host, with the Java build's drop-in layered on it.
+      expect(await gw.conditionsHold(gw.unit(UNIT.i2pd))).toBe(false);
+      java.setService(built.config.qubes.service, false);
+      expect(await gw.conditionsHold(gw.unit(UNIT.i2pd)), 'other qubes built from the template keep Debian\'s behaviour').toBe(true);
+    } finally {
+      await java.destroy();
+      rmSync(dirname(built.debPath), { recursive: true, force: true });
+    }
+  });
+});
+
+suite('7. any port of the virtual IP but the exposed ones is HTTP through tinyproxy; HTTPS is refused at once', () => {
+  it('http://site.i2p:8080/ reaches the router as that URL; 443 and 8443 get a reset; SSH gets tinyproxy\'s 400', async () => {
+    await w.use(RECORDERS);
+    const mark = lab.upMark();
+    const c = await lab.curl('http://site.i2p:8080/x');
+    expect([c.status, c.body.trim()], c.stderr).toEqual(['200', ROUTER_BANNER]);
+    const reqs = w.routerEvents().filter((e) => e.ev === 'proxy').map((e) => String(e['request']));
+    expect(reqs).toEqual(['GET http://site.i2p:8080/x HTTP/1.1']);
+    const started = Date.now();
+    const tls = await lab.curl('https://site.i2p/');
+    expect(Date.now() - started, 'HTTPS must be refused at once, not time out').toBeLessThan(1500);
+    expect(tls.status).toBe('000');
+    const r = await lab.probe('client', [
+      { kind: 'tcp', host: A.vip, port: 443, timeout: 1 },
+      { kind: 'tcp', host: A.vip, port: 8443, timeout: 1 },
+      { kind: 'tcp', host: A.vip, port: 22, send: 'SSH-2.0-OpenSSH_9.2\r\n', readTimeout: 2 },
+      { kind: 'tcp', host: A.vip, port: 9040, send: 'GET / HTTP/1.1\r\nHost: example.com\r\n\r\n' },
+    ]);
+    expect(r.map((x) => x.outcome)).toEqual(['refused', 'refused', 'connected', 'connected']);
+    expect(httpStatus(r[2]?.data)).toBe(400);
+    expect(httpStatus(r[3]?.data)).toBe(403);
+    expect(w.torEvents()).toEqual([]);
+    await expectUpClean(lab, mark, 'virtual IP ports');
+  });
+});
+
+suite('8. with our tables gone, the kernel still routes nothing', () => {
+  it('no forwarding after the unit ran: deleting our table, flushing every table, a new client, Qubes turning forwarding on again', async () => {
+    await w.use({ tor: 'recorder', router: 'off', dnsmasq: false, tinyproxy: false });
+    try {
+      await lab.resetFirewall();
+      // The control: with forwarding on and only Qubes' tables (our table deleted), the client gets out.
+      let mark = lab.upMark();
+      const control = await lab.probe('client', [LEAK_PROBES[0] as Probe]);
+      expect(control[0]?.data).toContain('UP-LEAKED');
+      await lab.upSince(mark);
+
+      await w.loadFirewall();
+      await w.gw.runOneshot(UNITS.noForward);
+      expect(await lab.gwSysctl('net.ipv4.ip_forward')).toBe('0');
+      expect(await lab.gwSysctl('net.ipv6.conf.all.forwarding')).toBe('0');
+
+      await lab.nsRun('gw', ['nft', 'delete', 'table', 'inet', 'qubes-i2p-gateway']);
+      mark = lab.upMark();
+      expectNothingReached(await lab.probe('client', LEAK_PROBES));
+      await expectUpClean(lab, mark, 'our table deleted');
+
+      await lab.bareFirewall(); // nft flush ruleset (the lab's tag table, which only tags, comes back)
+      mark = lab.upMark();
+      expectNothingReached(await lab.probe('client', LEAK_PROBES));
+      await expectUpClean(lab, mark, 'whole ruleset flushed');
+
+      // A client attaches now: udev runs our rule for its vif, as it runs Qubes' vif-route-qubes.
+      const second = await lab.addClient();
+      await runUdevRule(second.vif);
+      expect(await lab.gwSysctl(`net.ipv4.conf.${second.vif}.forwarding`)).toBe('0');
+      mark = lab.upMark();
+      expectNothingReached(await second.probe(LEAK_PROBES.filter((p) => p.host !== A.web6)));
+      await expectUpClean(lab, mark, 'a new client with the ruleset flushed');
+
+      // qubes-network.service (re)started: network-proxy-setup.sh writes ip_forward=1; systemd then starts our
+      // unit again (it is PartOf= and After= that unit).
+      await lab.setGwSysctl('net.ipv4.ip_forward', '1');
+      const unit = w.gw.unit(UNITS.noForward);
+      expect(unit.list('Unit', 'PartOf')).toContain('qubes-network.service');
+      expect(unit.list('Unit', 'After')).toContain('qubes-network.service');
+      await w.gw.runOneshot(UNITS.noForward);
+      mark = lab.upMark();
+      expectNothingReached(await lab.probe('client', LEAK_PROBES));
+      await expectUpClean(lab, mark, 'after qubes-network started again');
+    } finally {
+      await lab.setGwSysctl('net.ipv4.ip_forward', '1');
+      await lab.setGwSysctl('net.ipv6.conf.all.forwarding', '1');
+      await w.loadFirewall();
+    }
+  });
+});
+
+/** Stand-in for udevd: the packaged rule's RUN+= for an added net device named `iface`, run as root. */
+async function runUdevRule(iface: string): Promise<void> {
+  const rules = readFileSync(join(lab.pkgRoot, PATHS.udevRules.slice(1)), 'utf8');
+  const runs = rules.split('\n').filter((l) => !l.trim().startsWith('#') && l.includes('RUN+='));
+  expect(runs.length).toBeGreaterThan(0);
+  for (const line of runs) {
+    expect(line).toMatch(/KERNEL=="vif\*"/);
+    const cmd = /RUN\+="([^"]+)"/.exec(line)?.[1] ?? '';
+    const argv = cmd.replace(/\$name|%k/g, iface).split(/\s+/);
+    const r = await lab.gwRun(argv);
+    expect(r.code, r.stderr).toBe(0);
+  }
+}
+
+function listTree(root: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      out.push(p.slice(root.length));
+      if (e.isDirectory()) walk(p);
+    }
+  };
+  walk(root);
+  return out;
+}
