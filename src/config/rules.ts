@@ -131,6 +131,22 @@ export const keyringOnlyForJavaRouter: Rule = (c) =>
     : [];
 
 /**
+ * The Java router's console has no password this build can set and test (i2pd's gets one at its first start, see
+ * render/gateway/i2pd.ts): exposed on the virtual IP it would let every client qube stop or reconfigure the router.
+ */
+export const noOpenJavaConsole: Rule = (c) =>
+  c.i2p.router === 'i2p' && c.i2p.expose.console
+    ? [
+        {
+          path: ['i2p', 'expose', 'console'],
+          input: true,
+          message:
+            "can only be exposed with router i2pd, whose console gets a password at the gateway's first start: the Java router's console would let every client qube stop or reconfigure the router. Fix: set i2p.expose.console: false (open the console inside the gateway), or i2p.router: i2pd",
+        },
+      ]
+    : [];
+
+/**
  * The distro's own tor and tinyproxy units start only where the qvm-service of their own name is on (our drop-ins);
  * naming the gateway's service after one of them would start that daemon in the gateway beside ours.
  */
@@ -139,7 +155,7 @@ export const serviceNotADistroDaemon: Rule = (c) =>
     ? [{ path: ['qubes', 'service'], input: c.qubes.service, message: `would also start the distribution's own ${c.qubes.service} in the gateway. Fix: choose another service name, e.g. i2p` }]
     : [];
 
-export const RULES: readonly Rule[] = [distinctQubes, memoryRange, virtualIpPlacement, clientRangesPlacement, distinctPorts, keyringOnlyForJavaRouter, serviceNotADistroDaemon];
+export const RULES: readonly Rule[] = [distinctQubes, memoryRange, virtualIpPlacement, clientRangesPlacement, distinctPorts, keyringOnlyForJavaRouter, noOpenJavaConsole, serviceNotADistroDaemon];
 
 export function checkRules(c: GatewayConfig): ConfigIssue[] {
   return RULES.flatMap((rule) => rule(c));

@@ -53,6 +53,7 @@ const BAD: readonly [string, unknown, string, string][] = [
   ['keyring with i2pd', { i2p: { keyring: 'k.gpg' } }, 'i2p.keyring', 'only used with router i2p'],
   ['keyring with newline', { i2p: { router: 'i2p', keyring: 'a\nb' } }, 'i2p.keyring', 'control characters'],
   ['expose unknown port', { i2p: { expose: { sam: true } } }, 'i2p.expose.sam', 'not a known setting'],
+  ['Java router console exposed', { i2p: { router: 'i2p', keyring: 'k.gpg', expose: { console: true } } }, 'i2p.expose.console', 'Fix: set i2p.expose.console: false'],
   ['version with hyphen', { package: { version: '1.0-1' } }, 'package.version', 'package version'],
   ['version with shell', { package: { version: '1$(id)' } }, 'package.version', 'package version'],
   ['maintainer without mail', { package: { maintainer: 'Someone' } }, 'package.maintainer', '<address@example.org>'],

@@ -2,8 +2,8 @@
  * The Java router build (router i2p, from the I2P repository, which is not in Debian): the same suite, with
  * the router replaced by a stand-in that listens where the I2P package's router listens (HTTP proxy
  * 127.0.0.1:4444, console 127.0.0.1:7657) and runs as the router's user, i2psvc, created in the gateway machine
- * for this file (the firewall's output rule names that user). The console is exposed on the virtual IP in
- * this build, to prove that path too.
+ * for this file (the firewall's output rule names that user). Its console cannot be exposed (a config error:
+ * this build cannot give it a password); the exposed-port path is proved with i2pd in gateway-security.test.ts.
  *
  * The keyring is the real one, read from ../shared/data (or QIG_I2P_KEYRING) by the build; it is never copied.
  */
@@ -18,7 +18,7 @@ if (!existsSync(KEYRING)) throw new Error(`the I2P keyring is not at ${KEYRING}.
 
 gatewaySuite({
   title: 'Java router build (i2p, stand-in router)',
-  config: { i2p: { router: 'i2p', keyring: KEYRING, expose: { console: true } } },
+  config: { i2p: { router: 'i2p', keyring: KEYRING } },
   realRouter: false,
   // i2pd exists here but is not this build's router: its output must be refused like any other user's.
   otherUsers: ['nobody', 'tinyproxy', 'dnsmasq', 'i2pd'],

@@ -286,7 +286,7 @@ suite('6. exactly one router can start in the gateway', () => {
 });
 
 suite('7. any port of the virtual IP but the exposed ones is HTTP through tinyproxy; HTTPS is refused at once', () => {
-  it('http://site.i2p:8080/ reaches the router as that URL; 443 and 8443 get a reset; SSH gets tinyproxy\'s 400', async () => {
+  it('http://site.i2p:8080/ reaches the router as that URL; 443 and 8443 get a reset; a request that is not HTTP gets tinyproxy\'s 400', async () => {
     await w.use(RECORDERS);
     const mark = lab.upMark();
     const c = await lab.curl('http://site.i2p:8080/x');
@@ -300,7 +300,7 @@ suite('7. any port of the virtual IP but the exposed ones is HTTP through tinypr
     const r = await lab.probe('client', [
       { kind: 'tcp', host: A.vip, port: 443, timeout: 1 },
       { kind: 'tcp', host: A.vip, port: 8443, timeout: 1 },
-      { kind: 'tcp', host: A.vip, port: 22, send: 'SSH-2.0-OpenSSH_9.2\r\n', readTimeout: 2 },
+      { kind: 'tcp', host: A.vip, port: 22, send: 'SSH-2.0-OpenSSH_9.2\r\n\r\n', readTimeout: 2 },
       { kind: 'tcp', host: A.vip, port: 9040, send: 'GET / HTTP/1.1\r\nHost: example.com\r\n\r\n' },
     ]);
     expect(r.map((x) => x.outcome)).toEqual(['refused', 'refused', 'connected', 'connected']);
@@ -340,7 +340,9 @@ suite('8. with our tables gone, the kernel still routes nothing', () => {
       // A client attaches now: udev runs our rule for its vif, as it runs Qubes' vif-route-qubes.
       const second = await lab.addClient();
       await runUdevRule(second.vif);
-      expect(await lab.gwSysctl(`net.ipv4.conf.${second.vif}.forwarding`)).toBe('0');
+      for (const k of ['ipv4/conf/%s/forwarding', 'ipv4/conf/%s/accept_redirects', 'ipv6/conf/%s/accept_ra']) {
+        expect(await lab.gwSysctl(`net/${k.replace('%s', second.vif)}`), k).toBe('0');
+      }
       mark = lab.upMark();
       expectNothingReached(await second.probe(LEAK_PROBES.filter((p) => p.host !== A.web6)));
       await expectUpClean(lab, mark, 'a new client with the ruleset flushed');

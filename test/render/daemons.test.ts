@@ -6,7 +6,7 @@
  * i2pd's listeners. Every namespace here is private and has no route out: nothing leaves the machine.
  */
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PATHS, UNITS, dropInPath, unitPath } from '../../src/render/gateway/common.ts';
@@ -484,18 +484,42 @@ describe('tinyproxy', () => {
 });
 
 describe('i2pd', () => {
-  it('runs in the foreground with our config; its listeners are on loopback, SOCKS and SAM off', async () => {
+  it('runs in the foreground with our config plus the console password made at its start; its listeners are on loopback, SOCKS and SAM off', async () => {
     const files = renderGateway(configOf({ i2p: { expose: { console: true } } }));
     const dropIn = text(files, dropInPath('i2pd.service'));
-    expect(dropIn).toContain('Type=simple\nPIDFile=\nExecStart=\nExecStart=i2pd ');
+    expect(dropIn).toContain('Type=simple\nPIDFile=\n');
+    expect(dropIn).toContain('\nExecStart=\nExecStart=i2pd ');
+    expect(dropIn).toContain('\nRestart=always\nRestartSec=5\n');
     const dir = scratch.dir('i2pd');
+    chmodSync(dir, 0o755);
     const conf = join(dir, 'i2pd.conf');
     writeFileSync(conf, text(files, PATHS.i2pdConf));
     chmodSync(conf, 0o644);
     const data = join(dir, 'data');
     mkdirSync(data, { mode: 0o700 });
     chownSync(data, trixie.account('i2pd').uid, trixie.account('i2pd').gid);
-    const argv = execStart(dropIn).map((a) => (a === `--conf=${PATHS.i2pdConf}` ? `--conf=${conf}` : a.startsWith('--datadir=') ? `--datadir=${data}` : a));
+    // The packaged program, run as the unit's ExecStartPre=+ runs it (root, in Debian 13), with the paths moved into the scratch dir.
+    const program = join(dir, 'i2pd-console-auth');
+    writeFileSync(program, text(files, PATHS.i2pdConsoleAuth));
+    chmodSync(program, 0o755);
+    const pre = dropIn.split('\n').filter((l) => l.startsWith('ExecStartPre=') && l !== 'ExecStartPre=');
+    expect(pre).toEqual([`ExecStartPre=+${PATHS.i2pdConsoleAuth} ${PATHS.i2pdConf} ${PATHS.i2pdRuntimeConf} ${PATHS.consolePassword} i2pd i2pd`]);
+    const runtime = join(dir, 'runtime.conf');
+    const passFile = join(data, 'console.pass');
+    must([...T(), program, conf, runtime, passFile, 'i2pd', 'i2pd']);
+    const pass = readFileSync(passFile, 'utf8');
+    expect(pass).toMatch(/^[A-Za-z0-9]{32}$/);
+    must([...T(), program, conf, runtime, passFile, 'i2pd', 'i2pd']);
+    expect(readFileSync(passFile, 'utf8'), 'a second start keeps the password').toBe(pass);
+    for (const f of [runtime, passFile]) expect(must([...T(), 'stat', '-c', '%U %a', f]).stdout.trim()).toBe('i2pd 600');
+    expect(readFileSync(runtime, 'utf8')).toContain(`\n[http]\nauth = true\nuser = i2pd\npass = ${pass}\n`);
+    expect(text(files, PATHS.i2pdConf)).not.toContain('pass =');
+    writeFileSync(passFile, 'x y');
+    expect(run([...T(), program, conf, runtime, passFile, 'i2pd', 'i2pd']).code, 'a password file it did not make is refused').not.toBe(0);
+    writeFileSync(passFile, pass);
+
+    const argv = execStart(dropIn).map((a) => (a === `--conf=${PATHS.i2pdRuntimeConf}` ? `--conf=${runtime}` : a.startsWith('--datadir=') ? `--datadir=${data}` : a));
+    expect(argv).toContain(`--conf=${runtime}`);
     const ns = scratch.netns();
     // Debian's unit runs i2pd as User=i2pd; the namespace has no route, so nothing it tries leaves.
     scratch.spawn(['ip', 'netns', 'exec', ns, ...T(), ...asUser('i2pd'), ...argv]);
@@ -507,10 +531,12 @@ describe('i2pd', () => {
     expect(tcp).toMatch(/127\.0\.0\.1:7070\b/);
     expect(tcp).toMatch(/127\.0\.0\.1:4444\b/);
     for (const off of [4447, 7656, 7654, 2827, 7650]) expect(tcp, `port ${off}`).not.toMatch(new RegExp(`:${off}\\b`));
-    // The console answers for the virtual IP (how exposed clients reach it), not for other names.
-    const status = (host: string): string =>
-      run(['ip', 'netns', 'exec', ns, ...T(), 'curl', '-s', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', '-H', `Host: ${host}`, 'http://127.0.0.1:7070/']).stdout;
-    expect(status('10.100.100.100:7070')).toBe('200');
-    expect(status('forum.i2p:7070')).toBe('403');
+    // The console answers only with the password, and for the virtual IP (how exposed clients reach it), not other names.
+    const status = (host: string, auth: readonly string[]): string =>
+      run(['ip', 'netns', 'exec', ns, ...T(), 'curl', '-s', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', ...auth, '-H', `Host: ${host}`, 'http://127.0.0.1:7070/']).stdout;
+    expect(status('10.100.100.100:7070', [])).toBe('401');
+    expect(status('10.100.100.100:7070', ['-u', 'i2pd:wrong'])).toBe('401');
+    expect(status('10.100.100.100:7070', ['-u', `i2pd:${pass}`])).toBe('200');
+    expect(status('forum.i2p:7070', ['-u', `i2pd:${pass}`])).toBe('403');
   });
 });

@@ -37,7 +37,7 @@ describe('systemd-analyze verify', () => {
   it('accepts the units and drop-ins of the default gateway (i2pd, Tor on)', () => {
     const config = configOf();
     const files = renderGateway(config);
-    const units = [UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, UNITS.target, LOCKDOWN_UNIT, 'i2pd.service', 'tor.service', 'tor@default.service', 'tinyproxy.service'];
+    const units = [UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, UNITS.target, LOCKDOWN_UNIT, UNITS.noForward, 'i2pd.service', 'tor.service', 'tor@default.service', 'tinyproxy.service'];
     const r = verify(files, units);
     expect(r.output).not.toMatch(/qubes-i2p-gateway|50-qubes-i2p-gateway|i2pd\.service|tinyproxy\.service|tor(@default)?\.service/);
     expect(r.code).toBe(0);
@@ -66,9 +66,28 @@ describe('the units', () => {
   const unit = (name: string): string => text(files, `${UNIT_DIR}/${name}`);
 
   it('run only in the gateway qube', () => {
-    for (const u of [UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, UNITS.target, LOCKDOWN_UNIT, 'i2pd.service.d/50-qubes-i2p-gateway.conf']) {
+    for (const u of [UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, UNITS.target, 'i2pd.service.d/50-qubes-i2p-gateway.conf']) {
       expect(unit(u), u).toContain('ConditionPathExists=/run/qubes-service/i2p\n');
     }
+  });
+
+  it('the lockdown and no-forward units run in the gateway and in any qube that provides network, never in the template', () => {
+    for (const u of [LOCKDOWN_UNIT, UNITS.noForward]) {
+      const conds = unit(u).split('\n').filter((l) => l.startsWith('ConditionPathExists='));
+      expect(conds, u).toEqual([
+        'ConditionPathExists=|/run/qubes-service/i2p',
+        'ConditionPathExists=|/run/qubes/this-is-netvm',
+        'ConditionPathExists=|/run/qubes/this-is-proxyvm',
+        'ConditionPathExists=|/run/qubes-service/qubes-network',
+      ]);
+    }
+    expect(unit(UNITS.noForward)).toContain('\nAfter=qubes-network.service\nPartOf=qubes-network.service\n');
+    const link = files.find((f) => f.path === `${UNIT_DIR}/qubes-network.service.wants/${UNITS.noForward}`);
+    expect(link).toMatchObject({ kind: 'symlink', target: `../${UNITS.noForward}` });
+  });
+
+  it('the router this build does not run never starts in the gateway', () => {
+    expect(unit('i2p.service.d/50-qubes-i2p-gateway.conf')).toContain('\nConditionPathExists=!/run/qubes-service/i2p\n');
   });
 
   it('use plain ExecStart lines (no specifiers, no shell): our programs by absolute path, the distribution\'s by bare name', () => {
@@ -86,7 +105,7 @@ describe('the units', () => {
   });
 
   it('the target wants every part of the gateway and is enabled by a shipped link', () => {
-    expect(targetWants(config)).toEqual([LOCKDOWN_UNIT, UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS.i2pd.unit]);
+    expect(targetWants(config)).toEqual([LOCKDOWN_UNIT, UNITS.noForward, UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS.i2pd.unit]);
     expect(unit(UNITS.target)).toContain(`Wants=${targetWants(config).join(' ')}\n`);
     const link = files.find((f) => f.path === `${UNIT_DIR}/multi-user.target.wants/${UNITS.target}`);
     expect(link).toMatchObject({ kind: 'symlink', target: `../${UNITS.target}` });

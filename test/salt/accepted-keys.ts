@@ -50,6 +50,7 @@ export const STATE_KEYS: Record<string, readonly string[]> = {
   'qvm.service': ['name', 'enable', 'disable', 'default', 'list', ...REQUISITES],
   'qvm.features': ['name', 'enable', 'disable', 'default', 'set', 'list', ...REQUISITES],
   'pkg.installed': ['name', 'pkgs', 'sources', 'refresh', 'version', 'fromrepo', 'skip_verify', 'install_recommends', ...REQUISITES],
+  'pkg.purged': ['name', 'pkgs', ...REQUISITES],
   'file.managed': ['name', 'source', 'source_hash', 'mode', 'user', 'group', 'makedirs', 'contents', ...REQUISITES],
 };
 

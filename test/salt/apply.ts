@@ -133,6 +133,9 @@ function runState(dom0: FakeDom0, d: StateDecl, minion: string): void {
       }
       return;
     }
+    case 'pkg.purged':
+      for (const p of (a['pkgs'] as string[] | undefined) ?? []) dom0.pkgPurged(minion, p);
+      return;
     default:
       throw new Error(`no fake for ${d.fn}`);
   }

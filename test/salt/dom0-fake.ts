@@ -118,4 +118,12 @@ export class FakeDom0 {
     this.run(`${template}: install ${name}=${version}`);
     q.packages.set(name, version);
   }
+
+  /** pkg.purged inside a template: a package that is not installed changes nothing. */
+  pkgPurged(template: string, name: string): void {
+    const q = this.get(template);
+    if (!q.packages.has(name)) return;
+    this.run(`${template}: purge ${name}`);
+    q.packages.delete(name);
+  }
 }

@@ -4,6 +4,7 @@ import { load } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { parseConfigValue } from '../../src/config/load.ts';
 import type { GatewayConfig } from '../../src/config/schema.ts';
+import { debDepends } from '../../src/render/deb/package.ts';
 import { renderFormula } from '../../src/render/salt/formula.ts';
 import { FakeDom0 } from './dom0-fake.ts';
 import { apply, checkKeys, argMap, readSls } from './apply.ts';
@@ -17,7 +18,7 @@ function config(value: unknown): GatewayConfig {
 }
 
 function formula(c: GatewayConfig): Map<string, string> {
-  const files = renderFormula(c, { debFileName: DEB, debBytes: new Uint8Array([1, 2, 3]), dependencies: ['tor', 'tinyproxy', 'dnsmasq-base', 'nftables', 'i2pd', 'qubes-core-agent-networking'] });
+  const files = renderFormula(c, { debFileName: DEB, debBytes: new Uint8Array([1, 2, 3]), dependencies: debDepends(c) });
   return new Map(files.filter((f) => !f.path.endsWith('.deb')).map((f) => [f.path, new TextDecoder().decode(f.data)]));
 }
 
@@ -95,6 +96,17 @@ describe.each(SCENARIOS)('formula: %s', (_name, value) => {
     d.commands.length = 0;
     applyAll(d, files, c);
     expect(d.commands).toEqual([]);
+  });
+
+  it('a template switched from the other router loses it: exactly one router is installed', () => {
+    const d = dom0For(c);
+    applyAll(d, files, c);
+    const other = c.i2p.router === 'i2pd' ? 'i2p' : 'i2pd';
+    d.qubes.get(c.qubes.template)!.packages.set(other, '1.0');
+    d.commands.length = 0;
+    applyAll(d, files, c);
+    expect(d.commands).toEqual([`${c.qubes.template}: purge ${other}`]);
+    expect(d.qubes.get(c.qubes.template)!.packages.has(other)).toBe(false);
   });
 
   it('a gateway that exists with other prefs is brought back to the config', () => {

@@ -53,6 +53,14 @@ export const PATHS = {
    * package), kept with i2pd's state (bind-dirs), readable by root and the router user only. User name: i2pd.
    */
   consolePassword: '/var/lib/i2pd/qubes-i2p-gateway-console.pass',
+  /** The table that stops forwarding in a qube that provides network without the gateway's service. */
+  offRuleset: `${SHARE_DIR}/off.nft`,
+  /** Kernel settings (sysctl.d format) that turn forwarding off: applied by the no-forward unit and udev rule. */
+  noForwardSysctl: `${SHARE_DIR}/no-forward.conf`,
+  /** Generates i2pd's console password at its first start and i2pd's configuration with it (i2pd.ts). */
+  i2pdConsoleAuth: `${LIBEXEC_DIR}/i2pd-console-auth`,
+  /** i2pd's configuration as it runs: the packaged i2pd.conf plus the console's credentials (mode 0600, i2pd). */
+  i2pdRuntimeConf: '/run/i2pd/qubes-i2p-gateway.conf',
   /** udev rule: forwarding off for each client interface as it appears (see no-forward.ts). */
   udevRules: '/usr/lib/udev/rules.d/90-qubes-i2p-gateway.rules',
   /** Read by Qubes' bind-dirs.sh; /usr/lib is the place for packaged (not admin) snippets. */
@@ -84,6 +92,24 @@ export function unitPath(unit: string): string {
 export function qubesServiceFlag(name: string): string {
   return `/run/qubes-service/${serviceName(name)}`;
 }
+
+/**
+ * What a qube that provides network has and other qubes have not (qubes-core-agent-linux release4.3,
+ * vm-systemd/qubes-sysinit.sh): Qubes writes /qubes-vm-type ProxyVM (or NetVM, without a netvm) into qubesdb for
+ * a qube with provides_network, and qubes-sysinit then touches /run/qubes/this-is-proxyvm (this-is-netvm) and
+ * enables the services qubes-network and qubes-firewall by default. qubes-network.service, which turns forwarding
+ * on, runs only with /run/qubes-service/qubes-network. The template and app qubes have none of the three; any one
+ * of them is enough (a user may switch the service qubes-network off, not the qube's type).
+ */
+export const PROVIDES_NETWORK_FLAGS: readonly string[] = ['/run/qubes/this-is-netvm', '/run/qubes/this-is-proxyvm', qubesServiceFlag('qubes-network')];
+
+/** `ConditionPathExists=` lines that hold in the gateway qube or in any qube that provides network. */
+export function gatewayOrNetworkConditions(config: GatewayConfig): string {
+  return [gatewayFlag(config), ...PROVIDES_NETWORK_FLAGS].map((f) => `ConditionPathExists=|${f}\n`).join('');
+}
+
+/** systemd's own sysctl tool (Qubes' vif-route-qubes calls it by this path; not in PATH). */
+export const SYSTEMD_SYSCTL = '/usr/lib/systemd/systemd-sysctl';
 
 /** The flag that marks the gateway qube: `qubes.service` of the config. */
 export function gatewayFlag(config: GatewayConfig): string {

@@ -48,6 +48,11 @@ export function renderDnsmasqConf(config: GatewayConfig): string {
       'The unit runs dnsmasq as this user already; the lines make a root start drop to it too.',
     ]) +
     `user=${DNSMASQ_USER}\ngroup=${DNSMASQ_GROUP}\n` +
+    comment([
+      'No cache: one cache for every client qube would let one learn what another asked (a cached answer comes back',
+      'at once, with a lower TTL). Each query goes on to Tor\'s DNSPort; the virtual IP above is answered locally.',
+    ]) +
+    'cache-size=0\n' +
     comment(['No pid file (systemd tracks the process); log to stderr, which is the journal.']) +
     'pid-file=\nlog-facility=-\n'
   );

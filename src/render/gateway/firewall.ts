@@ -7,8 +7,9 @@
  *   reload leaves exactly one copy. `inet`: one forward chain drops client IPv4 and IPv6 alike.
  * - Nothing from a client qube is forwarded (forward policy drop). What clients may reach is redirected to the
  *   gateway's own daemons in a NAT chain at `dstnat - 10`, ahead of Qubes' `dnat-dns` (`dstnat`), whose
- *   mapping would otherwise win: DNS → dnsmasq, HTTP to the virtual IP → tinyproxy, exposed router ports →
- *   the router on loopback, new TCP → Tor's TransPort (Tor on).
+ *   mapping would otherwise win: DNS → dnsmasq, exposed router ports → the router on loopback, TLS to the
+ *   virtual IP → nothing (a reset), any other TCP port of the virtual IP → tinyproxy (plain HTTP, host and port
+ *   from the Host header), new TCP → Tor's TransPort (Tor on).
  * - Accepts for those redirected connections must sit in Qubes' own `ip qubes` input chain (policy drop): an
  *   accept in our table cannot lift a drop there. They live in a chain of ours inside `ip qubes`, flushed and
  *   refilled here, jumped to once from `custom-input` (the hook adds that jump only if it is missing), and they
@@ -17,7 +18,8 @@
  * - The gateway's own output leaves only as Tor and the I2P router (by socket owner), over loopback, or as
  *   replies; everything else is refused.
  * - Early drops: fragments and impossible TCP flags before defragmentation, conntrack-invalid packets after.
- * - Last, in the same transaction, the lockdown table the hook installed before loading is removed.
+ * - Last, in the same transaction, the lockdown table the hook installed before loading is removed (and the
+ *   "off" table of a time the service was off).
  */
 import type { GatewayConfig } from '../../config/schema.ts';
 import { ROUTERS } from '../../config/routers.ts';
@@ -28,6 +30,14 @@ import { ipv4, port, userName } from './values.ts';
 
 export const TABLE = 'qubes-i2p-gateway';
 export const LOCKDOWN_TABLE = 'qubes-i2p-gateway-lockdown';
+/** Forwarding stopped in a qube that provides network without the gateway's service (lockdown.ts, the hook). */
+export const OFF_TABLE = 'qubes-i2p-gateway-off';
+
+/**
+ * TLS ports refused on the virtual IP with a reset: an .i2p site cannot be reached over TLS through the router's
+ * HTTP proxy transparently (tinyproxy sees only encrypted bytes and would wait out its timeout on them).
+ */
+export const VIP_TLS_PORTS: readonly number[] = [443, 8443];
 /** Our chain inside Qubes' `ip qubes` table, jumped to from `custom-input`. */
 export const INPUT_CHAIN = 'qubes-i2p-gateway-input';
 
@@ -111,14 +121,18 @@ export function renderRuleset(config: GatewayConfig): string {
     '\t\t# DNS to any address goes to our dnsmasq, never to the upstream resolver.',
     '\t\tudp dport 53 redirect to :53',
     '\t\ttcp dport 53 redirect to :53',
-    '\t\t# HTTP to the virtual IP goes to tinyproxy, which passes .i2p requests to the I2P router.',
-    `\t\tip daddr ${vip} tcp dport 80 redirect to :${proxyPort}`,
   );
   if (exposed.length > 0) {
     add('\t\t# Router ports exposed on the virtual IP go to the router on loopback (needs route_localnet, set by the hook).');
     for (const e of exposed) add(`\t\tip daddr ${vip} tcp dport ${port(e.port)} dnat ip to 127.0.0.1:${port(e.port)}`);
   }
   add(
+    '\t\t# TLS to the virtual IP cannot be served: the I2P router\'s HTTP proxy cannot speak TLS to an .i2p site for a',
+    '\t\t# client, and tinyproxy would wait out its timeout on the encrypted bytes. Not redirected: forward resets it.',
+    `\t\tip daddr ${vip} tcp dport { ${VIP_TLS_PORTS.map(port).join(', ')} } accept`,
+    '\t\t# Plain HTTP on any other port of the virtual IP (http://site.i2p:8080/) goes to tinyproxy, which takes the host',
+    '\t\t# and port from the Host header and passes .i2p requests to the I2P router. Another protocol gets its 400.',
+    `\t\tip daddr ${vip} meta l4proto tcp redirect to :${proxyPort}`,
     '\t\t# Nothing else to the virtual IP is redirected (forward refuses it): it must not reach Tor either.',
     `\t\tip daddr ${vip} accept`,
   );
@@ -140,7 +154,7 @@ export function renderRuleset(config: GatewayConfig): string {
     '\t# The gateway routes nothing: client traffic is either redirected to a local daemon above or dropped here.',
     '\tchain forward {',
     '\t\ttype filter hook forward priority filter - 10; policy drop;',
-    '\t\t# TCP to the virtual IP on a port not redirected: refuse at once (a reset) rather than let clients time out.',
+    '\t\t# TCP to the virtual IP that was not redirected (TLS): refuse at once (a reset) rather than let clients time out.',
     `\t\tiifgroup 2 ip daddr ${vip} meta l4proto tcp counter reject with tcp reset`,
     '\t\t# Everything else, from client qubes or to them, IPv4 or IPv6: no route past the gateway.',
     '\t\tcounter drop',
@@ -188,9 +202,12 @@ export function renderRuleset(config: GatewayConfig): string {
     '\t}',
     '}',
     '',
-    '# The ruleset is complete: lift the lockdown the hook installed before loading it, in this same transaction.',
+    '# The ruleset is complete: lift the lockdown the hook installed before loading it, in this same transaction,',
+    '# and the "off" table of a time the gateway\'s service was off.',
     `table inet ${LOCKDOWN_TABLE}`,
     `delete table inet ${LOCKDOWN_TABLE}`,
+    `table inet ${OFF_TABLE}`,
+    `delete table inet ${OFF_TABLE}`,
   );
   return L.join('\n') + '\n';
 }

@@ -7,11 +7,22 @@
  * User=i2pd, RuntimeDirectory=i2pd, no Restart=, and no condition, so it starts in every qube built from the
  * template. The binary moved: Debian 13 ships only /usr/bin/i2pd, Debian 12 started /usr/sbin/i2pd. Our
  * ExecStart= names it bare, so systemd's own search finds it on either (a fixed path fails with 203/EXEC).
+ *
+ * The web console always has a password (http.auth): made by i2pd-console-auth at i2pd's first start in the
+ * gateway, kept with i2pd's state (bind-dirs), never in the template or this package. i2pd reads one config file,
+ * so that program writes the one i2pd runs with, under i2pd's runtime directory (0700): the packaged i2pd.conf
+ * plus the credentials. A command line option would show the password in /proc to every local user.
  */
+
+/** The console's user name (i2pd's own default, written out). */
+export const CONSOLE_USER = 'i2pd';
+/** Seconds between a router's death and its restart. */
+export const ROUTER_RESTART_SEC = 5;
 import type { GatewayConfig } from '../../config/schema.ts';
 import { ROUTERS } from '../../config/routers.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
 import { comment, dropInPath, gatewayFlag, generatedHeader, PATHS, UNITS } from './common.ts';
+import { renderOtherRouterDropIn } from './java-router.ts';
 import { ipv4, port } from './values.ts';
 
 const I2PD = ROUTERS.i2pd;
@@ -37,7 +48,10 @@ export function renderI2pdConf(config: GatewayConfig): string {
     comment(['IPv4 only: the firewall drops client IPv6, and Qubes gives qubes IPv6 only when asked to.']) +
     'ipv4 = true\nipv6 = false\n' +
     '\n[http]\n' +
-    comment(['The web console.']) +
+    comment([
+      'The web console. Its password is not here: i2pd runs with a copy of this file that adds it, made at its start',
+      `by ${PATHS.i2pdConsoleAuth} (the password itself: ${PATHS.consolePassword}, made in the gateway).`,
+    ]) +
     `enabled = true\naddress = 127.0.0.1\nport = ${port(I2PD.exposable.console)}\n` +
     console +
     '\n[httpproxy]\n' +
@@ -45,6 +59,11 @@ export function renderI2pdConf(config: GatewayConfig): string {
     `enabled = true\naddress = 127.0.0.1\nport = ${port(I2PD.httpProxyPort)}\n` +
     comment(['No outproxy: this proxy serves .i2p only; clearnet goes through Tor or nowhere.']) +
     'outproxy =\n' +
+    comment([
+      'No address helper: a request with ?i2paddresshelper= would write the addressbook every client qube shares (and',
+      'bind-dirs keeps): one client could send all others to its own site for a name. Refused with an error page.',
+    ]) +
+    'addresshelper = false\n' +
     '\n[socksproxy]\n' +
     comment(['Off: nothing in the gateway uses SOCKS into I2P.']) +
     'enabled = false\n' +
@@ -83,11 +102,70 @@ export function renderI2pdDropIn(config: GatewayConfig): string {
     ]) +
     'Type=simple\n' +
     'PIDFile=\n' +
+    comment([
+      'As root (+), before i2pd: the console password (made once, kept in i2pd\'s state) and the config i2pd runs with,',
+      `${PATHS.i2pdRuntimeConf} (i2pd's runtime directory, which systemd makes before this and removes after).`,
+    ]) +
+    'ExecStartPre=\n' +
+    `ExecStartPre=+${PATHS.i2pdConsoleAuth} ${PATHS.i2pdConf} ${PATHS.i2pdRuntimeConf} ${PATHS.consolePassword} ${CONSOLE_USER} ${I2PD.user}\n` +
     'ExecStart=\n' +
-    `ExecStart=i2pd --conf=${PATHS.i2pdConf} --tunconf=/etc/i2pd/tunnels.conf --tunnelsdir=/etc/i2pd/tunnels.conf.d --datadir=/var/lib/i2pd\n`
+    `ExecStart=i2pd --conf=${PATHS.i2pdRuntimeConf} --tunconf=/etc/i2pd/tunnels.conf --tunnelsdir=/etc/i2pd/tunnels.conf.d --datadir=/var/lib/i2pd\n` +
+    comment([
+      'Debian\'s unit has no Restart=. Always: a crash and the console\'s "terminate" (exit status 0) alike would leave',
+      'every client qube without I2P until the gateway restarts.',
+    ]) +
+    'Restart=always\n' +
+    `RestartSec=${ROUTER_RESTART_SEC}\n`
   );
 }
 
+/**
+ * /usr/libexec/qubes-i2p-gateway/i2pd-console-auth PACKAGED RUNTIME PASSFILE CONSOLE_USER ROUTER_USER
+ * Makes PASSFILE (32 random letters and digits, mode 0600, ROUTER_USER's) if it is missing or empty, then writes
+ * RUNTIME: PACKAGED plus an [http] section with the credentials (mode 0600, ROUTER_USER's), through a temporary
+ * file renamed into place. Any failure exits non-zero, so i2pd does not start without its password.
+ */
+export function renderConsoleAuth(): string {
+  return [
+    '#!/bin/sh',
+    ...generatedHeader("qubes-i2p-gateway: i2pd's console password, and the config i2pd runs with.").trimEnd().split('\n'),
+    '#',
+    '# usage: i2pd-console-auth PACKAGED RUNTIME PASSFILE CONSOLE_USER ROUTER_USER (run as root by i2pd.service).',
+    '# The password is made here, in the gateway, at the first start: never in the template or the package.',
+    'set -eu',
+    'packaged=$1 runtime=$2 passfile=$3 console_user=$4 router_user=$5',
+    'umask 077',
+    '',
+    'if [ ! -s "$passfile" ]; then',
+    '\ttmp="$passfile.new"',
+    '\t# 32 letters and digits from the kernel\'s random source (about 190 bits).',
+    '\tLC_ALL=C tr -dc A-Za-z0-9 </dev/urandom | head -c 32 >"$tmp"',
+    '\t[ "$(wc -c <"$tmp")" -eq 32 ] || { rm -f "$tmp"; echo "i2pd-console-auth: could not make a password" >&2; exit 1; }',
+    '\tchown "$router_user:" "$tmp"',
+    '\tmv -f "$tmp" "$passfile"',
+    'fi',
+    'pass=$(cat "$passfile")',
+    'case $pass in',
+    "*[!A-Za-z0-9]* | '') echo \"i2pd-console-auth: $passfile is not a password this program made; remove it to make a new one\" >&2; exit 1 ;;",
+    'esac',
+    '',
+    '# i2pd reads one config file: ours, then the credentials in a second [http] section (no key is repeated).',
+    '{',
+    '\tcat "$packaged"',
+    "\tprintf '\\n# Added at start by i2pd-console-auth: credentials of the console.\\n[http]\\nauth = true\\nuser = %s\\npass = %s\\n' \"$console_user\" \"$pass\"",
+    '} >"$runtime.new"',
+    'chown "$router_user:" "$runtime.new"',
+    'mv -f "$runtime.new" "$runtime"',
+    '',
+  ].join('\n');
+}
+
 export function renderI2pd(config: GatewayConfig): readonly RenderedFile[] {
-  return [textFile(PATHS.i2pdConf, renderI2pdConf(config)), textFile(dropInPath(I2PD.unit), renderI2pdDropIn(config))];
+  return [
+    textFile(PATHS.i2pdConf, renderI2pdConf(config)),
+    textFile(dropInPath(I2PD.unit), renderI2pdDropIn(config)),
+    textFile(PATHS.i2pdConsoleAuth, renderConsoleAuth(), 0o755),
+    // The Java router, should a former build have installed it, never starts in the gateway beside i2pd.
+    textFile(dropInPath(ROUTERS.i2p.unit), renderOtherRouterDropIn(config, ROUTERS.i2p.unit)),
+  ];
 }

@@ -11,7 +11,9 @@
  *   /usr/share/keyrings/i2p-archive-keyring.gpg, i2p.sources, i2p.service.d/          java-router.ts
  *   /usr/share/qubes-i2p-gateway/firewall.nft                                         firewall.ts
  *   /usr/libexec/qubes-i2p-gateway/firewall-hook, its link in /etc/qubes/qubes-firewall.d/ firewall-hook.ts
- *   /usr/share/qubes-i2p-gateway/lockdown.nft, qubes-i2p-gateway-lockdown.service     lockdown.ts
+ *   /usr/share/qubes-i2p-gateway/lockdown.nft, off.nft, qubes-i2p-gateway-lockdown.service lockdown.ts
+ *   /usr/share/qubes-i2p-gateway/no-forward.conf, qubes-i2p-gateway-no-forward.service, its udev rule no-forward.ts
+ *   /usr/libexec/qubes-i2p-gateway/i2pd-console-auth                                 i2pd.ts
  *   qubes-i2p-gateway.target and its multi-user.target.wants/ link                    target.ts
  *   /usr/lib/qubes-bind-dirs.d/, /var/lib/qubes-i2p-gateway                           persistence.ts
  */
@@ -24,6 +26,7 @@ import { renderFirewallHook } from './firewall-hook.ts';
 import { renderI2pd } from './i2pd.ts';
 import { renderJavaRouter } from './java-router.ts';
 import { renderLockdown } from './lockdown.ts';
+import { renderNoForward } from './no-forward.ts';
 import { renderPersistence } from './persistence.ts';
 import { renderTarget } from './target.ts';
 import { renderTinyproxy } from './tinyproxy.ts';
@@ -55,6 +58,7 @@ export function renderGateway(config: GatewayConfig, opts: GatewayRenderOptions 
     renderFirewallRuleset(config),
     renderFirewallHook(config),
     renderLockdown(config),
+    renderNoForward(config),
     renderTarget(config),
     renderPersistence(config),
   );

@@ -38,7 +38,30 @@ export function renderI2pDropIn(config: GatewayConfig): string {
     `ConditionPathExists=${gatewayFlag(config)}\n` +
     comment(['After the firewall hook has restricted the gateway\'s own traffic.']) +
     'After=qubes-firewall.service\n' +
-    `PartOf=${UNITS.target}\n`
+    `PartOf=${UNITS.target}\n` +
+    '\n[Service]\n' +
+    comment([
+      'Restarted when it fails: without a router every client qube is without I2P until the gateway restarts. Not',
+      'after a clean exit: the router\'s own console restarts and stops it that way (and is not exposed to clients).',
+    ]) +
+    'Restart=on-failure\n' +
+    'RestartSec=5\n'
+  );
+}
+
+/**
+ * A drop-in for the router this build does not run (i2p.service in an i2pd build, i2pd.service in a Java one):
+ * a former build may have left it installed, and it must not start in the gateway and compete for port 4444 with
+ * our router. Other qubes built from the template keep the distribution's behaviour.
+ */
+export function renderOtherRouterDropIn(config: GatewayConfig, unit: string): string {
+  return (
+    comment([
+      `qubes-i2p-gateway: ${unit} is not this gateway's I2P router (i2p.router: ${config.i2p.router}); should a former build have`,
+      'left it installed, it never starts in the gateway qube beside the router the gateway runs.',
+    ]) +
+    '[Unit]\n' +
+    `ConditionPathExists=!${gatewayFlag(config)}\n`
   );
 }
 
@@ -53,5 +76,6 @@ export function renderJavaRouter(config: GatewayConfig, keyring: Uint8Array | un
     binaryFile(PATHS.keyring, checkRepoKeyring(keyring)),
     configFile(PATHS.aptSources, renderI2pSources(config)),
     textFile(dropInPath(ROUTERS.i2p.unit), renderI2pDropIn(config)),
+    textFile(dropInPath(ROUTERS.i2pd.unit), renderOtherRouterDropIn(config, ROUTERS.i2pd.unit)),
   ];
 }

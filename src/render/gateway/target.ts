@@ -11,7 +11,7 @@ import { comment, gatewayFlag, generatedHeader, UNIT_DIR, UNITS, unitPath } from
 import { LOCKDOWN_UNIT } from './lockdown.ts';
 
 export function targetWants(config: GatewayConfig): string[] {
-  return [LOCKDOWN_UNIT, ...(config.tor.enabled ? [UNITS.tor, UNITS.dnsRelay] : []), UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS[config.i2p.router].unit];
+  return [LOCKDOWN_UNIT, UNITS.noForward, ...(config.tor.enabled ? [UNITS.tor, UNITS.dnsRelay] : []), UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS[config.i2p.router].unit];
 }
 
 export function renderTargetUnit(config: GatewayConfig): string {

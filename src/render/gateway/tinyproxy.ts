@@ -1,5 +1,6 @@
 /**
- * tinyproxy: client qubes' HTTP to the virtual IP (port 80) is redirected here by firewall.nft. Requests for
+ * tinyproxy: client qubes' HTTP to the virtual IP (any port but the exposed router ports and TLS) is redirected
+ * here by firewall.nft. Requests for
  * .i2p hosts go on to the I2P router's HTTP proxy; everything else is refused. Also a drop-in that keeps the
  * distribution's tinyproxy.service off unless a qube asks for it.
  */
@@ -43,7 +44,7 @@ export function renderTinyproxyConf(config: GatewayConfig): string {
     'FilterDefaultDeny Yes\n' +
     `Filter "${PATHS.tinyproxyFilter}"\n` +
     'FilterType ere\n' +
-    comment(['No CONNECT: plain HTTP to port 80 is all that reaches tinyproxy.']) +
+    comment(['No CONNECT: plain HTTP to the virtual IP is all that reaches tinyproxy (TLS ports are reset by the firewall).']) +
     'ConnectPort 0\n' +
     comment(['Add nothing that tells the far side a proxy (or which one) was here.']) +
     'DisableViaHeader Yes\nXTinyproxy No\n' +

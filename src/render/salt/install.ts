@@ -4,6 +4,10 @@
  *
  * Salt installs a package given by `sources` with dpkg, which does not resolve dependencies, so they are
  * installed by name first, from the same list as the package's Depends.
+ *
+ * The router this build does not run is purged (i2pd for the Java router, i2p for i2pd): a template switched from
+ * one router to the other would otherwise keep the first, whose unit could start beside ours and compete for
+ * port 4444 (the package's drop-in for it keeps it from starting in the gateway; this removes it altogether).
  */
 import type { GatewayConfig } from '../../config/schema.ts';
 import { ROUTERS } from '../../config/routers.ts';
@@ -31,6 +35,10 @@ export function renderInstall(c: GatewayConfig, inputs: InstallInputs): Rendered
     },
   };
   const router = ROUTERS[c.i2p.router];
+  const other = ROUTERS[c.i2p.router === 'i2pd' ? 'i2p' : 'i2pd'];
+  data[ID.otherRouter] = {
+    'pkg.purged': [{ pkgs: [other.package] }],
+  };
   if (router.fromI2pRepo) {
     data[ID.router] = {
       // Only the router: our package already ships the repository keyring at the path i2p-keyring would use.

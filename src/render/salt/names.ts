@@ -20,6 +20,7 @@ export const ID = {
   dependencies: 'i2p-gateway-dependencies',
   package: 'i2p-gateway-package',
   router: 'i2p-gateway-java-router',
+  otherRouter: 'i2p-gateway-other-router',
   qube: 'i2p-gateway-qube',
   client: (name: string): string => `i2p-gateway-client-${name}`,
 } as const;

@@ -378,9 +378,13 @@ export class Lab {
     }
   }
 
-  /** A kernel setting of the gateway's network namespace (net.* is per namespace), as /proc/sys shows it. */
+  /**
+   * A kernel setting of the gateway's network namespace (net.* is per namespace), as /proc/sys shows it. `key` in
+   * dots (net.ipv4.ip_forward) or, for an interface name with a dot in it, in slashes (net/ipv4/conf/vif4.0/forwarding).
+   */
   async gwSysctl(key: string): Promise<string> {
-    return (await must(['ip', 'netns', 'exec', this.ns.gw, 'cat', `/proc/sys/${key.replace(/\./g, '/')}`])).stdout.trim();
+    const path = key.includes('/') ? key : key.replace(/\./g, '/');
+    return (await must(['ip', 'netns', 'exec', this.ns.gw, 'cat', `/proc/sys/${path}`])).stdout.trim();
   }
 
   /** Set a kernel setting in the gateway's namespace (what Qubes' own scripts write there, say). */

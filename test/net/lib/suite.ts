@@ -131,16 +131,17 @@ export function gatewaySuite(v: Variant): void {
   }
 
   suite(`${v.title}: inert outside the gateway qube`, () => {
-    it('without the qvm-service, the hook exits 0 and changes nothing, and no packaged unit or drop-in would start', async () => {
+    it('in the template (no qvm-service, no network provided), the hook exits 0 and changes nothing, and no packaged unit or drop-in would start', async () => {
       const service = w.config.qubes.service;
       lab.setService(service, false);
+      lab.setProvidesNetwork(false);
       try {
         await lab.resetFirewall();
         const before = await lab.ruleset();
         const r = await w.gw.runHook();
         expect(r.code, r.stderr).toBe(0);
         expect(await lab.ruleset()).toBe(before);
-        const units = [UNIT.tor, UNIT.dnsmasq, UNIT.tinyproxy, ...w.helpers, ...(v.realRouter ? [UNIT.i2pd] : [])].filter((u) => w.config.tor.enabled || u !== UNIT.tor);
+        const units = [UNIT.tor, UNIT.dnsmasq, UNIT.tinyproxy, UNIT.lockdown, UNIT.noForward, ...w.helpers, ...(v.realRouter ? [UNIT.i2pd] : [])].filter((u) => w.config.tor.enabled || u !== UNIT.tor);
         for (const u of units) expect(await w.gw.conditionsHold(w.gw.unit(u)), u).toBe(false);
         if (!v.realRouter) {
           // i2p.service comes from the I2P repository (not installed here): read our drop-in on its own.
@@ -148,9 +149,11 @@ export function gatewaySuite(v: Variant): void {
           expect(dropIn.get('Unit')?.filter(([k]) => k === 'ConditionPathExists').map(([, val]) => val)).toEqual([`/run/qubes-service/${service}`]);
         }
         lab.setService(service, true);
+        lab.setProvidesNetwork(true);
         for (const u of units) expect(await w.gw.conditionsHold(w.gw.unit(u)), u).toBe(true);
       } finally {
         lab.setService(service, true);
+        lab.setProvidesNetwork(true);
         await w.loadFirewall();
       }
     });
@@ -390,17 +393,20 @@ export function gatewaySuite(v: Variant): void {
       await expectUpClean(lab, mark, 'direct connections to the gateway');
     });
 
-    it('ports on the virtual IP other than 80 and the exposed router ports get no connection, and nothing reaches Tor, the router or up', async () => {
+    it('TCP to the virtual IP on any port but the exposed router ports and TLS goes to tinyproxy (never Tor); TLS ports and UDP get nothing', async () => {
       await w.use(recorders);
       const exposed = exposedConsolePort(w);
-      const ports = [443, 22, 8080, 8888, 9040, 4444, 4447, 7070, 7657, 6668, 7654, 7656].filter((p) => p !== exposed);
+      const ports = [22, 8080, 8888, 9040, 4444, 4447, 7070, 7657, 6668, 7654, 7656].filter((p) => p !== exposed);
       const mark = lab.upMark();
       const r = await lab.probe('client', [
-        ...ports.map((port) => ({ kind: 'tcp' as const, host: A.vip, port, timeout: 1 })),
+        ...ports.map((port) => ({ kind: 'tcp' as const, host: A.vip, port, send: 'GET / HTTP/1.1\r\nHost: example.com\r\n\r\n' })),
+        { kind: 'tcp', host: A.vip, port: 443, timeout: 1 },
+        { kind: 'tcp', host: A.vip, port: 8443, timeout: 1 },
         { kind: 'udp', host: A.vip, port: 443 },
         { kind: 'udp', host: A.vip, port: 123 },
       ]);
-      for (const x of r) expect(x.outcome, JSON.stringify(x.probe)).not.toMatch(/^(connected|reply)$/);
+      expect(r.slice(0, ports.length).map((x) => httpStatus(x.data)), 'tinyproxy refuses a host outside .i2p on every port').toEqual(ports.map(() => 403));
+      expect(r.slice(ports.length).map((x) => x.outcome)).toEqual(['refused', 'refused', 'noreply', 'noreply']);
       expect(w.torEvents(), 'a connection to the virtual IP went to Tor').toEqual([]);
       expect(w.routerEvents()).toEqual([]);
       await expectUpClean(lab, mark, 'virtual IP ports');
