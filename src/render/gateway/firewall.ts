@@ -131,7 +131,7 @@ export function renderRuleset(config: GatewayConfig): string {
     '\t\t# client, and tinyproxy would wait out its timeout on the encrypted bytes. Not redirected: forward resets it.',
     `\t\tip daddr ${vip} tcp dport { ${VIP_TLS_PORTS.map(port).join(', ')} } accept`,
     '\t\t# Plain HTTP on any other port of the virtual IP (http://site.i2p:8080/) goes to tinyproxy, which takes the host',
-    '\t\t# and port from the Host header and passes .i2p requests to the I2P router. Another protocol gets its 400.',
+    '\t\t# and port from the Host header and passes .i2p requests to the I2P router (other protocols: its 400, or its timeout).',
     `\t\tip daddr ${vip} meta l4proto tcp redirect to :${proxyPort}`,
     '\t\t# Nothing else to the virtual IP is redirected (forward refuses it): it must not reach Tor either.',
     `\t\tip daddr ${vip} accept`,
