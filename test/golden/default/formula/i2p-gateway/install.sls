@@ -6,6 +6,7 @@ i2p-gateway-dependencies:
   pkg.installed:
     - pkgs:
         - tor
+        - python3
         - tinyproxy
         - dnsmasq-base
         - nftables
@@ -18,3 +19,7 @@ i2p-gateway-package:
         - qubes-i2p-gateway: salt://i2p-gateway/files/qubes-i2p-gateway_0.1.0_all.deb
     - require:
         - pkg: i2p-gateway-dependencies
+i2p-gateway-other-router:
+  pkg.purged:
+    - pkgs:
+        - i2p
