@@ -327,7 +327,8 @@ suite('8. with our tables gone, the kernel still routes nothing', () => {
       expect(await lab.gwSysctl('net.ipv4.ip_forward')).toBe('0');
       expect(await lab.gwSysctl('net.ipv6.conf.all.forwarding')).toBe('0');
 
-      await lab.nsRun('gw', ['nft', 'delete', 'table', 'inet', 'qubes-i2p-gateway']);
+      await lab.nft(['delete', 'table', 'inet', 'qubes-i2p-gateway']);
+      expect(await lab.ruleset()).not.toContain('table inet qubes-i2p-gateway {');
       mark = lab.upMark();
       expectNothingReached(await lab.probe('client', LEAK_PROBES));
       await expectUpClean(lab, mark, 'our table deleted');

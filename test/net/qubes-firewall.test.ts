@@ -256,16 +256,18 @@ describe('Qubes OS 4.3 qubes-firewall.service (stand-in) and our hook', () => {
     expect(stages(await boot())).toEqual(ALL_STAGES);
   });
 
-  it('with the gateway qvm-service off (another qube from the same template), the 4.3 start runs our hook, which changes nothing, and Qubes\' own forwarding is left as Qubes has it', async () => {
+  it('with the gateway qvm-service off (another qube from the same template that provides network), the 4.3 start runs our hook, which forwards nothing (issue 12), and leaves Qubes\' own tables as Qubes has them', async () => {
     lab.setService(w.config.qubes.service, false);
     try {
       await netvmBeforeQubesFirewall();
-      // The lockdown unit's condition does not hold without the service: systemd would not start it.
-      await expect(w.gw.runOneshot(UNIT.lockdown)).rejects.toThrow(/Condition/);
+      // The lockdown unit runs in any qube that provides network; the hook replaces it with the off table.
+      await w.gw.runOneshot(UNIT.lockdown);
       const runs = await qf.start();
       expect(stages(runs)).toEqual(ALL_STAGES);
       const all = await nft(['-s', 'list', 'ruleset']);
-      expect(all).not.toContain('qubes-i2p-gateway');
+      expect(all).toContain('table inet qubes-i2p-gateway-off');
+      expect(all).not.toContain('table inet qubes-i2p-gateway {');
+      expect(all).not.toContain('qubes-i2p-gateway-lockdown');
       expect(await qubesFirewallTables()).toBe(QF_BASE);
     } finally {
       lab.setService(w.config.qubes.service, true);
