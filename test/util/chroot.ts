@@ -260,34 +260,76 @@ export async function ensurePristine(log: (msg: string) => void = () => {}): Pro
   const sources = hostDebianSources();
   const mirror = hostMirror(sources);
   const want = stampText(mirror);
-  if (existsSync(rootfs) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return rootfs;
+  const fresh = (): boolean => existsSync(rootfs) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want;
+  if (fresh()) return rootfs;
+  return withBuildLock(dir, log, async () => {
+    if (fresh()) return rootfs; // another process built it while we waited
 
+    const tmp = await mkdtemp(join(dir, 'rootfs.tmp-'));
+    const started = Date.now();
+    log(`debootstrap ${CODENAME} from ${mirror} into ${tmp} (first run: takes minutes)`);
+    try {
+      await must('debootstrap', [
+        '--variant=minbase',
+        `--include=${INCLUDE.join(',')}`,
+        '--components=main',
+        '--keyring=/usr/share/keyrings/debian-archive-keyring.gpg',
+        CODENAME,
+        tmp,
+        mirror,
+      ]);
+      // The .debs debootstrap fetched are not part of the tree.
+      await must('chroot', [tmp, 'apt-get', 'clean']);
+      await rm(rootfs, { recursive: true, force: true });
+      await rm(stamp, { force: true });
+      await rename(tmp, rootfs);
+      await writeFile(stamp, want);
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+    log(`debootstrap done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    return rootfs;
+  });
+}
+
+/**
+ * One builder at a time per cache (two suites, or a suite and the bench, may start together): a lock directory
+ * holding the builder's pid; a lock whose pid is gone is taken over. The others wait, then find the tree made.
+ */
+async function withBuildLock<T>(dir: string, log: (msg: string) => void, build: () => Promise<T>): Promise<T> {
   await mkdir(dir, { recursive: true });
-  const tmp = await mkdtemp(join(dir, 'rootfs.tmp-'));
-  const started = Date.now();
-  log(`debootstrap ${CODENAME} from ${mirror} into ${tmp} (first run: takes minutes)`);
-  try {
-    await must('debootstrap', [
-      '--variant=minbase',
-      `--include=${INCLUDE.join(',')}`,
-      '--components=main',
-      '--keyring=/usr/share/keyrings/debian-archive-keyring.gpg',
-      CODENAME,
-      tmp,
-      mirror,
-    ]);
-    // The .debs debootstrap fetched are not part of the tree.
-    await must('chroot', [tmp, 'apt-get', 'clean']);
-    await rm(rootfs, { recursive: true, force: true });
-    await rm(stamp, { force: true });
-    await rename(tmp, rootfs);
-    await writeFile(stamp, want);
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
-    throw e;
+  const lock = join(dir, 'build.lock');
+  const deadline = Date.now() + 30 * 60_000;
+  let said = false;
+  for (;;) {
+    try {
+      await mkdir(lock);
+      await writeFile(join(lock, 'pid'), String(process.pid));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      let holder = NaN;
+      try {
+        holder = Number(readFileSync(join(lock, 'pid'), 'utf8'));
+      } catch {
+        // the holder is between mkdir and writing its pid
+      }
+      if (Number.isInteger(holder) && holder > 0 && !pidAlive(holder)) {
+        await rm(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`${lock}: held by process ${String(holder)} for 30 minutes; remove it if that process is gone`);
+      if (!said) log(`waiting for process ${String(holder)}, which is building the test root in ${dir}`);
+      said = true;
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
-  log(`debootstrap done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  return rootfs;
+  try {
+    return await build();
+  } finally {
+    await rm(lock, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -301,30 +343,34 @@ export async function ensureOracles(log: (msg: string) => void = () => {}): Prom
   const tree = join(dir, 'oracles');
   const stamp = join(dir, 'oracles.stamp');
   const want = `${ORACLES_RECIPE}\n${readFileSync(join(dir, 'rootfs.stamp'), 'utf8')}`;
-  if (existsSync(tree) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return tree;
+  const fresh = (): boolean => existsSync(tree) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want;
+  if (fresh()) return tree;
+  return withBuildLock(dir, log, async () => {
+    if (fresh()) return tree; // another process built it while we waited
 
-  const started = Date.now();
-  log(`oracles root: installing ${ORACLE_PACKAGES.join(' ')} into a copy of the ${CODENAME} root`);
-  const tmp = await mkdtemp(join(dir, 'oracles.tmp-'));
-  const c = await freshChroot(pristine);
-  try {
-    await aptUpdate(c);
-    await c.must(['apt-get', 'install', '-y', '-q', '--no-install-recommends', ...ORACLE_PACKAGES]);
-    // The merged tree, without what is mounted into it (proc, sys, dev, the shared apt caches).
-    await must('cp', ['-a', '--one-file-system', `${c.root}/.`, tmp]);
-    for (const d of ['proc', 'sys', 'dev', 'var/cache/apt/archives', 'var/lib/apt/lists']) await mkdir(join(tmp, d), { recursive: true });
-    await c.dispose();
-    await rm(tree, { recursive: true, force: true });
-    await rm(stamp, { force: true });
-    await rename(tmp, tree);
-    await writeFile(stamp, want);
-  } catch (e) {
-    await c.dispose().catch(() => {});
-    await rm(tmp, { recursive: true, force: true });
-    throw e;
-  }
-  log(`oracles root done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  return tree;
+    const started = Date.now();
+    log(`oracles root: installing ${ORACLE_PACKAGES.join(' ')} into a copy of the ${CODENAME} root`);
+    const tmp = await mkdtemp(join(dir, 'oracles.tmp-'));
+    const c = await freshChroot(pristine);
+    try {
+      await aptUpdate(c);
+      await c.must(['apt-get', 'install', '-y', '-q', '--no-install-recommends', ...ORACLE_PACKAGES]);
+      // The merged tree, without what is mounted into it (proc, sys, dev, the shared apt caches).
+      await must('cp', ['-a', '--one-file-system', `${c.root}/.`, tmp]);
+      for (const d of ['proc', 'sys', 'dev', 'var/cache/apt/archives', 'var/lib/apt/lists']) await mkdir(join(tmp, d), { recursive: true });
+      await c.dispose();
+      await rm(tree, { recursive: true, force: true });
+      await rm(stamp, { force: true });
+      await rename(tmp, tree);
+      await writeFile(stamp, want);
+    } catch (e) {
+      await c.dispose().catch(() => {});
+      await rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+    log(`oracles root done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    return tree;
+  });
 }
 
 /** `Package Version` of each named package installed in `tree` (dpkg's own database there). */
