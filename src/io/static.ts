@@ -1,7 +1,8 @@
 /**
- * The project's static inputs to a build, read once from the source tree: the rpm spec, the minion.d file, and
- * the .deb's maintainer scripts and copyright under debian/. The renderers stay pure: they receive these texts,
- * never paths.
+ * The project's static inputs to a build, read once from the source tree: the rpm spec, the minion.d file, the
+ * .deb's maintainer scripts and copyright under debian/, and the programs that run in the gateway under gateway/
+ * (the DNS TCP relay, the status command and its manual page). The renderers stay pure: they receive these
+ * texts, never paths.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +23,14 @@ export function readStaticSources(root: string = PROJECT_ROOT): StaticSources {
     rpmSpec: read('rpm/qubes-mgmt-salt-i2p-gateway.spec'),
     minionConf: read('salt/i2p-gateway-formula.conf'),
     // No prerm: the package starts and enables nothing, so there is nothing to undo before removal.
-    deb: { postinst: read('debian/postinst'), postrm: read('debian/postrm'), copyright: read('debian/copyright') },
+    deb: {
+      postinst: read('debian/postinst'),
+      postrm: read('debian/postrm'),
+      copyright: read('debian/copyright'),
+      programs: {
+        dnsRelay: read('gateway/dns-tcp-relay'),
+        status: { command: read('gateway/qubes-i2p-gateway'), manPage: read('gateway/qubes-i2p-gateway.1') },
+      },
+    },
   };
 }

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { PATHS, UNITS, dropInPath, unitPath } from '../../src/render/gateway/common.ts';
 import { renderGateway } from '../../src/render/gateway/index.ts';
 import { Trixie } from '../util/trixie.ts';
-import { asUser, configOf, must, run, Scratch, sleep, text, waitForOutput, waitListening } from './helpers.ts';
+import { asUser, configOf, must, PROGRAMS, run, Scratch, sleep, text, waitForOutput, waitListening } from './helpers.ts';
 
 const scratch = new Scratch();
 afterAll(async () => {
@@ -63,19 +63,28 @@ function dig(client: string, name: string, type = 'A'): { status: string; answer
 
 describe('tor', () => {
   const config = configOf();
-  const files = renderGateway(config);
+  const files = renderGateway(config, { programs: PROGRAMS });
   const unit = text(files, unitPath(UNITS.tor));
 
-  function prepare(): { torrc: string; argv: string[] } {
+  /** The torrc with its data and runtime directories in a temp dir, made as the unit's StateDirectory= and
+   * RuntimeDirectory= (+Mode) would make them for Tor's user. */
+  function prepare(): { torrc: string; argv: string[]; runtime: string } {
     const dir = scratch.dir('tor');
     const data = join(dir, 'data');
+    const runtime = join(dir, 'run');
     mkdirSync(data, { mode: 0o700 });
-    chownSync(data, trixie.account('debian-tor').uid, trixie.account('debian-tor').gid);
+    mkdirSync(runtime, { mode: Number.parseInt(unitKey(unit, 'RuntimeDirectoryMode') ?? '0755', 8) });
+    const tor = trixie.account('debian-tor');
+    chownSync(data, tor.uid, tor.gid);
+    chownSync(runtime, tor.uid, tor.gid);
     const torrc = join(dir, 'torrc');
-    writeFileSync(torrc, text(files, PATHS.torrc).replace(`DataDirectory ${PATHS.torData}`, `DataDirectory ${data}`));
+    writeFileSync(
+      torrc,
+      text(files, PATHS.torrc).replace(`DataDirectory ${PATHS.torData}`, `DataDirectory ${data}`).replaceAll(`${PATHS.torRuntime}/`, `${runtime}/`),
+    );
     chmodSync(torrc, 0o644);
     const argv = execStart(unit).map((a) => (a === PATHS.torrc ? torrc : a));
-    return { torrc, argv: [...asUser(unitKey(unit, 'User') ?? '', unitKey(unit, 'Group')), ...argv] };
+    return { torrc, argv: [...asUser(unitKey(unit, 'User') ?? '', unitKey(unit, 'Group')), ...argv], runtime };
   }
 
   it('runs as debian-tor with the rendered torrc and no defaults file', () => {
@@ -104,8 +113,37 @@ describe('tor', () => {
     child.kill('SIGINT');
   });
 
+  it('opens a control socket with cookie authentication for root and Tor\'s user only, and no TCP control port', async () => {
+    const settings = text(files, PATHS.torrc).split('\n').filter((l) => /^(Control|Cookie)/.test(l));
+    expect(settings).toEqual(['ControlPort 0', `ControlSocket ${PATHS.torControl}`, 'CookieAuthentication 1', `CookieAuthFile ${PATHS.torCookie}`]);
+    expect(PATHS.torControl.startsWith(`/run/${unitKey(unit, 'RuntimeDirectory')}/`)).toBe(true);
+    expect(unitKey(unit, 'RuntimeDirectoryMode')).toBe('0700');
+    const { argv, runtime } = prepare();
+    const ns = scratch.netns();
+    const child = scratch.spawn(['ip', 'netns', 'exec', ns, ...T(), ...argv]);
+    await waitListening(ns, 'tcp', /0\.0\.0\.0:9040\b/);
+    const socket = join(runtime, 'control');
+    // Tor answers the cookie on its socket (the status command's question), as root...
+    const ask =
+      'import socket,sys\ns=socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1]); f=s.makefile("rwb")\n' +
+      'c=open(sys.argv[2],"rb").read().hex()\nfor q in ["AUTHENTICATE "+c, "GETINFO status/bootstrap-phase"]:\n' +
+      '  f.write(q.encode()+b"\\r\\n"); f.flush(); print(f.readline().decode().strip())\n';
+    const cookie = join(runtime, 'control.authcookie');
+    const root = run(['ip', 'netns', 'exec', ns, ...T(), 'python3', '-c', ask, socket, cookie]);
+    expect(root.stdout.split('\n')[0], root.stderr).toBe('250 OK');
+    expect(root.stdout.split('\n')[1]).toMatch(/^250-status\/bootstrap-phase=\w+ BOOTSTRAP PROGRESS=\d+ /);
+    // ...but no other user gets in: nobody can neither open the socket nor read the cookie.
+    const nobody = run(['ip', 'netns', 'exec', ns, ...T(), ...asUser('nobody', 'nogroup'), 'python3', '-c', ask, socket, cookie]);
+    expect(nobody.code).not.toBe(0);
+    expect(nobody.stderr).toContain('PermissionError');
+    // No TCP listener but TransPort: a control port on any address would show here.
+    const tcp = must(['ip', 'netns', 'exec', ns, 'ss', '-Hltn']).stdout.trim().split('\n');
+    expect(tcp.map((l) => l.split(/\s+/)[3])).toEqual(['0.0.0.0:9040']);
+    child.kill('SIGINT');
+  });
+
   it('is not rendered at all with Tor off', () => {
-    const off = renderGateway(configOf({ tor: { enabled: false } })).map((f) => f.path);
+    const off = renderGateway(configOf({ tor: { enabled: false } }), { programs: PROGRAMS }).map((f) => f.path);
     expect(off.filter((p) => /tor/.test(p.replace('qubes-i2p-gateway', '')))).toEqual([]);
   });
 
@@ -116,7 +154,7 @@ describe('tor', () => {
 
 /** dnsmasq's command line as its unit runs it (User=, CAP_NET_BIND_SERVICE), the config in a temp copy. */
 function prepareDnsmasq(torOn: boolean): { conf: string; argv: string[]; unit: string } {
-  const files = renderGateway(configOf({ tor: { enabled: torOn } }));
+  const files = renderGateway(configOf({ tor: { enabled: torOn } }), { programs: PROGRAMS });
   const unit = text(files, unitPath(UNITS.dnsmasq));
   const dir = scratch.dir('dnsmasq');
   const conf = join(dir, 'dnsmasq.conf');
@@ -266,7 +304,7 @@ elif cmd == "hold":
     print(json.dumps({"extra": extra, "after": ask(conn(port), "after.example")}))
 `;
 
-  const files = renderGateway(configOf());
+  const files = renderGateway(configOf(), { programs: PROGRAMS });
   const unit = text(files, unitPath(UNITS.dnsRelay));
 
   /** All a child has written so far (stdout and stderr), collected from its start. */
@@ -335,12 +373,12 @@ elif cmd == "hold":
     ]);
     expect(text(files, PATHS.torrc)).toContain('\nDNSPort 127.0.0.1:5353\n');
     expect(files.find((f) => f.path === PATHS.dnsRelay)?.mode).toBe(0o755);
-    const other = renderGateway(configOf({ tor: { dnsPort: 5400 } }));
+    const other = renderGateway(configOf({ tor: { dnsPort: 5400 } }), { programs: PROGRAMS });
     expect(execStart(text(other, unitPath(UNITS.dnsRelay))).slice(1, 5)).toEqual(['--listen', '127.0.0.1:5400', '--upstream', '127.0.0.1:5400']);
   });
 
   it('is not rendered with Tor off', () => {
-    const paths = renderGateway(configOf({ tor: { enabled: false } })).map((f) => f.path);
+    const paths = renderGateway(configOf({ tor: { enabled: false } }), { programs: PROGRAMS }).map((f) => f.path);
     expect(paths).not.toContain(PATHS.dnsRelay);
     expect(paths).not.toContain(unitPath(UNITS.dnsRelay));
   });
@@ -429,7 +467,7 @@ describe('tinyproxy', () => {
   ].join('\n');
 
   async function start(): Promise<{ gw: string; client: string }> {
-    const files = renderGateway(configOf());
+    const files = renderGateway(configOf(), { programs: PROGRAMS });
     const unit = text(files, unitPath(UNITS.tinyproxy));
     expect(unitKey(unit, 'User')).toBe('tinyproxy');
     const dir = scratch.dir('tinyproxy');
@@ -485,7 +523,7 @@ describe('tinyproxy', () => {
 
 describe('i2pd', () => {
   it('runs in the foreground with our config plus the console password made at its start; its listeners are on loopback, SOCKS and SAM off', async () => {
-    const files = renderGateway(configOf({ i2p: { expose: { console: true } } }));
+    const files = renderGateway(configOf({ i2p: { expose: { console: true } } }), { programs: PROGRAMS });
     const dropIn = text(files, dropInPath('i2pd.service'));
     expect(dropIn).toContain('Type=simple\nPIDFile=\n');
     expect(dropIn).toContain('\nExecStart=\nExecStart=i2pd ');

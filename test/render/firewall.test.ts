@@ -14,7 +14,7 @@ import { INPUT_CHAIN, LOCKDOWN_TABLE, TABLE } from '../../src/render/gateway/fir
 import { renderGateway } from '../../src/render/gateway/index.ts';
 import { LOCKDOWN_NFT, LOCKDOWN_UNIT } from '../../src/render/gateway/lockdown.ts';
 import { Trixie } from '../util/trixie.ts';
-import { BASE_QUBES_NFT, configOf, must, REAL_KEYRING, run, Scratch, text, type RunResult } from './helpers.ts';
+import { BASE_QUBES_NFT, configOf, must, PROGRAMS, REAL_KEYRING, run, Scratch, text, type RunResult } from './helpers.ts';
 
 const scratch = new Scratch();
 afterAll(async () => {
@@ -51,7 +51,7 @@ interface Gateway {
 }
 
 function gateway(config: GatewayConfig, opts: { base?: boolean; keyring?: Uint8Array } = {}): Gateway {
-  const files = renderGateway(config, opts.keyring === undefined ? {} : { keyring: opts.keyring });
+  const files = renderGateway(config, opts.keyring === undefined ? { programs: PROGRAMS } : { programs: PROGRAMS, keyring: opts.keyring });
   const root = scratch.tree(files);
   const tools = scratch.dir('runner');
   const runner = join(tools, 'runner.sh');
@@ -106,7 +106,7 @@ describe('the ruleset', () => {
     const r = gw.on(['nft', '-c', '-f', PATHS.ruleset]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(text(renderGateway(configOf({ i2p: { router: 'i2p' } }), { keyring: new Uint8Array(readFileSync(REAL_KEYRING)) }), PATHS.ruleset)).toContain('meta skuid i2psvc accept');
+    expect(text(renderGateway(configOf({ i2p: { router: 'i2p' } }), { programs: PROGRAMS, keyring: new Uint8Array(readFileSync(REAL_KEYRING)) }), PATHS.ruleset)).toContain('meta skuid i2psvc accept');
   });
 
   it('accepts DNS from client qubes redirected or not (a query to the gateway\'s own address carries no dnat status), every other port only when redirected', () => {
@@ -122,7 +122,7 @@ describe('the ruleset', () => {
   });
 
   it('has no Tor rules with Tor off', () => {
-    const r = text(renderGateway(configOf({ tor: { enabled: false } })), PATHS.ruleset);
+    const r = text(renderGateway(configOf({ tor: { enabled: false } }), { programs: PROGRAMS }), PATHS.ruleset);
     expect(r).not.toMatch(/9040|debian-tor|10\.192\.0\.0/);
   });
 });
@@ -211,7 +211,7 @@ describe('the boot-time lockdown', () => {
   it('loads (twice, one copy) and is lifted by the hook', () => {
     const config = configOf();
     const gw = gateway(config);
-    const unit = text(renderGateway(config), unitPath(LOCKDOWN_UNIT));
+    const unit = text(renderGateway(config, { programs: PROGRAMS }), unitPath(LOCKDOWN_UNIT));
     expect(unit).toContain(`ExecStart=nft -f ${LOCKDOWN_NFT}\n`);
     expect(gw.on(['nft', '-f', LOCKDOWN_NFT]).code).toBe(0);
     expect(gw.on(['nft', '-f', LOCKDOWN_NFT]).code).toBe(0);

@@ -8,12 +8,12 @@ import type { GatewayConfig } from '../../src/config/schema.ts';
 import { renderRuleset } from '../../src/render/gateway/firewall.ts';
 import { renderHook } from '../../src/render/gateway/firewall-hook.ts';
 import { renderGateway } from '../../src/render/gateway/index.ts';
-import { configOf, REAL_KEYRING, text } from './helpers.ts';
+import { configOf, PROGRAMS, REAL_KEYRING, text } from './helpers.ts';
 
 describe('the gateway tree', () => {
   it('generates no conffile for i2pd: the configuration is package data, replaced whole on every upgrade; the hook is linked', () => {
     for (const value of [{}, { tor: { enabled: false } }]) {
-      const files = renderGateway(configOf(value));
+      const files = renderGateway(configOf(value), { programs: PROGRAMS });
       expect(files.filter((x) => x.kind === 'config').map((f) => f.path)).toEqual([]);
       // In /etc only what is not a regular file: the hook's link, and the admin's (empty) torrc.d with Tor on.
       expect(files.filter((x) => x.path.startsWith('/etc/')).map((f) => `${f.kind} ${f.path}`)).toEqual([
@@ -26,10 +26,10 @@ describe('the gateway tree', () => {
   });
 
   it('ships the Java router\'s apt source and keyring only for router i2p', () => {
-    const i2pd = renderGateway(configOf()).map((f) => f.path);
+    const i2pd = renderGateway(configOf(), { programs: PROGRAMS }).map((f) => f.path);
     expect(i2pd).not.toContain('/etc/apt/sources.list.d/i2p.sources');
     expect(i2pd).toContain('/usr/share/qubes-i2p-gateway/i2pd.conf');
-    const java = renderGateway(configOf({ i2p: { router: 'i2p' } }), { keyring: new Uint8Array(readFileSync(REAL_KEYRING)) }).map((f) => f.path);
+    const java = renderGateway(configOf({ i2p: { router: 'i2p' } }), { programs: PROGRAMS, keyring: new Uint8Array(readFileSync(REAL_KEYRING)) }).map((f) => f.path);
     expect(java).toContain('/etc/apt/sources.list.d/i2p.sources');
     expect(java).toContain('/usr/share/keyrings/i2p-archive-keyring.gpg');
     expect(java).toContain('/usr/lib/systemd/system/i2p.service.d/50-qubes-i2p-gateway.conf');
@@ -37,9 +37,9 @@ describe('the gateway tree', () => {
   });
 
   it('keeps the state of Tor and the router across reboots, in the gateway qube only', () => {
-    const bind = text(renderGateway(configOf()), '/usr/lib/qubes-bind-dirs.d/50_qubes-i2p-gateway.conf');
+    const bind = text(renderGateway(configOf(), { programs: PROGRAMS }), '/usr/lib/qubes-bind-dirs.d/50_qubes-i2p-gateway.conf');
     expect(bind).toContain("if [ -e /run/qubes-service/i2p ]; then\n\tbinds+=( '/var/lib/qubes-i2p-gateway' '/var/lib/i2pd' )\nfi\n");
-    const noTor = text(renderGateway(configOf({ tor: { enabled: false } })), '/usr/lib/qubes-bind-dirs.d/50_qubes-i2p-gateway.conf');
+    const noTor = text(renderGateway(configOf({ tor: { enabled: false } }), { programs: PROGRAMS }), '/usr/lib/qubes-bind-dirs.d/50_qubes-i2p-gateway.conf');
     expect(noTor).toContain("binds+=( '/var/lib/i2pd' )");
   });
 
@@ -47,7 +47,7 @@ describe('the gateway tree', () => {
     for (const service of ['tor', 'tinyproxy']) {
       // the config rule refuses it first (test/config); the renderer still guards against a config built in code
       const base = configOf();
-      expect(() => renderGateway({ ...base, qubes: { ...base.qubes, service } })).toThrow(`qubes.service "${service}" would also start the distribution's ${service}`);
+      expect(() => renderGateway({ ...base, qubes: { ...base.qubes, service } }, { programs: PROGRAMS })).toThrow(`qubes.service "${service}" would also start the distribution's ${service}`);
     }
   });
 });

@@ -9,10 +9,14 @@ import { dirname, join } from 'node:path';
 import { parseConfigValue } from '../../src/config/load.ts';
 import type { GatewayConfig } from '../../src/config/schema.ts';
 import type { RenderedFile } from '../../src/files.ts';
+import { readStaticSources } from '../../src/io/static.ts';
+import type { GatewayPrograms } from '../../src/render/gateway/index.ts';
 
 export const SHARED_DATA = join(import.meta.dirname, '..', '..', '..', 'shared', 'data');
 export const REAL_KEYRING = join(SHARED_DATA, 'i2p-archive-keyring.gpg');
 export const REAL_KEYRING_ASC = join(SHARED_DATA, 'i2p-debian-repo.key.asc');
+/** The programs under gateway/, as the build reads them. */
+export const PROGRAMS: GatewayPrograms = readStaticSources().deb.programs;
 export const BASE_QUBES_NFT = join(import.meta.dirname, '..', 'fixtures', 'base-qubes.nft');
 
 export function configOf(value: unknown = {}): GatewayConfig {

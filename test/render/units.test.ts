@@ -15,7 +15,7 @@ import { renderGateway } from '../../src/render/gateway/index.ts';
 import { LOCKDOWN_UNIT } from '../../src/render/gateway/lockdown.ts';
 import { targetWants } from '../../src/render/gateway/target.ts';
 import { Trixie } from '../util/trixie.ts';
-import { configOf, run, Scratch, text } from './helpers.ts';
+import { configOf, PROGRAMS, run, Scratch, text } from './helpers.ts';
 
 const scratch = new Scratch();
 afterAll(async () => {
@@ -36,7 +36,7 @@ function verify(files: readonly RenderedFile[], units: readonly string[]): { cod
 describe('systemd-analyze verify', () => {
   it('accepts the units and drop-ins of the default gateway (i2pd, Tor on)', () => {
     const config = configOf();
-    const files = renderGateway(config);
+    const files = renderGateway(config, { programs: PROGRAMS });
     const units = [UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, UNITS.target, LOCKDOWN_UNIT, UNITS.noForward, 'i2pd.service', 'tor.service', 'tor@default.service', 'tinyproxy.service'];
     const r = verify(files, units);
     expect(r.output).not.toMatch(/qubes-i2p-gateway|50-qubes-i2p-gateway|i2pd\.service|tinyproxy\.service|tor(@default)?\.service/);
@@ -44,7 +44,7 @@ describe('systemd-analyze verify', () => {
   });
 
   it('fails a drop-in that names Debian 12\'s i2pd path (/usr/sbin/i2pd): Debian 13 has only /usr/bin/i2pd', () => {
-    const files = renderGateway(configOf()).map((f) =>
+    const files = renderGateway(configOf(), { programs: PROGRAMS }).map((f) =>
       f.path.endsWith('i2pd.service.d/50-qubes-i2p-gateway.conf') ? { ...f, data: new TextEncoder().encode(new TextDecoder().decode(f.data).replace('ExecStart=i2pd ', 'ExecStart=/usr/sbin/i2pd ')) } : f,
     );
     const r = verify(files, ['i2pd.service']);
@@ -53,7 +53,7 @@ describe('systemd-analyze verify', () => {
   });
 
   it('accepts the units without Tor', () => {
-    const files = renderGateway(configOf({ tor: { enabled: false } }));
+    const files = renderGateway(configOf({ tor: { enabled: false } }), { programs: PROGRAMS });
     const r = verify(files, [UNITS.dnsmasq, UNITS.tinyproxy, UNITS.target, LOCKDOWN_UNIT, 'i2pd.service']);
     expect(r.output).not.toMatch(/qubes-i2p-gateway|i2pd\.service/);
     expect(r.code).toBe(0);
@@ -62,7 +62,7 @@ describe('systemd-analyze verify', () => {
 
 describe('the units', () => {
   const config = configOf();
-  const files = renderGateway(config);
+  const files = renderGateway(config, { programs: PROGRAMS });
   const unit = (name: string): string => text(files, `${UNIT_DIR}/${name}`);
 
   it('run only in the gateway qube', () => {

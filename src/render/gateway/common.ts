@@ -27,6 +27,9 @@ export const UNIT_DIR = '/usr/lib/systemd/system';
 /** Persistent state (bind-mounted from /rw in the gateway qube, see persistence.ts). */
 export const STATE_DIR = '/var/lib/qubes-i2p-gateway';
 
+/** Tor's runtime directory under /run: systemd creates it for Tor's user when the unit starts, removes it at stop. */
+export const TOR_RUNTIME_NAME = 'qubes-i2p-gateway-tor';
+
 export const PATHS = {
   torrc: `${SHARE_DIR}/torrc`,
   /** Extra torrc lines of the admin's (bridges, say): `%include`d by our torrc, after its own lines. */
@@ -63,6 +66,16 @@ export const PATHS = {
   i2pdRuntimeConf: '/run/i2pd/qubes-i2p-gateway.conf',
   /** udev rule: forwarding off for each client interface as it appears (see no-forward.ts). */
   udevRules: '/usr/lib/udev/rules.d/90-qubes-i2p-gateway.rules',
+  /** The gateway's one command for users: `qubes-i2p-gateway status` (gateway/qubes-i2p-gateway in the repository). */
+  command: '/usr/bin/qubes-i2p-gateway',
+  /** Its manual page (gateway/qubes-i2p-gateway.1, gzipped): lintian wants one for every program in /usr/bin. */
+  commandManPage: '/usr/share/man/man1/qubes-i2p-gateway.1.gz',
+  /** What `status` checks against (ports, users, units, the router), rendered from the config as data. */
+  statusFacts: `${SHARE_DIR}/status.json`,
+  /** Tor's runtime directory (the unit's RuntimeDirectory=, Tor's user's, mode 0700) with its control socket. */
+  torRuntime: `/run/${TOR_RUNTIME_NAME}`,
+  torControl: `/run/${TOR_RUNTIME_NAME}/control`,
+  torCookie: `/run/${TOR_RUNTIME_NAME}/control.authcookie`,
   /** Read by Qubes' bind-dirs.sh; /usr/lib is the place for packaged (not admin) snippets. */
   bindDirs: '/usr/lib/qubes-bind-dirs.d/50_qubes-i2p-gateway.conf',
 } as const;

@@ -6,6 +6,7 @@
  *     qubes-i2p-gateway-tor.service, tor*.service.d/                                  tor.ts
  *   /usr/share/qubes-i2p-gateway/dnsmasq.conf, qubes-i2p-gateway-dnsmasq.service    dnsmasq.ts
  *   /usr/libexec/qubes-i2p-gateway/dns-tcp-relay, qubes-i2p-gateway-dns-relay.service dns-relay.ts
+ *   /usr/bin/qubes-i2p-gateway, its man page, /usr/share/qubes-i2p-gateway/status.json status.ts
  *   /usr/share/qubes-i2p-gateway/tinyproxy.*, qubes-i2p-gateway-tinyproxy.service, ... tinyproxy.ts
  *   /usr/share/qubes-i2p-gateway/i2pd.conf, i2pd.service.d/                          i2pd.ts
  *   /usr/share/keyrings/i2p-archive-keyring.gpg, i2p.sources, i2p.service.d/          java-router.ts
@@ -16,6 +17,10 @@
  *   /usr/libexec/qubes-i2p-gateway/i2pd-console-auth                                 i2pd.ts
  *   qubes-i2p-gateway.target and its multi-user.target.wants/ link                    target.ts
  *   /usr/lib/qubes-bind-dirs.d/, /var/lib/qubes-i2p-gateway                           persistence.ts
+ *
+ * The programs that run in the gateway (the relay, the status command) are source files of their own under
+ * gateway/ in the repository, read by src/io/static.ts and handed in here as text: the renderers place them,
+ * they never write code.
  */
 import type { GatewayConfig } from '../../config/schema.ts';
 import { mergeTrees, type RenderedFile } from '../../files.ts';
@@ -29,10 +34,20 @@ import { renderLockdown } from './lockdown.ts';
 import { renderNoForward } from './no-forward.ts';
 import { renderPersistence } from './persistence.ts';
 import { renderTarget } from './target.ts';
+import { renderStatus, type StatusProgram } from './status.ts';
 import { renderTinyproxy } from './tinyproxy.ts';
 import { renderTor } from './tor.ts';
 
+/** The programs under gateway/ (read by src/io/static.ts), as they are placed into the package. */
+export interface GatewayPrograms {
+  /** gateway/dns-tcp-relay */
+  readonly dnsRelay: string;
+  /** gateway/qubes-i2p-gateway and gateway/qubes-i2p-gateway.1 */
+  readonly status: StatusProgram;
+}
+
 export interface GatewayRenderOptions {
+  readonly programs: GatewayPrograms;
   /** The I2P repository keyring (router i2p only), binary or ASCII-armored; checked before use. */
   readonly keyring?: Uint8Array;
 }
@@ -40,7 +55,7 @@ export interface GatewayRenderOptions {
 /** Service names whose flag already means something else here (our drop-ins for the distro's units use them). */
 const TAKEN_SERVICES = ['tor', 'tinyproxy'];
 
-export function renderGateway(config: GatewayConfig, opts: GatewayRenderOptions = {}): RenderedFile[] {
+export function renderGateway(config: GatewayConfig, opts: GatewayRenderOptions): RenderedFile[] {
   if (TAKEN_SERVICES.includes(config.qubes.service)) {
     throw new Error(
       `qubes.service "${config.qubes.service}" would also start the distribution's ${config.qubes.service} in the gateway. Fix: choose another name, e.g. i2p`,
@@ -52,7 +67,8 @@ export function renderGateway(config: GatewayConfig, opts: GatewayRenderOptions 
   return mergeTrees(
     renderTor(config),
     renderDnsmasq(config),
-    renderDnsRelay(config),
+    renderDnsRelay(config, opts.programs.dnsRelay),
+    renderStatus(config, opts.programs.status),
     renderTinyproxy(config),
     config.i2p.router === 'i2pd' ? renderI2pd(config) : renderJavaRouter(config, opts.keyring),
     renderFirewallRuleset(config),

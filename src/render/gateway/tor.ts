@@ -4,7 +4,7 @@
  */
 import type { GatewayConfig } from '../../config/schema.ts';
 import { dirEntry, textFile, type RenderedFile } from '../../files.ts';
-import { comment, dropInPath, gatewayFlag, generatedHeader, PATHS, qubesServiceFlag, UNITS, unitPath } from './common.ts';
+import { comment, dropInPath, gatewayFlag, generatedHeader, PATHS, qubesServiceFlag, TOR_RUNTIME_NAME, UNITS, unitPath } from './common.ts';
 import { SANDBOX } from './hardening.ts';
 import { port } from './values.ts';
 
@@ -39,8 +39,18 @@ export function renderTorrc(config: GatewayConfig): string {
     'AutomapHostsOnResolve 1\n' +
     comment(['Kept across reboots (bind-dirs): a new guard on every boot would weaken anonymity.']) +
     `DataDirectory ${PATHS.torData}\n` +
-    comment(['A client only: never a relay or an exit. No ControlPort: nothing here needs to steer Tor.']) +
+    comment(['A client only: never a relay or an exit.']) +
     'ClientOnly 1\n' +
+    comment(['No TCP control port, on any address: nothing on a network, client qubes included, can ever reach one.']) +
+    'ControlPort 0\n' +
+    comment([
+      'A control socket that only root and Tor\'s own user can open (its directory is Tor\'s, mode 0700, made by the',
+      'unit\'s RuntimeDirectory=), with cookie authentication on top: `qubes-i2p-gateway status` reads Tor\'s bootstrap',
+      'progress here. Nothing steers Tor through it.',
+    ]) +
+    `ControlSocket ${PATHS.torControl}\n` +
+    'CookieAuthentication 1\n' +
+    `CookieAuthFile ${PATHS.torCookie}\n` +
     comment(['stdout is the journal (journalctl -u qubes-i2p-gateway-tor).']) +
     'Log notice stdout\n' +
     comment([
@@ -77,6 +87,9 @@ export function renderTorUnit(config: GatewayConfig): string {
     'LimitNOFILE=65536\n' +
     `StateDirectory=${PATHS.torData.replace(/^\/var\/lib\//, '')}\n` +
     'StateDirectoryMode=0700\n' +
+    comment(['The control socket\'s directory (see the torrc): Tor\'s own, closed to every other user, gone when Tor stops.']) +
+    `RuntimeDirectory=${TOR_RUNTIME_NAME}\n` +
+    'RuntimeDirectoryMode=0700\n' +
     'CapabilityBoundingSet=\n' +
     SANDBOX.join('\n') +
     '\n'
