@@ -1,0 +1,151 @@
+/**
+ * The programs that run in the gateway (gateway/): placed into the package byte for byte, with the data they read
+ * agreeing with the configs they describe; the status command's own unit tests (test/gateway/test_status.py,
+ * Python's unittest, against captures of the real daemons and a stand-in gateway); and the command run for real
+ * on this machine, which is not a gateway. The relay runs against real daemons in test/render/daemons.test.ts,
+ * the status command in the datapath lab (test/net/status.test.ts).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../src/io/static.ts';
+import { PATHS, UNITS, unitPath } from '../../src/render/gateway/common.ts';
+import { renderGateway } from '../../src/render/gateway/index.ts';
+import { renderStatusFacts } from '../../src/render/gateway/status.ts';
+import { configOf, PROGRAMS, run, Scratch, text } from '../render/helpers.ts';
+
+const PYTHON = '/usr/bin/python3';
+const COMMAND = join(PROJECT_ROOT, 'gateway', 'qubes-i2p-gateway');
+const RELAY = join(PROJECT_ROOT, 'gateway', 'dns-tcp-relay');
+const scratch = new Scratch();
+afterAll(async () => {
+  await scratch.cleanup();
+});
+
+const BUILDS = {
+  default: {},
+  'tor-off': { tor: { enabled: false } },
+  java: { i2p: { router: 'i2p' } },
+} as const;
+
+function factsDir(): string {
+  const dir = scratch.dir('facts');
+  for (const [name, value] of Object.entries(BUILDS)) writeFileSync(join(dir, `${name}.json`), renderStatusFacts(configOf(value)));
+  return dir;
+}
+
+interface Facts {
+  readonly serviceFlag: string;
+  readonly virtualIp: string;
+  readonly tor: { enabled: boolean; transPort?: { address: string; port: number }; dnsPort?: { address: string; port: number } };
+  readonly dnsRelay?: { listen: { address: string; port: number } };
+  readonly tinyproxy: { listen: { port: number } };
+  readonly router: { httpProxy: { address: string; port: number }; console: { address: string; port: number } };
+}
+
+describe('the programs in the package', () => {
+  const files = renderGateway(configOf(), { programs: PROGRAMS });
+
+  it('are gateway/qubes-i2p-gateway and gateway/dns-tcp-relay byte for byte, executable, run by python3 -I', () => {
+    for (const [path, source] of [[PATHS.command, COMMAND], [PATHS.dnsRelay, RELAY]] as const) {
+      const f = files.find((x) => x.path === path);
+      expect(f?.mode, path).toBe(0o755);
+      expect(text(files, path)).toBe(run(['cat', source]).stdout);
+      expect(text(files, path).split('\n')[0]).toBe('#!/usr/bin/python3 -I');
+    }
+  });
+
+  it('status.json agrees with the configs it describes, for ports other than the defaults too', () => {
+    const config = configOf({ tor: { transPort: 9140, dnsPort: 5454 }, tinyproxy: { port: 8899 }, network: { virtualIp: '10.100.1.2' }, qubes: { service: 'i2pgw' } });
+    const tree = renderGateway(config, { programs: PROGRAMS });
+    const facts = JSON.parse(text(tree, PATHS.statusFacts)) as Facts;
+    const torrc = text(tree, PATHS.torrc);
+    expect(torrc).toContain(`\nTransPort ${facts.tor.transPort?.address}:${facts.tor.transPort?.port} IsolateClientAddr\n`);
+    expect(torrc).toContain(`\nDNSPort ${facts.tor.dnsPort?.address}:${facts.tor.dnsPort?.port}\n`);
+    expect(facts.tor.transPort?.port).toBe(9140);
+    expect(text(tree, unitPath(UNITS.dnsRelay))).toContain(`--listen ${facts.dnsRelay?.listen.address}:${facts.dnsRelay?.listen.port} `);
+    expect(text(tree, PATHS.tinyproxyConf)).toContain(`\nPort ${facts.tinyproxy.listen.port}\n`);
+    const i2pd = text(tree, PATHS.i2pdConf);
+    expect(i2pd).toContain(`\n[http]\n# The web console.\nenabled = true\naddress = ${facts.router.console.address}\nport = ${facts.router.console.port}\n`);
+    expect(i2pd).toContain(`\naddress = ${facts.router.httpProxy.address}\nport = ${facts.router.httpProxy.port}\n`);
+    expect(text(tree, PATHS.dnsmasqConf)).toContain(`address=/i2p/${facts.virtualIp}\n`);
+    expect(facts.serviceFlag).toBe('/run/qubes-service/i2pgw');
+    expect(text(tree, unitPath(UNITS.tor))).toContain(`ConditionPathExists=${facts.serviceFlag}\n`);
+  });
+
+  it('ship the command\'s manual page, gzipped', () => {
+    const man = files.find((f) => f.path === PATHS.commandManPage);
+    expect(man?.data.slice(0, 2)).toEqual(new Uint8Array([0x1f, 0x8b]));
+  });
+});
+
+describe('qubes-i2p-gateway status: unit tests (python3 -m unittest)', () => {
+  it('passes every test in test/gateway/test_status.py', () => {
+    const r = run([PYTHON, '-m', 'unittest', 'discover', '-s', join(PROJECT_ROOT, 'test', 'gateway'), '-p', 'test_*.py', '-v'], {
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', QIG_FACTS_DIR: factsDir(), LC_ALL: 'C.UTF-8' },
+      timeoutMs: 60_000,
+    });
+    const ran = Number(/^Ran (\d+) tests? in /m.exec(r.stderr)?.[1] ?? 0);
+    expect(r.stderr, r.stderr).toMatch(/\n\nOK\n$/);
+    expect(r.code).toBe(0);
+    // Every test ran: none skipped, none quietly missing.
+    expect(r.stderr).not.toMatch(/skipped/);
+    expect(ran).toBeGreaterThanOrEqual(45);
+  });
+});
+
+describe('qubes-i2p-gateway status, run on this machine (not a gateway: no service flag)', () => {
+  const facts = join(factsDir(), 'default.json');
+
+  it('fails on the missing service flag with its fix, exit 2, and checks nothing else', () => {
+    const r = run([COMMAND, 'status', '--facts', facts]);
+    expect(r.code).toBe(2);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toBe('qubes-i2p-gateway status: sys-i2p (router i2pd, Tor on)');
+    expect(lines).toContain('qube');
+    expect(r.stdout).toMatch(/\[FAIL\] service flag +\/run\/qubes-service\/i2p is missing/);
+    expect(r.stdout).toContain('fix: in dom0: qvm-service --enable sys-i2p i2p, then restart sys-i2p');
+    expect(r.stdout).not.toMatch(/^firewall$|^daemon$/m);
+    expect(r.stdout).not.toContain('\u001b[');
+    expect(lines.at(-2)).toMatch(/^FAIL: the gateway is broken: 1 failing.* \(exit 2\)$/);
+    expect(r.stderr).toBe('');
+  });
+
+  it('--json gives the same verdict as one document', () => {
+    const r = run([COMMAND, 'status', '--json', '--facts', facts]);
+    const doc = JSON.parse(r.stdout) as { verdict: string; exit: number; checks: Array<{ id: string; status: string }> };
+    expect([r.code, doc.verdict, doc.exit]).toEqual([2, 'fail', 2]);
+    expect(doc.checks[0]).toMatchObject({ id: 'qube.service', status: 'fail' });
+  });
+
+  it('colours only when asked (or on a terminal)', () => {
+    expect(run([COMMAND, 'status', '--color', 'always', '--facts', facts]).stdout).toContain('\u001b[31;1mFAIL\u001b[0m');
+    expect(run([COMMAND, 'status', '--color', 'never', '--facts', facts]).stdout).not.toContain('\u001b[');
+  });
+
+  it('refuses a missing or foreign data file and an unknown command (exit 2, no trace)', () => {
+    const missing = run([COMMAND, 'status', '--facts', '/nonexistent/status.json']);
+    expect([missing.code, missing.stdout]).toEqual([2, '']);
+    expect(missing.stderr).toMatch(/^qubes-i2p-gateway: cannot read the package's data file: .*No such file/);
+    const other = join(scratch.dir('foreign'), 'status.json');
+    writeFileSync(other, '{"format": 2}');
+    expect(run([COMMAND, 'status', '--facts', other]).stderr).toContain('has format 2; this program reads format 1');
+    const none = run([COMMAND]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('usage: qubes-i2p-gateway');
+    expect(run([COMMAND, 'frobnicate']).code).toBe(2);
+  });
+
+  it('cannot be hijacked by the caller\'s environment: python3 -I ignores PYTHONPATH and the current directory', () => {
+    // A root user's `qubes-i2p-gateway status` must not run a module some other user planted.
+    const trap = scratch.dir('trap');
+    mkdirSync(join(trap, 'json'));
+    writeFileSync(join(trap, 'json', '__init__.py'), 'raise SystemExit("HIJACKED")\n');
+    writeFileSync(join(trap, 'socket.py'), 'raise SystemExit("HIJACKED")\n');
+    for (const program of [COMMAND, RELAY]) {
+      const r = run([program, '--help'], { cwd: trap, env: { PATH: '/usr/bin:/bin', PYTHONPATH: trap, PYTHONSTARTUP: join(trap, 'socket.py') } });
+      expect(r.stdout + r.stderr, program).not.toContain('HIJACKED');
+      expect(r.code, program).toBe(0);
+    }
+  });
+});
