@@ -1,11 +1,11 @@
 /**
  * The programs that run in the gateway (gateway/): placed into the package byte for byte, with the data they read
  * agreeing with the configs they describe; the status command's own unit tests (test/gateway/test_status.py,
- * Python's unittest, against captures of the real daemons and a stand-in gateway); and the command run for real
- * on this machine, which is not a gateway. The relay runs against real daemons in test/render/daemons.test.ts,
- * the status command in the datapath lab (test/net/status.test.ts).
+ * Python's unittest, against captures of the real daemons and a stand-in gateway) under Debian 13's python3;
+ * and the command run for real in a Debian 13 machine that is not a gateway. The relay runs against real daemons
+ * in test/render/daemons.test.ts, the status command in the datapath lab (test/net/status.test.ts).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/io/static.ts';
@@ -13,14 +13,24 @@ import { PATHS, UNITS, unitPath } from '../../src/render/gateway/common.ts';
 import { renderGateway } from '../../src/render/gateway/index.ts';
 import { renderStatusFacts } from '../../src/render/gateway/status.ts';
 import { configOf, PROGRAMS, run, Scratch, text } from '../render/helpers.ts';
+import { Trixie } from '../util/trixie.ts';
 
-const PYTHON = '/usr/bin/python3';
-const COMMAND = join(PROJECT_ROOT, 'gateway', 'qubes-i2p-gateway');
-const RELAY = join(PROJECT_ROOT, 'gateway', 'dns-tcp-relay');
 const scratch = new Scratch();
 afterAll(async () => {
   await scratch.cleanup();
 });
+
+/** Debian 13's python3 (test/util/trixie.ts): each command a fresh machine over the oracles root. */
+const trixie = await Trixie.open(scratch.dir('machines'));
+const T = (): string[] => trixie.prefix();
+
+/** The programs, their tests and fixtures, copied where the machines see them (a temp dir), in the repo's layout. */
+const REPO = scratch.dir('repo');
+for (const d of ['gateway', 'test/gateway', 'test/fixtures/i2pd-console', 'test/fixtures/tor-control']) {
+  cpSync(join(PROJECT_ROOT, d), join(REPO, d), { recursive: true, filter: (src) => !src.endsWith('.ts') });
+}
+const COMMAND = join(REPO, 'gateway', 'qubes-i2p-gateway');
+const RELAY = join(REPO, 'gateway', 'dns-tcp-relay');
 
 const BUILDS = {
   default: {},
@@ -47,10 +57,10 @@ describe('the programs in the package', () => {
   const files = renderGateway(configOf(), { programs: PROGRAMS });
 
   it('are gateway/qubes-i2p-gateway and gateway/dns-tcp-relay byte for byte, executable, run by python3 -I', () => {
-    for (const [path, source] of [[PATHS.command, COMMAND], [PATHS.dnsRelay, RELAY]] as const) {
+    for (const [path, source] of [[PATHS.command, 'gateway/qubes-i2p-gateway'], [PATHS.dnsRelay, 'gateway/dns-tcp-relay']] as const) {
       const f = files.find((x) => x.path === path);
       expect(f?.mode, path).toBe(0o755);
-      expect(text(files, path)).toBe(run(['cat', source]).stdout);
+      expect(text(files, path)).toBe(run(['cat', join(PROJECT_ROOT, source)]).stdout);
       expect(text(files, path).split('\n')[0]).toBe('#!/usr/bin/python3 -I');
     }
   });
@@ -79,9 +89,9 @@ describe('the programs in the package', () => {
   });
 });
 
-describe('qubes-i2p-gateway status: unit tests (python3 -m unittest)', () => {
+describe('qubes-i2p-gateway status: unit tests (python3 -m unittest, Debian 13)', () => {
   it('passes every test in test/gateway/test_status.py', () => {
-    const r = run([PYTHON, '-m', 'unittest', 'discover', '-s', join(PROJECT_ROOT, 'test', 'gateway'), '-p', 'test_*.py', '-v'], {
+    const r = run([...T(), 'python3', '-m', 'unittest', 'discover', '-s', join(REPO, 'test', 'gateway'), '-p', 'test_*.py', '-v'], {
       env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', QIG_FACTS_DIR: factsDir(), LC_ALL: 'C.UTF-8' },
       timeoutMs: 60_000,
     });
@@ -94,11 +104,11 @@ describe('qubes-i2p-gateway status: unit tests (python3 -m unittest)', () => {
   });
 });
 
-describe('qubes-i2p-gateway status, run on this machine (not a gateway: no service flag)', () => {
+describe('qubes-i2p-gateway status, run in a Debian 13 machine that is not a gateway (no service flag)', () => {
   const facts = join(factsDir(), 'default.json');
 
   it('fails on the missing service flag with its fix, exit 2, and checks nothing else', () => {
-    const r = run([COMMAND, 'status', '--facts', facts]);
+    const r = run([...T(), COMMAND, 'status', '--facts', facts]);
     expect(r.code).toBe(2);
     const lines = r.stdout.split('\n');
     expect(lines[0]).toBe('qubes-i2p-gateway status: sys-i2p (router i2pd, Tor on)');
@@ -112,28 +122,28 @@ describe('qubes-i2p-gateway status, run on this machine (not a gateway: no servi
   });
 
   it('--json gives the same verdict as one document', () => {
-    const r = run([COMMAND, 'status', '--json', '--facts', facts]);
+    const r = run([...T(), COMMAND, 'status', '--json', '--facts', facts]);
     const doc = JSON.parse(r.stdout) as { verdict: string; exit: number; checks: Array<{ id: string; status: string }> };
     expect([r.code, doc.verdict, doc.exit]).toEqual([2, 'fail', 2]);
     expect(doc.checks[0]).toMatchObject({ id: 'qube.service', status: 'fail' });
   });
 
   it('colours only when asked (or on a terminal)', () => {
-    expect(run([COMMAND, 'status', '--color', 'always', '--facts', facts]).stdout).toContain('\u001b[31;1mFAIL\u001b[0m');
-    expect(run([COMMAND, 'status', '--color', 'never', '--facts', facts]).stdout).not.toContain('\u001b[');
+    expect(run([...T(), COMMAND, 'status', '--color', 'always', '--facts', facts]).stdout).toContain('\u001b[31;1mFAIL\u001b[0m');
+    expect(run([...T(), COMMAND, 'status', '--color', 'never', '--facts', facts]).stdout).not.toContain('\u001b[');
   });
 
   it('refuses a missing or foreign data file and an unknown command (exit 2, no trace)', () => {
-    const missing = run([COMMAND, 'status', '--facts', '/nonexistent/status.json']);
+    const missing = run([...T(), COMMAND, 'status', '--facts', '/nonexistent/status.json']);
     expect([missing.code, missing.stdout]).toEqual([2, '']);
     expect(missing.stderr).toMatch(/^qubes-i2p-gateway: cannot read the package's data file: .*No such file/);
     const other = join(scratch.dir('foreign'), 'status.json');
     writeFileSync(other, '{"format": 2}');
-    expect(run([COMMAND, 'status', '--facts', other]).stderr).toContain('has format 2; this program reads format 1');
-    const none = run([COMMAND]);
+    expect(run([...T(), COMMAND, 'status', '--facts', other]).stderr).toContain('has format 2; this program reads format 1');
+    const none = run([...T(), COMMAND]);
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('usage: qubes-i2p-gateway');
-    expect(run([COMMAND, 'frobnicate']).code).toBe(2);
+    expect(run([...T(), COMMAND, 'frobnicate']).code).toBe(2);
   });
 
   it('cannot be hijacked by the caller\'s environment: python3 -I ignores PYTHONPATH and the current directory', () => {
@@ -143,7 +153,7 @@ describe('qubes-i2p-gateway status, run on this machine (not a gateway: no servi
     writeFileSync(join(trap, 'json', '__init__.py'), 'raise SystemExit("HIJACKED")\n');
     writeFileSync(join(trap, 'socket.py'), 'raise SystemExit("HIJACKED")\n');
     for (const program of [COMMAND, RELAY]) {
-      const r = run([program, '--help'], { cwd: trap, env: { PATH: '/usr/bin:/bin', PYTHONPATH: trap, PYTHONSTARTUP: join(trap, 'socket.py') } });
+      const r = run([...T(), 'sh', '-c', 'cd "$1" && exec "$2" --help', 'sh', trap, program], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', PYTHONPATH: trap, PYTHONSTARTUP: join(trap, 'socket.py') } });
       expect(r.stdout + r.stderr, program).not.toContain('HIJACKED');
       expect(r.code, program).toBe(0);
     }
