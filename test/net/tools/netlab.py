@@ -377,6 +377,44 @@ def hostport(s):
     return host.strip("[]"), int(port)
 
 
+def tor_control(sock, cookie, reply, log):
+    """Tor's control port protocol, the little `qubes-i2p-gateway status` speaks: AUTHENTICATE with the cookie's
+    hex (anything else is refused, as Tor refuses it), GETINFO answered with the canned reply, QUIT."""
+    while True:
+        conn, _ = sock.accept()
+        spawn(tor_control_conn, conn, cookie, reply, log)
+
+
+def tor_control_conn(conn, cookie, reply, log):
+    try:
+        f = conn.makefile("rwb")
+        authed = False
+        for raw in f:
+            line = raw.decode("latin-1").rstrip("\r\n")
+            verb = line.split(" ", 1)[0].upper()
+            log.write(ev="tor-control", command=verb, authenticated=authed)
+            if verb == "AUTHENTICATE":
+                authed = line[len("AUTHENTICATE "):].strip().lower() == cookie.hex()
+                f.write(b"250 OK\r\n" if authed else b"515 Authentication failed: Safe cookie response did not match expected value.\r\n")
+            elif verb == "QUIT":
+                f.write(b"250 closing connection\r\n")
+                f.flush()
+                return
+            elif not authed:
+                f.write(b"514 Authentication required.\r\n")
+                f.flush()
+                return
+            elif verb == "GETINFO":
+                f.write(reply.replace("\n", "\r\n").encode())
+            else:
+                f.write(b"510 Unrecognized command\r\n")
+            f.flush()
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
 def cmd_tor(a):
     log = Log(a.log)
     h, p = hostport(a.trans)
@@ -389,6 +427,18 @@ def cmd_tor(a):
     u.bind((h, p))
     spawn(tor_trans, t, log)
     spawn(tor_dns, u, log)
+    if a.control:
+        # Where the packaged torrc puts Tor's ControlSocket and CookieAuthFile: a fresh cookie, both for this user only.
+        os.umask(0o077)
+        cookie = os.urandom(32)
+        with open(a.cookie, "wb") as f:
+            f.write(cookie)
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.bind(a.control)
+        c.listen(8)
+        with open(a.bootstrap, "r") as f:
+            reply = f.read()
+        spawn(tor_control, c, cookie, reply, log)
     ready()
     while True:
         time.sleep(3600)
@@ -396,7 +446,7 @@ def cmd_tor(a):
 
 # -------------------------------------------------------------------------------------------------- http-proxy
 
-def proxy_conn(conn, peer, log, banner, port):
+def proxy_conn(conn, peer, log, banner, port, pages):
     try:
         conn.settimeout(1.5)
         head = b""
@@ -413,6 +463,15 @@ def proxy_conn(conn, peer, log, banner, port):
                 k, v = line.split(":", 1)
                 headers.append([k.strip(), v.strip()])
         log.write(ev="proxy", port=port, peer=peer[0], request=lines[0] if lines else "", headers=headers)
+        target = lines[0].split(" ")[1] if lines and lines[0].count(" ") >= 2 else ""
+        page = pages.get((port, target))
+        if page is not None:
+            # A console page (i2pd's, from a fixture): served as the console serves it.
+            with open(page, "rb") as f:
+                body = f.read()
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                         % len(body) + body)
+            return
         body = f"{banner}\n".encode()
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
                      % len(body) + body)
@@ -424,6 +483,12 @@ def proxy_conn(conn, peer, log, banner, port):
 
 def cmd_http_proxy(a):
     log = Log(a.log)
+    # --page PORT:TARGET=FILE: that request target on that port gets FILE (a console page), every other the banner.
+    pages = {}
+    for spec in a.page:
+        where, _, path = spec.rpartition("=")
+        port, _, target = where.partition(":")
+        pages[(int(port), target)] = path
     socks = []
     for listen in a.listen:
         h, p = hostport(listen)
@@ -436,7 +501,7 @@ def cmd_http_proxy(a):
     def serve(s, p):
         while True:
             conn, peer = s.accept()
-            spawn(proxy_conn, conn, peer, log, a.banner, p)
+            spawn(proxy_conn, conn, peer, log, a.banner, p, pages)
 
     for s, p in socks:
         spawn(serve, s, p)
@@ -787,9 +852,13 @@ def main():
     tor.add_argument("--trans", required=True)
     tor.add_argument("--dns", required=True)
     tor.add_argument("--log", required=True)
+    tor.add_argument("--control", help="also a control socket here (Tor's ControlSocket), cookie authentication")
+    tor.add_argument("--cookie", help="where to write the cookie (Tor's CookieAuthFile)")
+    tor.add_argument("--bootstrap", help="a file with the reply to GETINFO (e.g. a bootstrap-phase reply)")
     hp = sub.add_parser("http-proxy")
     hp.add_argument("--listen", action="append", required=True)
     hp.add_argument("--banner", required=True)
+    hp.add_argument("--page", action="append", default=[], help="PORT:TARGET=FILE: serve FILE for that request target")
     hp.add_argument("--log", required=True)
     sy = sub.add_parser("sync")
     sy.add_argument("--iface", required=True)
