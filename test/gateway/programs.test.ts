@@ -8,10 +8,12 @@
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/io/static.ts';
+import { PROJECT_ROOT, readStaticSources } from '../../src/io/static.ts';
 import { PATHS, UNITS, unitPath } from '../../src/render/gateway/common.ts';
 import { renderGateway } from '../../src/render/gateway/index.ts';
 import { renderStatusFacts } from '../../src/render/gateway/status.ts';
+import { parseSpec } from '../../src/render/rpm/spec.ts';
+import { dom0StatusCommand, renderDom0Readme } from '../../src/render/salt/readme.ts';
 import { configOf, PROGRAMS, run, Scratch, text } from '../render/helpers.ts';
 import { Trixie } from '../util/trixie.ts';
 
@@ -86,6 +88,23 @@ describe('the programs in the package', () => {
   it('ship the command\'s manual page, gzipped', () => {
     const man = files.find((f) => f.path === PATHS.commandManPage);
     expect(man?.data.slice(0, 2)).toEqual(new Uint8Array([0x1f, 0x8b]));
+  });
+});
+
+describe('from dom0: the formula README and the rpm\'s %post show the command, with the configured gateway', () => {
+  it('README step 5 has the command for the gateway of the config, and %post prints exactly that line', () => {
+    const config = configOf({ qubes: { gateway: 'my-i2p-gw' } });
+    const readme = new TextDecoder().decode(renderDom0Readme(config).data);
+    expect(dom0StatusCommand(config)).toBe("qvm-run -p --no-gui my-i2p-gw 'qubes-i2p-gateway status'");
+    expect(readme).toContain(`\n       ${dom0StatusCommand(config)}\n`);
+    expect(readme).toContain(`\`${dom0StatusCommand(config, true)}\``);
+    // The grep patterns of %post (extended regular expressions, which these are in JavaScript too) against the README.
+    const post = parseSpec(readStaticSources().rpmSpec).scripts.post ?? '';
+    const patterns = [...post.matchAll(/grep -E '([^']+)' /g)].map((m) => new RegExp(m[1] ?? ''));
+    expect(patterns.length).toBe(2);
+    const printed = readme.split('\n').filter((l) => patterns.some((p) => p.test(l))).map((l) => l.trim());
+    expect(printed.at(-1)).toBe(dom0StatusCommand(config));
+    expect(printed.filter((l) => l.startsWith('qvm-run'))).toHaveLength(1);
   });
 });
 

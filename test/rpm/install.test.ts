@@ -11,7 +11,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dom0Commands } from '../../src/render/salt/readme.ts';
+import { dom0Commands, dom0StatusCommand } from '../../src/render/salt/readme.ts';
 import { buildDom0, DOC_DIR, lines, NAME, ok, packagedFiles, run, sha256, tempDir, topNames, type Dom0Build, type PackagedFile } from './dom0.ts';
 import { CALLS_LOG, changes, makeMinimalRoot, snapshot } from './root.ts';
 
@@ -75,7 +75,8 @@ describe.each(['bash', 'dash'] as const)('rpm -i / -U / -e with the scriptlets r
     expect(quiet(r.stderr)).toBe('');
     const out = lines(r.stdout);
     expect(out[0]).toMatch(/^qubes-mgmt-salt-i2p-gateway: formula installed; no qube has been changed\. Apply it in this order:$/);
-    expect(out.slice(1, -1).map((l) => l.trim())).toEqual(dom0Commands(b1.config));
+    // ...then how to ask the gateway whether it works, with the configured gateway's name.
+    expect(out.slice(1, -1).map((l) => l.trim())).toEqual([...dom0Commands(b1.config), dom0StatusCommand(b1.config)]);
     expect(out.at(-1)).toBe(`Details: ${DOC_DIR}/README.md`);
     expect(calls()).toEqual([]);
 

@@ -13,6 +13,14 @@ export function dom0Commands(c: GatewayConfig): string[] {
   ];
 }
 
+/**
+ * How dom0 asks the gateway whether it works: `qubes-i2p-gateway status` in the gateway (the template package's
+ * command). As the qube's default user; the checks that need root there say so, and `-u root` runs them too.
+ */
+export function dom0StatusCommand(c: GatewayConfig, root = false): string {
+  return `qvm-run -p --no-gui ${root ? '-u root ' : ''}${c.qubes.gateway} 'qubes-i2p-gateway status'`;
+}
+
 export function renderDom0Readme(c: GatewayConfig): RenderedFile {
   const q = c.qubes;
   const steps = dom0Commands(c);
@@ -38,6 +46,16 @@ Formula files: \`${FORMULA_ROOT}/${FORMULA}/\`.
 4. Point the client qubes at it${q.clients.length > 0 ? ` (${q.clients.join(', ')})` : ' (none configured: set a qube\'s netvm to ' + q.gateway + ' by hand)'}:
 
        ${steps[3]}
+
+5. Check the gateway: one line per part (the qube, its firewall, each daemon, Tor, the I2P router, DNS, a leak
+   self-test), each OK, WAIT (still starting) or FAIL, and the fix for anything not OK; exit status 0 all OK,
+   1 still starting, 2 broken, 3 some checks left out:
+
+       ${dom0StatusCommand(c)}
+
+   The firewall and Tor's progress can be read by root only: those lines say so, and the same command with
+   \`-u root\` checks them too (\`${dom0StatusCommand(c, true)}\`). A new gateway's I2P router needs some
+   minutes to integrate into the network: its line says WAIT until then.
 
 Or steps 1-3 at once, then step 4:
 
