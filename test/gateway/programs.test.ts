@@ -5,7 +5,7 @@
  * and the command run for real in a Debian 13 machine that is not a gateway. The relay runs against real daemons
  * in test/render/daemons.test.ts, the status command in the datapath lab (test/net/status.test.ts).
  */
-import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT, readStaticSources } from '../../src/io/static.ts';
@@ -105,6 +105,16 @@ describe('from dom0: the formula README and the rpm\'s %post show the command, w
     const printed = readme.split('\n').filter((l) => patterns.some((p) => p.test(l))).map((l) => l.trim());
     expect(printed.at(-1)).toBe(dom0StatusCommand(config));
     expect(printed.filter((l) => l.startsWith('qvm-run'))).toHaveLength(1);
+  });
+});
+
+describe('the project README', () => {
+  it('shows the lab\'s real healthy and broken outputs (test/golden/status/, written by test/net/status.test.ts)', () => {
+    const readme = readFileSync(join(PROJECT_ROOT, 'README.md'), 'utf8');
+    for (const name of ['healthy.txt', 'broken.txt']) {
+      const golden = readFileSync(join(PROJECT_ROOT, 'test', 'golden', 'status', name), 'utf8');
+      expect(readme, `README.md lacks test/golden/status/${name}: copy it in`).toContain('```\n' + golden + '```\n');
+    }
   });
 });
 
