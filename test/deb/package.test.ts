@@ -67,6 +67,10 @@ describe.each(VARIANTS)('%s', (_name, value, withKeyring) => {
     expect(contents).toMatch(/^lrwxrwxrwx root\/root .* \.\/etc\/qubes\/qubes-firewall\.d\/50-qubes-i2p-gateway -> \/usr\/libexec\/qubes-i2p-gateway\/firewall-hook$/m);
     expect(contents).toContain('./usr/lib/systemd/system/multi-user.target.wants/qubes-i2p-gateway.target -> ../qubes-i2p-gateway.target');
     expect(contents).toMatch(/\.\/usr\/share\/doc\/qubes-i2p-gateway\/copyright$/m);
+    // The status command, with the manual page lintian wants for a program in /usr/bin, and its data.
+    expect(contents).toMatch(/^-rwxr-xr-x root\/root .* \.\/usr\/bin\/qubes-i2p-gateway$/m);
+    expect(contents).toMatch(/^-rw-r--r-- root\/root .* \.\/usr\/share\/man\/man1\/qubes-i2p-gateway\.1\.gz$/m);
+    expect(contents).toMatch(/^-rw-r--r-- root\/root .* \.\/usr\/share\/qubes-i2p-gateway\/status\.json$/m);
     expect(contents).toMatch(/\.\/usr\/share\/doc\/qubes-i2p-gateway\/changelog\.gz$/m);
     for (const line of contents.trim().split('\n')) expect(line).toContain(' root/root ');
   });
@@ -99,7 +103,7 @@ describe.each(VARIANTS)('%s', (_name, value, withKeyring) => {
 describe('control fields', () => {
   it('depend on what the config uses', () => {
     expect(build({}).pkg.meta.depends).toEqual(['tor', 'python3', 'tinyproxy', 'dnsmasq-base', 'nftables', 'i2pd', 'qubes-core-agent-networking']);
-    expect(build({ tor: { enabled: false } }).pkg.meta.depends).toEqual(['tinyproxy', 'dnsmasq-base', 'nftables', 'i2pd', 'qubes-core-agent-networking']);
+    expect(build({ tor: { enabled: false } }).pkg.meta.depends).toEqual(['python3', 'tinyproxy', 'dnsmasq-base', 'nftables', 'i2pd', 'qubes-core-agent-networking']);
     expect(build({ i2p: { router: 'i2p' } }, realKeyring()).pkg.meta.depends).toEqual(['tor', 'python3', 'tinyproxy', 'dnsmasq-base', 'nftables', 'qubes-core-agent-networking']);
   });
 
