@@ -9,7 +9,7 @@ import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT, readStaticSources } from '../../src/io/static.ts';
-import { PATHS, UNITS, unitPath } from '../../src/render/gateway/common.ts';
+import { dropInPath, PATHS, UNITS, unitPath } from '../../src/render/gateway/common.ts';
 import { renderGateway } from '../../src/render/gateway/index.ts';
 import { renderStatusFacts } from '../../src/render/gateway/status.ts';
 import { parseSpec } from '../../src/render/rpm/spec.ts';
@@ -52,7 +52,7 @@ interface Facts {
   readonly tor: { enabled: boolean; transPort?: { address: string; port: number }; dnsPort?: { address: string; port: number } };
   readonly dnsRelay?: { listen: { address: string; port: number } };
   readonly tinyproxy: { listen: { port: number } };
-  readonly router: { httpProxy: { address: string; port: number }; console: { address: string; port: number } };
+  readonly router: { httpProxy: { address: string; port: number }; console: { address: string; port: number; user?: string; passwordFile?: string } };
 }
 
 describe('the programs in the package', () => {
@@ -78,7 +78,9 @@ describe('the programs in the package', () => {
     expect(text(tree, unitPath(UNITS.dnsRelay))).toContain(`--listen ${facts.dnsRelay?.listen.address}:${facts.dnsRelay?.listen.port} `);
     expect(text(tree, PATHS.tinyproxyConf)).toContain(`\nPort ${facts.tinyproxy.listen.port}\n`);
     const i2pd = text(tree, PATHS.i2pdConf);
-    expect(i2pd).toContain(`\n[http]\n# The web console.\nenabled = true\naddress = ${facts.router.console.address}\nport = ${facts.router.console.port}\n`);
+    expect(i2pd).toMatch(new RegExp(`\\n\\[http\\]\\n(#.*\\n)*enabled = true\\naddress = ${facts.router.console.address}\\nport = ${facts.router.console.port}\\n`));
+    // The console's password: the file and user the router's unit gives i2pd-console-auth.
+    expect(text(tree, dropInPath('i2pd.service'))).toContain(` ${facts.router.console.passwordFile} ${facts.router.console.user} `);
     expect(i2pd).toContain(`\naddress = ${facts.router.httpProxy.address}\nport = ${facts.router.httpProxy.port}\n`);
     expect(text(tree, PATHS.dnsmasqConf)).toContain(`address=/i2p/${facts.virtualIp}\n`);
     expect(facts.serviceFlag).toBe('/run/qubes-service/i2pgw');

@@ -510,25 +510,32 @@ class Router(unittest.TestCase):
         self.assertNotIn("Authorization", gw.console_requests[0])
 
     def test_console_password(self):
-        # Issue 12 puts a password on an exposed console, readable by root in the gateway's state: the facts then
-        # name its file; a console that asks without one known is not checked (not OK, not FAIL).
+        # i2pd's console always asks for the password i2pd-console-auth made at the router's first start; the facts
+        # name its file, which only root (and the router's user) can read.
         f = facts("default")
+        self.assertEqual((f["router"]["console"]["user"], f["router"]["console"]["passwordFile"]), ("i2pd", "/var/lib/i2pd/qubes-i2p-gateway-console.pass"))
         gw = FakeGateway(f)
+        gw.files[f["router"]["console"]["passwordFile"]] = PermissionError(13, "Permission denied")
         gw.pages["/"] = {"status": 401, "headers": {}, "body": ""}
-        c = by_id(run_status(gw))["router.network"]
-        self.assertEqual((c.status, c.needs_root), (P.UNKNOWN, False))
-        self.assertIn("no console password is known", c.summary)
-        f2 = copy.deepcopy(f)
-        f2["router"]["console"].update(user="status", passwordFile="/var/lib/qubes-i2p-gateway/console-password")
-        gw = FakeGateway(f2)
-        gw.files["/var/lib/qubes-i2p-gateway/console-password"] = PermissionError(13, "Permission denied")
-        gw.pages["/"] = {"status": 401, "headers": {}, "body": ""}
+        gw.uid = 1000
         c = by_id(run_status(gw))["router.network"]
         self.assertEqual((c.status, c.needs_root), (P.UNKNOWN, True))
-        gw = FakeGateway(f2)
-        gw.files["/var/lib/qubes-i2p-gateway/console-password"] = "s3cret\n"
+        self.assertIn("needs root to read /var/lib/i2pd/qubes-i2p-gateway-console.pass", c.summary)
+        # Root reads it and sends it (Basic, user i2pd).
+        gw = FakeGateway(f)
+        gw.files[f["router"]["console"]["passwordFile"]] = "s3cret\n"
         self.assertEqual(by_id(run_status(gw))["router.network"].status, P.OK)
-        self.assertIn("Authorization: Basic c3RhdHVzOnMzY3JldA==\r\n", gw.console_requests[0])
+        self.assertIn("Authorization: Basic aTJwZDpzM2NyZXQ=\r\n", gw.console_requests[0])
+        # No file yet (the router never started), or a build whose facts name none: not checked, never OK.
+        for drop in (False, True):
+            f2 = copy.deepcopy(f)
+            if drop:
+                del f2["router"]["console"]["passwordFile"]
+            gw = FakeGateway(f2)
+            gw.pages["/"] = {"status": 401, "headers": {}, "body": ""}
+            c = by_id(run_status(gw))["router.network"]
+            self.assertEqual((c.status, c.needs_root), (P.UNKNOWN, False))
+            self.assertIn("no console password is known" if drop else "does not exist", c.summary)
 
     def test_java_router_progress_is_not_claimed(self):
         gw = FakeGateway(facts("java"))

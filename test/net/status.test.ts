@@ -277,6 +277,10 @@ describe('qubes-i2p-gateway status in the lab\'s gateway', () => {
       expect(notOk(j.checks)).toEqual([['router.network', 'wait']]);
       expect(j.checks.get('router.network')?.summary).toMatch(/^still integrating: network \w+.*, \d+ routers known, 0 tunnels through peers \(\d+ zero-hop\), 0 participating, up \d+ s$/);
       expect(j.code).toBe(1);
+      // The real console asks for its password (made at i2pd's start): root read it; another user cannot.
+      const nobody = await statusJson('nobody');
+      expect(nobody.checks.get('router.network')).toMatchObject({ status: 'unknown', needsRoot: true });
+      expect(nobody.checks.get('router.network')?.summary).toBe('the console asks for a password: needs root to read /var/lib/i2pd/qubes-i2p-gateway-console.pass');
       // ...and tinyproxy reaches the real i2pd's HTTP proxy (its own error page for an unknown name).
       expect(j.checks.get('http.i2p')?.summary).toMatch(/passes \.i2p requests to the router \(HTTP \d{3} from the router\)$/);
     } finally {
@@ -312,11 +316,16 @@ describe('qubes-i2p-gateway status in the lab\'s gateway', () => {
       const torTcp = ss.stdout.split('\n').filter((l) => l.includes('"tor"')).map((l) => l.split(/\s+/)[3]);
       expect(torTcp).toEqual([`0.0.0.0:${w.transPort?.port}`]);
       const mark = lab.upMark();
+      // (TCP to the virtual IP lands at tinyproxy whatever the port: it answers the control protocol with HTTP.)
+      const ask = 'PROTOCOLINFO 1\r\n';
       const r = await lab.probe('client', [9051, 9151, 9050].flatMap((port) => [
-        { kind: 'tcp' as const, host: A.gwDown4, port, timeout: 1 },
-        { kind: 'tcp' as const, host: A.vip, port, timeout: 1 },
+        { kind: 'tcp' as const, host: A.gwDown4, port, send: ask, timeout: 1 },
+        { kind: 'tcp' as const, host: A.vip, port, send: ask, timeout: 1 },
       ]));
-      for (const x of r) expect(x.outcome, JSON.stringify(x.probe)).not.toBe('connected');
+      for (const x of r) {
+        if (x.probe['host'] === A.gwDown4) expect(x.outcome, JSON.stringify(x.probe)).not.toBe('connected');
+        expect(x.data ?? '', JSON.stringify(x.probe)).not.toMatch(/^250|PROTOCOLINFO|AUTH METHODS/m);
+      }
       await expectUpClean(lab, mark, 'control ports from the client');
     } finally {
       await w.use({ tor: 'off', router: 'off', dnsmasq: true, tinyproxy: true });

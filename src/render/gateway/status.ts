@@ -14,6 +14,7 @@ import { binaryFile, textFile, type RenderedFile } from '../../files.ts';
 import { gzip } from '../../pack/gzip.ts';
 import { gatewayFlag, PATHS, UNITS } from './common.ts';
 import { DNSMASQ_USER } from './dnsmasq.ts';
+import { CONSOLE_USER } from './i2pd.ts';
 import { INPUT_CHAIN, LOCKDOWN_TABLE, TABLE } from './firewall.ts';
 import { TINYPROXY_USER } from './tinyproxy.ts';
 import { TOR_USER } from './tor.ts';
@@ -79,8 +80,12 @@ export function statusFacts(config: GatewayConfig): unknown {
       unit: router.unit,
       user: userName(router.user),
       httpProxy: at('127.0.0.1', router.httpProxyPort),
-      // The console on loopback (i2pd.conf for i2pd; the Java router's default). It has no password yet.
-      console: at('127.0.0.1', router.exposable.console),
+      // The console on loopback (i2pd.conf for i2pd; the Java router's default). i2pd's always asks for the password
+      // i2pd-console-auth makes at its first start (i2pd.ts), in a file only root and the router's user can read.
+      console:
+        config.i2p.router === 'i2pd'
+          ? { ...at('127.0.0.1', router.exposable.console), user: CONSOLE_USER, passwordFile: PATHS.consolePassword }
+          : at('127.0.0.1', router.exposable.console),
     },
   };
 }
