@@ -29,6 +29,8 @@ export function readStaticSources(root: string = PROJECT_ROOT): StaticSources {
       copyright: read('debian/copyright'),
       programs: {
         dnsRelay: read('gateway/dns-tcp-relay'),
+        firewallHook: read('gateway/firewall-hook'),
+        i2pdConsoleAuth: read('gateway/i2pd-console-auth'),
         status: { command: read('gateway/qubes-i2p-gateway'), manPage: read('gateway/qubes-i2p-gateway.1') },
       },
     },

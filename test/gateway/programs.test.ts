@@ -67,6 +67,31 @@ describe('the programs in the package', () => {
     }
   });
 
+  it('are gateway/firewall-hook and gateway/i2pd-console-auth byte for byte, executable, parsed by Debian 13\'s sh', () => {
+    for (const [path, source] of [[PATHS.hookProgram, 'gateway/firewall-hook'], [PATHS.i2pdConsoleAuth, 'gateway/i2pd-console-auth']] as const) {
+      const f = files.find((x) => x.path === path);
+      expect(f?.mode, path).toBe(0o755);
+      expect(text(files, path)).toBe(run(['cat', join(PROJECT_ROOT, source)]).stdout);
+      expect(text(files, path).split('\n')[0]).toBe('#!/bin/sh');
+      expect(run(['sh', '-n', join(PROJECT_ROOT, source)]).code, path).toBe(0);
+    }
+    expect(files.find((x) => x.path === PATHS.hook)).toMatchObject({ kind: 'symlink', target: PATHS.hookProgram });
+  });
+
+  it('firewall-hook.conf names exactly the keys the hook reads, with this config\'s values', () => {
+    const config = configOf({ qubes: { service: 'i2pgw', gateway: 'gw-x', template: 'tpl-x' }, i2p: { expose: { console: true } } });
+    const conf = text(renderGateway(config, { programs: PROGRAMS }), PATHS.hookConf);
+    const pairs = conf.split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => l.split('='));
+    const keys = new Set(pairs.map(([k]) => k));
+    const hook = readFileSync(join(PROJECT_ROOT, 'gateway/firewall-hook'), 'utf8');
+    const read = new Set([...hook.matchAll(/^\t([A-Z_]+)\) /gm)].map((m) => m[1]));
+    expect([...keys].sort()).toEqual([...read].sort());
+    expect(Object.fromEntries(pairs.filter(([k]) => k !== 'USER' && k !== 'NETWORK_FLAG'))).toMatchObject({
+      FLAG: '/run/qubes-service/i2pgw', SERVICE: 'i2pgw', GATEWAY: 'gw-x', TEMPLATE: 'tpl-x', RULESET: PATHS.ruleset, ROUTE_LOCALNET: 'yes',
+    });
+    expect(pairs.filter(([k]) => k === 'USER').map(([, v]) => v)).toEqual(['debian-tor:tor', 'i2pd:i2pd']);
+  });
+
   it('status.json agrees with the configs it describes, for ports other than the defaults too', () => {
     const config = configOf({ tor: { transPort: 9140, dnsPort: 5454 }, tinyproxy: { port: 8899 }, network: { virtualIp: '10.100.1.2' }, qubes: { service: 'i2pgw' } });
     const tree = renderGateway(config, { programs: PROGRAMS });

@@ -4,7 +4,7 @@
  * served by overlays of the rendered tree on /etc and /usr/share, and /run is a private tmpfs holding the
  * qvm-service flag, all inside a private mount namespace (the host's /etc and /run are never touched).
  */
-import { appendFileSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROUTERS } from '../../src/config/routers.ts';
@@ -177,6 +177,25 @@ describe('the hook', () => {
     expect(hasTable(rs, LOCKDOWN_TABLE)).toBe(true);
     expect(hasTable(rs, TABLE)).toBe(false);
     expect(rs).toMatch(/chain forward \{\s+type filter hook forward priority (filter - 20|-20); policy drop;/);
+  });
+
+  it('fails closed without its own config: a missing firewall-hook.conf, an unknown key, a missing value', () => {
+    const conf = (gw: Gateway): string => join(gw.root, PATHS.hookConf);
+    const cases: Array<[string, (gw: Gateway) => void, string]> = [
+      ['missing', (gw) => rmSync(conf(gw)), `${PATHS.hookConf} is missing`],
+      ['unknown key', (gw) => appendFileSync(conf(gw), 'EXTRA=1\n'), `${PATHS.hookConf}: unknown key EXTRA`],
+      ['no ruleset', (gw) => writeFileSync(conf(gw), readFileSync(conf(gw), 'utf8').replace(/^RULESET=.*\n/m, '')), `${PATHS.hookConf}: RULESET is not set`],
+    ];
+    for (const [what, breakIt, message] of cases) {
+      const gw = gateway(configOf());
+      breakIt(gw);
+      const r = gw.hook();
+      expect(r.code, what).toBe(1);
+      expect(r.stderr, what).toContain(`${message}; client qubes stay cut off (lockdown)`);
+      const rs = gw.ruleset();
+      expect(hasTable(rs, LOCKDOWN_TABLE), what).toBe(true);
+      expect(hasTable(rs, TABLE), what).toBe(false);
+    }
   });
 
   it('fails closed on a reload too: a good ruleset, then a broken one, leaves the lockdown in place', () => {

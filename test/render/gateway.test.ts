@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { GatewayConfig } from '../../src/config/schema.ts';
 import { renderRuleset } from '../../src/render/gateway/firewall.ts';
-import { renderHook } from '../../src/render/gateway/firewall-hook.ts';
+import { renderHookConf } from '../../src/render/gateway/firewall-hook.ts';
 import { renderGateway } from '../../src/render/gateway/index.ts';
 import { configOf, PROGRAMS, REAL_KEYRING, text } from './helpers.ts';
 
@@ -65,8 +65,10 @@ describe('values reaching scripts and rulesets', () => {
     expect(() => renderRuleset(c)).toThrow('port 70000 is not valid here');
   });
 
-  it('refuses a service name that could break out of the hook', () => {
+  it('refuses a service or qube name that could break out of the hook\'s config lines', () => {
     const c = tampered((c) => ({ ...c, qubes: { ...c.qubes, service: 'i2p; rm -rf /' } }));
-    expect(() => renderHook(c)).toThrow('qvm-service name "i2p; rm -rf /" is not valid here');
+    expect(() => renderHookConf(c)).toThrow('qvm-service name "i2p; rm -rf /" is not valid here');
+    const g = tampered((c) => ({ ...c, qubes: { ...c.qubes, gateway: 'sys-i2p\nRULESET=/tmp/evil.nft' } }));
+    expect(() => renderHookConf(g)).toThrow('qube name "sys-i2p\\nRULESET=/tmp/evil.nft" is not valid here');
   });
 });

@@ -42,6 +42,8 @@ export const PATHS = {
   ruleset: `${SHARE_DIR}/firewall.nft`,
   /** The firewall hook itself; qubes-firewall runs it through the link below. */
   hookProgram: `${LIBEXEC_DIR}/firewall-hook`,
+  /** The hook's facts of this gateway (KEY=value lines, read, never executed). */
+  hookConf: `${SHARE_DIR}/firewall-hook.conf`,
   /**
    * qubes-firewall.service runs every executable here (from the template) before the user's own hooks. A
    * symbolic link to hookProgram, so the hook is package data too (dpkg never treats a link as a conffile).

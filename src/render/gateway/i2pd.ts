@@ -119,52 +119,12 @@ export function renderI2pdDropIn(config: GatewayConfig): string {
   );
 }
 
-/**
- * /usr/libexec/qubes-i2p-gateway/i2pd-console-auth PACKAGED RUNTIME PASSFILE CONSOLE_USER ROUTER_USER
- * Makes PASSFILE (32 random letters and digits, mode 0600, ROUTER_USER's) if it is missing or empty, then writes
- * RUNTIME: PACKAGED plus an [http] section with the credentials (mode 0600, ROUTER_USER's), through a temporary
- * file renamed into place. Any failure exits non-zero, so i2pd does not start without its password.
- */
-export function renderConsoleAuth(): string {
-  return [
-    '#!/bin/sh',
-    ...generatedHeader("qubes-i2p-gateway: i2pd's console password, and the config i2pd runs with.").trimEnd().split('\n'),
-    '#',
-    '# usage: i2pd-console-auth PACKAGED RUNTIME PASSFILE CONSOLE_USER ROUTER_USER (run as root by i2pd.service).',
-    '# The password is made here, in the gateway, at the first start: never in the template or the package.',
-    'set -eu',
-    'packaged=$1 runtime=$2 passfile=$3 console_user=$4 router_user=$5',
-    'umask 077',
-    '',
-    'if [ ! -s "$passfile" ]; then',
-    '\ttmp="$passfile.new"',
-    '\t# 32 letters and digits from the kernel\'s random source (about 190 bits).',
-    '\tLC_ALL=C tr -dc A-Za-z0-9 </dev/urandom | head -c 32 >"$tmp"',
-    '\t[ "$(wc -c <"$tmp")" -eq 32 ] || { rm -f "$tmp"; echo "i2pd-console-auth: could not make a password" >&2; exit 1; }',
-    '\tchown "$router_user:" "$tmp"',
-    '\tmv -f "$tmp" "$passfile"',
-    'fi',
-    'pass=$(cat "$passfile")',
-    'case $pass in',
-    "*[!A-Za-z0-9]* | '') echo \"i2pd-console-auth: $passfile is not a password this program made; remove it to make a new one\" >&2; exit 1 ;;",
-    'esac',
-    '',
-    '# i2pd reads one config file: ours, then the credentials in a second [http] section (no key is repeated).',
-    '{',
-    '\tcat "$packaged"',
-    "\tprintf '\\n# Added at start by i2pd-console-auth: credentials of the console.\\n[http]\\nauth = true\\nuser = %s\\npass = %s\\n' \"$console_user\" \"$pass\"",
-    '} >"$runtime.new"',
-    'chown "$router_user:" "$runtime.new"',
-    'mv -f "$runtime.new" "$runtime"',
-    '',
-  ].join('\n');
-}
-
-export function renderI2pd(config: GatewayConfig): readonly RenderedFile[] {
+/** `consoleAuth`: gateway/i2pd-console-auth, the program that makes the console's password (see its header). */
+export function renderI2pd(config: GatewayConfig, consoleAuth: string): readonly RenderedFile[] {
   return [
     textFile(PATHS.i2pdConf, renderI2pdConf(config)),
     textFile(dropInPath(I2PD.unit), renderI2pdDropIn(config)),
-    textFile(PATHS.i2pdConsoleAuth, renderConsoleAuth(), 0o755),
+    textFile(PATHS.i2pdConsoleAuth, consoleAuth, 0o755),
     // The Java router, should a former build have installed it, never starts in the gateway beside i2pd.
     textFile(dropInPath(ROUTERS.i2p.unit), renderOtherRouterDropIn(config, ROUTERS.i2p.unit)),
   ];

@@ -18,7 +18,8 @@
  *   qubes-i2p-gateway.target and its multi-user.target.wants/ link                    target.ts
  *   /usr/lib/qubes-bind-dirs.d/, /var/lib/qubes-i2p-gateway                           persistence.ts
  *
- * The programs that run in the gateway (the relay, the status command) are source files of their own under
+ * The programs that run in the gateway (the relay, the status command, the firewall hook, i2pd's console password)
+ * are source files of their own under
  * gateway/ in the repository, read by src/io/static.ts and handed in here as text: the renderers place them,
  * they never write code.
  */
@@ -44,6 +45,10 @@ export interface GatewayPrograms {
   readonly dnsRelay: string;
   /** gateway/qubes-i2p-gateway and gateway/qubes-i2p-gateway.1 */
   readonly status: StatusProgram;
+  /** gateway/firewall-hook */
+  readonly firewallHook: string;
+  /** gateway/i2pd-console-auth */
+  readonly i2pdConsoleAuth: string;
 }
 
 export interface GatewayRenderOptions {
@@ -70,9 +75,9 @@ export function renderGateway(config: GatewayConfig, opts: GatewayRenderOptions)
     renderDnsRelay(config, opts.programs.dnsRelay),
     renderStatus(config, opts.programs.status),
     renderTinyproxy(config),
-    config.i2p.router === 'i2pd' ? renderI2pd(config) : renderJavaRouter(config, opts.keyring),
+    config.i2p.router === 'i2pd' ? renderI2pd(config, opts.programs.i2pdConsoleAuth) : renderJavaRouter(config, opts.keyring),
     renderFirewallRuleset(config),
-    renderFirewallHook(config),
+    renderFirewallHook(config, opts.programs.firewallHook),
     renderLockdown(config),
     renderNoForward(config),
     renderTarget(config),

@@ -42,6 +42,18 @@ export function renderLockdownRuleset(): string {
     '\t\ttype filter hook input priority filter - 20; policy accept;\n' +
     '\t\tiifgroup 2 drop\n' +
     '\t}\n' +
+    '\n' +
+    "\t# And the qube itself opens nothing to the network: the ruleset's output chain, which lets only Tor and the\n" +
+    '\t# router out, is not in yet (a router user may be missing, which is one reason the ruleset did not load).\n' +
+    '\t# Loopback, replies on connections that existed before (a reload of qubes-firewall while Tor runs), and the\n' +
+    '\t# neighbour discovery the kernel itself sends stay; everything new is refused at once.\n' +
+    '\tchain output {\n' +
+    '\t\ttype filter hook output priority filter - 20; policy accept;\n' +
+    '\t\toif lo accept\n' +
+    '\t\tct state established,related accept\n' +
+    '\t\ticmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld2-listener-report } accept\n' +
+    '\t\tcounter reject with icmpx admin-prohibited\n' +
+    '\t}\n' +
     '}\n'
   );
 }

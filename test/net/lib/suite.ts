@@ -509,6 +509,15 @@ export function gatewaySuite(v: Variant): void {
         const { reached, results } = await runBattery();
         expect(Object.entries(reached).filter(([, ok]) => ok), JSON.stringify(results, null, 1)).toEqual([]);
         await expectUpClean(lab, mark, 'battery with the hook failed');
+        // The gateway's own new connections are refused too, whoever opens them (Tor's user included: the lockdown
+        // cannot know the ruleset's users, one of which may be what is missing). up's servers see none of them.
+        const ownMark = lab.upMark();
+        for (const user of ['nobody', w.torUser, w.routerUser]) {
+          const own = await lab.probe('gw', [{ kind: 'tcp', host: A.web, port: 443, timeout: 1 }], user);
+          expect(own[0]?.outcome, `the gateway's own output as ${user} in lockdown`).not.toBe('connected');
+        }
+        const ownEv = await lab.upSince(ownMark);
+        expect(serverHits(ownEv), describe(serverHits(ownEv))).toEqual([]);
       } finally {
         await w.loadFirewall();
       }
