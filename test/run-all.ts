@@ -1,15 +1,36 @@
 /**
- * `npm run test:all`: every suite (unit, datapath, install) one after the other, then one closing line
- * `N passed, N failed` summed from vitest's JSON reports. Exits non-zero if any test failed or any suite did not
- * report.
+ * `npm run test:all`: every suite (unit, datapath, install) one after the other, then the unit suite once more
+ * from a copy of the repository alone (`alone`, below), then one closing line `N passed, N failed` summed from
+ * vitest's JSON reports. Exits non-zero if any test failed or any suite did not report.
+ *
+ * `alone` proves that a fresh clone tests green with nothing beside it: the working tree's files (tracked and
+ * untracked, not ignored: what a commit of this tree would hold) are copied into a new temporary directory that
+ * holds nothing else, committed there as a repository of its own (dated like HEAD, so the default
+ * SOURCE_DATE_EPOCH is the same), given its own `npm ci`, and tested there. A test that reads a file outside the
+ * repository (../shared, a sibling checkout) fails in that run.
+ *
+ * `npm run test:all -- unit alone` runs only the suites named.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 
-const SUITES: { name: string; config: string; report: string }[] = [
+const ROOT = resolve(import.meta.dirname, '..');
+
+interface Suite {
+  readonly name: string;
+  readonly config: string;
+  readonly report: string;
+  /** Run from a copy of the repository alone instead of the checkout. */
+  readonly alone?: boolean;
+}
+
+const SUITES: readonly Suite[] = [
   { name: 'unit', config: 'vitest.config.ts', report: '.cache/vitest-results.json' },
   { name: 'net', config: 'vitest.net.config.ts', report: '.cache/vitest-net.json' },
   { name: 'install', config: 'vitest.install.config.ts', report: '.cache/vitest-install.json' },
+  { name: 'alone', config: 'vitest.config.ts', report: '.cache/vitest-results.json', alone: true },
 ];
 
 interface Report {
@@ -19,6 +40,43 @@ interface Report {
   numTotalTests: number;
 }
 
+function must(cmd: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = process.env): string {
+  const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} (in ${cwd}) exited ${String(r.status)}\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+/** The working tree's files alone, in a fresh directory with nothing beside them; returns the copy's root. */
+function copyAlone(): { dir: string; parent: string } {
+  const parent = mkdtempSync(join(tmpdir(), 'qig-alone-'));
+  const dir = join(parent, 'qubes-i2p-gateway');
+  mkdirSync(dir);
+  const files = must('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], ROOT).split('\0').filter((f) => f !== '');
+  for (const f of files) {
+    const from = join(ROOT, f);
+    if (!existsSync(from) && !isLink(from)) continue; // deleted in the working tree, not yet committed
+    const to = join(dir, f);
+    mkdirSync(dirname(to), { recursive: true });
+    if (isLink(from)) symlinkSync(readlinkSync(from), to);
+    else copyFileSync(from, to);
+  }
+  const date = must('git', ['log', '-1', '--format=%ct'], ROOT).trim();
+  const gitEnv = { ...process.env, GIT_AUTHOR_DATE: `@${date} +0000`, GIT_COMMITTER_DATE: `@${date} +0000` };
+  must('git', ['init', '-q'], dir);
+  must('git', ['add', '-A'], dir);
+  must('git', ['-c', 'user.name=test:all', '-c', 'user.email=test-all@invalid', '-c', 'commit.gpgsign=false', 'commit', '-q', '-m', 'the working tree, alone'], dir, gitEnv);
+  must('npm', ['ci', '--no-audit', '--no-fund', '--prefer-offline'], dir);
+  return { dir, parent };
+}
+
+function isLink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
 let passed = 0;
 let failed = 0;
 let skipped = 0;
@@ -26,26 +84,46 @@ let broken = false;
 const only = process.argv.slice(2);
 for (const suite of SUITES) {
   if (only.length > 0 && !only.includes(suite.name)) continue;
-  if (!existsSync(suite.config)) {
-    process.stdout.write(`suite ${suite.name}: ${suite.config} missing\n`);
-    broken = true;
-    continue;
-  }
-  rmSync(suite.report, { force: true });
   const started = Date.now();
-  const run = spawnSync('npx', ['vitest', 'run', '--config', suite.config], { stdio: 'inherit' });
-  const seconds = ((Date.now() - started) / 1000).toFixed(0);
-  if (!existsSync(suite.report)) {
-    process.stdout.write(`suite ${suite.name}: no report (exit ${run.status})\n`);
-    broken = true;
-    continue;
+  let cwd = ROOT;
+  let cleanup = (): void => {};
+  if (suite.alone === true) {
+    try {
+      const copy = copyAlone();
+      cwd = copy.dir;
+      cleanup = () => rmSync(copy.parent, { recursive: true, force: true });
+      process.stdout.write(`suite ${suite.name}: the repository alone in ${copy.dir}\n`);
+    } catch (e) {
+      process.stdout.write(`suite ${suite.name}: could not make the copy: ${e instanceof Error ? e.message : String(e)}\n`);
+      broken = true;
+      continue;
+    }
   }
-  const r = JSON.parse(readFileSync(suite.report, 'utf8')) as Report;
-  passed += r.numPassedTests;
-  failed += r.numFailedTests;
-  skipped += r.numPendingTests;
-  if (run.status !== 0 && r.numFailedTests === 0) broken = true;
-  process.stdout.write(`suite ${suite.name}: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped in ${seconds} s (exit ${run.status})\n`);
+  try {
+    const config = join(cwd, suite.config);
+    const report = join(cwd, suite.report);
+    if (!existsSync(config)) {
+      process.stdout.write(`suite ${suite.name}: ${suite.config} missing\n`);
+      broken = true;
+      continue;
+    }
+    rmSync(report, { force: true });
+    const run = spawnSync('npx', ['vitest', 'run', '--config', suite.config], { cwd, stdio: 'inherit' });
+    const seconds = ((Date.now() - started) / 1000).toFixed(0);
+    if (!existsSync(report)) {
+      process.stdout.write(`suite ${suite.name}: no report (exit ${run.status})\n`);
+      broken = true;
+      continue;
+    }
+    const r = JSON.parse(readFileSync(report, 'utf8')) as Report;
+    passed += r.numPassedTests;
+    failed += r.numFailedTests;
+    skipped += r.numPendingTests;
+    if (run.status !== 0 && r.numFailedTests === 0) broken = true;
+    process.stdout.write(`suite ${suite.name}: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped in ${seconds} s (exit ${run.status})\n`);
+  } finally {
+    cleanup();
+  }
 }
 process.stdout.write(`${passed} passed, ${failed} failed, ${skipped} skipped\n`);
 process.exitCode = failed > 0 || broken || passed === 0 ? 1 : 0;

@@ -1,8 +1,8 @@
 /**
  * The template package, built with writeDeb, against dpkg-deb, dpkg-parsechangelog and lintian (0 errors, 0
  * warnings: `--fail-on error,warning`; the one override carries its reason in the package), for the default
- * config, Tor off with every router port exposed, and the Java router with the real I2P keyring (read from
- * ../shared/data, never copied into the repo).
+ * config, Tor off with every router port exposed, and the Java router with the real I2P keyring (the fixture
+ * test/fixtures/i2p-archive-keyring.gpg).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

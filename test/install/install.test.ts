@@ -20,8 +20,8 @@ import { readStaticSources } from '../../src/io/static.ts';
 
 const DEB_STATICS = readStaticSources().deb;
 
-/** The real I2P repository keyring: test data outside the project, read in place, never copied into it. */
-const I2P_KEYRING_SRC = join(import.meta.dirname, '..', '..', '..', 'shared', 'data', 'i2p-archive-keyring.gpg');
+/** The real I2P repository keyring: the fixture (origin in test/fixtures/README.md). */
+const I2P_KEYRING_SRC = join(import.meta.dirname, '..', 'fixtures', 'i2p-archive-keyring.gpg');
 const I2P_FPR = '7840E7610F28B904753549D767ECE5605BCF1346';
 const I2P_KEYRING = '/usr/share/keyrings/i2p-archive-keyring.gpg';
 const I2P_SOURCES = '/etc/apt/sources.list.d/i2p.sources';

@@ -5,16 +5,12 @@
  * for this file (the firewall's output rule names that user). Its console cannot be exposed (a config error:
  * this build cannot give it a password); the exposed-port path is proved with i2pd in gateway-security.test.ts.
  *
- * The keyring is the real one, read from ../shared/data (or QIG_I2P_KEYRING) by the build; it is never copied.
+ * The keyring is the real one, the fixture test/fixtures/i2p-archive-keyring.gpg (origin in test/fixtures/README.md).
  */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { gatewaySuite } from './lib/suite.ts';
 
-const KEYRING =
-  process.env['QIG_I2P_KEYRING'] ?? join(dirname(fileURLToPath(import.meta.url)), '../../../shared/data/i2p-archive-keyring.gpg');
-if (!existsSync(KEYRING)) throw new Error(`the I2P keyring is not at ${KEYRING}. Fix: set QIG_I2P_KEYRING to its path`);
+const KEYRING = join(import.meta.dirname, '..', 'fixtures', 'i2p-archive-keyring.gpg');
 
 gatewaySuite({
   title: 'Java router build (i2p, stand-in router)',

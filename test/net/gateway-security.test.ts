@@ -7,9 +7,8 @@
  * One build: the default (i2pd, Tor on) with the router console exposed on the virtual IP, so the console's
  * credentials are tested where a client can reach them. The real i2pd runs where a test needs its behaviour.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe as suite, expect, it } from 'vitest';
 import { PATHS, UNITS } from '../../src/render/gateway/common.ts';
 import { buildGatewayDeb, Gateway } from './lib/gateway.ts';
@@ -18,10 +17,8 @@ import { answersOf, expectNoLeakMarkers, expectUpClean, freshOnion, httpStatus }
 import { parseUnit } from './lib/units.ts';
 import { ROUTER_BANNER, UNIT, World, type WorldState } from './lib/world.ts';
 
-// The real I2P repository keyring, found as test/net/gateway-java.test.ts finds it (the Java build needs one).
-const KEYRING =
-  process.env['QIG_I2P_KEYRING'] ?? join(dirname(fileURLToPath(import.meta.url)), '../../../shared/data/i2p-archive-keyring.gpg');
-if (!existsSync(KEYRING)) throw new Error(`the I2P keyring is not at ${KEYRING}. Fix: set QIG_I2P_KEYRING to its path`);
+// The real I2P repository keyring (the Java build needs one): the fixture, origin in test/fixtures/README.md.
+const KEYRING = join(import.meta.dirname, '..', 'fixtures', 'i2p-archive-keyring.gpg');
 
 let w: World;
 let lab: Lab;

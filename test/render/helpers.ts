@@ -12,12 +12,13 @@ import type { RenderedFile } from '../../src/files.ts';
 import { readStaticSources } from '../../src/io/static.ts';
 import type { GatewayPrograms } from '../../src/render/gateway/index.ts';
 
-export const SHARED_DATA = join(import.meta.dirname, '..', '..', '..', 'shared', 'data');
-export const REAL_KEYRING = join(SHARED_DATA, 'i2p-archive-keyring.gpg');
-export const REAL_KEYRING_ASC = join(SHARED_DATA, 'i2p-debian-repo.key.asc');
+/** Test data the project owns (origins in test/fixtures/README.md); no test reads outside the repository. */
+export const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
+export const REAL_KEYRING = join(FIXTURES, 'i2p-archive-keyring.gpg');
+export const REAL_KEYRING_ASC = join(FIXTURES, 'i2p-debian-repo.key.asc');
 /** The programs under gateway/, as the build reads them. */
 export const PROGRAMS: GatewayPrograms = readStaticSources().deb.programs;
-export const BASE_QUBES_NFT = join(import.meta.dirname, '..', 'fixtures', 'base-qubes.nft');
+export const BASE_QUBES_NFT = join(FIXTURES, 'base-qubes.nft');
 
 export function configOf(value: unknown = {}): GatewayConfig {
   const r = parseConfigValue(value);

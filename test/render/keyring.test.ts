@@ -1,5 +1,5 @@
 /**
- * The I2P keyring check against the real key (read from ../shared/data, never copied into the repo) and a key
+ * The I2P keyring check against the real key (the fixture test/fixtures/i2p-archive-keyring.gpg) and a key
  * made here with gpg: accepted only with the I2P fingerprint, in binary or armored form, and refused with a
  * message naming the fingerprint found and the one expected.
  */
