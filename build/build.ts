@@ -2,7 +2,6 @@
  * The command line: `npm run build` renders the gateway into dist/; `npm run validate` only checks a config.
  * Wires config loading, the pure pipeline and the atomic writer together; nothing else lives here.
  */
-import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve, isAbsolute } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatIssues, formatWarnings } from '../src/config/format.ts';
@@ -10,7 +9,8 @@ import { parseConfigText, readConfigFile, type LoadResult } from '../src/config/
 import { ROUTERS } from '../src/config/routers.ts';
 import { checkRepoKeyring } from '../src/render/gateway/keyring.ts';
 import type { GatewayConfig } from '../src/config/schema.ts';
-import { resolveEpoch } from '../src/epoch.ts';
+import { resolveBuildTimes } from '../src/epoch.ts';
+import { InputFileError, readRegularFile } from '../src/io/read.ts';
 import { writeTreeAtomically } from '../src/io/atomic.ts';
 import { PROJECT_ROOT, readStaticSources } from '../src/io/static.ts';
 import { build } from '../src/pipeline.ts';
@@ -29,20 +29,26 @@ Options:
   --help           this text
 
 Exit status: 0 built (or valid), 2 the config or the command line is wrong (nothing written), 1 the build failed.
-Environment: SOURCE_DATE_EPOCH sets every time stamp (default: the last commit's time).`;
+Environment: SOURCE_DATE_EPOCH sets every time stamp and the version's times (default: the latest of the last
+commit's time and the config's and keyring's modification times; see README, "Versions").`;
 
-/** The keyring is a few KiB; refuse anything that is clearly not one before reading it. */
-const MAX_KEYRING_BYTES = 1024 * 1024;
+/** The I2P keyring is 14 KiB; a keyring larger than this is not the one, and is never read past it. */
+const MAX_KEYRING_BYTES = 64 * 1024;
 
 class UsageError extends Error {}
 
-function loadConfig(path: string | undefined): { result: LoadResult; name: string; source?: string } {
+function loadConfig(path: string | undefined): { result: LoadResult; name: string; source?: string; mtimeSeconds?: number } {
   if (path === undefined) return { result: parseConfigText(''), name: '(defaults)' };
-  const { source, ...result } = readConfigFile(path);
-  return source === undefined ? { result, name: path } : { result, name: path, source };
+  const { source, mtimeSeconds, ...result } = readConfigFile(path);
+  return {
+    result,
+    name: path,
+    ...(source === undefined ? {} : { source }),
+    ...(mtimeSeconds === undefined ? {} : { mtimeSeconds }),
+  };
 }
 
-function readKeyring(config: GatewayConfig, configPath: string | undefined, flag: string | undefined): Uint8Array | undefined {
+function readKeyring(config: GatewayConfig, configPath: string | undefined, flag: string | undefined): { bytes: Uint8Array; mtimeSeconds: number } | undefined {
   const router = ROUTERS[config.i2p.router];
   const given = flag ?? config.i2p.keyring;
   const field = flag !== undefined ? '--keyring' : 'i2p.keyring';
@@ -58,21 +64,22 @@ function readKeyring(config: GatewayConfig, configPath: string | undefined, flag
   }
   const base = flag !== undefined || configPath === undefined ? process.cwd() : dirname(resolve(configPath));
   const path = isAbsolute(given) ? given : resolve(base, given);
-  let size: number;
+  let read: ReturnType<typeof readRegularFile>;
   try {
-    size = statSync(path).size;
+    // Only a regular file of at most 64 KiB, read with that cap: a FIFO, /dev/zero or a huge file is refused at once.
+    read = readRegularFile(path, MAX_KEYRING_BYTES);
   } catch (e) {
-    throw new UsageError(`${field}: ${JSON.stringify(given)} cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)}). Fix: give the path of the keyring file`);
+    if (!(e instanceof InputFileError)) throw e;
+    throw new UsageError(`${field}: ${JSON.stringify(given)} ${e.message}. Fix: give the path of the I2P repository keyring file (i2p-archive-keyring.gpg, about 14 KiB)`);
   }
-  if (size > MAX_KEYRING_BYTES) throw new UsageError(`${field}: ${JSON.stringify(given)} is larger than 1 MiB, so it is not a keyring. Fix: give the I2P repository keyring file`);
-  const bytes = new Uint8Array(readFileSync(path));
+  const bytes = read.bytes;
   try {
     // Checked here too (the renderer checks again) so a wrong key is bad input (exit 2), not a failed build.
     checkRepoKeyring(bytes);
   } catch (e) {
     throw new UsageError(`${field}: ${JSON.stringify(given)}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  return bytes;
+  return { bytes, mtimeSeconds: read.mtimeSeconds };
 }
 
 function main(argv: string[]): number {
@@ -103,7 +110,7 @@ function main(argv: string[]): number {
     return 2;
   }
 
-  const { result, name, source } = loadConfig(values.config);
+  const { result, name, source, mtimeSeconds } = loadConfig(values.config);
   if (!result.ok) {
     process.stderr.write(`${formatIssues(result.issues, name, source)}\n`);
     return 2;
@@ -111,12 +118,14 @@ function main(argv: string[]): number {
   if (result.warnings.length > 0) process.stderr.write(`${formatWarnings(result.warnings, name, source)}\n`);
   try {
     const keyring = readKeyring(result.config, values.config, values.keyring);
-    const { epoch, source: epochSource } = resolveEpoch(process.env, PROJECT_ROOT);
+    const inputMtimes = [mtimeSeconds, keyring?.mtimeSeconds].filter((t): t is number => t !== undefined);
+    const { epoch, source: epochSource, sourceTime } = resolveBuildTimes(process.env, PROJECT_ROOT, inputMtimes);
     const out = build({
       config: result.config,
       sourceDateEpoch: epoch,
+      sourceTime,
       sources: readStaticSources(),
-      ...(keyring === undefined ? {} : { keyring }),
+      ...(keyring === undefined ? {} : { keyring: keyring.bytes }),
     });
     if (command === 'validate') {
       process.stdout.write(`${name}: valid (${result.config.qubes.gateway} from ${result.config.qubes.template}, router ${result.config.i2p.router}, Tor ${result.config.tor.enabled ? 'on' : 'off'})\n`);
@@ -125,7 +134,7 @@ function main(argv: string[]): number {
     const outDir = values.out ?? 'dist';
     writeTreeAtomically(outDir, out.outputs);
     process.stdout.write(
-      `built ${outDir}/ from ${name} (SOURCE_DATE_EPOCH=${epoch}, from ${epochSource}):\n` +
+      `built ${outDir}/ from ${name}, version ${out.version} (SOURCE_DATE_EPOCH=${epoch}, from ${epochSource}):\n` +
         `  ${out.debFileName}\n  ${out.rpmFileName}\n  formula/ (${out.outputs.filter((o) => o.path.startsWith('formula/')).length} files), minion.d/\n`,
     );
     return 0;

@@ -12,16 +12,22 @@ import { renderDebPackage } from './render/deb/package.ts';
 import { renderRpmPackage } from './render/rpm/package.ts';
 import { parseSpec } from './render/rpm/spec.ts';
 import { renderFormula } from './render/salt/formula.ts';
+import { renderGateway } from './render/gateway/index.ts';
+import { packageVersion } from './version.ts';
 
 export interface BuildInputs {
   readonly config: GatewayConfig;
   /** The I2P repository keyring (router i2p only), already read from disk. */
   readonly keyring?: Uint8Array;
   readonly sourceDateEpoch: number;
+  /** HEAD's commit time, the version's source time (src/version.ts); SOURCE_DATE_EPOCH when not given. */
+  readonly sourceTime?: number;
   readonly sources: StaticSources;
 }
 
 export interface BuildResult {
+  /** The packages' version (src/version.ts); the .rpm adds its release. */
+  readonly version: string;
   readonly debFileName: string;
   readonly rpmFileName: string;
   /** Everything under dist/, sorted by path. */
@@ -35,13 +41,21 @@ export function dependencyNames(depends: readonly string[]): string[] {
 
 export function build(inputs: BuildInputs): BuildResult {
   const { config, sourceDateEpoch } = inputs;
-  const debOpts = { sourceDateEpoch, statics: inputs.sources.deb };
+  const programs = inputs.sources.deb.programs;
+  const version = packageVersion({
+    config,
+    ...(inputs.keyring === undefined ? {} : { keyring: inputs.keyring }),
+    gatewayFiles: renderGateway(config, inputs.keyring === undefined ? { programs } : { programs, keyring: inputs.keyring }),
+    sourceTime: inputs.sourceTime ?? sourceDateEpoch,
+    inputTime: sourceDateEpoch,
+  });
+  const debOpts = { sourceDateEpoch, statics: inputs.sources.deb, version };
   const deb = renderDebPackage(config, inputs.keyring === undefined ? debOpts : { ...debOpts, keyring: inputs.keyring });
   const debName = debFileName(deb.meta);
   const debBytes = writeDeb(deb.meta, deb.files, { sourceDateEpoch });
 
-  const formula = renderFormula(config, { debFileName: debName, debBytes, dependencies: dependencyNames(deb.meta.depends) });
-  const rpm = renderRpmPackage(config, { spec: parseSpec(inputs.sources.rpmSpec), formula, minionConf: inputs.sources.minionConf });
+  const formula = renderFormula(config, { debFileName: debName, debBytes, debVersion: version, dependencies: dependencyNames(deb.meta.depends), clientNetvm: inputs.sources.clientNetvm });
+  const rpm = renderRpmPackage(config, { spec: parseSpec(inputs.sources.rpmSpec), formula, minionConf: inputs.sources.minionConf, version });
   const rpmName = rpmFileName(rpm.meta);
   const rpmBytes = writeRpm(rpm.meta, rpm.files, { sourceDateEpoch });
 
@@ -52,5 +66,5 @@ export function build(inputs: BuildInputs): BuildResult {
     ...formula.map((f: RenderedFile) => ({ path: `formula/${f.path}`, data: f.data, mode: f.mode })),
   ];
   outputs.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
-  return { debFileName: debName, rpmFileName: rpmName, outputs };
+  return { version, debFileName: debName, rpmFileName: rpmName, outputs };
 }

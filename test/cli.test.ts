@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,9 +9,27 @@ const ROOT = new URL('..', import.meta.url).pathname;
 const tmp = mkdtempSync(join(tmpdir(), 'qig-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
+/**
+ * The CLI through tsx. `timeout` is a hang guard, not a speed check: a build that waits on its input is killed
+ * and the test sees status null. Starting tsx on this machine's 2 cores takes most of a second by itself.
+ */
 function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'build/build.ts'), ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, SOURCE_DATE_EPOCH: '1767225600' } });
+  return cliEnv({ SOURCE_DATE_EPOCH: '1767225600' }, ...args);
+}
+
+function cliEnv(env: Record<string, string | undefined>, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'build/build.ts'), ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The default build's version at SOURCE_DATE_EPOCH 1767225600 (2026-01-01): both times that epoch, then the digest. */
+const DEFAULT_VERSION = /^0\.1\.0\+20260101000000\.20260101000000\.[0-9a-f]{8}$/;
+
+/** The version a build printed ("built DIR/ from NAME, version V (...)"). */
+function printedVersion(stdout: string): string {
+  const m = /, version (\S+) \(/.exec(stdout);
+  if (m === null) throw new Error(`no version in: ${stdout}`);
+  return m[1]!;
 }
 
 function listTree(dir: string, prefix = ''): string[] {
@@ -25,6 +43,9 @@ describe('npm run build', () => {
     const r = cli('--out', out);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
+    const v = printedVersion(r.stdout);
+    expect(v).toMatch(DEFAULT_VERSION);
+    const deb = `qubes-i2p-gateway_${v}_all.deb`;
     expect(listTree(out)).toEqual([
       'formula/README.md',
       'formula/i2p-gateway/clients.sls',
@@ -33,15 +54,18 @@ describe('npm run build', () => {
       'formula/i2p-gateway/clone.top',
       'formula/i2p-gateway/create.sls',
       'formula/i2p-gateway/create.top',
-      'formula/i2p-gateway/files/qubes-i2p-gateway_0.1.0_all.deb',
+      'formula/i2p-gateway/files/client-netvm',
+      `formula/i2p-gateway/files/${deb}`,
       'formula/i2p-gateway/init.top',
       'formula/i2p-gateway/install.sls',
       'formula/i2p-gateway/install.top',
+      'formula/i2p-gateway/remove.sls',
+      'formula/i2p-gateway/remove.top',
       'minion.d/i2p-gateway-formula.conf',
-      'qubes-i2p-gateway_0.1.0_all.deb',
-      'qubes-mgmt-salt-i2p-gateway-0.1.0-1.noarch.rpm',
+      deb,
+      `qubes-mgmt-salt-i2p-gateway-${v}-1.noarch.rpm`,
     ]);
-    expect(readFileSync(join(out, 'qubes-i2p-gateway_0.1.0_all.deb'))).toEqual(readFileSync(join(out, 'formula/i2p-gateway/files/qubes-i2p-gateway_0.1.0_all.deb')));
+    expect(readFileSync(join(out, deb))).toEqual(readFileSync(join(out, `formula/i2p-gateway/files/${deb}`)));
     expect(r.stdout).toContain('SOURCE_DATE_EPOCH=1767225600');
   });
 
@@ -129,7 +153,7 @@ describe('npm run build', () => {
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr).toMatch(/^warning: .*bookworm\.yaml:5:3 debian\.release: "bookworm" is end of life: .*June 2026.* Fix: .*qvm-template install debian-13-minimal.*debian\.release: trixie/m);
     }
-    expect(existsSync(join(tmp, 'dist-bookworm', 'qubes-i2p-gateway_0.1.0_all.deb'))).toBe(true);
+    expect(readdirSync(join(tmp, 'dist-bookworm')).filter((f) => /^qubes-i2p-gateway_0\.1\.0\+[0-9.a-f]+_all\.deb$/.test(f))).toHaveLength(1);
   });
 
   it('a release that disagrees with the source template\'s name is warned about', () => {
@@ -138,6 +162,106 @@ describe('npm run build', () => {
     const r = cli('validate', '--config', cfg);
     expect(r.status).toBe(0);
     expect(r.stderr).toContain('debian.release: "bookworm" does not match qubes.sourceTemplate debian-13-minimal (Debian 13, trixie). Fix: set debian.release: trixie');
+  });
+});
+
+/** `dpkg --compare-versions` and rpm's own vercmp: both must agree that `a` sorts below `b`. */
+function sortsBelow(a: string, b: string): { dpkg: boolean; rpm: number } {
+  const dpkg = spawnSync('dpkg', ['--compare-versions', a, 'lt', b]).status === 0;
+  const r = spawnSync('rpm', ['--eval', `%{lua: print(rpm.vercmp("${a}-1", "${b}-1"))}`], { encoding: 'utf8' });
+  return { dpkg, rpm: Number(r.stdout.trim()) };
+}
+
+describe('versions follow the inputs', () => {
+  const commit = Number(spawnSync('git', ['-C', ROOT, 'log', '-1', '--format=%ct'], { encoding: 'utf8' }).stdout.trim());
+  const noEpoch = { SOURCE_DATE_EPOCH: undefined };
+
+  it('a changed config file (later mtime, no SOURCE_DATE_EPOCH) gives a version dpkg and rpm take as an upgrade; unchanged, the same bytes', () => {
+    const cfg = join(tmp, 'day2.yaml');
+    writeFileSync(cfg, 'qubes:\n  clients: [work]\n');
+    utimesSync(cfg, commit + 1000, commit + 1000);
+    const a = cliEnv(noEpoch, '--config', cfg, '--out', join(tmp, 'day2-a'));
+    expect(a.status, a.stderr).toBe(0);
+    expect(a.stdout).toContain(`SOURCE_DATE_EPOCH=${commit + 1000}, from input files`);
+    const again = cliEnv(noEpoch, '--config', cfg, '--out', join(tmp, 'day2-a2'));
+    expect(printedVersion(again.stdout)).toBe(printedVersion(a.stdout));
+    for (const f of listTree(join(tmp, 'day2-a'))) expect(readFileSync(join(tmp, 'day2-a2', f)), f).toEqual(readFileSync(join(tmp, 'day2-a', f)));
+
+    writeFileSync(cfg, 'qubes:\n  clients: [work]\ni2p:\n  expose:\n    console: true\n');
+    utimesSync(cfg, commit + 2000, commit + 2000);
+    const b = cliEnv(noEpoch, '--config', cfg, '--out', join(tmp, 'day2-b'));
+    expect(b.status, b.stderr).toBe(0);
+    const [va, vb] = [printedVersion(a.stdout), printedVersion(b.stdout)];
+    expect(vb).not.toBe(va);
+    expect(sortsBelow(va, vb)).toEqual({ dpkg: true, rpm: -1 });
+  });
+
+  it('the same config at a later SOURCE_DATE_EPOCH sorts higher too, with the same digest', () => {
+    const v1 = printedVersion(cliEnv({ SOURCE_DATE_EPOCH: '1767225600' }, '--out', join(tmp, 'later-1')).stdout);
+    const v2 = printedVersion(cliEnv({ SOURCE_DATE_EPOCH: '1767229200' }, '--out', join(tmp, 'later-2')).stdout);
+    expect(v2).toBe(v1.replace(/20260101000000/g, '20260101010000'));
+    expect(sortsBelow(v1, v2)).toEqual({ dpkg: true, rpm: -1 });
+  });
+
+  it('a config changed under a fixed SOURCE_DATE_EPOCH still gets another version (the digest), so nothing is skipped as installed', () => {
+    const cfg = join(tmp, 'fixed.yaml');
+    writeFileSync(cfg, 'tor:\n  transPort: 9041\n');
+    const v0 = printedVersion(cli('--out', join(tmp, 'fixed-0')).stdout);
+    const v1 = printedVersion(cli('--config', cfg, '--out', join(tmp, 'fixed-1')).stdout);
+    expect(v1.slice(0, -8)).toBe(v0.slice(0, -8));
+    expect(v1).not.toBe(v0);
+  });
+});
+
+describe('inputs that are not small regular files: exit 2 at once, the field named, nothing written', () => {
+  const fifo = join(tmp, 'keyring.fifo');
+  const dir = join(tmp, 'keyring.d');
+  const huge = join(tmp, 'keyring.huge');
+  const setup = (): void => {
+    if (!existsSync(fifo)) expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    mkdirSync(dir, { recursive: true });
+    if (!existsSync(huge)) writeFileSync(huge, new Uint8Array(10 * 1024 * 1024));
+  };
+  const cases: ReadonlyArray<readonly [string, () => string, RegExp]> = [
+    ['a FIFO', () => fifo, /is a FIFO \(named pipe\), not a regular file/],
+    ['/dev/zero', () => '/dev/zero', /is a character device, not a regular file/],
+    ['a directory', () => dir, /is a directory, not a regular file/],
+    ['a 10 MB file', () => huge, /is larger than 64 KiB \(10485760 bytes\)/],
+  ];
+
+  for (const [what, path, reason] of cases) {
+    it(`i2p.keyring: ${what}`, () => {
+      setup();
+      const cfg = join(tmp, `bad-keyring-${what.replace(/\W/g, '')}.yaml`);
+      writeFileSync(cfg, `i2p:\n  router: i2p\n  keyring: ${JSON.stringify(path())}\n`);
+      const outDir = join(tmp, `bad-keyring-out-${what.replace(/\W/g, '')}`);
+      const r = cli('--config', cfg, '--out', outDir);
+      expect(r.status, `exit (null: killed by the hang guard)\n${r.stderr}`).toBe(2);
+      expect(r.stderr).toContain(`i2p.keyring: ${JSON.stringify(path())} `);
+      expect(r.stderr).toMatch(reason);
+      expect(r.stderr).toContain('Fix: give the path of the I2P repository keyring file');
+      expect(r.stderr).toContain('Nothing was written.');
+      expect(existsSync(outDir)).toBe(false);
+    });
+  }
+
+  it('--keyring names itself', () => {
+    setup();
+    const cfg = join(tmp, 'java-flag.yaml');
+    writeFileSync(cfg, 'i2p:\n  router: i2p\n');
+    const r = cli('--config', cfg, '--keyring', fifo, '--out', join(tmp, 'flag-out'));
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`--keyring: ${JSON.stringify(fifo)} is a FIFO (named pipe), not a regular file`);
+  });
+
+  it('--config: a FIFO or /dev/zero is refused the same way', () => {
+    setup();
+    for (const [path, reason] of [[fifo, 'is a FIFO (named pipe), not a regular file'], ['/dev/zero', 'is a character device, not a regular file']] as const) {
+      const r = cli('validate', '--config', path);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toContain(reason);
+      expect(r.stderr).toContain('Fix: give --config the path of the YAML file');
+    }
   });
 });
 

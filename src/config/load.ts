@@ -2,9 +2,9 @@
  * Reading a config: file → text → YAML → validated GatewayConfig, or a list of issues. The only config module
  * that touches the disk is `readConfigFile`; `parseConfigText` is pure.
  */
-import { readFileSync, statSync } from 'node:fs';
 import { load, YAMLException } from 'js-yaml';
 import { z } from 'zod';
+import { InputFileError, readRegularFile } from '../io/read.ts';
 import { GatewayConfigSchema, type GatewayConfig } from './schema.ts';
 import { checkRules, type ConfigIssue } from './rules.ts';
 import { suggest } from './suggest.ts';
@@ -51,18 +51,20 @@ export function parseConfigValue(value: unknown): LoadResult {
 }
 
 /** Reads and parses a config file; `source` is its text, for error positions (absent when it was not read). */
-export function readConfigFile(path: string): LoadResult & { readonly source?: string } {
-  let size: number;
+export function readConfigFile(path: string): LoadResult & { readonly source?: string; readonly mtimeSeconds?: number } {
+  let read: ReturnType<typeof readRegularFile>;
   try {
-    size = statSync(path).size;
+    // Only a regular file, read with the cap: a FIFO, a device or a huge file is refused at once, never waited on.
+    read = readRegularFile(path, MAX_CONFIG_BYTES);
   } catch (e) {
-    return fail([], `cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)}). Fix: check the path given to --config`);
+    if (!(e instanceof InputFileError)) throw e;
+    const fix = e.message.startsWith('is larger')
+      ? 'a gateway config is a few hundred bytes; check you named the right file'
+      : 'give --config the path of the YAML file';
+    return fail([], `${e.message}. Fix: ${fix}`);
   }
-  if (size > MAX_CONFIG_BYTES) {
-    return fail([], `is larger than ${MAX_CONFIG_BYTES / 1024} KiB. Fix: a gateway config is a few hundred bytes; check you named the right file`);
-  }
-  const source = readFileSync(path, 'utf8');
-  return { ...parseConfigText(source), source };
+  const source = Buffer.from(read.bytes).toString('utf8');
+  return { ...parseConfigText(source), source, mtimeSeconds: read.mtimeSeconds };
 }
 
 function fail(path: readonly (string | number)[], message: string, input?: unknown): LoadResult {

@@ -1,8 +1,8 @@
 /**
  * The project's static inputs to a build, read once from the source tree: the rpm spec, the minion.d file, the
- * .deb's maintainer scripts and copyright under debian/, and the programs that run in the gateway under gateway/
- * (the DNS TCP relay, the status command and its manual page). The renderers stay pure: they receive these
- * texts, never paths.
+ * .deb's maintainer scripts and copyright under debian/, the programs that run in the gateway under gateway/
+ * (the DNS TCP relay, the status command and its manual page), and the formula's dom0 script under salt/. The
+ * renderers stay pure: they receive these texts, never paths.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,8 @@ export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export interface StaticSources {
   readonly rpmSpec: string;
   readonly minionConf: string;
+  /** salt/client-netvm: the dom0 script the formula's clients and remove states run. */
+  readonly clientNetvm: string;
   readonly deb: DebStatics;
 }
 
@@ -22,6 +24,7 @@ export function readStaticSources(root: string = PROJECT_ROOT): StaticSources {
   return {
     rpmSpec: read('rpm/qubes-mgmt-salt-i2p-gateway.spec'),
     minionConf: read('salt/i2p-gateway-formula.conf'),
+    clientNetvm: read('salt/client-netvm'),
     // No prerm: the package starts and enables nothing, so there is nothing to undo before removal.
     deb: {
       postinst: read('debian/postinst'),

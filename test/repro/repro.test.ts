@@ -106,9 +106,16 @@ describe('comparing two output trees', () => {
     const loaded = parseConfigText('');
     if (!loaded.ok) throw new Error('defaults do not parse');
     const sources = readStaticSources();
-    for (const [name, epoch] of [['a', EPOCH], ['b', EPOCH + 86_400]] as const) {
-      writeTreeAtomically(join(dir, name), build({ config: loaded.config, sourceDateEpoch: epoch, sources }).outputs);
-    }
+    // Another epoch also changes the version, so the file names: B is A's tree with the package bytes of a build
+    // at another epoch put under A's names, as a package that changed but kept its name would look.
+    const a = build({ config: loaded.config, sourceDateEpoch: EPOCH, sources });
+    const b = build({ config: loaded.config, sourceDateEpoch: EPOCH + 86_400, sources });
+    const bytesOf = (r: typeof a, ext: string): Uint8Array => r.outputs.find((o) => o.path === (ext === '.deb' ? r.debFileName : r.rpmFileName))!.data;
+    writeTreeAtomically(join(dir, 'a'), a.outputs);
+    writeTreeAtomically(
+      join(dir, 'b'),
+      a.outputs.map((o) => (o.path.endsWith('.deb') ? { ...o, data: bytesOf(b, '.deb') } : o.path.endsWith('.rpm') ? { ...o, data: bytesOf(b, '.rpm') } : o)),
+    );
     const { rows } = compareTrees(readTree(join(dir, 'a')), readTree(join(dir, 'b')));
     const differing = rows.filter((r) => !r.same).map((r) => r.path);
     expect(differing.filter((p) => p.endsWith('.deb'))).toHaveLength(2);

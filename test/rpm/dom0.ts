@@ -25,7 +25,8 @@ export const NAME = 'qubes-mgmt-salt-i2p-gateway';
 export const FORMULA_ROOT = '/srv/formulas/base/i2p-gateway-formula';
 export const MINION_CONF = '/etc/salt/minion.d/i2p-gateway-formula.conf';
 export const DOC_DIR = `/usr/share/doc/${NAME}`;
-export const DEB_NAME = 'qubes-i2p-gateway_0.1.0_all.deb';
+/** The version of a build at EPOCH of the default config's package.version: both times 2023-11-14 22:13:20 UTC. */
+export const VERSION_AT_EPOCH = /^0\.1\.0\+20231114221320\.20231114221320\.[0-9a-f]{8}$/;
 
 const root = join(import.meta.dirname, '..', '..');
 export const SPEC = join(root, 'rpm', `${NAME}.spec`);
@@ -38,6 +39,9 @@ export function config(value: unknown = {}): GatewayConfig {
 
 export interface Dom0Build {
   readonly config: GatewayConfig;
+  /** The packages' version (src/version.ts); the .rpm's release follows it. */
+  readonly version: string;
+  readonly debName: string;
   readonly rpmName: string;
   readonly rpm: Uint8Array;
   /** The whole dist/ tree of that build: the .deb, the .rpm, formula/…, minion.d/…. */
@@ -50,7 +54,7 @@ export function buildDom0(value: unknown = {}, sourceDateEpoch = EPOCH): Dom0Bui
   const out = build({ config: c, sourceDateEpoch, sources: readStaticSources() });
   const rpm = out.outputs.find((o) => o.path === out.rpmFileName);
   if (rpm === undefined) throw new Error(`the build wrote no ${out.rpmFileName}`);
-  return { config: c, rpmName: out.rpmFileName, rpm: rpm.data, outputs: out.outputs };
+  return { config: c, version: out.version, debName: out.debFileName, rpmName: out.rpmFileName, rpm: rpm.data, outputs: out.outputs };
 }
 
 /**
@@ -81,6 +85,8 @@ export function buildDom0WithCli(value: unknown, outDir: string, sourceDateEpoch
 export interface PackagedFile {
   readonly path: string;
   readonly kind: 'file' | 'dir';
+  /** 0644 for every file but the formula's script (0755), 0755 for directories. */
+  readonly mode: number;
   readonly data: Uint8Array;
   /** `c` = %config(noreplace), `d` = %doc, `` = plain. */
   readonly flag: 'config' | 'doc' | '';
@@ -109,9 +115,9 @@ export function packagedFiles(outputs: readonly OutputFile[]): PackagedFile[] {
     } else {
       continue; // the .deb and the .rpm themselves
     }
-    files.push({ path, kind: 'file', data: o.data, flag });
+    files.push({ path, kind: 'file', mode: path.endsWith('/files/client-netvm') ? 0o755 : 0o644, data: o.data, flag });
   }
-  for (const d of dirs) files.push({ path: d, kind: 'dir', data: new Uint8Array(0), flag: '' });
+  for (const d of dirs) files.push({ path: d, kind: 'dir', mode: 0o755, data: new Uint8Array(0), flag: '' });
   return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 

@@ -2,11 +2,12 @@
  * A minimal root for `rpm --root DIR` in which the package's scriptlets really run.
  *
  * rpm runs each scriptlet chrooted into --root, as `/bin/sh` with PATH=/sbin:/bin:/usr/sbin:/usr/bin, so the root
- * needs a shell, the tools the scriptlets call (grep) and the libraries those load, plus /dev/null (the %preun
+ * needs a shell, the tools the scriptlets call (grep, awk) and the libraries those load, plus /dev/null (the %preun
  * sends qubesctl's output there; without the device a failed redirection would skip the command and the test would
  * see no call). Rather than a debootstrap or a busybox package, the root gets copies of this machine's own shell
- * and grep and of exactly the shared objects `ldd` names for them: nothing to install, and the real GNU grep and
- * bash that dom0 (Fedora, /bin/sh = bash) uses. /dev/null is made with mknod (the tests run as root, which
+ * grep and awk and of exactly the shared objects `ldd` names for them: nothing to install, and the real GNU grep
+ * and bash that dom0 (Fedora, /bin/sh = bash) uses. awk is this machine's (mawk on Debian; dom0 has gawk): the
+ * scriptlets use only POSIX awk. /dev/null is made with mknod (the tests run as root, which
  * `rpm --root` needs anyway for chroot).
  *
  * In place of dom0's qubesctl, /usr/bin/qubesctl is a stub that appends its arguments to /var/log/qubesctl.calls
@@ -71,10 +72,12 @@ export function makeMinimalRoot(root: string, shell: 'bash' | 'dash'): void {
 
   const sh = hostProgram(shell);
   const grep = hostProgram('grep');
+  const awk = hostProgram('awk');
   copyInto(root, sh, `/usr/bin/${shell}`);
   symlinkSync(shell, join(root, 'usr/bin/sh'));
   copyInto(root, grep, '/usr/bin/grep');
-  for (const so of new Set([...sharedObjects(sh), ...sharedObjects(grep)])) copyInto(root, so);
+  copyInto(root, awk, '/usr/bin/awk');
+  for (const so of new Set([...sharedObjects(sh), ...sharedObjects(grep), ...sharedObjects(awk)])) copyInto(root, so);
 
   const nul = spawnSync('mknod', ['-m', '666', join(root, 'dev/null'), 'c', '1', '3'], { encoding: 'utf8' });
   if (nul.status !== 0) throw new Error(`mknod /dev/null in the test root: ${nul.stderr}`);

@@ -3,7 +3,7 @@
  * a1182edb9d644fccf8247fe7581c5e71e083a8eb (tag v4.3.6, 2026-02-11; the newest branch and tag, and what main
  * points at): `_states/ext_state_qvm.py` (the state functions, the qvm.vm action list, template_installed's
  * parameters) and `_modules/ext_module_qvm.py` (the argparse options of create, prefs, service, features,
- * clone); and Salt's own pkg.installed and file.managed. The module turns Salt keywords into argv by looking up
+ * clone); and Salt's own pkg.installed, file.managed, cmd.script and test.show_notification. The module turns Salt keywords into argv by looking up
  * each argparse option among the keywords (qubes-mgmt-salt-base `_modules/module_utils.py`,
  * create_argv_list), so a keyword that matches no option is dropped without a word: a rendered state with a key
  * outside this table fails the tests because the real module would ignore it (or, for qvm.vm's top level,
@@ -14,7 +14,8 @@
  * uses to decide whether the template is there (v4.3.3: "installed" = a qube of that name that is a
  * TemplateVM, no longer "installed by qvm-template"). No key was removed.
  */
-const REQUISITES = ['require', 'watch', 'onchanges', 'onfail', 'prereq', 'order'];
+/** Requisites and the global state arguments every state takes (Salt's STATE_REQUISITE/RUNTIME_KEYWORDS). */
+const REQUISITES = ['require', 'watch', 'onchanges', 'onfail', 'prereq', 'order', 'onlyif', 'unless'];
 
 export const QVM_VM_ACTIONS = ['exists', 'running', 'missing', 'halted', 'absent', 'present', 'clone', 'prefs', 'devices', 'service', 'features', 'firewall', 'tags', 'unpause', 'pause', 'shutdown', 'kill', 'start', 'run'];
 
@@ -52,7 +53,10 @@ export const STATE_KEYS: Record<string, readonly string[]> = {
   'pkg.installed': ['name', 'pkgs', 'sources', 'refresh', 'version', 'fromrepo', 'skip_verify', 'install_recommends', ...REQUISITES],
   'pkg.purged': ['name', 'pkgs', ...REQUISITES],
   'file.managed': ['name', 'source', 'source_hash', 'mode', 'user', 'group', 'makedirs', 'contents', ...REQUISITES],
+  // Salt's own (salt/states/cmd.py `script`, salt/states/test.py `show_notification`).
+  'cmd.script': ['name', 'source', 'args', 'stateful', 'shell', 'env', 'cwd', 'runas', 'timeout', ...REQUISITES],
+  'test.show_notification': ['name', 'text', ...REQUISITES],
 };
 
 /** Requisite targets are `<state module>: <id>`. */
-export const REQUISITE_MODULES = ['qvm', 'pkg', 'file', 'cmd'];
+export const REQUISITE_MODULES = ['qvm', 'pkg', 'file', 'cmd', 'test'];

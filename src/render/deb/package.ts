@@ -41,6 +41,8 @@ export interface DebPackageOptions {
   readonly sourceDateEpoch: number;
   /** Maintainer scripts and copyright, from debian/. */
   readonly statics: DebStatics;
+  /** The package version (src/version.ts, which the build passes); package.version alone when not given. */
+  readonly version?: string;
 }
 
 export interface DebPackage {
@@ -117,7 +119,7 @@ function lintianOverrides(config: GatewayConfig): RenderedFile[] {
 
 export function renderDebPackage(config: GatewayConfig, opts: DebPackageOptions): DebPackage {
   const { statics } = opts;
-  const version = config.package.version;
+  const version = opts.version ?? config.package.version;
   const changelog = renderChangelog({
     package: PACKAGE,
     version,

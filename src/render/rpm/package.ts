@@ -19,13 +19,15 @@ export interface RpmPackageInputs {
   readonly formula: readonly RenderedFile[];
   /** Text of salt/i2p-gateway-formula.conf. */
   readonly minionConf: string;
+  /** The package version (src/version.ts), the same as the template package's; package.version when not given. */
+  readonly version?: string;
 }
 
 export function renderRpmPackage(c: GatewayConfig, inputs: RpmPackageInputs): { meta: RpmMeta; files: RenderedFile[] } {
   const s = inputs.spec;
   const meta: RpmMeta = {
     name: RPM_NAME,
-    version: c.package.version,
+    version: inputs.version ?? c.package.version,
     release: String(c.package.release),
     summary: s.summary,
     description: s.description,

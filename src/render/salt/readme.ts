@@ -1,7 +1,17 @@
-/** The formula's README for dom0: the commands, in the order that never exposes a half-built gateway. */
+/**
+ * The formula's README for dom0: the commands, in the order that never exposes a half-built gateway; what to do
+ * after an upgrade; how to take it all away. The dom0 package's scriptlets print parts of it (rpm/*.spec): the
+ * numbered steps' commands on first install (lines indented 7), the section "After an upgrade" on upgrade, and the
+ * section "Remove" in full when the package is removed, so that text names the configured qubes and is still on
+ * the user's screen after the package and this file are gone. The headings are the scriptlets' markers.
+ */
 import type { GatewayConfig } from '../../config/schema.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
-import { FORMULA, FORMULA_ROOT, STATE } from './names.ts';
+import { restartCommand } from './install.ts';
+import { CLIENT_NETVM, FORMULA, FORMULA_ROOT, STATE } from './names.ts';
+
+/** Section headings the rpm scriptlets look for (`sed -n '/^## After an upgrade/,/^## /p'`). */
+export const README_SECTIONS = { upgrade: '## After an upgrade', remove: '## Remove' } as const;
 
 export function dom0Commands(c: GatewayConfig): string[] {
   const q = c.qubes;
@@ -21,9 +31,14 @@ export function dom0StatusCommand(c: GatewayConfig, root = false): string {
   return `qvm-run -p --no-gui ${root ? '-u root ' : ''}${c.qubes.gateway} 'qubes-i2p-gateway status'`;
 }
 
+export function removeCommand(): string {
+  return `sudo qubesctl --show-output state.sls ${STATE.remove}`;
+}
+
 export function renderDom0Readme(c: GatewayConfig): RenderedFile {
   const q = c.qubes;
   const steps = dom0Commands(c);
+  const clients = q.clients.length > 0 ? q.clients.join(', ') : undefined;
   const text = `# i2p-gateway formula (dom0)
 
 Builds the transparent I2P${c.tor.enabled ? ' + Tor' : ''} gateway qube \`${q.gateway}\`.
@@ -43,9 +58,12 @@ Formula files: \`${FORMULA_ROOT}/${FORMULA}/\`.
 
        ${steps[2]}
 
-4. Point the client qubes at it${q.clients.length > 0 ? ` (${q.clients.join(', ')})` : ' (none configured: set a qube\'s netvm to ' + q.gateway + ' by hand)'}:
+4. Point the client qubes at it${clients !== undefined ? ` (${clients})` : ` (none configured: set a qube's netvm to ${q.gateway} by hand)`}:
 
        ${steps[3]}
+
+   When a client runs, this starts \`${q.gateway}\` first (Qubes cannot attach a running qube to a halted netvm).
+   Each client's netvm from before is kept in its feature \`${CLIENT_NETVM.feature}\` for the removal.
 
 5. Check the gateway: one line per part (the qube, its firewall, each daemon, Tor, the I2P router, DNS, a leak
    self-test), each OK, WAIT (still starting) or FAIL, and the fix for anything not OK; exit status 0 all OK,
@@ -65,13 +83,45 @@ Or steps 1-3 at once, then step 4:
 
 Every state is safe to run again: a second run reports no changes.
 
+${README_SECTIONS.upgrade}
+
+A new build (another config, or a newer qubes-i2p-gateway) has a newer version; after \`sudo dnf upgrade ./<new>.rpm\`
+(or \`dnf install\`), apply the states again, in the same order:
+
+    ${steps[1]}
+    ${steps[2]}
+    ${steps[3]}
+
+The first puts the new gateway package into \`${q.template}\` (its output says so when it changed it); the others
+bring \`${q.gateway}\` and the clients to the new config. A running \`${q.gateway}\` keeps the gateway files it
+started with (its root file system is the template's as it was then): restart it to use the new ones, once
+\`${q.template}\` has shut down (qubesctl shuts a template down after applying, unless it was running before):
+
+    ${restartCommand(c)}
+
+Its client qubes have no network meanwhile (the gateway fails closed) and are reconnected when it is back.
+
 ## Remove
 
-Removing the package (\`sudo dnf remove qubes-mgmt-salt-i2p-gateway\`) disables the top but leaves the qubes in
-place. To remove them too, point the clients elsewhere, then remove the gateway and its template:
+Removing the package (\`sudo dnf remove qubes-mgmt-salt-i2p-gateway\`) changes no qube: it disables the tops and
+leaves \`${q.gateway}\`, \`${q.template}\` and the clients as they are (this section is printed then, so it stays on
+your screen). To take the qubes away too, run the removal state while the package is installed (if it is gone
+already: install it again, or follow "By hand" below):
 
-    qvm-prefs CLIENT netvm sys-firewall     # for each client
-    qvm-shutdown --wait ${q.gateway}
+    sudo qubesctl top.disable ${FORMULA}
+    ${removeCommand()}
+
+That puts each client${clients !== undefined ? ` (${clients})` : ''} back on the netvm it had before (the feature
+\`${CLIENT_NETVM.feature}\`; the system default when none was recorded), then removes \`${q.gateway}\` and then
+\`${q.template}\`; \`${q.sourceTemplate}\` stays. It is safe to run twice. It stops before removing \`${q.gateway}\`
+while another qube still uses it as netvm: \`qvm-ls --raw-data --fields name,netvm | grep '|${q.gateway}$'\` lists them.
+
+By hand, with the package already gone:
+
+    qvm-features CLIENT ${CLIENT_NETVM.feature}    # the client's netvm before ${q.gateway}, if recorded
+    qvm-prefs CLIENT netvm QUBE    # that netvm; or, for none recorded or *default*: qvm-prefs --default CLIENT netvm
+    qvm-features --unset CLIENT ${CLIENT_NETVM.feature}
+    qvm-shutdown --wait --force ${q.gateway}
     qvm-remove ${q.gateway}
     qvm-remove ${q.template}
 `;

@@ -24,6 +24,11 @@ export function renderTops(c: GatewayConfig): RenderedFile[] {
     top(`${FORMULA}/create.top`, `Enable with: sudo qubesctl top.enable ${STATE.create}`, { dom0: [DOM0, STATE.create] }),
     top(`${FORMULA}/clients.top`, `Enable with: sudo qubesctl top.enable ${STATE.clients}`, { dom0: [DOM0, STATE.clients] }),
     top(
+      `${FORMULA}/remove.top`,
+      `Takes the gateway away (never together with the other tops).\n# Enable with: sudo qubesctl top.enable ${STATE.remove}; usually run once instead: sudo qubesctl state.sls ${STATE.remove}`,
+      { dom0: [DOM0, STATE.remove] },
+    ),
+    top(
       `${FORMULA}/init.top`,
       `Template, package and gateway qube (not the clients: apply ${STATE.clients} after this has run).\n# Enable with: sudo qubesctl top.enable ${FORMULA}; then: sudo qubesctl --show-output --targets=${t} state.apply`,
       { dom0: [DOM0, STATE.clone, STATE.create], [t]: [STATE.install] },
