@@ -1,13 +1,37 @@
 # i2p-gateway.clients (dom0): point the client qubes' netvm at sys-i2p.
 # Run: sudo qubesctl state.sls i2p-gateway.clients
 # Clients: work, untrusted, personal.
+# If any of them runs, sys-i2p is started first: Qubes cannot attach a running qube to a halted netvm.
+# Each client's netvm from before is kept in its feature i2p-gateway.previous-netvm, for i2p-gateway.remove.
 
 include:
   - i2p-gateway.create
+i2p-gateway-start-for-clients:
+  qvm.vm:
+    - name: sys-i2p
+    - start: []
+    - onlyif: qvm-check --running work || qvm-check --running untrusted || qvm-check --running personal
+    - require:
+        - qvm: i2p-gateway-qube
+i2p-gateway-client-work-previous-netvm:
+  cmd.script:
+    - name: client-netvm record work sys-i2p
+    - source: salt://i2p-gateway/files/client-netvm
+    - stateful: true
+    - require:
+        - qvm: i2p-gateway-qube
 i2p-gateway-client-work:
   qvm.prefs:
     - name: work
     - netvm: sys-i2p
+    - require:
+        - qvm: i2p-gateway-start-for-clients
+        - cmd: i2p-gateway-client-work-previous-netvm
+i2p-gateway-client-untrusted-previous-netvm:
+  cmd.script:
+    - name: client-netvm record untrusted sys-i2p
+    - source: salt://i2p-gateway/files/client-netvm
+    - stateful: true
     - require:
         - qvm: i2p-gateway-qube
 i2p-gateway-client-untrusted:
@@ -15,10 +39,19 @@ i2p-gateway-client-untrusted:
     - name: untrusted
     - netvm: sys-i2p
     - require:
+        - qvm: i2p-gateway-start-for-clients
+        - cmd: i2p-gateway-client-untrusted-previous-netvm
+i2p-gateway-client-personal-previous-netvm:
+  cmd.script:
+    - name: client-netvm record personal sys-i2p
+    - source: salt://i2p-gateway/files/client-netvm
+    - stateful: true
+    - require:
         - qvm: i2p-gateway-qube
 i2p-gateway-client-personal:
   qvm.prefs:
     - name: personal
     - netvm: sys-i2p
     - require:
-        - qvm: i2p-gateway-qube
+        - qvm: i2p-gateway-start-for-clients
+        - cmd: i2p-gateway-client-personal-previous-netvm
