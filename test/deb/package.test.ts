@@ -13,6 +13,8 @@ import { renderDebPackage } from '../../src/render/deb/package.ts';
 import { configOf, must, REAL_KEYRING, run, Scratch } from '../render/helpers.ts';
 import { lintian } from '../lintian.ts';
 import { readStaticSources } from '../../src/io/static.ts';
+import { ROUTERS } from '../../src/config/routers.ts';
+import { DROPIN, PATHS, UNITS } from '../../src/render/gateway/common.ts';
 
 const DEB_STATICS = readStaticSources().deb;
 
@@ -75,15 +77,41 @@ describe.each(VARIANTS)('%s', (_name, value, withKeyring) => {
     for (const line of contents.trim().split('\n')) expect(line).toContain(' root/root ');
   });
 
-  it('has maintainer scripts that parse and enable or start nothing', () => {
-    for (const script of [pkg.meta.scripts?.postinst, pkg.meta.scripts?.postrm]) {
-      expect(script).toBeDefined();
-      expect(run(['sh', '-n'], { input: script ?? '' }).code).toBe(0);
-      const code = (script ?? '').split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n');
-      expect(code).not.toMatch(/systemctl\s+(enable|start|restart|preset)|deb-systemd/);
-      expect(code).toContain('[ -d /run/systemd/system ]');
+  it('has maintainer scripts that parse, enable and start nothing, and restart only what runs, on upgrade', () => {
+    const scripts = { postinst: pkg.meta.scripts?.postinst, prerm: pkg.meta.scripts?.prerm, postrm: pkg.meta.scripts?.postrm };
+    const code = (text: string | undefined): string => (text ?? '').split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n');
+    for (const [name, script] of Object.entries(scripts)) {
+      expect(script, name).toBeDefined();
+      expect(run(['sh', '-n'], { input: script ?? '' }).code, name).toBe(0);
+      expect(run(['dash', '-n'], { input: script ?? '' }).code, name).toBe(0);
+      expect(code(script), name).not.toMatch(/systemctl\s+(enable|start|restart|preset|mask)|deb-systemd-(helper|invoke\s+(start|restart))/);
     }
-    expect(pkg.meta.scripts?.prerm).toBeUndefined();
+    // postinst: in a running systemd only; on configure from an old version only, the hook first, then a
+    // try-restart of each of our units (and the routers' units we configure) that is active.
+    const postinst = code(scripts.postinst);
+    expect(postinst).toContain('[ -d /run/systemd/system ]');
+    expect(postinst).toContain('[ "$1" = configure ] && [ -n "${2:-}" ]');
+    expect(postinst).toContain(`HOOK=${PATHS.hookProgram}\n`);
+    const units = /UNITS="([^"]*)"/.exec(postinst)?.[1]?.split(' ');
+    expect(units).toEqual([UNITS.noForward, UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS.i2pd.unit, ROUTERS.i2p.unit]);
+    expect(postinst.indexOf('"$HOOK"')).toBeLessThan(postinst.indexOf('try-restart'));
+    expect(postinst).toMatch(/if systemctl --quiet is-active "\$unit"; then\n(\s+#.*\n)?\s+deb-systemd-invoke try-restart "\$unit"/);
+    // prerm: on remove only, a named list of the distribution's units, each disabled when we drop in on it and
+    // it is enabled. The list is every unit we drop in on in any build, less tor@default.service (static).
+    const prerm = code(scripts.prerm);
+    expect(prerm).toContain(`DROPIN=${DROPIN}\n`);
+    expect(prerm).toMatch(/^remove\)$/m);
+    expect(prerm).toContain('systemctl disable "$unit"');
+    const quiet = /UNITS="([^"]*)"/.exec(prerm)?.[1]?.split(' ').sort();
+    const dropped = new Set<string>();
+    for (const [value, keyring] of [[{}, undefined], [{ i2p: { router: 'i2p' } }, realKeyring()], [{ tor: { enabled: false } }, undefined]] as const) {
+      for (const f of build(value, keyring).pkg.files) {
+        const m = new RegExp(`^/usr/lib/systemd/system/([^/]+)\\.d/${DROPIN}$`).exec(f.path);
+        if (m !== null) dropped.add(m[1]!);
+      }
+    }
+    dropped.delete('tor@default.service');
+    expect(quiet).toEqual([...dropped].sort());
   });
 
   it('has a changelog dpkg-parsechangelog reads, dated from SOURCE_DATE_EPOCH, compressed like gzip -9n', () => {
@@ -118,11 +146,12 @@ describe('control fields', () => {
 describe('the Java router', () => {
   it('ships the keyring as given and an apt source pinned to it', () => {
     const { pkg } = build({ i2p: { router: 'i2p' }, debian: { release: 'trixie' } }, realKeyring());
-    const keyring = pkg.files.find((f) => f.path === '/usr/share/keyrings/i2p-archive-keyring.gpg');
+    const keyring = pkg.files.find((f) => f.path === '/etc/apt/keyrings/qubes-i2p-gateway-i2p-archive-keyring.gpg');
     expect(keyring?.data).toEqual(realKeyring());
-    expect(keyring?.kind).toBe('file');
+    // A conffile, like the source: the two are kept (remove) and removed (purge) together.
+    expect(keyring?.kind).toBe('config');
     const sources = new TextDecoder().decode(pkg.files.find((f) => f.path === '/etc/apt/sources.list.d/i2p.sources')?.data);
-    expect(sources).toContain('Types: deb\nURIs: https://deb.i2p.net/\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/i2p-archive-keyring.gpg\n');
+    expect(sources).toContain('Types: deb\nURIs: https://deb.i2p.net/\nSuites: trixie\nComponents: main\nSigned-By: /etc/apt/keyrings/qubes-i2p-gateway-i2p-archive-keyring.gpg\n');
   });
 
   it('refuses to build without a keyring', () => {

@@ -31,7 +31,7 @@ describe('the gateway tree', () => {
     expect(i2pd).toContain('/usr/share/qubes-i2p-gateway/i2pd.conf');
     const java = renderGateway(configOf({ i2p: { router: 'i2p' } }), { programs: PROGRAMS, keyring: new Uint8Array(readFileSync(REAL_KEYRING)) }).map((f) => f.path);
     expect(java).toContain('/etc/apt/sources.list.d/i2p.sources');
-    expect(java).toContain('/usr/share/keyrings/i2p-archive-keyring.gpg');
+    expect(java).toContain('/etc/apt/keyrings/qubes-i2p-gateway-i2p-archive-keyring.gpg');
     expect(java).toContain('/usr/lib/systemd/system/i2p.service.d/50-qubes-i2p-gateway.conf');
     expect(java).not.toContain('/etc/qubes-i2p-gateway/i2pd.conf');
   });

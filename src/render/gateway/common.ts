@@ -49,7 +49,13 @@ export const PATHS = {
    * symbolic link to hookProgram, so the hook is package data too (dpkg never treats a link as a conffile).
    */
   hook: '/etc/qubes/qubes-firewall.d/50-qubes-i2p-gateway',
-  keyring: '/usr/share/keyrings/i2p-archive-keyring.gpg',
+  /**
+   * The Java router's repository key: a conffile next to the apt source that names it (also a conffile), so the two
+   * share one lifetime: `apt-get remove` keeps both (apt keeps working, the source still signed), purge removes
+   * both. A name of our own: the I2P project's i2p-keyring package installs /usr/share/keyrings/i2p-archive-keyring.gpg,
+   * which dpkg would refuse to overwrite with ours (and the other way round).
+   */
+  keyring: '/etc/apt/keyrings/qubes-i2p-gateway-i2p-archive-keyring.gpg',
   aptSources: '/etc/apt/sources.list.d/i2p.sources',
   /** Our own program (Tor on): DNS over TCP from dnsmasq to Tor's UDP-only DNSPort. Not a command for users. */
   dnsRelay: `${LIBEXEC_DIR}/dns-tcp-relay`,

@@ -9,7 +9,7 @@
  *   /usr/bin/qubes-i2p-gateway, its man page, /usr/share/qubes-i2p-gateway/status.json status.ts
  *   /usr/share/qubes-i2p-gateway/tinyproxy.*, qubes-i2p-gateway-tinyproxy.service, ... tinyproxy.ts
  *   /usr/share/qubes-i2p-gateway/i2pd.conf, i2pd.service.d/                          i2pd.ts
- *   /usr/share/keyrings/i2p-archive-keyring.gpg, i2p.sources, i2p.service.d/          java-router.ts
+ *   /etc/apt/keyrings/qubes-i2p-gateway-i2p-archive-keyring.gpg, i2p.sources, i2p.service.d/ java-router.ts
  *   /usr/share/qubes-i2p-gateway/firewall.nft                                         firewall.ts
  *   /usr/libexec/qubes-i2p-gateway/firewall-hook, its link in /etc/qubes/qubes-firewall.d/ firewall-hook.ts
  *   /usr/share/qubes-i2p-gateway/lockdown.nft, off.nft, qubes-i2p-gateway-lockdown.service lockdown.ts

@@ -1,11 +1,11 @@
 /**
  * Router i2p (the Java router from the official I2P apt repository): the repository's keyring and deb822
- * source, so Salt can `apt-get install i2p` in the template once this package is in, and a drop-in that runs
- * i2p.service only in the gateway qube.
+ * source, both conffiles so they are kept and removed together, so Salt can `apt-get install i2p` in the template
+ * once this package is in, and a drop-in that runs i2p.service only in the gateway qube.
  */
 import type { GatewayConfig } from '../../config/schema.ts';
 import { I2P_REPO_FINGERPRINT, I2P_REPO_URL, ROUTERS } from '../../config/routers.ts';
-import { binaryFile, configFile, textFile, type RenderedFile } from '../../files.ts';
+import { configFile, textFile, type RenderedFile } from '../../files.ts';
 import { comment, dropInPath, gatewayFlag, generatedHeader, PATHS, UNITS } from './common.ts';
 import { checkRepoKeyring, formatFingerprint } from './keyring.ts';
 
@@ -73,7 +73,8 @@ export function renderJavaRouter(config: GatewayConfig, keyring: Uint8Array | un
     );
   }
   return [
-    binaryFile(PATHS.keyring, checkRepoKeyring(keyring)),
+    // A conffile like the source (see PATHS.keyring); dpkg replaces an unmodified one when the key is renewed.
+    { path: PATHS.keyring, kind: 'config', mode: 0o644, data: checkRepoKeyring(keyring) },
     configFile(PATHS.aptSources, renderI2pSources(config)),
     textFile(dropInPath(ROUTERS.i2p.unit), renderI2pDropIn(config)),
     textFile(dropInPath(ROUTERS.i2pd.unit), renderOtherRouterDropIn(config, ROUTERS.i2pd.unit)),

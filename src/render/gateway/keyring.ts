@@ -163,7 +163,7 @@ export function dearmor(data: Uint8Array): Uint8Array {
 }
 
 /**
- * Check a keyring (binary, or ASCII-armored) and return it as binary, ready for /usr/share/keyrings: every
+ * Check a keyring (binary, or ASCII-armored) and return it as binary, ready for apt's Signed-By: every
  * primary key must be a v4 key with the expected fingerprint, and there must be at least one.
  */
 export function checkRepoKeyring(input: Uint8Array, expected: string = I2P_REPO_FINGERPRINT): Uint8Array {

@@ -79,7 +79,8 @@ export function renderInstall(c: GatewayConfig, inputs: InstallInputs): Rendered
   };
   if (router.fromI2pRepo) {
     data[ID.router] = {
-      // Only the router: our package already ships the repository keyring at the path i2p-keyring would use.
+      // Only the router, not i2p-keyring: our package ships the repository key under a name of its own, which our
+      // source's Signed-By names (i2p-keyring would add the same key at another path, and nothing else).
       'pkg.installed': [{ pkgs: [router.package] }, { refresh: true }, { install_recommends: false }, { require: [{ pkg: ID.package }] }],
     };
   }
