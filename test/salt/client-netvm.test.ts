@@ -1,0 +1,78 @@
+/**
+ * salt/client-netvm on its own, as Salt's cmd.script runs it, against the fake dom0 through the stand-in qvm-*
+ * tools: every kind of netvm it records, the stateful last line Salt reads, and the errors that must stop a
+ * state. (formula.test.ts runs it through clients.sls and remove.sls.)
+ */
+import { describe, expect, it } from 'vitest';
+import { readStaticSources } from '../../src/io/static.ts';
+import { CLIENT_NETVM } from '../../src/render/salt/names.ts';
+import { script, stateful } from './apply.ts';
+import { FakeDom0 } from './dom0-fake.ts';
+
+const SCRIPT = readStaticSources().clientNetvm;
+
+function dom0(): FakeDom0 {
+  const d = new FakeDom0();
+  d.addQube('sys-net', 'AppVM', { 'provides-network': true, netvm: '' }, 'Running');
+  d.addQube('sys-firewall', 'AppVM', { 'provides-network': true, netvm: 'sys-net' }, 'Running');
+  d.addQube('sys-whonix', 'AppVM', { 'provides-network': true, netvm: 'sys-firewall' });
+  d.addQube('sys-i2p', 'AppVM', { 'provides-network': true, netvm: 'sys-firewall' });
+  d.addQube('default', 'AppVM', {});
+  d.addQube('whonixed', 'AppVM', { netvm: 'sys-whonix' });
+  d.addQube('offline', 'AppVM', { netvm: '' });
+  return d;
+}
+
+describe('salt/client-netvm', () => {
+  it('uses the feature name the formula documents', () => {
+    expect(SCRIPT).toContain(`\nFEATURE=${CLIENT_NETVM.feature}\n`);
+    expect(SCRIPT.startsWith('#!/bin/sh\n')).toBe(true);
+  });
+
+  it('records "*default*", a qube name, or "none", once; says changed=no after', () => {
+    const d = dom0();
+    for (const [client, want] of [['default', '*default*'], ['whonixed', 'sys-whonix'], ['offline', 'none']] as const) {
+      const r = script(d, SCRIPT, ['record', client, 'sys-i2p']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(stateful(client, r.stdout)).toEqual({ changed: true, comment: `${client}: netvm before sys-i2p recorded (${want})` });
+      expect(d.getFeature(client, CLIENT_NETVM.feature)).toBe(want);
+      const again = script(d, SCRIPT, ['record', client, 'sys-i2p']);
+      expect(stateful(client, again.stdout).changed).toBe(false);
+    }
+  });
+
+  it('restore with no record puts the client on the system default; on another netvm it stays', () => {
+    const d = dom0();
+    d.setPref('default', 'netvm', 'sys-i2p');
+    const r = script(d, SCRIPT, ['restore', 'default', 'sys-i2p']);
+    expect(stateful('default', r.stdout)).toEqual({ changed: true, comment: 'default: netvm back to sys-firewall' });
+    expect(d.get('default').prefs).toEqual({});
+    const other = script(d, SCRIPT, ['restore', 'whonixed', 'sys-i2p']);
+    expect(stateful('whonixed', other.stdout)).toEqual({ changed: false, comment: 'whonixed: does not use sys-i2p' });
+    expect(d.netvmOf('whonixed')).toBe('sys-whonix');
+  });
+
+  it('fails, so the state fails: a client that does not exist (record), bad usage, an unknown action', () => {
+    const d = dom0();
+    const missing = script(d, SCRIPT, ['record', 'nope', 'sys-i2p']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('nope does not exist. Fix: create it, or remove it from qubes.clients and rebuild');
+    expect(script(d, SCRIPT, ['record', 'default']).code).toBe(1);
+    expect(script(d, SCRIPT, ['forget', 'default', 'sys-i2p']).stderr).toContain('unknown action forget');
+    // restore of a client that is gone is not an error: there is nothing to give back.
+    expect(stateful('nope', script(d, SCRIPT, ['restore', 'nope', 'sys-i2p']).stdout).changed).toBe(false);
+  });
+
+  it('a failed netvm change (Qubes refuses) fails the script, and the record stays for the next run', () => {
+    const d = dom0();
+    script(d, SCRIPT, ['record', 'whonixed', 'sys-i2p']);
+    d.setPref('whonixed', 'netvm', 'sys-i2p');
+    // sys-whonix no longer provides network: qvm-prefs fails, the script with it.
+    d.get('sys-whonix').prefs['provides-network'] = false;
+    const r = script(d, SCRIPT, ['restore', 'whonixed', 'sys-i2p']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('does not provide network');
+    expect(d.getFeature('whonixed', CLIENT_NETVM.feature)).toBe('sys-whonix');
+    expect(d.netvmOf('whonixed')).toBe('sys-i2p');
+  });
+});
