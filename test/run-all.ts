@@ -7,7 +7,9 @@
  * untracked, not ignored: what a commit of this tree would hold) are copied into a new temporary directory that
  * holds nothing else, committed there as a repository of its own (dated like HEAD, so the default
  * SOURCE_DATE_EPOCH is the same), given its own `npm ci`, and tested there. A test that reads a file outside the
- * repository (../shared, a sibling checkout) fails in that run.
+ * repository (../shared, a sibling checkout) fails in that run. The one thing shared is the cache of Debian 13
+ * roots (QIG_CHROOT_CACHE, test/util/chroot.ts): derived data, rebuilt from Debian's mirror by the same recipe
+ * when missing or stale, so sharing it saves the debootstrap and changes no result.
  *
  * `npm run test:all -- unit alone` runs only the suites named.
  */
@@ -108,7 +110,8 @@ for (const suite of SUITES) {
       continue;
     }
     rmSync(report, { force: true });
-    const run = spawnSync('npx', ['vitest', 'run', '--config', suite.config], { cwd, stdio: 'inherit' });
+    const env = suite.alone === true ? { ...process.env, QIG_CHROOT_CACHE: process.env['QIG_CHROOT_CACHE'] ?? join(ROOT, '.cache') } : process.env;
+    const run = spawnSync('npx', ['vitest', 'run', '--config', suite.config], { cwd, stdio: 'inherit', env });
     const seconds = ((Date.now() - started) / 1000).toFixed(0);
     if (!existsSync(report)) {
       process.stdout.write(`suite ${suite.name}: no report (exit ${run.status})\n`);
