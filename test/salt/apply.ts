@@ -9,7 +9,8 @@
  * Salt's cmd states do (`changed=yes|no comment='...'`, or JSON).
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
@@ -257,18 +258,34 @@ export function stateful(id: string, stdout: string): { changed: boolean; commen
 
 let toolsDir: string | undefined;
 
-/** A directory with qvm-check, qvm-prefs, ... wrappers around the bundled qvm-tools.ts; made once per process. */
+/**
+ * A directory with qvm-check, qvm-prefs, ... wrappers around the bundled qvm-tools.ts. Kept in the checkout's
+ * .cache, named by a digest of the sources it is built from (so it is rebuilt when they change, and never
+ * needs removing: worker processes end without an exit event); made in a temporary directory and renamed
+ * into place, so test files that start together cannot see half of one.
+ */
 function tools(): string {
   if (toolsDir !== undefined) return toolsDir;
-  const dir = mkdtempSync(join(tmpdir(), 'qig-qvm-tools-'));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  const entry = join(dir, 'entry.ts');
-  writeFileSync(entry, `import { main } from ${JSON.stringify(join(import.meta.dirname, 'qvm-tools.ts'))};\nmain();\n`);
-  buildSync({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: join(dir, 'qvm-tools.mjs'), logLevel: 'error' });
-  for (const tool of ['qvm-check', 'qvm-prefs', 'qvm-features', 'qubes-prefs', 'qvm-start']) {
-    const p = join(dir, tool);
-    writeFileSync(p, `#!/bin/sh\n# stand-in for dom0's ${tool} (test/salt/qvm-tools.ts)\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(dir, 'qvm-tools.mjs'))} ${tool} "$@"\n`);
-    chmodSync(p, 0o755);
+  const sources = ['qvm-tools.ts', 'dom0-fake.ts'].map((f) => readFileSync(join(import.meta.dirname, f)));
+  const digest = createHash('sha256').update(Buffer.concat(sources)).update(process.execPath).digest('hex').slice(0, 16);
+  const parent = join(import.meta.dirname, '..', '..', '.cache', 'qvm-tools');
+  const dir = join(parent, digest);
+  if (!existsSync(join(dir, 'qvm-start'))) {
+    mkdirSync(parent, { recursive: true });
+    const tmp = mkdtempSync(join(parent, '.new-'));
+    const entry = join(tmp, 'entry.ts');
+    writeFileSync(entry, `import { main } from ${JSON.stringify(join(import.meta.dirname, 'qvm-tools.ts'))};\nmain();\n`);
+    buildSync({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: join(tmp, 'qvm-tools.mjs'), logLevel: 'error' });
+    for (const tool of ['qvm-check', 'qvm-prefs', 'qvm-features', 'qubes-prefs', 'qvm-start']) {
+      const p = join(tmp, tool);
+      writeFileSync(p, `#!/bin/sh\n# stand-in for dom0's ${tool} (test/salt/qvm-tools.ts)\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(dir, 'qvm-tools.mjs'))} ${tool} "$@"\n`);
+      chmodSync(p, 0o755);
+    }
+    try {
+      renameSync(tmp, dir);
+    } catch {
+      rmSync(tmp, { recursive: true, force: true }); // another test file put it in place first
+    }
   }
   toolsDir = dir;
   return dir;
@@ -282,7 +299,7 @@ interface ShellResult {
 
 function withState(dom0: FakeDom0, argv: readonly string[]): ShellResult {
   const dir = tools();
-  const state = join(mkdtempSync(join(dir, 'run-')), 'dom0.json');
+  const state = join(mkdtempSync(join(tmpdir(), 'qig-dom0-')), 'dom0.json');
   writeFileSync(state, JSON.stringify(dom0.toJSON()));
   const [cmd, ...rest] = argv;
   const r = spawnSync(cmd!, rest, {
@@ -304,7 +321,7 @@ export function shell(dom0: FakeDom0, command: string): ShellResult {
 
 /** A script as cmd.script runs it: a private copy, mode 0500, executed by its #! line with the arguments. */
 export function script(dom0: FakeDom0, text: string, argv: readonly string[]): ShellResult {
-  const path = join(mkdtempSync(join(tools(), 'script-')), 'script');
+  const path = join(mkdtempSync(join(tmpdir(), 'qig-script-')), 'script');
   writeFileSync(path, text);
   chmodSync(path, 0o500);
   try {
