@@ -10,26 +10,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { machineState, Trixie } from './util/trixie.ts';
 
-let trixie: Promise<Trixie> | undefined;
-
-/** One Debian 13 machine maker per test file, its temp dir removed when the process exits. */
-async function machines(): Promise<Trixie> {
-  if (trixie === undefined) {
-    const dir = machineState('lintian');
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-    trixie = Trixie.open(dir);
-  }
-  return trixie;
-}
-
 export async function lintian(args: readonly string[], timeoutMs = 180_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const t = await machines();
+  // A machine of its own per call, its state removed with the call's temp dir (nothing is left in /tmp).
+  const state = machineState('lintian');
   const scratch = mkdtempSync(join(tmpdir(), 'qig-lintian-'));
   try {
+    const t = await Trixie.open(state);
     const r = spawnSync('env', [`TMPDIR=${scratch}`, 'LC_ALL=C.UTF-8', ...t.prefix(), 'lintian', ...args], { encoding: 'utf8', timeout: timeoutMs });
     if (r.error !== undefined) throw new Error(`lintian: ${r.error.message}`);
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   } finally {
     rmSync(scratch, { recursive: true, force: true });
+    rmSync(state, { recursive: true, force: true });
   }
 }
