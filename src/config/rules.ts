@@ -4,6 +4,7 @@
  */
 import type { GatewayConfig } from './schema.ts';
 import { ROUTERS } from './routers.ts';
+import { publishListenPort } from './publish.ts';
 
 export interface ConfigIssue {
   readonly path: readonly (string | number)[];
@@ -104,16 +105,28 @@ export const clientRangesPlacement: Rule = (c) => {
   return issues;
 };
 
-/** No two listeners of the gateway on one port: dnsmasq 53, tinyproxy, Tor's two ports, the router's ports. */
+/**
+ * No two listeners of the gateway on one port: dnsmasq 53, tinyproxy, Tor's two ports, the router's ports, and
+ * the loopback listener of each published service (publish.ts: 28080 + its place in the list).
+ */
 export const distinctPorts: Rule = (c) => {
   const router = ROUTERS[c.i2p.router];
   const taken = new Map<number, string>([[53, 'dnsmasq (DNS)']]);
   for (const p of router.listens) taken.set(p, `the ${c.i2p.router} router`);
+  const issues: ConfigIssue[] = [];
+  c.publish.forEach((_s, i) => {
+    const listen = publishListenPort(i);
+    const holder = taken.get(listen);
+    if (holder !== undefined) {
+      issues.push({ path: ['publish', i], message: `would listen on 127.0.0.1:${listen}, which ${holder} uses. Fix: publish fewer services` });
+    } else {
+      taken.set(listen, `the gateway's listener for publish.${i} (127.0.0.1:${listen}, from its place in the list)`);
+    }
+  });
   const ours: [readonly (string | number)[], number][] = [[['tinyproxy', 'port'], c.tinyproxy.port]];
   if (c.tor.enabled) {
     ours.push([['tor', 'transPort'], c.tor.transPort], [['tor', 'dnsPort'], c.tor.dnsPort]);
   }
-  const issues: ConfigIssue[] = [];
   for (const [path, port] of ours) {
     const holder = taken.get(port);
     if (holder !== undefined) {
@@ -155,7 +168,54 @@ export const serviceNotADistroDaemon: Rule = (c) =>
     ? [{ path: ['qubes', 'service'], input: c.qubes.service, message: `would also start the distribution's own ${c.qubes.service} in the gateway. Fix: choose another service name, e.g. i2p` }]
     : [];
 
-export const RULES: readonly Rule[] = [distinctQubes, memoryRange, virtualIpPlacement, clientRangesPlacement, distinctPorts, keyringOnlyForJavaRouter, noOpenJavaConsole, serviceNotADistroDaemon];
+/**
+ * Published services: names unique (they name units, tunnels and onion directories); each qube a service qube,
+ * not one of the gateway's own; one entry per qube and port (a second would add the same qrexec permission
+ * again under another name); something to publish; an onion only with Tor; an I2P site only with i2pd.
+ */
+export const publishPlacement: Rule = (c) => {
+  const issues: ConfigIssue[] = [];
+  const q = c.qubes;
+  const roles: [string, string][] = [
+    ['gateway', q.gateway],
+    ['netvm', q.netvm],
+    ['template', q.template],
+    ['sourceTemplate', q.sourceTemplate],
+  ];
+  const names = new Map<string, number>();
+  const backends = new Map<string, number>();
+  c.publish.forEach((s, i) => {
+    const at = (key: string): (string | number)[] => ['publish', i, key];
+    const sameName = names.get(s.name);
+    if (sameName !== undefined) issues.push({ path: at('name'), input: s.name, message: `is also publish.${sameName}.name. Fix: give each published service a name of its own` });
+    names.set(s.name, i);
+    for (const [role, name] of roles) {
+      if (s.qube === name) {
+        issues.push({
+          path: at('qube'),
+          input: s.qube,
+          message: `is qubes.${role}: the gateway publishes services of other qubes, never its own or its upstream's. Fix: run the application in a qube of its own and name that qube here`,
+        });
+      }
+    }
+    const backend = `${s.qube}:${s.port}`;
+    const sameBackend = backends.get(backend);
+    if (sameBackend !== undefined) issues.push({ path: at('port'), input: s.port, message: `of qube ${s.qube} is already published as publish.${sameBackend}. Fix: publish each qube's port once (one entry can be both i2p and onion)` });
+    backends.set(backend, i);
+    if (!s.i2p && !s.onion) issues.push({ path: at('i2p'), input: s.i2p, message: 'is false, and so is onion: nothing would be published. Fix: set i2p: true or onion: true, or remove the entry' });
+    if (s.onion && !c.tor.enabled) issues.push({ path: at('onion'), input: s.onion, message: 'needs Tor, which tor.enabled turns off. Fix: set tor.enabled: true, or onion: false' });
+    if (s.i2p && c.i2p.router !== 'i2pd') {
+      issues.push({
+        path: at('i2p'),
+        input: s.i2p,
+        message: 'is not supported with router i2p yet (the Java router\'s tunnels are not generated). Fix: set i2p.router: i2pd, or i2p: false with onion: true to publish it as an onion service only',
+      });
+    }
+  });
+  return issues;
+};
+
+export const RULES: readonly Rule[] = [distinctQubes, memoryRange, virtualIpPlacement, clientRangesPlacement, distinctPorts, keyringOnlyForJavaRouter, noOpenJavaConsole, serviceNotADistroDaemon, publishPlacement];
 
 export function checkRules(c: GatewayConfig): ConfigIssue[] {
   return RULES.flatMap((rule) => rule(c));

@@ -69,6 +69,19 @@ const LocalPath = z
   .max(4096, { error: 'is longer than 4096 characters. Fix: give a shorter path' })
   .regex(/^[^\u0000-\u001f\u007f]+$/, { error: 'contains control characters. Fix: give a plain file path' });
 
+/**
+ * A published service's short id. It becomes part of unit names (qubes-i2p-gateway-publish-<name>.socket), an i2pd
+ * tunnel section header and key file, a torrc HiddenServiceDir and the qrexec policy's comments: letters, digits
+ * and "-" need no quoting or escaping in any of them (no "@" or "\\" for systemd, no "]" for the ini, no space
+ * for torrc, no "/" for a path).
+ */
+export const PublishName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,31}$/, {
+  error: 'is not a valid service name. Fix: use letters, digits and "-" (not first), at most 32, e.g. wiki',
+});
+
+/** How many services one gateway publishes at most (each has a loopback listener of its own, see publish.ts). */
+export const MAX_PUBLISHED = 32;
+
 /** Debian codenames a template may have. The first is the one Qubes OS 4.3 supports today (see warnings.ts). */
 export const DEBIAN_RELEASES = ['trixie', 'bookworm'] as const;
 export const I2P_ROUTERS = ['i2pd', 'i2p'] as const;
@@ -126,6 +139,19 @@ export const GatewayConfigSchema = z
           .prefault({}),
       })
       .prefault({}),
+    publish: z
+      .array(
+        z.strictObject({
+          name: PublishName.describe('Short id of the service (letters, digits, "-"): names its units, tunnel, onion directory.'),
+          qube: QubeName.describe('The qube the web application runs in (it needs no netvm); not the gateway, its netvm or its templates.'),
+          port: Port.describe('The port the application listens on inside its own qube, on 127.0.0.1.'),
+          i2p: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(true).describe('Publish it as an I2P site (an i2pd server tunnel of type http).'),
+          onion: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Also publish it as a Tor onion service (needs tor.enabled).'),
+        }),
+      )
+      .max(MAX_PUBLISHED, { error: `lists more than ${MAX_PUBLISHED} services. Fix: publish at most ${MAX_PUBLISHED} from one gateway` })
+      .default([])
+      .describe('Web applications in service qubes, published through the gateway as I2P sites and onion services (qrexec qubes.ConnectTCP, no network for the service qube).'),
     package: z
       .strictObject({
         version: PackageVersion.default('0.1.0').describe('Version of the .deb and the .rpm.'),

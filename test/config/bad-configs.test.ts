@@ -62,6 +62,29 @@ const BAD: readonly [string, unknown, string, string][] = [
   ['typo at top level', { tor_: {} }, 'tor_', 'Did you mean "tor"'],
   ['typo in a section', { qubes: { gatway: 'x' } }, 'qubes.gatway', 'Did you mean "gateway"'],
   ['section not a mapping', { qubes: 'sys-i2p' }, 'qubes', 'not a mapping'],
+  ['publish not a list', { publish: { name: 'wiki' } }, 'publish', 'not a list'],
+  ['published service without a qube', { publish: [{ name: 'wiki', port: 8080 }] }, 'publish.0.qube', 'text'],
+  ['published service without a port', { publish: [{ name: 'wiki', qube: 'webapp' }] }, 'publish.0.port', 'whole number'],
+  ['published service with an unknown key', { publish: [{ name: 'wiki', qube: 'webapp', port: 80, host: 'x' }] }, 'publish.0.host', 'not a known setting'],
+  ['published port zero', { publish: [{ name: 'wiki', qube: 'webapp', port: 0 }] }, 'publish.0.port', '1 to 65535'],
+  ['published port as text', { publish: [{ name: 'wiki', qube: 'webapp', port: '8080' }] }, 'publish.0.port', 'whole number'],
+  ['published name with a space', { publish: [{ name: 'my wiki', qube: 'webapp', port: 80 }] }, 'publish.0.name', 'service name'],
+  ['published name starting with -', { publish: [{ name: '-wiki', qube: 'webapp', port: 80 }] }, 'publish.0.name', 'not first'],
+  ['published name too long', { publish: [{ name: 'w'.repeat(33), qube: 'webapp', port: 80 }] }, 'publish.0.name', 'at most 32'],
+  ['published name twice', { publish: [{ name: 'wiki', qube: 'a', port: 80 }, { name: 'wiki', qube: 'b', port: 80 }] }, 'publish.1.name', 'also publish.0.name'],
+  ['published qube is the gateway', { publish: [{ name: 'wiki', qube: 'sys-i2p', port: 80 }] }, 'publish.0.qube', 'qubes.gateway'],
+  ['published qube is the netvm', { publish: [{ name: 'wiki', qube: 'sys-firewall', port: 80 }] }, 'publish.0.qube', 'qubes.netvm'],
+  ['published qube is the template', { publish: [{ name: 'wiki', qube: 'debian-13-i2p', port: 80 }] }, 'publish.0.qube', 'qubes.template'],
+  ['published qube is the source template', { publish: [{ name: 'wiki', qube: 'debian-13-minimal', port: 80 }] }, 'publish.0.qube', 'qubes.sourceTemplate'],
+  ['published qube dom0', { publish: [{ name: 'wiki', qube: 'dom0', port: 80 }] }, 'publish.0.qube', 'reserves'],
+  ['published qube and port twice', { publish: [{ name: 'a', qube: 'webapp', port: 80 }, { name: 'b', qube: 'webapp', port: 80, i2p: false, onion: true }] }, 'publish.1.port', 'already published as publish.0'],
+  ['published as nothing', { publish: [{ name: 'wiki', qube: 'webapp', port: 80, i2p: false }] }, 'publish.0.i2p', 'nothing would be published'],
+  ['onion with Tor off', { tor: { enabled: false }, publish: [{ name: 'wiki', qube: 'webapp', port: 80, onion: true }] }, 'publish.0.onion', 'tor.enabled'],
+  ['onion as a string', { publish: [{ name: 'wiki', qube: 'webapp', port: 80, onion: 'yes' }] }, 'publish.0.onion', 'true or false'],
+  ['I2P site with the Java router', { i2p: { router: 'i2p', keyring: 'k.gpg' }, publish: [{ name: 'wiki', qube: 'webapp', port: 80 }] }, 'publish.0.i2p', 'i2p.router: i2pd'],
+  ['too many published services', { publish: Array.from({ length: 33 }, (_, i) => ({ name: `s${i}`, qube: 'webapp', port: 1000 + i })) }, 'publish', 'at most 32'],
+  ['tinyproxy on a published listener', { tinyproxy: { port: 28080 }, publish: [{ name: 'wiki', qube: 'webapp', port: 80 }] }, 'tinyproxy.port', 'publish.0'],
+  ['Tor on a published listener', { tor: { dnsPort: 28081 }, publish: [{ name: 'a', qube: 'webapp', port: 80 }, { name: 'b', qube: 'webapp', port: 81 }] }, 'tor.dnsPort', 'publish.1'],
 ];
 
 describe('bad configs', () => {
@@ -96,12 +119,31 @@ describe('hostile values', () => {
         { network: { clientRanges: [v] } },
         { package: { version: v } },
         { package: { maintainer: v } },
+        { publish: [{ name: v, qube: 'webapp', port: 80 }] },
+        { publish: [{ name: 'wiki', qube: v, port: 80 }] },
       ]) {
         const r = parseConfigValue(cfg);
         expect(r.ok, JSON.stringify(cfg).slice(0, 80)).toBe(false);
       }
     });
   }
+
+  // Each would break out of its place: a unit name (@ / \\ .), an i2pd section header ([ ] = ;), a torrc line
+  // (space, newline, #), a qrexec policy line (space, tab, + *), a path (/ ..).
+  it.each(['wiki@x', 'wiki.socket', 'a/b', '..', 'wi\\x2dki', 'wiki]', '[wiki', 'a=b', 'a;b', 'a#b', 'a\tb', 'a+b', '*', '@anyvm', 'wiki\n[evil]', 'wiki ', ''])(
+    'refuses the published service name %j',
+    (name) => {
+      const r = parseConfigValue({ publish: [{ name, qube: 'webapp', port: 80 }] });
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(r.issues.map((i) => i.path.join('.'))).toContain('publish.0.name');
+    },
+  );
+
+  it.each(['@anyvm', '@default', '*', 'web app', 'webapp\n', '+8080', '$dispvm', '@dispvm:x', 'a'.repeat(32)])('refuses the published qube %j', (qube) => {
+    const r = parseConfigValue({ publish: [{ name: 'wiki', qube, port: 80 }] });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.issues.map((i) => i.path.join('.'))).toContain('publish.0.qube');
+  });
 
   it('refuses YAML aliases (billion laughs) without expanding them', () => {
     const lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];

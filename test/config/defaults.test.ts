@@ -41,13 +41,25 @@ describe('JSON Schema', () => {
   });
 
   it('lists every key of the model, forbids unknown ones, and carries the defaults', () => {
-    const schema = JSON.parse(jsonSchemaText()) as { properties: Record<string, { properties: Record<string, { default?: unknown }>; additionalProperties: boolean }>; additionalProperties: boolean };
+    interface Node {
+      properties: Record<string, { default?: unknown }>;
+      additionalProperties: boolean;
+      type?: string;
+      items?: Node;
+      default?: unknown;
+    }
+    const schema = JSON.parse(jsonSchemaText()) as { properties: Record<string, Node>; additionalProperties: boolean };
     expect(schema.additionalProperties).toBe(false);
     const model = GatewayConfigSchema.shape;
     expect(Object.keys(schema.properties).sort()).toEqual(Object.keys(model).sort());
     for (const section of Object.keys(model)) {
-      expect(schema.properties[section]!.additionalProperties, section).toBe(false);
+      // A list section (publish) forbids unknown keys in its items.
+      const node = schema.properties[section]!;
+      expect((node.type === 'array' ? node.items! : node).additionalProperties, section).toBe(false);
     }
+    expect(schema.properties['publish']!.default).toEqual([]);
+    expect(schema.properties['publish']!.items!.properties['i2p']!.default).toBe(true);
+    expect(schema.properties['publish']!.items!.properties['onion']!.default).toBe(false);
     expect(schema.properties['qubes']!.properties['gateway']!.default).toBe('sys-i2p');
     expect(schema.properties['tor']!.properties['transPort']!.default).toBe(9040);
   });
