@@ -37,6 +37,7 @@ const VARIANTS: ReadonlyArray<[string, unknown, boolean]> = [
   ['default (i2pd, Tor on)', {}, false],
   ['Tor off, every router port exposed', { tor: { enabled: false }, i2p: { expose: { console: true, irc: true, i2cp: true } } }, false],
   ['Java router with the real keyring', { i2p: { router: 'i2p' } }, true],
+  ['a published service (I2P site and onion service)', { publish: [{ name: 'wiki', qube: 'webapp', port: 8080, onion: true }] }, false],
 ];
 
 describe.each(VARIANTS)('%s', (_name, value, withKeyring) => {

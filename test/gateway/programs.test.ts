@@ -38,6 +38,7 @@ const BUILDS = {
   default: {},
   'tor-off': { tor: { enabled: false } },
   java: { i2p: { router: 'i2p' } },
+  publish: { publish: [{ name: 'wiki', qube: 'webapp', port: 8080, onion: true }, { name: 'blog', qube: 'blogvm', port: 80 }] },
 } as const;
 
 function factsDir(): string {
@@ -119,7 +120,7 @@ describe('the programs in the package', () => {
 });
 
 describe('from dom0: the formula README and the rpm\'s %post show the command, with the configured gateway', () => {
-  it('README step 5 has the command for the gateway of the config, and %post prints exactly that line', () => {
+  it('README step 6 (after publishing, step 5) has the command for the gateway of the config, and %post prints exactly that line last', () => {
     const config = configOf({ qubes: { gateway: 'my-i2p-gw' } });
     const readme = new TextDecoder().decode(renderDom0Readme(config).data);
     expect(dom0StatusCommand(config)).toBe("qvm-run -p --no-gui my-i2p-gw 'qubes-i2p-gateway status'");

@@ -52,6 +52,22 @@ def proc_net_line(addr, port, state, uid):
     return "   0: %s:%04X 00000000:0000 %s 00000000:00000000 00:00000000 00000000 %5d        0 1 1 0 100 0 0 10 0" % (a, port, state, uid)
 
 
+# A site's keys file as i2pd writes it (ClientContext::LoadPrivateKeys): the Destination (256 bytes of encryption
+# key, 128 of signing key, a key certificate: type 5, length 4, signing type 7 = Ed25519, crypto type 0), then the
+# private keys. Its address, the base32 of the Destination's SHA-256, worked out here by hand (RFC 4648 alphabet).
+SITE_DEST = bytes(range(256)) + bytes(128) + bytes([5, 0, 4, 0, 7, 0, 0])
+SITE_KEYS = SITE_DEST + b"\x01" * 256 + b"\x02" * 64
+SITE_ONION = "k2yb37jc5fp4xuoxsrt7q6rdico75u5wouaotsz4c7zeosfqlxizg4qd.onion"
+
+
+def b32_by_hand(data):
+    import hashlib
+    digest = hashlib.sha256(data).digest()
+    bits = "".join("{:08b}".format(b) for b in digest)
+    bits += "0" * (-len(bits) % 5)
+    return "".join("abcdefghijklmnopqrstuvwxyz234567"[int(bits[i:i + 5], 2)] for i in range(0, len(bits), 5)) + ".b32.i2p"
+
+
 HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"
 
 # The shipped ruleset's listing, as nft prints it; the stand-in nft answers it for both the live table and the
@@ -100,6 +116,18 @@ class FakeGateway(P.System):
         self.leak_refusal_counts = True
         self.leak_calls = []
         self.commands = []
+        # Published services (config `publish`): each listener open, the router's keys and Tor's hostname written,
+        # each application answering through its listener.
+        self.backend = {}
+        self.backend_requests = []
+        for pub in f.get("publish") or []:
+            l = pub["listen"]
+            self.sock["tcp"].append((l["address"], l["port"], "0A", 0))
+            if pub["i2p"]:
+                self.files[pub["i2p"]["keysFile"]] = SITE_KEYS
+            if pub["onion"]:
+                self.files[pub["onion"]["hostnameFile"]] = SITE_ONION + "\n"
+            self.backend[l["port"]] = {"status": 200, "headers": {}, "body": ""}
 
     def daemons(self):
         f = self.f
@@ -144,6 +172,14 @@ class FakeGateway(P.System):
         if isinstance(v, BaseException):
             raise v
         return v
+
+    def read_bytes(self, path):
+        v = self.files.get(path)
+        if isinstance(v, BaseException):
+            raise v
+        if v is None:
+            raise FileNotFoundError(path)
+        return v if isinstance(v, bytes) else v.encode()
 
     def run(self, argv, stdin=None, timeout=3.0):
         self.commands.append(list(argv))
@@ -209,6 +245,9 @@ class FakeGateway(P.System):
         return {"rcode": 0, "addresses": ["10.192.3.4" if name.endswith(".onion") else "116.202.120.166"]}
 
     def http(self, host, port, request, timeout=3.0):
+        if port in self.backend:
+            self.backend_requests.append((host, port, request.decode(), timeout))
+            return copy.deepcopy(self.backend[port])
         r = self.f["router"]
         if port == r["console"]["port"]:
             self.console_requests.append(request.decode())
@@ -743,6 +782,67 @@ class FactsFile(unittest.TestCase):
             self.assertIn("has format 99; this program reads format 1", err.getvalue())
         finally:
             os.unlink(t.name)
+
+
+class Published(unittest.TestCase):
+    """The published services' lines (config `publish`): addresses, listener, the application through qrexec."""
+
+    def test_a_build_without_services_has_no_such_line(self):
+        self.assertEqual([c.id for c in run_status(FakeGateway(facts("default"))) if c.group == "publish"], [])
+
+    def test_healthy_addresses_and_answers(self):
+        gw = FakeGateway(facts("publish"))
+        checks = run_status(gw)
+        pub = [c for c in checks if c.group == "publish"]
+        self.assertEqual([(c.id, c.title, c.status) for c in pub],
+                         [("publish.wiki", "wiki (webapp:8080)", P.OK), ("publish.blog", "blog (blogvm:80)", P.OK)])
+        b32 = b32_by_hand(SITE_DEST)
+        self.assertEqual(P.b32_of_keys(SITE_KEYS), b32)
+        self.assertEqual(pub[0].summary, "%s, %s; the application answers (HTTP 200)" % (b32, SITE_ONION))
+        self.assertEqual(pub[1].summary, "%s; the application answers (HTTP 200)" % b32)
+        self.assertEqual(P.verdict(checks), P.OK)
+        # One HEAD through each listener, for the site's own name, with time for qrexec to start the qube.
+        self.assertEqual([(h, p, r.split("\r\n")[:2], t) for h, p, r, t in gw.backend_requests],
+                         [("127.0.0.1", 28080, ["HEAD / HTTP/1.1", "Host: " + b32], P.BACKEND_TIMEOUT),
+                          ("127.0.0.1", 28081, ["HEAD / HTTP/1.1", "Host: " + b32], P.BACKEND_TIMEOUT)])
+
+    def test_listener_closed(self):
+        gw = FakeGateway(facts("publish"))
+        gw.sock["tcp"] = [x for x in gw.sock["tcp"] if x[1] != 28080]
+        c = by_id(run_status(gw))["publish.wiki"]
+        self.assertEqual(c.status, P.FAIL)
+        self.assertIn("nothing listens on 127.0.0.1:28080", c.summary)
+        self.assertEqual(c.fix, "sudo systemctl restart qubes-i2p-gateway-publish-wiki.socket")
+
+    def test_application_unreachable_through_qrexec(self):
+        # A refused qrexec call (no policy, no such qube) closes the connection without a word.
+        gw = FakeGateway(facts("publish"))
+        gw.backend[28080] = {"error": "not an HTTP answer"}
+        c = by_id(run_status(gw))["publish.wiki"]
+        self.assertEqual(c.status, P.FAIL)
+        self.assertIn("does not answer through qrexec: not an HTTP answer", c.summary)
+        self.assertIn("i2p-gateway.publish", c.fix)
+        self.assertIn("127.0.0.1:8080", c.fix)
+        self.assertEqual(P.verdict(run_status(gw)), P.FAIL)
+
+    def test_addresses_need_root_and_are_not_made_yet(self):
+        gw = FakeGateway(facts("publish"))
+        f = [p for p in gw.f["publish"] if p["name"] == "wiki"][0]
+        gw.files[f["i2p"]["keysFile"]] = PermissionError(13, "Permission denied")
+        gw.files[f["onion"]["hostnameFile"]] = PermissionError(13, "Permission denied")
+        c = by_id(run_status(gw))["publish.wiki"]
+        self.assertEqual((c.status, c.needs_root), (P.UNKNOWN, True))
+        self.assertEqual(c.summary, "no address read (I2P: needs root; onion: needs root); the application answers (HTTP 200)")
+        del gw.files[f["i2p"]["keysFile"]]
+        del gw.files[f["onion"]["hostnameFile"]]
+        c = by_id(run_status(gw))["publish.wiki"]
+        self.assertEqual(c.status, P.OK)
+        self.assertIn("I2P: no keys yet", c.summary)
+        self.assertIn("onion: no hostname yet", c.summary)
+
+    def test_keys_that_are_not_keys(self):
+        self.assertIsNone(P.b32_of_keys(b"short"))
+        self.assertIsNone(P.b32_of_keys(SITE_DEST[:385] + bytes([5, 0, 200])))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 /**
- * Golden files: the default config's package as a reviewer reads it. Every text file of the .deb's tree lives
- * under test/golden/default/deb/<path>; test/golden/default/deb.listing holds the control file and one line
- * per entry (kind, mode, path, link target, sha256 of binary files). Any difference fails; regenerate on
- * purpose with UPDATE_GOLDEN=1 and review the diff.
+ * Golden files: the package as a reviewer reads it, for the default config and for one with a published service.
+ * Every text file of the .deb's tree lives under test/golden/<scenario>/deb/<path>; test/golden/<scenario>/deb.listing
+ * holds the control file and one line per entry (kind, mode, path, link target, sha256 of binary files). Any
+ * difference fails; regenerate on purpose with UPDATE_GOLDEN=1 and review the diff.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -16,9 +16,6 @@ import { readStaticSources } from '../../src/io/static.ts';
 const DEB_STATICS = readStaticSources().deb;
 
 const EPOCH = 1_700_000_000;
-const GOLDEN = join(import.meta.dirname, '..', 'golden', 'default');
-const TREE = join(GOLDEN, 'deb');
-const LISTING = join(GOLDEN, 'deb.listing');
 const update = process.env['UPDATE_GOLDEN'] === '1';
 
 function asText(data: Uint8Array): string | undefined {
@@ -38,8 +35,17 @@ function walk(dir: string): string[] {
   });
 }
 
-describe('golden: default config', () => {
-  const { meta, files } = renderDebPackage(configOf(), { sourceDateEpoch: EPOCH, statics: DEB_STATICS });
+/** The scenarios, by golden folder; `publish` is also a formula scenario in test/salt/formula.test.ts. */
+const SCENARIOS: readonly [string, unknown][] = [
+  ['default', {}],
+  ['publish', { publish: [{ name: 'wiki', qube: 'webapp', port: 8080, onion: true }, { name: 'blog', qube: 'blogvm', port: 80 }] }],
+];
+
+describe.each(SCENARIOS)('golden: %s config', (scenario, value) => {
+  const GOLDEN = join(import.meta.dirname, '..', 'golden', scenario);
+  const TREE = join(GOLDEN, 'deb');
+  const LISTING = join(GOLDEN, 'deb.listing');
+  const { meta, files } = renderDebPackage(configOf(value), { sourceDateEpoch: EPOCH, statics: DEB_STATICS });
   const expected = new Map<string, string>();
   const listing: string[] = [controlFile(meta, files), ''];
   for (const f of files) {

@@ -14,6 +14,8 @@
  * - i2pd, for router i2pd. Not i2p for the Java router: it comes from the I2P repository this package adds,
  *   so Salt installs it after this package is in.
  * - qubes-core-agent-networking: qubes-firewall.service, which runs our hook, and the `ip qubes` tables.
+ * - qubes-core-qrexec, only with published services (config `publish`): qrexec-client-vm, which carries each
+ *   visitor's connection to the service qube. Every Qubes template has it; the dependency says so.
  */
 import type { GatewayConfig } from '../../config/schema.ts';
 import { ROUTERS } from '../../config/routers.ts';
@@ -63,6 +65,7 @@ export function debDepends(config: GatewayConfig): string[] {
     'nftables',
     ...(ROUTERS[config.i2p.router].fromI2pRepo ? [] : [ROUTERS[config.i2p.router].package]),
     'qubes-core-agent-networking',
+    ...(config.publish.length > 0 ? ['qubes-core-qrexec'] : []),
   ];
 }
 

@@ -39,6 +39,10 @@ export const PATHS = {
   tinyproxyConf: `${SHARE_DIR}/tinyproxy.conf`,
   tinyproxyFilter: `${SHARE_DIR}/tinyproxy.filter`,
   i2pdConf: `${SHARE_DIR}/i2pd.conf`,
+  /** i2pd's data directory (Debian's, our drop-in's --datadir): `keys =` of a tunnel is relative to it. */
+  i2pdData: '/var/lib/i2pd',
+  /** The published services' i2pd server tunnels (publish.ts), linked into i2pd's tunnels directory. */
+  i2pdTunnels: `${SHARE_DIR}/i2pd-tunnels.conf`,
   ruleset: `${SHARE_DIR}/firewall.nft`,
   /** The firewall hook itself; qubes-firewall runs it through the link below. */
   hookProgram: `${LIBEXEC_DIR}/firewall-hook`,

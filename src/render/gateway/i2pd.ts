@@ -115,7 +115,13 @@ export function renderI2pdDropIn(config: GatewayConfig): string {
       'every client qube without I2P until the gateway restarts.',
     ]) +
     'Restart=always\n' +
-    `RestartSec=${ROUTER_RESTART_SEC}\n`
+    `RestartSec=${ROUTER_RESTART_SEC}\n` +
+    comment([
+      'Files i2pd creates are its own: the router\'s keys, and a published site\'s (its address and identity). Debian\'s',
+      '/var/lib/i2pd is 0755 and its unit sets no UMask=, so the default 0022 would leave every key readable by',
+      'every user of the gateway.',
+    ]) +
+    'UMask=0077\n'
   );
 }
 

@@ -17,6 +17,8 @@
  *   /usr/libexec/qubes-i2p-gateway/i2pd-console-auth                                 i2pd.ts
  *   qubes-i2p-gateway.target and its multi-user.target.wants/ link                    target.ts
  *   /usr/lib/qubes-bind-dirs.d/, /var/lib/qubes-i2p-gateway                           persistence.ts
+ *   qubes-i2p-gateway-publish-*.socket, -publish-*@.service, /usr/share/qubes-i2p-gateway/i2pd-tunnels.conf
+ *     and its link in /etc/i2pd/tunnels.d/ (the published services; their onion lines are in torrc)  publish.ts
  *
  * The programs that run in the gateway (the relay, the status command, the firewall hook, i2pd's console password)
  * are source files of their own under
@@ -34,6 +36,7 @@ import { renderJavaRouter } from './java-router.ts';
 import { renderLockdown } from './lockdown.ts';
 import { renderNoForward } from './no-forward.ts';
 import { renderPersistence } from './persistence.ts';
+import { renderPublish } from './publish.ts';
 import { renderTarget } from './target.ts';
 import { renderStatus, type StatusProgram } from './status.ts';
 import { renderTinyproxy } from './tinyproxy.ts';
@@ -82,5 +85,6 @@ export function renderGateway(config: GatewayConfig, opts: GatewayRenderOptions)
     renderNoForward(config),
     renderTarget(config),
     renderPersistence(config),
+    renderPublish(config),
   );
 }

@@ -18,7 +18,9 @@ import { CONSOLE_USER } from './i2pd.ts';
 import { INPUT_CHAIN, LOCKDOWN_TABLE, TABLE } from './firewall.ts';
 import { TINYPROXY_USER } from './tinyproxy.ts';
 import { TOR_USER } from './tor.ts';
-import { ipv4, port, serviceName, userName } from './values.ts';
+import { publishedServices } from '../../config/publish.ts';
+import { i2pdKeysPath, onionDir, publishSocketUnit } from './publish.ts';
+import { ipv4, port, publishName, qubeName, serviceName, userName } from './values.ts';
 
 /** The format of status.json the program reads (FACTS_FORMAT there): bump both together. */
 export const STATUS_FACTS_FORMAT = 1;
@@ -87,6 +89,17 @@ export function statusFacts(config: GatewayConfig): unknown {
           ? { ...at('127.0.0.1', router.exposable.console), user: CONSOLE_USER, passwordFile: PATHS.consolePassword }
           : at('127.0.0.1', router.exposable.console),
     },
+    // The published services (publish.ts): each listener, where the router keeps the site's keys (its address
+    // follows from them) and where Tor writes the onion service's hostname.
+    publish: publishedServices(config).map((p) => ({
+      name: publishName(p.name),
+      qube: qubeName(p.qube),
+      port: Number(port(p.port)),
+      listen: at('127.0.0.1', p.listen),
+      socketUnit: publishSocketUnit(p.name),
+      i2p: p.i2p ? { keysFile: i2pdKeysPath(p.name) } : null,
+      onion: p.onion ? { hostnameFile: `${onionDir(p.name)}/hostname` } : null,
+    })),
   };
 }
 

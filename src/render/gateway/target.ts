@@ -9,9 +9,11 @@ import { ROUTERS } from '../../config/routers.ts';
 import { symlink, textFile, type RenderedFile } from '../../files.ts';
 import { comment, gatewayFlag, generatedHeader, UNIT_DIR, UNITS, unitPath } from './common.ts';
 import { LOCKDOWN_UNIT } from './lockdown.ts';
+import { publishUnits } from './publish.ts';
 
 export function targetWants(config: GatewayConfig): string[] {
-  return [LOCKDOWN_UNIT, UNITS.noForward, ...(config.tor.enabled ? [UNITS.tor, UNITS.dnsRelay] : []), UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS[config.i2p.router].unit];
+  // The published services' listeners last: each is a socket, started here, whose connections start their own units.
+  return [LOCKDOWN_UNIT, UNITS.noForward, ...(config.tor.enabled ? [UNITS.tor, UNITS.dnsRelay] : []), UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS[config.i2p.router].unit, ...publishUnits(config)];
 }
 
 export function renderTargetUnit(config: GatewayConfig): string {

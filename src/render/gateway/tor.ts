@@ -6,12 +6,37 @@ import type { GatewayConfig } from '../../config/schema.ts';
 import { dirEntry, textFile, type RenderedFile } from '../../files.ts';
 import { comment, dropInPath, gatewayFlag, generatedHeader, PATHS, qubesServiceFlag, TOR_RUNTIME_NAME, UNITS, unitPath } from './common.ts';
 import { SANDBOX } from './hardening.ts';
-import { port } from './values.ts';
+import { publishedServices } from '../../config/publish.ts';
+import { onionDir } from './publish.ts';
+import { port, publishName, qubeName } from './values.ts';
 
 /** Tor's user on Debian (created by the tor package); the firewall lets it reach the network. */
 export const TOR_USER = 'debian-tor';
 /** Tor's range for automapped .onion addresses: the firewall must send these to TransPort, not drop them. */
 export const TOR_VIRTUAL_NET = '10.192.0.0/10';
+
+/** An onion service for each published service with `onion: true` (publish.ts has the whole path). */
+function onionServices(config: GatewayConfig): string {
+  const onions = publishedServices(config).filter((s) => s.onion);
+  if (onions.length === 0) return '';
+  return (
+    comment([
+      'Onion services of the published services. Tor passes each visitor\'s stream to the gateway\'s loopback listener',
+      'as it is, adding nothing (the application sees the Host header the visitor sent: the .onion name). Their',
+      'directories (keys, hostname) are inside DataDirectory: kept across reboots, and never in the template.',
+    ]) +
+    onions
+      .map(
+        (s) =>
+          comment([`"${publishName(s.name)}": qube ${qubeName(s.qube)}, port ${port(s.port)}.`]) +
+          `HiddenServiceDir ${onionDir(s.name)}
+` +
+          `HiddenServicePort 80 127.0.0.1:${port(s.listen)}
+`,
+      )
+      .join('')
+  );
+}
 
 export function renderTorrc(config: GatewayConfig): string {
   const t = config.tor;
@@ -53,6 +78,7 @@ export function renderTorrc(config: GatewayConfig): string {
     `CookieAuthFile ${PATHS.torCookie}\n` +
     comment(['stdout is the journal (journalctl -u qubes-i2p-gateway-tor).']) +
     'Log notice stdout\n' +
+    onionServices(config) +
     comment([
       'The admin\'s own lines (bridges, say), read last: *.conf in this folder of the template, which the package ships',
       'empty and never writes to. They add to the lines above; the firewall redirects only to the ports set here.',

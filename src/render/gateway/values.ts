@@ -4,7 +4,7 @@
  * (a renderer may be handed an object that never went through the loader) and return the value as text, so
  * a string that could break out of its place never reaches a generated file.
  */
-import { Cidr, IPv4, Port, ServiceName } from '../../config/schema.ts';
+import { Cidr, IPv4, Port, PublishName, QubeName, ServiceName } from '../../config/schema.ts';
 
 function check<T>(what: string, value: unknown, parse: (v: unknown) => { success: boolean; data?: T }): T {
   const r = parse(value);
@@ -34,4 +34,14 @@ export function serviceName(value: string): string {
 export function userName(value: string): string {
   if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(value)) throw new Error(`render: user name ${JSON.stringify(value)} is not valid here`);
   return value;
+}
+
+/** A published service's name (units, an i2pd section, a torrc path): letters, digits and "-" only. */
+export function publishName(value: string): string {
+  return check('published service name', value, (v) => PublishName.safeParse(v));
+}
+
+/** A qube name as qrexec and qrexec-client-vm take it (letters, digits, "-", "_", "."). */
+export function qubeName(value: string): string {
+  return check('qube name', value, (v) => QubeName.safeParse(v));
 }
