@@ -151,7 +151,7 @@ describe.each(['bash', 'dash'] as const)('rpm -i / -U / -e with the scriptlets r
     expect(section).not.toContain('sys-firewall     # for each client');
     expect(existsSync(join(root, DOC_DIR, 'README.md'))).toBe(false);
     const tops = topNames(files2);
-    expect(tops.sort()).toEqual(['i2p-gateway', 'i2p-gateway.clients', 'i2p-gateway.clone', 'i2p-gateway.create', 'i2p-gateway.install', 'i2p-gateway.remove']);
+    expect(tops.sort()).toEqual(['i2p-gateway', 'i2p-gateway.clients', 'i2p-gateway.clone', 'i2p-gateway.create', 'i2p-gateway.install', 'i2p-gateway.publish', 'i2p-gateway.remove']);
     expect(calls().sort()).toEqual(tops.map((t) => `top.disable ${t}`).sort());
 
     const after = snapshot(root);

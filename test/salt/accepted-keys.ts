@@ -52,7 +52,8 @@ export const STATE_KEYS: Record<string, readonly string[]> = {
   'qvm.features': ['name', 'enable', 'disable', 'default', 'set', 'list', ...REQUISITES],
   'pkg.installed': ['name', 'pkgs', 'sources', 'refresh', 'version', 'fromrepo', 'skip_verify', 'install_recommends', ...REQUISITES],
   'pkg.purged': ['name', 'pkgs', ...REQUISITES],
-  'file.managed': ['name', 'source', 'source_hash', 'mode', 'user', 'group', 'makedirs', 'contents', ...REQUISITES],
+  'file.managed': ['name', 'source', 'source_hash', 'mode', 'user', 'group', 'makedirs', 'contents', 'contents_newline', ...REQUISITES],
+  'file.absent': ['name', ...REQUISITES],
   // Salt's own (salt/states/cmd.py `script`, salt/states/test.py `show_notification`).
   'cmd.script': ['name', 'source', 'args', 'stateful', 'shell', 'env', 'cwd', 'runas', 'timeout', ...REQUISITES],
   'test.show_notification': ['name', 'text', ...REQUISITES],

@@ -231,6 +231,24 @@ function runState(dom0: FakeDom0, d: StateDecl, minion: string, opts: ApplyOptio
       if (a['stateful'] !== true) return { changed: true, comment: r.stdout };
       return stateful(d.id, r.stdout);
     }
+    case 'file.managed': {
+      if (minion !== 'dom0') throw new Error(`${d.id}: file.managed is only modelled in dom0`);
+      for (const key of ['contents', 'mode', 'user', 'group']) {
+        if (typeof a[key] !== 'string') throw new Error(`${d.id}: file.managed needs ${key} as text here, got ${JSON.stringify(a[key])}`);
+      }
+      dom0.fileManaged(name, {
+        contents: String(a['contents']),
+        mode: String(a['mode']),
+        user: String(a['user']),
+        group: String(a['group']),
+        ...(a['makedirs'] === true ? { makedirs: true } : {}),
+      });
+      return {};
+    }
+    case 'file.absent':
+      if (minion !== 'dom0') throw new Error(`${d.id}: file.absent is only modelled in dom0`);
+      dom0.fileAbsent(name);
+      return {};
     default:
       throw new Error(`no fake for ${d.fn}`);
   }

@@ -22,6 +22,10 @@
  *
  * Every mutating command is recorded, so a test can assert that a second run runs none. The state serializes to
  * JSON, so the stand-in qvm-* tools (qvm-tools.ts) that scripts run see and change the same dom0.
+ *
+ * dom0's own files (file.managed, file.absent in a dom0 state) are modelled as Salt's file states are documented:
+ * file.managed with `contents` adds a final newline if missing (contents_newline), writes only when contents, mode
+ * or owner differ, and refuses a missing parent directory unless makedirs; file.absent removes only what exists.
  */
 export type Power = 'Halted' | 'Running';
 
@@ -32,6 +36,13 @@ export interface FakeQube {
   features: Record<string, string>;
   packages: Record<string, string>;
   power: Power;
+}
+
+export interface DomFile {
+  readonly contents: string;
+  readonly mode: string;
+  readonly user: string;
+  readonly group: string;
 }
 
 const INT_PREFS = new Set(['memory', 'maxmem', 'vcpus', 'qrexec-timeout']);
@@ -65,6 +76,10 @@ export class FakeDom0 {
   saltFiles = new Map<string, { package: string; version: string }>();
   /** qubes-prefs: default_netvm is what a qube's netvm is when it was never set. */
   global: Record<string, string> = { default_netvm: 'sys-firewall' };
+  /** dom0's own files that states manage, by absolute path (not seen by the stand-in tools: no script touches them). */
+  readonly files = new Map<string, DomFile>();
+  /** Directories that exist in dom0 (a Qubes 4.x dom0 has /etc/qubes/policy.d). */
+  readonly dirs = new Set<string>(['/etc', '/etc/qubes', '/etc/qubes/policy.d']);
 
   addQube(name: string, klass: FakeQube['klass'], prefs: Record<string, unknown> = {}, power: Power = 'Halted'): void {
     this.qubes.set(name, { klass, prefs: { ...prefs }, features: {}, packages: {}, power });
@@ -269,5 +284,25 @@ export class FakeDom0 {
     if (!(name in q.packages)) return;
     this.run(`${template}: purge ${name}`);
     delete q.packages[name];
+  }
+
+  /** file.managed with `contents` in dom0. */
+  fileManaged(path: string, f: { contents: string; mode: string; user: string; group: string; makedirs?: boolean }): void {
+    if (!path.startsWith('/')) throw new Error(`file.managed: ${path} is not an absolute path`);
+    const parent = path.slice(0, path.lastIndexOf('/')) || '/';
+    if (!this.dirs.has(parent) && f.makedirs !== true) throw new Error(`file.managed: parent directory ${parent} does not exist`);
+    const contents = f.contents.endsWith('\n') ? f.contents : `${f.contents}\n`;
+    const want: DomFile = { contents, mode: f.mode, user: f.user, group: f.group };
+    const have = this.files.get(path);
+    if (have !== undefined && have.contents === want.contents && have.mode === want.mode && have.user === want.user && have.group === want.group) return;
+    this.run(`write ${path} (${want.mode} ${want.user}:${want.group})`);
+    this.files.set(path, want);
+  }
+
+  /** file.absent in dom0. */
+  fileAbsent(path: string): void {
+    if (!this.files.has(path)) return;
+    this.run(`rm ${path}`);
+    this.files.delete(path);
   }
 }

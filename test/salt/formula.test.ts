@@ -14,6 +14,9 @@ import { debDepends } from '../../src/render/deb/package.ts';
 import { renderFormula } from '../../src/render/salt/formula.ts';
 import { FakeDom0 } from './dom0-fake.ts';
 import { apply, checkKeys, argMap, mustApply, readSls, type ApplyResult } from './apply.ts';
+import { DEFAULT_CONNECT_TCP, evaluate, parsePolicy, POLICY_FILE_NAME } from './qrexec-policy.ts';
+
+const POLICY = '/etc/qubes/policy.d/70-i2p-gateway-publish.policy';
 
 const VERSION = '0.1.0+20231114221320.20231114221320.0a1b2c3d';
 const debName = (version: string): string => `qubes-i2p-gateway_${version}_all.deb`;
@@ -58,12 +61,14 @@ function applyAll(d: FakeDom0, files: Map<string, string>, c: GatewayConfig): vo
   run(d, files, 'i2p-gateway.install', c.qubes.template);
   run(d, files, 'i2p-gateway.create');
   run(d, files, 'i2p-gateway.clients');
+  run(d, files, 'i2p-gateway.publish');
 }
 
 const SCENARIOS: [string, unknown][] = [
   ['default', {}],
   ['clients', { qubes: { clients: ['work', 'untrusted', 'personal'] } }],
   ['java-router-no-tor', { i2p: { router: 'i2p', keyring: 'k.gpg' }, tor: { enabled: false } }],
+  ['publish', { publish: [{ name: 'wiki', qube: 'webapp', port: 8080, onion: true }, { name: 'blog', qube: 'blogvm', port: 80 }] }],
   ['renamed', { qubes: { sourceTemplate: 'debian-13-xfce', template: 'deb13-i2p', gateway: 'gw.i2p', netvm: 'sys-firewall', label: 'black', memory: 600, maxmem: 2000, autostart: true, service: 'i2p-gw' }, debian: { release: 'trixie' } }],
 ];
 
@@ -91,9 +96,9 @@ describe.each(SCENARIOS)('formula: %s', (_name, value) => {
 
   it('tops target dom0 by nodegroup and the template by name; init.top leaves the clients out', () => {
     const init = load(files.get('i2p-gateway/init.top')!) as { base: Record<string, unknown[]> };
-    expect(init.base['dom0']).toEqual([{ match: 'nodegroup' }, 'i2p-gateway.clone', 'i2p-gateway.create']);
+    expect(init.base['dom0']).toEqual([{ match: 'nodegroup' }, 'i2p-gateway.clone', 'i2p-gateway.create', 'i2p-gateway.publish']);
     expect(init.base[c.qubes.template]).toEqual(['i2p-gateway.install']);
-    for (const s of ['clone', 'create', 'clients', 'remove']) {
+    for (const s of ['clone', 'create', 'clients', 'remove', 'publish']) {
       const top = load(files.get(`i2p-gateway/${s}.top`)!) as { base: Record<string, unknown[]> };
       expect(top.base).toEqual({ dom0: [{ match: 'nodegroup' }, `i2p-gateway.${s}`] });
     }
@@ -118,6 +123,7 @@ describe.each(SCENARIOS)('formula: %s', (_name, value) => {
     if (c.i2p.router === 'i2p') expect(d.qubes.get(c.qubes.template)!.packages['i2p']).toBeDefined();
     // No client runs: nothing was started.
     expect(first.filter((x) => x.startsWith('qvm-start'))).toEqual([]);
+    expect(d.files.has(POLICY), 'the policy file exists exactly when something is published').toBe(c.publish.length > 0);
 
     d.commands.length = 0;
     applyAll(d, files, c);
@@ -164,6 +170,79 @@ describe.each(SCENARIOS)('formula: %s', (_name, value) => {
     const again = run(d, files, 'i2p-gateway.remove');
     expect(d.commands).toEqual([]);
     expect([...again.outcomes.values()].every((o) => o === 'ok')).toBe(true);
+  });
+});
+
+describe('published services: the qrexec policy in dom0', () => {
+  const c = config({ publish: [{ name: 'wiki', qube: 'webapp', port: 8080, onion: true }, { name: 'blog', qube: 'blogvm', port: 80 }, { name: 'api', qube: 'webapp', port: 9000 }] });
+  const files = formula(c);
+
+  function applied(): { d: FakeDom0; policy: string } {
+    const d = dom0For(c);
+    applyAll(d, files, c);
+    const f = d.files.get(POLICY);
+    if (f === undefined) throw new Error('no policy file written');
+    expect(f).toMatchObject({ mode: '0644', user: 'root', group: 'root' });
+    return { d, policy: f.contents };
+  }
+
+  it('a file of Qubes 4.x format in /etc/qubes/policy.d whose lines are exactly one allow per service', () => {
+    const { policy } = applied();
+    expect(POLICY_FILE_NAME.test(POLICY.split('/').at(-1)!)).toBe(true);
+    expect(parsePolicy(policy).map((l) => [l.service, l.argument, l.source, l.destination, l.action, ...l.params].join(' '))).toEqual([
+      'qubes.ConnectTCP +8080 sys-i2p webapp allow',
+      'qubes.ConnectTCP +80 sys-i2p blogvm allow',
+      'qubes.ConnectTCP +9000 sys-i2p webapp allow',
+    ]);
+  });
+
+  it('allows the gateway exactly qubes.ConnectTCP +<port> to each qube, and nothing wider (with dom0\'s default deny after it)', () => {
+    const { policy } = applied();
+    const ask = (source: string, target: string, argument: string, service = 'qubes.ConnectTCP'): string => evaluate([policy, DEFAULT_CONNECT_TCP], { source, target, service, argument });
+    expect(ask('sys-i2p', 'webapp', '8080')).toBe('allow');
+    expect(ask('sys-i2p', 'blogvm', '80')).toBe('allow');
+    expect(ask('sys-i2p', 'webapp', '9000')).toBe('allow');
+    // Not another port of the same qube, not the same port of another qube, not someone else, not @default.
+    expect(ask('sys-i2p', 'webapp', '80')).toBe('deny');
+    expect(ask('sys-i2p', 'webapp', '22')).toBe('deny');
+    expect(ask('sys-i2p', 'blogvm', '8080')).toBe('deny');
+    expect(ask('sys-i2p', 'vault', '8080')).toBe('deny');
+    expect(ask('sys-i2p', '@default', '8080')).toBe('deny');
+    expect(ask('sys-i2p', 'dom0', '8080')).toBe('deny');
+    expect(ask('work', 'webapp', '8080')).toBe('deny');
+    expect(ask('webapp', 'sys-i2p', '8080')).toBe('deny');
+    expect(ask('sys-i2p', 'webapp', '8080', 'qubes.VMShell')).toBe('deny');
+  });
+
+  it('a second run writes nothing; an emptied publish list and i2p-gateway.unpublish remove the file', () => {
+    const { d } = applied();
+    d.commands.length = 0;
+    applyAll(d, files, c);
+    expect(d.commands).toEqual([]);
+    const none = config({});
+    applyAll(d, formula(none), none);
+    expect(d.commands).toEqual([`rm ${POLICY}`]);
+    expect(d.files.has(POLICY)).toBe(false);
+
+    const again = applied().d;
+    again.commands.length = 0;
+    apply(again, readSls(files, 'i2p-gateway.unpublish'), 'dom0');
+    expect(again.commands).toEqual([`rm ${POLICY}`]);
+    apply(again, readSls(files, 'i2p-gateway.unpublish'), 'dom0');
+    expect(again.commands).toEqual([`rm ${POLICY}`]);
+  });
+
+  it('an edited policy file is put back on the next run', () => {
+    const { d, policy } = applied();
+    d.files.set(POLICY, { contents: `${policy}qubes.ConnectTCP * sys-i2p @anyvm allow\n`, mode: '0644', user: 'root', group: 'root' });
+    d.commands.length = 0;
+    applyAll(d, files, c);
+    expect(d.commands).toEqual([`write ${POLICY} (0644 root:root)`]);
+    expect(d.files.get(POLICY)!.contents).toBe(policy);
+  });
+
+  it('the states carry nothing Jinja would read (Salt renders .sls files through Jinja first)', () => {
+    for (const [path, text] of files) if (path.endsWith('.sls')) expect(text, path).not.toMatch(/\{\{|\{%|\{#/);
   });
 });
 
@@ -421,17 +500,35 @@ describe('i2p-gateway.remove', () => {
     expect(d.commands).toEqual([]);
   });
 
-  it('is one list of steps: a step added in the middle runs after the clients and before the qubes go', async () => {
-    const { REMOVE_STEPS, removeStates } = await import('../../src/render/salt/remove.ts');
-    const extra = { what: () => 'publish: drop its policy', states: () => [{ id: 'publish-policy-absent', fn: 'file.absent', args: [{ name: '/etc/qubes/policy.d/50-i2p-publish.policy' }] }] };
-    const data = removeStates(c, [REMOVE_STEPS[0]!, extra, ...REMOVE_STEPS.slice(1)]) as Record<string, Record<string, Record<string, unknown>[]>>;
-    expect(data['publish-policy-absent']!['file.absent']!.at(-1)).toEqual({ require: ['work', 'untrusted', 'offline', 'moved'].map((q) => ({ cmd: `i2p-gateway-remove-client-${q}` })) });
-    expect(data['i2p-gateway-remove-qube']!['qvm.vm']!.at(-1)).toEqual({ require: [{ file: 'publish-policy-absent' }] });
+  it('is one list of steps: the published services\' policy goes after the clients and before the qubes', async () => {
+    const { removeStates } = await import('../../src/render/salt/remove.ts');
+    const data = removeStates(c) as Record<string, Record<string, Record<string, unknown>[]>>;
+    expect(data['i2p-gateway-remove-publish-policy']!['file.absent']).toEqual([
+      { name: POLICY },
+      { require: ['work', 'untrusted', 'offline', 'moved'].map((q) => ({ cmd: `i2p-gateway-remove-client-${q}` })) },
+    ]);
+    expect(data['i2p-gateway-remove-qube']!['qvm.vm']!.at(-1)).toEqual({ require: [{ file: 'i2p-gateway-remove-publish-policy' }] });
+  });
+
+  it('removes a policy an earlier build published (with publish empty now), before the gateway goes; a second run changes nothing', () => {
+    const published = config({ qubes: { clients: ['work'] }, publish: [{ name: 'wiki', qube: 'webapp', port: 8080 }] });
+    const d = dom0For(published);
+    applyAll(d, formula(published), published);
+    expect(d.files.has(POLICY)).toBe(true);
+    const now = config({ qubes: { clients: ['work'] } });
+    d.commands.length = 0;
+    run(d, formula(now), 'i2p-gateway.remove');
+    expect(d.files.has(POLICY)).toBe(false);
+    expect(d.commands.indexOf(`rm ${POLICY}`)).toBeGreaterThanOrEqual(0);
+    expect(d.commands.indexOf(`rm ${POLICY}`)).toBeLessThan(d.commands.findIndex((x) => x.startsWith('qvm-remove')));
+    d.commands.length = 0;
+    run(d, formula(now), 'i2p-gateway.remove');
+    expect(d.commands).toEqual([]);
   });
 });
 
 describe('golden formula (UPDATE_GOLDEN=1 rewrites)', () => {
-  for (const [name, value] of SCENARIOS.slice(0, 2)) {
+  for (const [name, value] of SCENARIOS.filter(([n]) => ['default', 'clients', 'publish'].includes(n))) {
     it(name, () => {
       const dir = new URL(`../golden/${name}/formula/`, import.meta.url).pathname;
       // files/ holds the .deb and a copy of salt/client-netvm, not rendered text: not part of the golden.

@@ -10,6 +10,7 @@ import { renderClone } from './clone.ts';
 import { renderCreate } from './create.ts';
 import { renderInstall } from './install.ts';
 import { CLIENT_NETVM, FILES_DIR } from './names.ts';
+import { renderPublishStates } from './publish.ts';
 import { renderDom0Readme } from './readme.ts';
 import { renderRemove } from './remove.ts';
 import { renderTops } from './tops.ts';
@@ -31,6 +32,7 @@ export function renderFormula(c: GatewayConfig, inputs: FormulaInputs): Rendered
     renderCreate(c),
     renderClients(c),
     renderRemove(c),
+    ...renderPublishStates(c),
     ...renderTops(c),
     renderDom0Readme(c),
     binaryFile(`${FILES_DIR}/${inputs.debFileName}`, inputs.debBytes),

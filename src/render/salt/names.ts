@@ -12,6 +12,8 @@ export const STATE = {
   create: `${FORMULA}.create`,
   clients: `${FORMULA}.clients`,
   remove: `${FORMULA}.remove`,
+  publish: `${FORMULA}.publish`,
+  unpublish: `${FORMULA}.unpublish`,
 } as const;
 
 /** The dom0 script (salt/client-netvm) in the formula, and how states name it. */
@@ -21,6 +23,14 @@ export const CLIENT_NETVM = {
   /** The client qube's feature that holds its netvm from before the gateway (the script's FEATURE). */
   feature: `${FORMULA}.previous-netvm`,
 } as const;
+
+/**
+ * dom0's qrexec policy file for the published services (Qubes 4.x format, /etc/qubes/policy.d). Files are read in
+ * "C" order and the first matching line wins: 70- is where qrexec's documentation puts a package's allow rules,
+ * after the admin's own 30-user.policy (which can deny them) and before 90-default.policy, which denies every
+ * other qubes.ConnectTCP.
+ */
+export const PUBLISH_POLICY = '/etc/qubes/policy.d/70-i2p-gateway-publish.policy';
 
 /** State ids (unique across the formula, since states include each other). */
 export const ID = {
@@ -39,4 +49,8 @@ export const ID = {
   clientRestore: (name: string): string => `i2p-gateway-remove-client-${name}`,
   removeQube: 'i2p-gateway-remove-qube',
   removeTemplate: 'i2p-gateway-remove-template',
+  publishPolicy: 'i2p-gateway-publish-policy',
+  publishPolicyAbsent: 'i2p-gateway-publish-policy-absent',
+  /** remove.sls's own id for the same file: remove.sls and unpublish.sls may run in one state.apply. */
+  removePublishPolicy: 'i2p-gateway-remove-publish-policy',
 } as const;

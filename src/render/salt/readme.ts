@@ -7,8 +7,12 @@
  */
 import type { GatewayConfig } from '../../config/schema.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
+import { publishedServices } from '../../config/publish.ts';
+import { PATHS } from '../gateway/common.ts';
+import { CONSOLE_USER } from '../gateway/i2pd.ts';
+import { i2pdTunnelName, onionDir } from '../gateway/publish.ts';
 import { restartCommand } from './install.ts';
-import { CLIENT_NETVM, FORMULA, FORMULA_ROOT, STATE } from './names.ts';
+import { CLIENT_NETVM, FORMULA, FORMULA_ROOT, PUBLISH_POLICY, STATE } from './names.ts';
 
 /** Section headings the rpm scriptlets look for (`sed -n '/^## After an upgrade/,/^## /p'`). */
 export const README_SECTIONS = { upgrade: '## After an upgrade', remove: '## Remove' } as const;
@@ -20,6 +24,7 @@ export function dom0Commands(c: GatewayConfig): string[] {
     `sudo qubesctl --show-output --skip-dom0 --targets=${q.template} state.sls ${STATE.install}`,
     `sudo qubesctl --show-output state.sls ${STATE.create}`,
     `sudo qubesctl --show-output state.sls ${STATE.clients}`,
+    `sudo qubesctl --show-output state.sls ${STATE.publish}`,
   ];
 }
 
@@ -33,6 +38,54 @@ export function dom0StatusCommand(c: GatewayConfig, root = false): string {
 
 export function removeCommand(): string {
   return `sudo qubesctl --show-output state.sls ${STATE.remove}`;
+}
+
+/** The README's walk-through of the published services (config `publish`), or how to start one. */
+function publishSection(c: GatewayConfig, step: string): string {
+  const q = c.qubes;
+  const services = publishedServices(c);
+  const example = services[0] ?? { name: 'wiki', qube: 'webapp', port: 8080, i2p: true, onion: false, listen: 28080 };
+  const onion = services.find((s) => s.onion);
+  const i2p = services.find((s) => s.i2p);
+  const indent = (text: string): string => text.split('\n').map((l) => (l === '' ? '' : `   ${l}`)).join('\n');
+  const listed =
+    services.length === 0
+      ? `Nothing is published (config \`publish\` is empty); this state removes the policy file if an earlier build wrote one.
+To publish a web application that runs in a qube of its own, say \`${example.qube}\` on port ${example.port}, add to the config
+
+    publish:
+      - { name: ${example.name}, qube: ${example.qube}, port: ${example.port} }   # i2p: true by default; onion: true needs Tor
+
+and rebuild; then follow the steps below.`
+      : `Published, each through a loopback listener of its own in \`${q.gateway}\`:
+
+${services.map((s) => `- \`${s.name}\`: qube \`${s.qube}\`, port ${s.port}${s.i2p ? ', an I2P site' : ''}${s.onion ? ', an onion service' : ''}`).join('\n')}`;
+  return `${step}. Publish web applications of service qubes through \`${q.gateway}\` (config \`publish\`).
+
+${indent(listed)}
+
+   The service qube needs no netvm at all (\`qvm-create --label red ${example.qube}\`, then \`qvm-prefs ${example.qube} netvm ''\`);
+   its application listens on its own 127.0.0.1:${example.port}. The gateway reaches it only through qrexec: this state
+   writes \`${PUBLISH_POLICY}\`, which allows \`${q.gateway}\` exactly \`qubes.ConnectTCP +<port>\` to each
+   service's qube and nothing more (a call starts the qube if it is not running):
+
+       ${dom0Commands(c)[4]}
+
+   The listeners, the I2P tunnels and the onion services are in the gateway package: after a rebuild, install it into
+   \`${q.template}\` again (step 2) and restart \`${q.gateway}\` (\`qvm-shutdown --wait ${q.gateway}; qvm-start ${q.gateway}\`).
+   The addresses, in a terminal of \`${q.gateway}\` (or from dom0: \`qvm-run --pass-io ${q.gateway} '…'\`):
+
+   - I2P: i2pd makes the site's keys at its first start (\`/var/lib/i2pd/${i2pdTunnelName((i2p ?? example).name)}.dat\`, kept
+     across reboots, never in the template); its \`.b32.i2p\` address is on the console's tunnels page,
+     \`curl -s -u ${CONSOLE_USER}:"$(sudo cat ${PATHS.consolePassword})"${c.i2p.expose.console ? ` -H 'Host: ${c.network.virtualIp}'` : ''} 'http://127.0.0.1:7070/?page=i2p_tunnels'\`.
+     Other routers find the site once i2pd has integrated (minutes).
+   - Onion: \`sudo cat ${onionDir((onion ?? example).name)}/hostname\`${c.tor.enabled ? '' : ' (Tor is off in this build: no onion services)'}.
+
+   The application sees the Host header the visitor sent (its \`.b32.i2p\` or \`.onion\` name) and no header that
+   reveals the visitor, except what i2pd adds to I2P visits: \`X-I2P-DestB32\`, \`X-I2P-DestHash\`, \`X-I2P-DestB64\`,
+   the visitor's I2P destination (never a network address). To withdraw every service, apply
+   \`sudo qubesctl --show-output state.sls ${STATE.unpublish}\` (or empty \`publish\` and apply this state again).
+`;
 }
 
 export function renderDom0Readme(c: GatewayConfig): RenderedFile {
@@ -65,8 +118,9 @@ Formula files: \`${FORMULA_ROOT}/${FORMULA}/\`.
    When a client runs, this starts \`${q.gateway}\` first (Qubes cannot attach a running qube to a halted netvm).
    Each client's netvm from before is kept in its feature \`${CLIENT_NETVM.feature}\` for the removal.
 
-5. Check the gateway: one line per part (the qube, its firewall, each daemon, Tor, the I2P router, DNS, a leak
-   self-test), each OK, WAIT (still starting) or FAIL, and the fix for anything not OK; exit status 0 all OK,
+${publishSection(c, '5')}
+6. Check the gateway: one line per part (the qube, its firewall, each daemon, Tor, the I2P router, DNS, a leak
+   self-test, each published service with its addresses and whether its application answers), each OK, WAIT (still starting) or FAIL, and the fix for anything not OK; exit status 0 all OK,
    1 still starting, 2 broken, 3 some checks left out:
 
        ${dom0StatusCommand(c)}
@@ -75,7 +129,7 @@ Formula files: \`${FORMULA_ROOT}/${FORMULA}/\`.
    \`-u root\` checks them too (\`${dom0StatusCommand(c, true)}\`). A new gateway's I2P router needs some
    minutes to integrate into the network: its line says WAIT until then.
 
-Or steps 1-3 at once, then step 4:
+Or steps 1-3 (and 5) at once, then step 4:
 
     sudo qubesctl top.enable ${FORMULA}
     sudo qubesctl --show-output --targets=${q.template} state.apply
@@ -112,7 +166,8 @@ already: install it again, or follow "By hand" below):
     ${removeCommand()}
 
 That puts each client${clients !== undefined ? ` (${clients})` : ''} back on the netvm it had before (the feature
-\`${CLIENT_NETVM.feature}\`; the system default when none was recorded), then removes \`${q.gateway}\` and then
+\`${CLIENT_NETVM.feature}\`; the system default when none was recorded), removes the published services' qrexec
+policy (\`${PUBLISH_POLICY}\`, if a build wrote one), then removes \`${q.gateway}\` and then
 \`${q.template}\`; \`${q.sourceTemplate}\` stays. It is safe to run twice. It stops before removing \`${q.gateway}\`
 while another qube still uses it as netvm: \`qvm-ls --raw-data --fields name,netvm | grep '|${q.gateway}$'\` lists them.
 
@@ -121,6 +176,7 @@ By hand, with the package already gone:
     qvm-features CLIENT ${CLIENT_NETVM.feature}    # the client's netvm before ${q.gateway}, if recorded
     qvm-prefs CLIENT netvm QUBE    # that netvm; or, for none recorded or *default*: qvm-prefs --default CLIENT netvm
     qvm-features --unset CLIENT ${CLIENT_NETVM.feature}
+    sudo rm -f ${PUBLISH_POLICY}    # the published services' qrexec policy, if a build wrote one
     qvm-shutdown --wait --force ${q.gateway}
     qvm-remove ${q.gateway}
     qvm-remove ${q.template}

@@ -8,16 +8,18 @@
  *
  * 1. clients: each configured client that still uses the gateway gets back the netvm recorded by clients.sls
  *    (the system default when none was recorded), that netvm started first when the client runs.
- * 2. the gateway qube: shut down and removed. Qubes refuses while any qube (a client wired by hand, say) still
+ * 2. the published services' qrexec policy (i2p-gateway.publish): removed, so the gateway reaches no service qube
+ *    any more, whatever build wrote it (the step runs with `publish` empty too).
+ * 3. the gateway qube: shut down and removed. Qubes refuses while any qube (a client wired by hand, say) still
  *    uses it as netvm: the state fails and names nothing, so the README says how to find them.
- * 3. its template: removed; Qubes refuses while a qube is based on it.
+ * 4. its template: removed; Qubes refuses while a qube is based on it.
  *
  * The source template (qubes.sourceTemplate) stays: other qubes may use it, and qvm-template installs it again
  * in a minute. Every step is a no-op once done, so the state is safe to apply twice.
  */
 import type { GatewayConfig } from '../../config/schema.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
-import { CLIENT_NETVM, FORMULA, ID, STATE } from './names.ts';
+import { CLIENT_NETVM, FORMULA, ID, PUBLISH_POLICY, STATE } from './names.ts';
 import { slsText } from './yaml.ts';
 
 /** One Salt state: its id, its function (`qvm.vm`, `cmd.script`) and its arguments, without requisites. */
@@ -42,6 +44,10 @@ export const REMOVE_STEPS: readonly RemoveStep[] = [
         fn: 'cmd.script',
         args: [{ name: `client-netvm restore ${client} ${c.qubes.gateway}` }, { source: CLIENT_NETVM.source }, { stateful: true }],
       })),
+  },
+  {
+    what: (c) => `The published services' qrexec policy removed (${PUBLISH_POLICY}): ${c.qubes.gateway} reaches no service qube.`,
+    states: () => [{ id: ID.removePublishPolicy, fn: 'file.absent', args: [{ name: PUBLISH_POLICY }] }],
   },
   {
     what: (c) => `${c.qubes.gateway} shut down and removed (Qubes refuses while a qube still uses it as netvm).`,
