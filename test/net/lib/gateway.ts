@@ -6,10 +6,16 @@
  * What is emulated of systemd, and nothing more: Condition*PathExists, User=/Group= (setpriv, with
  * AmbientCapabilities and NoNewPrivileges), DynamicUser= (a free uid of systemd's dynamic range, with no
  * passwd entry), Runtime/State/Logs/CacheDirectory (+Mode), Environment=,
- * EnvironmentFile=, ExecStartPre= and ExecStart= (with their prefixes), Type=simple/exec/notify/forking with
+ * EnvironmentFile=, UMask=, ExecStartPre= and ExecStart= (with their prefixes), Type=simple/exec/notify/forking with
  * PIDFile=, Type=oneshot (run to completion), KillSignal=. The sandboxing options (ProtectSystem=, SystemCallFilter=, ...) are not applied:
  * they can only take permissions away, and a daemon that fails under them is `systemd-analyze verify`'s and
  * the install test's concern, not a leak.
+ *
+ * Socket units with Accept=yes (the published services' listeners) are emulated with systemd's own
+ * systemd-socket-activate (--accept --inetd): it binds ListenStream= and starts the template's ExecStart once per
+ * connection with the connection as stdin and stdout, as systemd does; the template's User=/DynamicUser= and
+ * NoNewPrivileges= apply to each connection's process. Not emulated: MaxConnections=, IPAddressAllow=/Deny=
+ * (cgroup BPF) and SupplementaryGroups= (this machine has no group qubes).
  *
  * One deliberate substitution: the real Tor gets `--DisableNetwork 1` appended to its packaged command line,
  * so it never tries to reach the Tor network (the lab must send nothing towards real addresses). Its listeners
@@ -170,7 +176,7 @@ export class Gateway {
     const ex = parseExec(starts[0] as string, env);
     const argv = [...ex.argv, ...extraArgs];
     const type = unit.get(S, 'Type') ?? 'simple';
-    const proc = this.lab.gwSpawn(name, [...envArgs, ...argv], ex.privileged ? {} : { user, privFlags });
+    const proc = this.lab.gwSpawn(name, [...envArgs, ...withUmask(unit.get(S, 'UMask'), argv)], ex.privileged ? {} : { user, privFlags });
     let pid = proc.pid;
     if (type === 'forking') {
       if (!(await proc.waitExit(30_000)) || proc.exited?.code !== 0) throw new Error(`${name}: forking start failed\n${proc.diagnostics()}`);
@@ -190,6 +196,47 @@ export class Gateway {
       } catch (e) {
         throw new Error(`${String(e)}\n${proc.diagnostics()}`);
       }
+    }
+    return running;
+  }
+
+  /**
+   * Start an Accept=yes socket unit as systemd would (see the header): returns once it listens. `override`: a layer
+   * over the gateway machine's /etc and /usr for the connections' processes (a stand-in for a program Qubes has).
+   */
+  async startSocket(name: string, opts: { override?: string } = {}): Promise<RunningUnit> {
+    if (this.running.has(name)) throw new Error(`${name} is already running`);
+    const unit = this.unit(name);
+    if (!(await this.conditionsHold(unit))) throw new Error(`${name}: a Condition of the unit does not hold, systemd would not start it`);
+    const listens = unit.list('Socket', 'ListenStream');
+    const m = listens.length === 1 ? /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(listens[0] ?? '') : null;
+    if (m === null) throw new Error(`${name}: expected one ListenStream=ADDRESS:PORT, found ${JSON.stringify(listens)}`);
+    if (unit.get('Socket', 'Accept') !== 'yes') throw new Error(`${name}: only Accept=yes sockets are emulated`);
+    const template = this.unit(name.replace(/\.socket$/, '@.service'));
+    const S = 'Service';
+    if (template.get(S, 'StandardInput') !== 'socket') throw new Error(`${template.name}: StandardInput=socket expected`);
+    const named = template.get(S, 'User');
+    const dynamic = template.get(S, 'DynamicUser') === 'yes' && (named === undefined || this.lab.findAccount(named) === undefined);
+    const user = dynamic ? String(freeDynamicId(this.lab.takenIds())) : (named ?? 'root');
+    const starts = template.list(S, 'ExecStart');
+    if (starts.length !== 1) throw new Error(`${template.name}: expected one ExecStart`);
+    const env = unitEnvironment(template, (p) => this.viewFile(p));
+    const ex = parseExec(starts[0] as string, env);
+    const cred =
+      user === 'root'
+        ? []
+        : dynamic
+          ? ['setpriv', `--reuid=${user}`, `--regid=${user}`, '--clear-groups', ...(template.get(S, 'NoNewPrivileges') === 'yes' ? ['--no-new-privs'] : []), '--']
+          : ['setpriv', `--reuid=${user}`, `--regid=${this.lab.account(user).gid}`, '--init-groups', '--'];
+    const envArgs = ['env', '-i', `PATH=${SYSTEMD_PATH}`, ...[...env].map(([k, v]) => `${k}=${v}`)];
+    const argv = ['systemd-socket-activate', '--listen', `${m[1]}:${m[2]}`, '--accept', '--inetd', '--', ...cred, ...envArgs, ...withUmask(template.get(S, 'UMask'), ex.argv)];
+    const proc = this.lab.gwSpawn(name, argv, opts.override === undefined ? {} : { override: opts.override });
+    const running: RunningUnit = { unit, argv, pid: proc.pid, proc, killSignal: 'SIGTERM' };
+    this.running.set(name, running);
+    try {
+      await this.lab.waitListening('tcp', Number(m[2]), 10_000, name);
+    } catch (e) {
+      throw new Error(`${String(e)}\n${proc.diagnostics()}`);
     }
     return running;
   }
@@ -247,6 +294,12 @@ export class Gateway {
   }
 }
 
+/** UMask= as systemd applies it before exec (setpriv has no umask of its own). */
+function withUmask(umask: string | undefined, argv: readonly string[]): string[] {
+  if (umask === undefined) return [...argv];
+  if (!/^0?[0-7]{3}$/.test(umask)) throw new Error(`UMask=${umask} is not an octal mask`);
+  return ['sh', '-c', 'umask "$0" && exec "$@"', umask, ...argv];
+}
 
 /** The first id of systemd's DynamicUser= range (61184-65519) that is neither a user's nor a group's there. */
 function freeDynamicId(taken: ReadonlySet<number>): number {

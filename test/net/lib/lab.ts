@@ -10,6 +10,9 @@
  *                                                                                       + 172.31.1.80 (a private host)
  *                                                                                       + 10.139.1.1/.2 (nothing on 53)
  *
+ * With `serviceQube`, a fourth namespace `svc`: a service qube with no netvm, loopback and nothing else. It is
+ * reached only through the qrexec stand-ins (tools/qrexec-client-vm in the gateway, tools/qrexec-dom0.py here).
+ *
  * Nothing upstream is inside 10.192.0.0/10: that is Tor's VirtualAddrNetwork, which the gateway sends to Tor.
  *
  * The veths are created inside the namespaces (never in the host's), no namespace has a route out, and every
@@ -36,8 +39,10 @@ export const QUBES_BASE_NFT = join(HERE, '..', 'qubes-base.nft');
 const MACHINE_VIEW = join(HERE, '..', '..', 'util', 'machine-view.sh');
 // Debian's python3 (not a per-user shim): the stand-ins run as debian-tor and i2pd too.
 // The host's python3 runs only what stands outside the machines: up's recorder ("the internet") and the marker
-// frame sent below the gateway's netfilter. Everything inside the gateway and the app qube is Debian 13's.
-const PYTHON = process.env['QIG_NET_PYTHON'] ?? '/usr/bin/python3';
+// frame sent below the gateway's netfilter, and the stand-ins of the service qube's namespace (svc): dom0's policy
+// and the qube's qubes.ConnectTCP (tools/qrexec-dom0.py), the web application. Everything inside the gateway and
+// the app qube is Debian 13's.
+export const PYTHON = process.env['QIG_NET_PYTHON'] ?? '/usr/bin/python3';
 const PREFIX = 'qignet';
 
 export const A = {
@@ -69,7 +74,7 @@ export const A = {
 export const UP_TCP_PORTS = [80, 443, 22, 8080, 9001] as const;
 export const UP_UDP_PORTS = [443, 123] as const;
 
-export type Ns = 'client' | 'gw' | 'up';
+export type Ns = 'client' | 'gw' | 'up' | 'svc';
 
 export interface UpEvent {
   readonly ev: string;
@@ -124,6 +129,8 @@ export interface LabOptions {
    * repository's package creates): made with the root's own useradd, inside the lab, never on the host.
    */
   readonly users?: readonly string[];
+  /** Also make `svc`, a service qube's namespace: loopback only, no link to anything (it has no netvm). */
+  readonly serviceQube?: boolean;
 }
 
 /** One line of a machine's /etc/passwd. */
@@ -138,7 +145,8 @@ export interface Account {
 
 export class Lab {
   readonly id: string;
-  readonly ns: Readonly<Record<Ns, string>>;
+  /** The namespaces; `svc` only when the lab was made with serviceQube. */
+  readonly ns: Readonly<Record<Exclude<Ns, 'svc'>, string>> & { readonly svc?: string };
   readonly scratch: string;
   /** Where the .deb was unpacked: the package's files, e.g. pkgRoot + '/usr/share/qubes-i2p-gateway/torrc'. */
   readonly pkgRoot: string;
@@ -156,9 +164,10 @@ export class Lab {
   /** Client qubes added after the first (addClient), in the order they were attached. */
   private readonly extraClients: LabClient[] = [];
 
-  private constructor() {
+  private constructor(serviceQube: boolean) {
     this.id = `${process.pid}-${Math.random().toString(36).slice(2, 7)}`;
-    this.ns = { client: `${PREFIX}-${this.id}-client`, gw: `${PREFIX}-${this.id}-gw`, up: `${PREFIX}-${this.id}-up` };
+    const base = { client: `${PREFIX}-${this.id}-client`, gw: `${PREFIX}-${this.id}-gw`, up: `${PREFIX}-${this.id}-up` };
+    this.ns = serviceQube ? { ...base, svc: `${PREFIX}-${this.id}-svc` } : base;
     this.scratch = mkdtempSync(join(tmpdir(), `${PREFIX}-${process.pid}-`));
     chmodSync(this.scratch, 0o755);
     this.pkgRoot = join(this.scratch, 'pkg');
@@ -166,7 +175,7 @@ export class Lab {
 
   static async create(opts: LabOptions): Promise<Lab> {
     await removeLeftovers();
-    const lab = new Lab();
+    const lab = new Lab(opts.serviceQube === true);
     try {
       await lab.setup(opts);
     } catch (e) {
@@ -198,7 +207,7 @@ export class Lab {
     mkdirSync(join(s, 'pkg/etc'), { recursive: true });
 
     const { client, gw, up } = this.ns;
-    for (const n of [client, gw, up]) {
+    for (const n of [client, gw, up, ...(this.ns.svc === undefined ? [] : [this.ns.svc])]) {
       await must(['ip', 'netns', 'add', n]);
       await this.sysctl(n, 'net.ipv6.conf.default.accept_dad', '0');
       await this.sysctl(n, 'net.ipv6.conf.default.accept_ra', '0');
@@ -467,13 +476,16 @@ export class Lab {
     return run([...this.gwView(opts), ...argv], { timeoutMs: opts.timeoutMs ?? 10_000, ...(opts.env ? { env: opts.env } : {}), ...(opts.input !== undefined ? { input: opts.input } : {}) });
   }
 
-  gwSpawn(name: string, argv: readonly string[], opts: { user?: string; privFlags?: readonly string[]; env?: NodeJS.ProcessEnv } = {}): Proc {
+  gwSpawn(name: string, argv: readonly string[], opts: { user?: string; privFlags?: readonly string[]; env?: NodeJS.ProcessEnv; override?: string } = {}): Proc {
     return this.track(new Proc(name, [...this.gwView(opts), ...argv], opts.env));
   }
 
-  /** A host program in one of the lab's network namespaces, outside its machine's root (the bench's Node stand-in). */
+  /**
+   * A host program in one of the lab's network namespaces, outside its machine's root, as root (the bench's Node
+   * stand-in; the service qube's stand-ins in svc).
+   */
   nsSpawn(ns: Ns, name: string, argv: readonly string[]): Proc {
-    return this.track(new Proc(name, ['ip', 'netns', 'exec', this.ns[ns], ...argv]));
+    return this.track(new Proc(name, ['ip', 'netns', 'exec', this.nsName(ns), ...argv]));
   }
 
   /** A long-running process in the app qube machine (see clientView), ended with the lab. */
@@ -494,7 +506,13 @@ export class Lab {
   }
 
   async nsRun(ns: Ns, argv: readonly string[], timeoutMs = 10_000): Promise<RunResult> {
-    return run(['ip', 'netns', 'exec', this.ns[ns], ...argv], { timeoutMs });
+    return run(['ip', 'netns', 'exec', this.nsName(ns), ...argv], { timeoutMs });
+  }
+
+  nsName(ns: Ns): string {
+    const name = this.ns[ns];
+    if (name === undefined) throw new Error(`lab: no ${ns} namespace (make the lab with serviceQube)`);
+    return name;
   }
 
   adoptPid(pid: number): void {
@@ -621,7 +639,7 @@ export class Lab {
     for (const pid of this.forkedPids) await endPid(pid);
     for (const p of this.procs.values()) if (p !== this.holder && p !== this.clientHolder && p.child.pid !== undefined) await endPid(p.child.pid);
     for (const h of [this.holder, this.clientHolder]) if (h?.child.pid !== undefined) await endPid(h.child.pid);
-    for (const n of [...Object.values(this.ns), ...this.extraClients.map((c) => c.ns)]) await destroyNamespace(n);
+    for (const n of [...Object.values(this.ns), ...this.extraClients.map((c) => c.ns)]) if (n !== undefined) await destroyNamespace(n);
     rmSync(this.scratch, { recursive: true, force: true });
   }
 }
@@ -700,7 +718,7 @@ export async function removeLeftovers(): Promise<string[]> {
   const list = await run(['ip', 'netns', 'list'], { timeoutMs: 5000 });
   for (const line of list.stdout.split('\n')) {
     const name = line.split(' ')[0] ?? '';
-    const m = new RegExp(`^${PREFIX}-(\\d+)-[a-z0-9]+-(client\\d*|gw|up)$`).exec(name);
+    const m = new RegExp(`^${PREFIX}-(\\d+)-[a-z0-9]+-(client\\d*|gw|up|svc)$`).exec(name);
     if (m && !alive(Number(m[1]))) {
       await destroyNamespace(name);
       removed.push(name);

@@ -6,9 +6,12 @@
  * with `use(...)`, so tests do not depend on each other's order.
  *
  * Every other unit the packaged target wants (a helper such as the DNS TCP relay) has no switch: it is started
- * from its unit once the firewall is in, as systemd would start it, and runs for the World's whole life.
+ * from its unit once the firewall is in, as systemd would start it, and runs for the World's whole life. So are
+ * the published services' listeners (Accept=yes sockets): their connections run the lab's stand-in for Qubes'
+ * qrexec-client-vm (tools/qrexec-client-vm, on a layer over the gateway's /usr/bin), which talks to the stand-in
+ * for dom0 and the service qube (tools/qrexec-dom0.py) that a test starts in the lab's `svc` namespace.
  */
-import { mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ROUTERS } from '../../../src/config/routers.ts';
 import { PATHS } from '../../../src/render/gateway/common.ts';
@@ -60,6 +63,8 @@ export class World {
   readonly routerConsole: Listen;
   /** Units the packaged target wants that no switch here controls: they run the whole time. */
   readonly helpers: readonly string[];
+  /** The published services' listener sockets the target wants (started like the helpers). */
+  readonly sockets: readonly string[];
   private state: WorldState = { tor: 'off', router: 'off', dnsmasq: false, tinyproxy: false };
   private torRec: { proc: Proc; log: string } | undefined;
   private routerRec: { proc: Proc; log: string } | undefined;
@@ -75,7 +80,8 @@ export class World {
     this.dnsPort = torrc === undefined ? undefined : torListen(torrc, 'DNSPort');
     const switched = new Set<string>([...Object.values(UNIT), router.unit]);
     const wants = gw.unit(UNIT.target).list('Unit', 'Wants').flatMap((w) => w.split(/\s+/)).filter((u) => u !== '');
-    this.helpers = wants.filter((u) => !switched.has(u));
+    this.helpers = wants.filter((u) => !switched.has(u) && !u.endsWith('.socket'));
+    this.sockets = wants.filter((u) => u.endsWith('.socket'));
     if (config.i2p.router === 'i2pd') {
       const ini = parseIni(readPkg(lab, PATHS.i2pdConf) ?? '');
       this.routerHttp = { host: ini.get('httpproxy.address') ?? '127.0.0.1', port: Number(ini.get('httpproxy.port') ?? 4444) };
@@ -92,7 +98,8 @@ export class World {
     const built = buildGatewayDeb(configInput);
     const router = ROUTERS[built.config.i2p.router];
     const sanctioned = [...(built.config.tor.enabled ? ['debian-tor'] : []), router.user];
-    const lab = await Lab.create({ sanctionedUsers: sanctioned, deb: built.debPath, users });
+    // A published service lives in a service qube: the lab gets its namespace (loopback only, no netvm).
+    const lab = await Lab.create({ sanctionedUsers: sanctioned, deb: built.debPath, users, serviceQube: built.config.publish.length > 0 });
     rmSync(dirname(built.debPath), { recursive: true, force: true });
     const world = new World(lab, new Gateway(lab, built.config));
     try {
@@ -119,8 +126,21 @@ export class World {
     if (r.code !== 0) throw new Error(`the packaged firewall hook failed (exit ${r.code}): ${r.stderr}`);
   }
 
+  /** The layer that puts the qrexec-client-vm stand-in where Qubes installs the real one (qubes-core-qrexec). */
+  qrexecLayer(): string {
+    const dir = join(this.lab.scratch, 'layer-qrexec');
+    const bin = join(dir, 'usr/bin/qrexec-client-vm');
+    mkdirSync(dirname(bin), { recursive: true });
+    copyFileSync(join(this.lab.scratch, 'tools/qrexec-client-vm'), bin);
+    chmodSync(bin, 0o755);
+    // Where Qubes' agent listens, /run/qubes/qrexec-agent: the stand-in for dom0 binds it there (qrexec-dom0.py).
+    mkdirSync(join(this.lab.scratch, 'run/qubes'), { recursive: true, mode: 0o755 });
+    return dir;
+  }
+
   /** The helpers, each ready once its main process listens (their ports are theirs to know, not the World's). */
   private async startHelpers(): Promise<void> {
+    for (const name of this.sockets) await this.gw.startSocket(name, { override: this.qrexecLayer() });
     for (const name of this.helpers) {
       const r = await this.gw.start(name, []);
       try {
