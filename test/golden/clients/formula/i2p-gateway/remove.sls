@@ -1,7 +1,8 @@
 # i2p-gateway.remove (dom0): take the gateway away again, in this order:
 #   1. Clients back on their netvm from before sys-i2p (recorded by i2p-gateway.clients; else the system default).
-#   2. sys-i2p shut down and removed (Qubes refuses while a qube still uses it as netvm).
-#   3. debian-13-i2p removed (Qubes refuses while a qube is based on it); debian-13-minimal stays.
+#   2. The published services' qrexec policy removed (/etc/qubes/policy.d/70-i2p-gateway-publish.policy): sys-i2p reaches no service qube.
+#   3. sys-i2p shut down and removed (Qubes refuses while a qube still uses it as netvm).
+#   4. debian-13-i2p removed (Qubes refuses while a qube is based on it); debian-13-minimal stays.
 # Run: sudo qubesctl --show-output state.sls i2p-gateway.remove   (safe to run again; a failed step stops the later ones)
 # Disable enabled tops first (sudo qubesctl top.disable i2p-gateway), or a later state.apply builds it all again.
 
@@ -20,14 +21,19 @@ i2p-gateway-remove-client-personal:
     - name: client-netvm restore personal sys-i2p
     - source: salt://i2p-gateway/files/client-netvm
     - stateful: true
+i2p-gateway-remove-publish-policy:
+  file.absent:
+    - name: /etc/qubes/policy.d/70-i2p-gateway-publish.policy
+    - require:
+        - cmd: i2p-gateway-remove-client-work
+        - cmd: i2p-gateway-remove-client-untrusted
+        - cmd: i2p-gateway-remove-client-personal
 i2p-gateway-remove-qube:
   qvm.vm:
     - name: sys-i2p
     - absent: []
     - require:
-        - cmd: i2p-gateway-remove-client-work
-        - cmd: i2p-gateway-remove-client-untrusted
-        - cmd: i2p-gateway-remove-client-personal
+        - file: i2p-gateway-remove-publish-policy
 i2p-gateway-remove-template:
   qvm.vm:
     - name: debian-13-i2p
