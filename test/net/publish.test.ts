@@ -24,7 +24,7 @@ import { afterAll, beforeAll, beforeEach, describe as suite, expect, it } from '
 import { PATHS } from '../../src/render/gateway/common.ts';
 import { CONSOLE_USER } from '../../src/render/gateway/i2pd.ts';
 import { i2pdKeysFile, onionDir, publishSocketUnit } from '../../src/render/gateway/publish.ts';
-import { renderFormula } from '../../src/render/salt/formula.ts';
+import { renderPublishStates } from '../../src/render/salt/publish.ts';
 import { A, PYTHON, type Lab, type UpEvent } from './lib/lab.ts';
 import type { Proc } from './lib/sh.ts';
 import { expectUpClean, httpStatus, REVEALING_HEADERS } from './lib/suite.ts';
@@ -58,7 +58,7 @@ function qrexecCalls(): UpEvent[] {
 
 /** The policy file dom0 holds after i2p-gateway.publish: file.managed's contents in the rendered state. */
 function dom0Policy(): string {
-  const sls = renderFormula(w.config, { debFileName: 'x.deb', debBytes: new Uint8Array(0), dependencies: [] }).find((f) => f.path === 'i2p-gateway/publish.sls');
+  const sls = renderPublishStates(w.config).find((f) => f.path === 'i2p-gateway/publish.sls');
   const doc = load(new TextDecoder().decode(sls?.data)) as Record<string, { 'file.managed': Array<Record<string, string>> }>;
   const args = Object.values(doc)[0]?.['file.managed'] ?? [];
   const contents = args.find((a) => 'contents' in a)?.['contents'];
