@@ -145,9 +145,10 @@ A new build (another config, or a newer qubes-i2p-gateway) has a newer version; 
     ${steps[1]}
     ${steps[2]}
     ${steps[3]}
+    ${steps[4]}
 
 The first puts the new gateway package into \`${q.template}\` (its output says so when it changed it); the others
-bring \`${q.gateway}\` and the clients to the new config. A running \`${q.gateway}\` keeps the gateway files it
+bring \`${q.gateway}\`, the clients and the published services' qrexec policy to the new config. A running \`${q.gateway}\` keeps the gateway files it
 started with (its root file system is the template's as it was then): restart it to use the new ones, once
 \`${q.template}\` has shut down (qubesctl shuts a template down after applying, unless it was running before):
 
