@@ -21,19 +21,11 @@ import sys
 import threading
 import time
 
+# The lab's JSON-lines event log, shared with the other stand-ins (netlab.py sits beside this file).
+from netlab import Log
+
 DEFAULT_DENY = "qubes.ConnectTCP * @anyvm @anyvm deny\n"
 PORT_RE = re.compile(r"^[1-9][0-9]{0,4}$")  # qrexec: "a decimal integer with no leading zeros"
-
-
-class Log:
-    def __init__(self, path):
-        self.f = open(path, "a", buffering=1)
-        self.lock = threading.Lock()
-
-    def write(self, **rec):
-        rec["t"] = round(time.time(), 4)
-        with self.lock:
-            self.f.write(json.dumps(rec, sort_keys=True) + "\n")
 
 
 def parse_policy(text):
