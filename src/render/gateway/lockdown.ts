@@ -19,6 +19,22 @@ import { INPUT_CHAIN, LOCKDOWN_TABLE, OFF_TABLE, TABLE } from './firewall.ts';
 export const LOCKDOWN_NFT = `${SHARE_DIR}/lockdown.nft`;
 export const LOCKDOWN_UNIT = 'qubes-i2p-gateway-lockdown.service';
 
+/** The chains the lockdown and the off table share: nothing routed, nothing from client qubes accepted. */
+function cutOffChains(inputWhy: string): string {
+  return (
+    '\t# Nothing is routed: no client packet reaches the upstream network.\n' +
+    '\tchain forward {\n' +
+    '\t\ttype filter hook forward priority filter - 20; policy drop;\n' +
+    '\t}\n' +
+    '\n' +
+    `\t# ${inputWhy}\n` +
+    '\tchain input {\n' +
+    '\t\ttype filter hook input priority filter - 20; policy accept;\n' +
+    '\t\tiifgroup 2 drop\n' +
+    '\t}\n'
+  );
+}
+
 export function renderLockdownRuleset(): string {
   return (
     generatedHeader('qubes-i2p-gateway lockdown: client qubes get nothing until the gateway firewall is loaded.') +
@@ -32,16 +48,7 @@ export function renderLockdownRuleset(): string {
     `table inet ${LOCKDOWN_TABLE}\n` +
     `delete table inet ${LOCKDOWN_TABLE}\n` +
     `table inet ${LOCKDOWN_TABLE} {\n` +
-    '\t# Nothing is routed: no client packet reaches the upstream network.\n' +
-    '\tchain forward {\n' +
-    '\t\ttype filter hook forward priority filter - 20; policy drop;\n' +
-    '\t}\n' +
-    '\n' +
-    "\t# Nothing from client qubes reaches the gateway's own services either (a base-chain drop is final).\n" +
-    '\tchain input {\n' +
-    '\t\ttype filter hook input priority filter - 20; policy accept;\n' +
-    '\t\tiifgroup 2 drop\n' +
-    '\t}\n' +
+    cutOffChains("Nothing from client qubes reaches the gateway's own services either (a base-chain drop is final).") +
     '\n' +
     "\t# And the qube itself opens nothing to the network: the ruleset's output chain, which lets only Tor and the\n" +
     '\t# router out, is not in yet (a router user may be missing, which is one reason the ruleset did not load).\n' +
@@ -78,16 +85,7 @@ export function renderOffRuleset(config: GatewayConfig): string {
     `table inet ${OFF_TABLE}\n` +
     `delete table inet ${OFF_TABLE}\n` +
     `table inet ${OFF_TABLE} {\n` +
-    '\t# Nothing is routed: no client packet reaches the upstream network.\n' +
-    '\tchain forward {\n' +
-    '\t\ttype filter hook forward priority filter - 20; policy drop;\n' +
-    '\t}\n' +
-    '\n' +
-    "\t# Nothing from client qubes reaches this qube's own services (a gateway daemon still running, say).\n" +
-    '\tchain input {\n' +
-    '\t\ttype filter hook input priority filter - 20; policy accept;\n' +
-    '\t\tiifgroup 2 drop\n' +
-    '\t}\n' +
+    cutOffChains("Nothing from client qubes reaches this qube's own services (a gateway daemon still running, say).") +
     '}\n' +
     '\n' +
     comment(['The gateway\'s own rules, if the service was on before, and the boot lockdown, which this replaces.']) +
