@@ -94,7 +94,7 @@ export function renderDom0Readme(c: GatewayConfig): RenderedFile {
   const clients = q.clients.length > 0 ? q.clients.join(', ') : undefined;
   const text = `# i2p-gateway formula (dom0)
 
-Builds the transparent I2P${c.tor.enabled ? ' + Tor' : ''} gateway qube \`${q.gateway}\`.
+Builds the transparent I2P${c.tor.enabled ? ' + Tor' : ''} gateway qube \`${q.gateway}\`, for Qubes OS 4.3 with a Debian ${c.debian.release === 'trixie' ? '13 (trixie)' : '12 (bookworm, no longer supported by Qubes)'} template.
 Formula files: \`${FORMULA_ROOT}/${FORMULA}/\`.
 
 ## Apply, in this order
