@@ -538,15 +538,40 @@ const APT_CONF = [
   '',
 ].join('\n');
 
+// ---------------------------------------------------------------------------------------------------------------
+// Overlays
+
+/** A throw-away overlay of read-only trees: what a chroot (below) and a booted machine (test/boot/) run in. */
+export interface Overlay {
+  /** The tmpfs holding upper, work and the merged tree: /tmp/qig-chroot-<pid>-XXXXXX (swept when <pid> is gone). */
+  readonly base: string;
+  /** The merged tree, e.g. /tmp/qig-chroot-123-abc/root. */
+  readonly root: string;
+  /** Everything written since the lower trees. */
+  readonly upper: string;
+  /** The read-only trees under it, topmost first. */
+  readonly lowers: readonly string[];
+  /** Mount the merged tree at `root` again after `unmount()` (same upper: what was written is still there). */
+  mount(): Promise<void>;
+  /**
+   * Unmount the merged tree and everything mounted inside it, keeping upper (e.g. to stack it under another
+   * overlay, which must never happen while it is mounted and written). Throws if something is busy.
+   */
+  unmount(): Promise<void>;
+  /** Kill what still runs inside, unmount everything, delete the tmpfs. Safe to call twice. */
+  dispose(): Promise<void>;
+}
+
 /**
- * Mount a fresh overlay of the pristine tree and prepare it: devices, /proc, /sys (read-only), apt caches,
- * the host's Debian sources, DNS, policy-rc.d. Does not run `apt-get update`; call `aptUpdate()`.
+ * A tmpfs with an overlay of `lowers` (topmost first) mounted at its `root/`. Unmounted and deleted by
+ * `dispose()`, by a synchronous exit hook if the process ends without it, and by the next sweep after a crash.
  */
-export async function freshChroot(pristine: string, codename = CODENAME): Promise<Chroot> {
+export async function makeOverlay(lowers: readonly string[], size = '8g'): Promise<Overlay> {
+  if (lowers.length === 0) throw new Error('an overlay needs at least one lower tree');
   const base = await mkdtemp(`${MOUNT_PREFIX}${String(process.pid)}-`);
   const root = join(base, 'root');
+  const upper = join(base, 'upper');
   let disposed = false;
-
   const disposeSync = (): void => {
     if (disposed) return;
     disposed = true;
@@ -555,10 +580,67 @@ export async function freshChroot(pristine: string, codename = CODENAME): Promis
     if (mountPointsUnder(base).length === 0) spawnSync('rm', ['-rf', '--one-file-system', base]);
   };
   process.once('exit', disposeSync);
+  const overlay: Overlay = {
+    base,
+    root,
+    upper,
+    lowers,
+    async mount() {
+      await must('mount', ['-t', 'overlay', 'qig-chroot', '-o', `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${base}/work`, root]);
+    },
+    async unmount() {
+      const points = mountPointsUnder(root).filter((p) => p === root || p.startsWith(`${root}/`));
+      for (const p of points.sort((a, b) => b.length - a.length)) await must('umount', [p]);
+    },
+    async dispose() {
+      process.removeListener('exit', disposeSync);
+      disposeSync();
+      const left = mountPointsUnder(base);
+      if (left.length > 0) throw new Error(`could not unmount ${left.join(', ')}`);
+    },
+  };
+  try {
+    await must('mount', ['-t', 'tmpfs', '-o', `mode=0755,size=${size}`, 'qig-chroot', base]);
+    for (const d of ['upper', 'work', 'root']) await mkdir(join(base, d));
+    await overlay.mount();
+  } catch (e) {
+    await overlay.dispose().catch(() => {});
+    throw e;
+  }
+  return overlay;
+}
+
+/** The apt caches every tree of `codename` shares (host dir, path inside), created on first use. */
+export async function aptCacheDirs(codename = CODENAME): Promise<ReadonlyArray<readonly [string, string]>> {
+  const cache = cacheDir(codename);
+  const dirs = [
+    [join(cache, 'apt', 'archives'), '/var/cache/apt/archives'],
+    [join(cache, 'apt', 'lists'), '/var/lib/apt/lists'],
+  ] as const;
+  for (const [hostDir] of dirs) await mkdir(hostDir, { recursive: true });
+  return dirs;
+}
+
+/** The host's Debian mirror as the tree's only apt source (the file the shared apt lists are named after). */
+export async function writeAptSources(root: string, codename = CODENAME): Promise<void> {
+  const sources = hostDebianSources('/etc/apt', codename);
+  await rm(join(root, 'etc/apt/sources.list'), { force: true });
+  const file = join(root, 'etc/apt/sources.list.d/debian.sources');
+  await mkdir(join(file, '..'), { recursive: true });
+  await writeFile(file, chrootSourcesFile(sources, (p) => existsSync(join(root, p))));
+}
+
+/**
+ * Mount a fresh overlay of the pristine tree and prepare it: devices, /proc, /sys (read-only), apt caches,
+ * the host's Debian sources, DNS, policy-rc.d. Does not run `apt-get update`; call `aptUpdate()`.
+ */
+export async function freshChroot(pristine: string, codename = CODENAME): Promise<Chroot> {
+  const overlay = await makeOverlay([pristine]);
+  const root = overlay.root;
 
   const chroot: Chroot = {
     root,
-    upper: join(base, 'upper'),
+    upper: overlay.upper,
     lower: pristine,
     exec: (args, opts = {}) => run('chroot', [root, ...args], { ...opts, env: { ...CHROOT_ENV, ...(opts.env ?? {}) } }),
     async must(args, opts = {}) {
@@ -574,19 +656,10 @@ export async function freshChroot(pristine: string, codename = CODENAME): Promis
       await chmod(p, mode);
     },
     processes: () => processesRootedAt(root),
-    async dispose() {
-      process.removeListener('exit', disposeSync);
-      disposeSync();
-      const left = mountPointsUnder(base);
-      if (left.length > 0) throw new Error(`could not unmount ${left.join(', ')}`);
-    },
+    dispose: () => overlay.dispose(),
   };
 
   try {
-    await must('mount', ['-t', 'tmpfs', '-o', 'mode=0755,size=8g', 'qig-chroot', base]);
-    for (const d of ['upper', 'work', 'root']) await mkdir(join(base, d));
-    await must('mount', ['-t', 'overlay', 'qig-chroot', '-o', `lowerdir=${pristine},upperdir=${base}/upper,workdir=${base}/work`, root]);
-
     await must('mount', ['-t', 'proc', '-o', 'nosuid,nodev,noexec', 'proc', join(root, 'proc')]);
     await must('mount', ['-t', 'sysfs', '-o', 'ro,nosuid,nodev,noexec', 'sysfs', join(root, 'sys')]);
     const dev = join(root, 'dev');
@@ -602,19 +675,12 @@ export async function freshChroot(pristine: string, codename = CODENAME): Promis
       await must('ln', ['-s', target, join(dev, name)]);
     }
 
-    const cache = cacheDir(codename);
-    for (const [hostDir, inside] of [
-      [join(cache, 'apt', 'archives'), '/var/cache/apt/archives'],
-      [join(cache, 'apt', 'lists'), '/var/lib/apt/lists'],
-    ] as const) {
-      await mkdir(hostDir, { recursive: true });
+    for (const [hostDir, inside] of await aptCacheDirs(codename)) {
       await mkdir(join(root, inside), { recursive: true });
       await must('mount', ['--bind', hostDir, join(root, inside)]);
     }
 
-    const sources = hostDebianSources('/etc/apt', codename);
-    await rm(join(root, 'etc/apt/sources.list'), { force: true });
-    await chroot.write('/etc/apt/sources.list.d/debian.sources', chrootSourcesFile(sources, (p) => existsSync(join(root, p))));
+    await writeAptSources(root, codename);
     await chroot.write('/etc/apt/apt.conf.d/99qig-install-test', APT_CONF);
     await chroot.write('/usr/sbin/policy-rc.d', POLICY_RC_D, 0o755);
     await chroot.write(POLICY_LOG, '');
