@@ -93,6 +93,33 @@ export function checkKeys(path: string, id: string, fn: string, args: Args): voi
 /** What a state did: changed something, ran without change, failed, or was not run (a requisite). */
 export type Outcome = 'changed' | 'ok' | 'failed' | 'skipped';
 
+/**
+ * The order Salt runs `decls` in: each state after the states it requires or watches for changes (require,
+ * onchanges), otherwise as written (Salt's default `state_auto_order`). A requisite on a missing id, or a cycle,
+ * is an error, as it is for Salt.
+ */
+export function requisiteOrder(decls: readonly StateDecl[]): StateDecl[] {
+  const byId = new Map(decls.map((d) => [d.id, d]));
+  const out: StateDecl[] = [];
+  const done = new Set<string>();
+  const visit = (d: StateDecl, stack: string[]): void => {
+    if (done.has(d.id)) return;
+    if (stack.includes(d.id)) throw new Error(`requisite cycle at ${d.id}`);
+    for (const kind of ['require', 'onchanges']) {
+      for (const req of (d.args[kind] as Record<string, string>[] | undefined) ?? []) {
+        const target = Object.values(req)[0]!;
+        const dep = byId.get(target);
+        if (dep === undefined) throw new Error(`${d.file} ${d.id}: requires missing id ${target}`);
+        visit(dep, [...stack, d.id]);
+      }
+    }
+    done.add(d.id);
+    out.push(d);
+  };
+  for (const d of decls) visit(d, []);
+  return out;
+}
+
 export interface ApplyResult {
   readonly outcomes: Map<string, Outcome>;
   /** Each state's comment, as `--show-output` would print it (notifications, stateful scripts, errors). */
@@ -232,7 +259,12 @@ function runState(dom0: FakeDom0, d: StateDecl, minion: string, opts: ApplyOptio
       return stateful(d.id, r.stdout);
     }
     case 'file.managed': {
-      if (minion !== 'dom0') throw new Error(`${d.id}: file.managed is only modelled in dom0`);
+      if (minion !== 'dom0') {
+        // In a template: install.sls's runtime drop-ins (contents and a mode, owned by root).
+        if (typeof a['contents'] !== 'string') throw new Error(`${d.id}: file.managed without contents is not modelled`);
+        dom0.templateFileManaged(minion, name, a['contents']);
+        return {};
+      }
       for (const key of ['contents', 'mode', 'user', 'group']) {
         if (typeof a[key] !== 'string') throw new Error(`${d.id}: file.managed needs ${key} as text here, got ${JSON.stringify(a[key])}`);
       }

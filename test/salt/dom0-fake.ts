@@ -36,6 +36,8 @@ export interface FakeQube {
   features: Record<string, string>;
   packages: Record<string, string>;
   power: Power;
+  /** Files file.managed wrote inside the qube (a template's runtime drop-ins): path → contents. */
+  files?: Record<string, string>;
 }
 
 export interface DomFile {
@@ -276,6 +278,15 @@ export class FakeDom0 {
     if (q.packages[name] === version) return;
     this.run(`${template}: install ${name}=${version}`);
     q.packages[name] = version;
+  }
+
+  /** file.managed inside a template: writes only when the contents differ, as Salt does. */
+  templateFileManaged(template: string, path: string, contents: string): void {
+    const q = this.get(template);
+    q.files ??= {};
+    if (q.files[path] === contents) return;
+    this.run(`${template}: write ${path}`);
+    q.files[path] = contents;
   }
 
   /** pkg.purged inside a template: a package that is not installed changes nothing. */

@@ -90,6 +90,8 @@ export const PATHS = {
   torCookie: `/run/${TOR_RUNTIME_NAME}/control.authcookie`,
   /** Read by Qubes' bind-dirs.sh; /usr/lib is the place for packaged (not admin) snippets. */
   bindDirs: '/usr/lib/qubes-bind-dirs.d/50_qubes-i2p-gateway.conf',
+  /** Read by the postinst: daemons and state it undoes outside the qube they belong to (template-guard.ts). */
+  templateGuard: `${SHARE_DIR}/template-guard`,
 } as const;
 
 export const UNITS = {

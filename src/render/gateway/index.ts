@@ -19,6 +19,7 @@
  *   /usr/lib/qubes-bind-dirs.d/, /var/lib/qubes-i2p-gateway                           persistence.ts
  *   qubes-i2p-gateway-publish-*.socket, -publish-*@.service, /usr/share/qubes-i2p-gateway/i2pd-tunnels.conf
  *     and its link in /etc/i2pd/tunnels.d/ (the published services; their onion lines are in torrc)  publish.ts
+ *   /usr/share/qubes-i2p-gateway/template-guard (read by the postinst)                template-guard.ts
  *
  * The programs that run in the gateway (the relay, the status command, the firewall hook, i2pd's console password)
  * are source files of their own under
@@ -39,6 +40,7 @@ import { renderPersistence } from './persistence.ts';
 import { renderPublish } from './publish.ts';
 import { renderTarget } from './target.ts';
 import { renderStatus, type StatusProgram } from './status.ts';
+import { renderTemplateGuard } from './template-guard.ts';
 import { renderTinyproxy } from './tinyproxy.ts';
 import { renderTor } from './tor.ts';
 
@@ -86,5 +88,6 @@ export function renderGateway(config: GatewayConfig, opts: GatewayRenderOptions)
     renderTarget(config),
     renderPersistence(config),
     renderPublish(config),
+    renderTemplateGuard(config),
   );
 }

@@ -14,8 +14,13 @@ const ROUTER_STATE: Readonly<Record<GatewayConfig['i2p']['router'], string>> = {
   i2p: '/var/lib/i2p',
 };
 
+/** The router's data directory: its identity, keys, netDb and peer profiles. */
+export function routerStateDir(config: GatewayConfig): string {
+  return ROUTER_STATE[config.i2p.router];
+}
+
 export function persistentDirs(config: GatewayConfig): string[] {
-  return [...(config.tor.enabled ? [STATE_DIR] : []), ROUTER_STATE[config.i2p.router]];
+  return [...(config.tor.enabled ? [STATE_DIR] : []), routerStateDir(config)];
 }
 
 export function renderBindDirs(config: GatewayConfig): string {

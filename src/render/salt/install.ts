@@ -5,6 +5,12 @@
  * Salt installs a package given by `sources` with dpkg, which does not resolve dependencies, so they are
  * installed by name first, from the same list as the package's Depends.
  *
+ * Before them, one runtime drop-in per distribution unit the package holds to a flag (template-guard.ts): the
+ * template is a booted system, and Debian's postinsts start i2pd, Tor and tinyproxy the moment apt configures
+ * them, before our package (and its drop-ins) can be there. A router started in the template writes the
+ * identity every gateway made from it would copy. The drop-ins live in /run/systemd/system, so they are gone at
+ * the template's next boot, when the package's own drop-ins say the same; a second run finds them unchanged.
+ *
  * The router this build does not run is purged (i2pd for the Java router, i2p for i2pd): a template switched from
  * one router to the other would otherwise keep the first, whose unit could start beside ours and compete for
  * port 4444 (the package's drop-in for it keeps it from starting in the gateway; this removes it altogether).
@@ -23,6 +29,7 @@ import type { GatewayConfig } from '../../config/schema.ts';
 import { ROUTERS } from '../../config/routers.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
 import { PACKAGE } from '../gateway/common.ts';
+import { heldUnits } from '../gateway/template-guard.ts';
 import { FILES_DIR, FORMULA, ID, STATE } from './names.ts';
 import { slsText } from './yaml.ts';
 
@@ -51,10 +58,33 @@ export function restartAdvice(c: GatewayConfig): string {
   );
 }
 
+/** Where install.sls holds a unit while it installs: a runtime drop-in, named apart from the package's own. */
+export function holdPath(unit: string): string {
+  return `/run/systemd/system/${unit}.d/10-qubes-i2p-gateway-install.conf`;
+}
+
+export function holdDropIn(unit: string, flag: string): string {
+  return [
+    `# qubes-i2p-gateway (${STATE.install}): ${unit} starts only where ${flag} exists.`,
+    '# Written before apt installs its package, whose postinst would start it at once; gone at the next boot,',
+    '# when the package\'s own drop-in says the same.',
+    '[Unit]',
+    `ConditionPathExists=${flag}`,
+    '',
+  ].join('\n');
+}
+
 export function renderInstall(c: GatewayConfig, inputs: InstallInputs): RenderedFile {
-  const data: Record<string, unknown> = {
+  const held = heldUnits(c);
+  const data: Record<string, unknown> = {};
+  for (const h of held) {
+    data[ID.hold(h.path)] = {
+      'file.managed': [{ name: holdPath(h.path) }, { contents: holdDropIn(h.path, h.flag) }, { mode: '0644' }, { makedirs: true }],
+    };
+  }
+  Object.assign(data, {
     [ID.dependencies]: {
-      'pkg.installed': [{ pkgs: [...inputs.dependencies] }, { refresh: true }],
+      'pkg.installed': [{ pkgs: [...inputs.dependencies] }, { refresh: true }, { require: held.map((h) => ({ file: ID.hold(h.path) })) }],
     },
     [ID.package]: {
       'pkg.installed': [
@@ -71,7 +101,7 @@ export function renderInstall(c: GatewayConfig, inputs: InstallInputs): Rendered
         { onchanges: [{ pkg: ID.package }] },
       ],
     },
-  };
+  });
   const router = ROUTERS[c.i2p.router];
   const other = ROUTERS[c.i2p.router === 'i2pd' ? 'i2p' : 'i2pd'];
   data[ID.otherRouter] = {
@@ -90,7 +120,8 @@ export function renderInstall(c: GatewayConfig, inputs: InstallInputs): Rendered
       [
         `${STATE.install} (template ${c.qubes.template}): install the gateway package into the template.`,
         `Run: sudo qubesctl --skip-dom0 --targets=${c.qubes.template} state.sls ${STATE.install}`,
-        'Nothing in the package runs in the template: every unit waits for the qube\'s qvm-service.',
+        'Nothing in the package runs in the template: every unit waits for the qube\'s qvm-service. The',
+        'dependencies\' daemons are held off while they install (drop-ins under /run, gone at the next boot).',
         `${ID.packageVersion} fails the run unless ${PACKAGE} ${inputs.debVersion} is what is installed.`,
         `After a change, ${ID.restartNotice} says to restart ${c.qubes.gateway}, which keeps its old files until then.`,
       ],

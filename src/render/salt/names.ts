@@ -36,6 +36,8 @@ export const PUBLISH_POLICY = '/etc/qubes/policy.d/70-i2p-gateway-publish.policy
 export const ID = {
   sourceTemplate: 'i2p-gateway-source-template',
   template: 'i2p-gateway-template',
+  /** install.sls: the runtime drop-in that holds a distribution unit off while the dependencies install. */
+  hold: (unit: string): string => `i2p-gateway-hold-${unit.replace(/\.service$/, '').replace(/[^A-Za-z0-9-]/g, '-')}`,
   dependencies: 'i2p-gateway-dependencies',
   package: 'i2p-gateway-package',
   packageVersion: 'i2p-gateway-package-version',
