@@ -1,9 +1,54 @@
 # i2p-gateway.install (template debian-13-i2p): install the gateway package into the template.
 # Run: sudo qubesctl --skip-dom0 --targets=debian-13-i2p state.sls i2p-gateway.install
-# Nothing in the package runs in the template: every unit waits for the qube's qvm-service.
+# Nothing in the package runs in the template: every unit waits for the qube's qvm-service. The
+# dependencies' daemons are held off while they install (drop-ins under /run, gone at the next boot).
 # i2p-gateway-package-version fails the run unless qubes-i2p-gateway 0.1.0+20231114221320.20231114221320.0a1b2c3d is what is installed.
 # After a change, i2p-gateway-restart-notice says to restart sys-i2p, which keeps its old files until then.
 
+i2p-gateway-hold-i2pd:
+  file.managed:
+    - name: /run/systemd/system/i2pd.service.d/10-qubes-i2p-gateway-install.conf
+    - contents: |
+        # qubes-i2p-gateway (i2p-gateway.install): i2pd.service starts only where /run/qubes-service/i2p exists.
+        # Written before apt installs its package, whose postinst would start it at once; gone at the next boot,
+        # when the package's own drop-in says the same.
+        [Unit]
+        ConditionPathExists=/run/qubes-service/i2p
+    - mode: '0644'
+    - makedirs: true
+i2p-gateway-hold-tor:
+  file.managed:
+    - name: /run/systemd/system/tor.service.d/10-qubes-i2p-gateway-install.conf
+    - contents: |
+        # qubes-i2p-gateway (i2p-gateway.install): tor.service starts only where /run/qubes-service/tor exists.
+        # Written before apt installs its package, whose postinst would start it at once; gone at the next boot,
+        # when the package's own drop-in says the same.
+        [Unit]
+        ConditionPathExists=/run/qubes-service/tor
+    - mode: '0644'
+    - makedirs: true
+i2p-gateway-hold-tor-default:
+  file.managed:
+    - name: /run/systemd/system/tor@default.service.d/10-qubes-i2p-gateway-install.conf
+    - contents: |
+        # qubes-i2p-gateway (i2p-gateway.install): tor@default.service starts only where /run/qubes-service/tor exists.
+        # Written before apt installs its package, whose postinst would start it at once; gone at the next boot,
+        # when the package's own drop-in says the same.
+        [Unit]
+        ConditionPathExists=/run/qubes-service/tor
+    - mode: '0644'
+    - makedirs: true
+i2p-gateway-hold-tinyproxy:
+  file.managed:
+    - name: /run/systemd/system/tinyproxy.service.d/10-qubes-i2p-gateway-install.conf
+    - contents: |
+        # qubes-i2p-gateway (i2p-gateway.install): tinyproxy.service starts only where /run/qubes-service/tinyproxy exists.
+        # Written before apt installs its package, whose postinst would start it at once; gone at the next boot,
+        # when the package's own drop-in says the same.
+        [Unit]
+        ConditionPathExists=/run/qubes-service/tinyproxy
+    - mode: '0644'
+    - makedirs: true
 i2p-gateway-dependencies:
   pkg.installed:
     - pkgs:
@@ -15,6 +60,11 @@ i2p-gateway-dependencies:
         - i2pd
         - qubes-core-agent-networking
     - refresh: true
+    - require:
+        - file: i2p-gateway-hold-i2pd
+        - file: i2p-gateway-hold-tor
+        - file: i2p-gateway-hold-tor-default
+        - file: i2p-gateway-hold-tinyproxy
 i2p-gateway-package:
   pkg.installed:
     - sources:
