@@ -14,7 +14,7 @@ apt-get install -y -qq --no-install-recommends \
   iproute2 dnsutils curl python3 \
   gnupg sqv \
   debootstrap \
-  systemd \
+  systemd systemd-container \
   wrk hyperfine diffoscope-minimal faketime \
   >/dev/null
 echo "test oracles installed"

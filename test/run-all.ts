@@ -1,5 +1,5 @@
 /**
- * `npm run test:all`: every suite (unit, datapath, install) one after the other, then the unit suite once more
+ * `npm run test:all`: every suite (unit, datapath, install, boot) one after the other, then the unit suite once more
  * from a copy of the repository alone (`alone`, below), then one closing line `N passed, N failed` summed from
  * vitest's JSON reports. Exits non-zero if any test failed or any suite did not report.
  *
@@ -32,6 +32,7 @@ const SUITES: readonly Suite[] = [
   { name: 'unit', config: 'vitest.config.ts', report: '.cache/vitest-results.json' },
   { name: 'net', config: 'vitest.net.config.ts', report: '.cache/vitest-net.json' },
   { name: 'install', config: 'vitest.install.config.ts', report: '.cache/vitest-install.json' },
+  { name: 'boot', config: 'vitest.boot.config.ts', report: '.cache/vitest-boot.json' },
   { name: 'alone', config: 'vitest.config.ts', report: '.cache/vitest-results.json', alone: true },
 ];
 

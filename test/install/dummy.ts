@@ -3,7 +3,7 @@
  * Architecture: all package, built with our own .deb writer, so the gateway package's real Depends line
  * can be satisfied in a plain Debian chroot. It ships only its copyright file and provides nothing else.
  */
-import { textFile } from '../../src/files.ts';
+import { textFile, type RenderedFile } from '../../src/files.ts';
 import { debFileName, writeDeb, type DebMeta } from '../../src/pack/deb.ts';
 
 export const DUMMY_PACKAGE = 'qubes-core-agent-networking';
@@ -38,7 +38,27 @@ License: GPL-3.0-or-later
  can be found in the file /usr/share/common-licenses/GPL-3.
 `;
 
-export function buildDummyDeb(sourceDateEpoch: number): { fileName: string; bytes: Uint8Array } {
-  const files = [textFile(`/usr/share/doc/${DUMMY_PACKAGE}/copyright`, COPYRIGHT)];
-  return { fileName: debFileName(dummyMeta), bytes: writeDeb(dummyMeta, files, { sourceDateEpoch }) };
+export interface DummyExtras {
+  /** More files (the booted tests' stand-ins for the real package's units). */
+  readonly files?: readonly RenderedFile[];
+  /** Depends of the real package that the extra files need (nftables for its firewall units). */
+  readonly depends?: readonly string[];
+}
+
+export function buildDummyDeb(sourceDateEpoch: number, extras: DummyExtras = {}): { fileName: string; bytes: Uint8Array } {
+  const files = [textFile(`/usr/share/doc/${DUMMY_PACKAGE}/copyright`, COPYRIGHT), ...(extras.files ?? [])];
+  const withStandIns: DebMeta['description'] = {
+    summary: 'test dummy standing in for the Qubes networking agent',
+    extended: [
+      'Package used by the qubes-i2p-gateway booted tests in a plain Debian root, where the real',
+      'package from the Qubes repository is not available. Ships small stand-ins of the real',
+      "package's units (test/boot/stand-ins). Never install it in a real system.",
+    ],
+  };
+  const meta: DebMeta = {
+    ...dummyMeta,
+    depends: [...(extras.depends ?? [])],
+    ...(extras.files !== undefined && extras.files.length > 0 ? { description: withStandIns } : {}),
+  };
+  return { fileName: debFileName(meta), bytes: writeDeb(meta, files, { sourceDateEpoch }) };
 }

@@ -131,6 +131,16 @@ export interface LabOptions {
   readonly users?: readonly string[];
   /** Also make `svc`, a service qube's namespace: loopback only, no link to anything (it has no netvm). */
   readonly serviceQube?: boolean;
+  /** Numeric uids sanctioned too: users of a booted gateway's own passwd (test/boot), which the lab's machine lacks. */
+  readonly sanctionedUids?: readonly number[];
+  /**
+   * 'emulated' (the default): the gateway machine runs the daemons the tests start, with forwarding on and Qubes'
+   * base tables loaded. 'booted': gw keeps only its links, addresses and routes, the kernel's defaults (no
+   * forwarding) and the lab's tag table, for a booted root (systemd-nspawn --network-namespace-path=/run/netns/<gw>,
+   * test/boot) that brings the rest, as a qube does at boot. The lab's gateway machine still exists, for its
+   * Debian 13 nft (the tag table, freshBoot), and runs nothing.
+   */
+  readonly gateway?: 'emulated' | 'booted';
 }
 
 /** One line of a machine's /etc/passwd. */
@@ -157,6 +167,7 @@ export class Lab {
   private holder: Proc | undefined;
   private clientHolder: Proc | undefined;
   private sanctioned: readonly string[] = [];
+  private sanctionedUids: readonly number[] = [];
   /** The Debian 13 tree every machine of the lab runs from (test/util/chroot.ts ensureOracles), on the host. */
   root = '';
   /** The gateway machine's /etc/passwd and /etc/group, read after it starts and after users are added. */
@@ -187,6 +198,8 @@ export class Lab {
 
   private async setup(opts: LabOptions): Promise<void> {
     this.sanctioned = opts.sanctionedUsers;
+    this.sanctionedUids = opts.sanctionedUids ?? [];
+    const booted = opts.gateway === 'booted';
     this.root = await ensureOracles();
     const s = this.scratch;
     for (const d of ['logs', 'pkg', 'run', 'run/qubes-service', 'client-run', 'machine/etc', 'client/etc', 'tools']) {
@@ -250,8 +263,10 @@ export class Lab {
     // up answers every closed port at once ("port unreachable" is not rate-limited), so nothing waits on it.
     await this.sysctl(up, 'net.ipv4.icmp_ratelimit', '0');
     await this.sysctl(up, 'net.ipv6.icmp.ratelimit', '0');
-    await this.sysctl(gw, 'net.ipv4.ip_forward', '1');
-    await this.sysctl(gw, 'net.ipv6.conf.all.forwarding', '1');
+    if (!booted) {
+      await this.sysctl(gw, 'net.ipv4.ip_forward', '1');
+      await this.sysctl(gw, 'net.ipv6.conf.all.forwarding', '1');
+    }
 
     // One mount namespace and root for each machine, held by a sleeping process; every process of the machine
     // enters it (nsenter), so they share /, /run and /var like processes on one machine do.
@@ -278,7 +293,8 @@ export class Lab {
     for (const p of UP_UDP_PORTS) upArgs.push('--udp', String(p));
     const rec = this.track(new Proc('up-recorder', ['ip', 'netns', 'exec', up, PYTHON, join(s, 'tools/netlab.py'), 'up', ...upArgs]));
     await rec.waitForLine('READY', 5000);
-    await this.resetFirewall();
+    if (booted) await this.bareFirewall();
+    else await this.resetFirewall();
   }
 
   /** Written under /proc/sys from inside the namespace (net.* is per namespace): no procps needed. */
@@ -312,7 +328,7 @@ export class Lab {
   async bareFirewall(): Promise<void> {
     await this.nft(['flush', 'ruleset']);
     await this.sysctl(this.ns.gw, 'net.ipv4.conf.all.route_localnet', '0');
-    const uids = this.sanctioned.map((u) => this.account(u).uid);
+    const uids = [...this.sanctioned.map((u) => this.account(u).uid), ...this.sanctionedUids];
     if (uids.length > 0) {
       const set = uids.join(', ');
       const tag =
@@ -323,6 +339,16 @@ export class Lab {
         `\t\tmeta skuid { ${set} } ip6 dscp set cs1\n\t}\n}\n`;
       await this.nft(['-f', '-'], tag);
     }
+  }
+
+  /**
+   * What a fresh boot gives gw's kernel state (gateway 'booted'): no tables but the lab's tag table, forwarding
+   * and route_localnet off. The namespace outlives a booted gateway; a qube's next boot starts from scratch.
+   */
+  async freshBoot(): Promise<void> {
+    await this.bareFirewall();
+    await this.sysctl(this.ns.gw, 'net.ipv4.ip_forward', '0');
+    await this.sysctl(this.ns.gw, 'net.ipv6.conf.all.forwarding', '0');
   }
 
   async ruleset(stateless = true): Promise<string> {
