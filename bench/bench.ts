@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: four figures, each a ratio against a reference measured in the same run, each side the
- * median of at least 5 runs (after one discarded warm-up), reference and subject interleaved run by run.
+ * `npm run bench`: six figures, each a ratio against a reference measured in the same run where one exists (P6 has
+ * none: the figure itself), each side the median of at least 5 runs (after one discarded warm-up), reference and
+ * subject interleaved run by run.
  *
  *   P1  the full build (formula, .deb, .rpm) as a cold process (`tsx build/build.ts`, and the precompiled entry
  *       when there is one) vs `dpkg-deb --build --root-owner-group` + `rpmbuild -bb` on the same staged trees
@@ -16,8 +17,16 @@
  *       generator (bench/tools/dns-load.mjs).
  *   P4  the build with 100 client qubes vs 1 (cold process through the entry with the least start-up,
  *       build/fast.mjs when present; the in-process pipeline time is shown too).
+ *   P5  a booted gateway qube (systemd-nspawn, in the lab): time from the container's start to "ruleset loaded"
+ *       (and, in the detail, to the client's first `.i2p` answer) vs an ordinary qube of the same template
+ *       reaching multi-user.target in the same run.
+ *   P6  the resident memory of the booted gateway's daemons together at idle (VmRSS and PSS of every process of
+ *       their units): no reference exists in the same run, so the figure itself, as measured on this machine.
  *
  * P1's figure is for the entry package.json's `build` script runs; every entry's ratio is in its detail.
+ *
+ * P5 and P6 (bench/boot.ts) boot the Debian 13 root of the booted suite (test/boot/); they need root and
+ * systemd-nspawn, and are reported as skipped otherwise.
  *
  * P2 and P3 run in the datapath suite's namespace lab (test/net/lib/lab.ts) with the packaged configs and the
  * gateway's full ruleset loaded; they need root, ip, nft, tinyproxy, dnsmasq and wrk, and are reported as
@@ -36,6 +45,7 @@ import { parseArgs } from 'node:util';
 import { parseConfigText } from '../src/config/load.ts';
 import { readStaticSources } from '../src/io/static.ts';
 import { build } from '../src/pipeline.ts';
+import { bootFigures, medianOf, type BootResult } from './boot.ts';
 import { datapath, type DatapathResult } from './datapath.ts';
 import { median, timeCold, type Timing } from './measure.ts';
 
@@ -243,6 +253,50 @@ function datapathFigures(r: DatapathResult | { skipped: string }): Figure[] {
   return figs;
 }
 
+// ------------------------------------------------------------------------------------------------- P5, P6
+
+function bootFigureList(r: BootResult | { skipped: string }): Figure[] {
+  const p5Title = 'booted gateway: container start to "ruleset loaded" vs an ordinary qube of the template to multi-user.target';
+  const p6Title = "booted gateway: resident memory of its daemons together at idle (Tor, DNS relay, dnsmasq, tinyproxy, i2pd)";
+  if ('skipped' in r) return [{ id: 'P5', title: p5Title, skipped: r.skipped }, { id: 'P6', title: p6Title, skipped: r.skipped }];
+  const ruleset = r.gateway.map((g) => g.rulesetMs);
+  const first = r.gateway.map((g) => g.firstI2pMs);
+  const plain = r.reference.map((g) => g.multiUserMs);
+  const ref = median(plain);
+  const units = Object.keys(r.memory[0]?.byUnit ?? {});
+  return [
+    {
+      id: 'P5',
+      title: p5Title,
+      ratio: median(ruleset) / ref,
+      unit: 'time ratio',
+      subject: { median: median(ruleset), runs: ruleset },
+      reference: { median: ref, runs: plain },
+      detail: {
+        firstI2pAnswerMs: { median: median(first), runs: first, ratio: median(first) / ref },
+        gatewayMultiUserMs: medianOf(r.gateway, (g) => g.multiUserMs),
+        versions: r.versions,
+        note: 'each run a first boot of a new gateway (new /rw); CLOCK_MONOTONIC from systemd-nspawn\'s start',
+      },
+    },
+    {
+      id: 'P6',
+      title: p6Title,
+      unit: 'MiB, measured on this machine (no reference in the same run)',
+      subject: { rssMiB: medianOf(r.memory, (m) => m.rssKiB) / 1024, pssMiB: medianOf(r.memory, (m) => m.pssKiB) / 1024 },
+      detail: {
+        idleSeconds: r.idleSeconds,
+        byUnit: Object.fromEntries(
+          units.map((u) => [u, { rssMiB: medianOf(r.memory, (m) => m.byUnit[u]?.rssKiB ?? 0) / 1024, pssMiB: medianOf(r.memory, (m) => m.byUnit[u]?.pssKiB ?? 0) / 1024 }]),
+        ),
+        runs: r.memory.map((m) => ({ rssMiB: m.rssKiB / 1024, pssMiB: m.pssKiB / 1024 })),
+        javaRouter: 'not measured: the Java router is not in Debian and its repository is unreachable here; a stand-in says nothing of its memory',
+        versions: r.versions,
+      },
+    },
+  ];
+}
+
 // --------------------------------------------------------------------------------------------------- table
 
 function print(figs: readonly Figure[]): void {
@@ -253,14 +307,17 @@ function print(figs: readonly Figure[]): void {
       continue;
     }
     const s = f.subject as Record<string, unknown>;
-    const r = f.reference as Record<string, unknown>;
+    const r = (f.reference ?? {}) as Record<string, unknown>;
     const show = (x: Record<string, unknown>): string => {
       if (typeof x['median'] === 'number') return `${fmtMs(x['median'])} (median)`;
       if (typeof x['rps'] === 'number') return `${(x['rps'] as number).toFixed(0)} req/s p50 ${(x['p50ms'] as number).toFixed(2)} p99 ${(x['p99ms'] as number).toFixed(2)} ms`;
       if (typeof x['aps'] === 'number') return `${(x['aps'] as number).toFixed(0)} answers/s`;
+      if (typeof x['rssMiB'] === 'number') return `${(x['rssMiB'] as number).toFixed(1)} MiB RSS, ${(x['pssMiB'] as number).toFixed(1)} PSS`;
+      if (Object.keys(x).length === 0) return '(none in this run)';
       return JSON.stringify(x);
     };
-    lines.push(`${f.id.padEnd(6)}  ${(f.ratio ?? NaN).toFixed(3).padEnd(7)}  ${show(s).padEnd(31)}  ${show(r).padEnd(31)}  ${f.title}`);
+    const ratio = f.ratio === undefined ? 'figure' : f.ratio.toFixed(3);
+    lines.push(`${f.id.padEnd(6)}  ${ratio.padEnd(7)}  ${show(s).padEnd(31)}  ${show(r).padEnd(31)}  ${f.title}`);
     if (f.id === 'P1' && f.detail) {
       const d = f.detail as { entries: Record<string, { median: number; ratio: number }>; nodeStartMs: number; tsxStartMs: number; pipelineInProcessMs: number };
       for (const [name, e] of Object.entries(d.entries)) lines.push(`          ${name}: ${fmtMs(e.median)}, ratio ${e.ratio.toFixed(3)}`);
@@ -269,6 +326,14 @@ function print(figs: readonly Figure[]): void {
     if (f.id === 'P2' && f.detail) {
       const d = f.detail as { p50Ratio: number; p99Ratio: number };
       lines.push(`          latency ratios: p50 ${d.p50Ratio.toFixed(2)}, p99 ${d.p99Ratio.toFixed(2)}`);
+    }
+    if (f.id === 'P5' && f.detail) {
+      const d = f.detail as { firstI2pAnswerMs: { median: number; ratio: number }; gatewayMultiUserMs: number };
+      lines.push(`          first .i2p answer for the client: ${fmtMs(d.firstI2pAnswerMs.median)}, ratio ${d.firstI2pAnswerMs.ratio.toFixed(3)}; the gateway's own multi-user.target: ${fmtMs(d.gatewayMultiUserMs)}`);
+    }
+    if (f.id === 'P6' && f.detail) {
+      const d = f.detail as { idleSeconds: number; byUnit: Record<string, { rssMiB: number; pssMiB: number }> };
+      lines.push(`          ${d.idleSeconds} s after the router's proxy listens: ${Object.entries(d.byUnit).map(([u, x]) => `${u.replace(/^qubes-i2p-gateway-|\.service$/g, '')} ${x.rssMiB.toFixed(1)}`).join(', ')} (MiB RSS)`);
     }
     if (f.id === 'P4' && f.detail) {
       const d = (f.detail as { pipelineInProcessMs: { clients1: number; clients100: number; ratio: number } }).pipelineInProcessMs;
@@ -283,7 +348,7 @@ function print(figs: readonly Figure[]): void {
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { runs: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' } } });
   const runs = Math.max(5, Number(values.runs ?? 7) || 7);
-  const only = new Set((values.only ?? 'P1,P2,P3,P4').toUpperCase().split(',').map((s) => s.trim()));
+  const only = new Set((values.only ?? 'P1,P2,P3,P4,P5,P6').toUpperCase().split(',').map((s) => s.trim()));
   const outFile = resolve(values.out ?? join(ROOT, 'bench/results.json'));
   const work = mkdtempSync(join(tmpdir(), 'qig-bench-'));
   const cleanups: Array<() => Promise<void> | void> = [() => rmSync(work, { recursive: true, force: true })];
@@ -332,6 +397,11 @@ async function main(): Promise<number> {
     if (only.has('P4')) {
       process.stdout.write('P4: 1 vs 100 client qubes …\n');
       figs.push(p4(work, runs));
+    }
+    if (only.has('P5') || only.has('P6')) {
+      process.stdout.write('P5, P6: booted gateways (systemd-nspawn) …\n');
+      const r = await bootFigures({ runs, cleanups, log: (msg) => process.stdout.write(`  ${msg}\n`) });
+      figs.push(...bootFigureList(r).filter((f) => only.has(f.id)));
     }
     figs.sort((a, b) => a.id.localeCompare(b.id));
     print(figs);

@@ -113,7 +113,10 @@ export class Proc {
 
   async waitExit(timeoutMs: number): Promise<boolean> {
     if (this.exited) return true;
-    await Promise.race([this.exitPromise, sleep(timeoutMs)]);
+    // The bound's timer is cleared as soon as the process exits: a pending one would keep a script alive.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.exitPromise, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
     return this.exited !== undefined;
   }
 

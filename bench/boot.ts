@@ -1,0 +1,181 @@
+/**
+ * P5 and P6 of the benchmark, from booted gateways (the booted suite's machinery, test/boot/lib/, imported, not
+ * changed): the default build installed into a Debian 13 template through install.sls (test/boot/lib/template.ts),
+ * then, run by run, qubes booted from that template with systemd-nspawn in the datapath lab's gateway namespace.
+ *
+ *   P5 subject:   a gateway qube (services i2p, qubes-firewall, qubes-network), each run a first boot with a new
+ *                 /rw: from systemd-nspawn's start to "ruleset loaded" (the journal entry of the firewall hook's
+ *                 "firewall loaded from …") and to the first `.i2p` answer the client gets (bench/tools/
+ *                 first-answer.mjs asks 10.139.1.1 every 10 ms); all on CLOCK_MONOTONIC, which the host, the
+ *                 container's systemd and journal share.
+ *      reference: an ordinary qube of the same template (no services, so nothing of the gateway starts), same
+ *                 lab, same kind of boot: from systemd-nspawn's start to multi-user.target.
+ *   P6 subject:   the resident memory of the gateway's daemons together (Tor, the DNS relay, dnsmasq, tinyproxy,
+ *                 i2pd: every process of their units' cgroups), IDLE_S seconds after the router's HTTP proxy
+ *                 listens; VmRSS summed, and PSS summed (shared pages counted once). No reference exists in the
+ *                 same run: the figure itself, as measured on this machine. The Java router's variant is not
+ *                 measured: the router is not in Debian and its repository is unreachable here, and a stand-in's
+ *                 memory would say nothing about it.
+ *
+ * Runs alternate reference and subject; run 0 of each is a discarded warm-up. Needs root, systemd-nspawn
+ * (systemd-container), debootstrap and the Debian mirror for the first template (cached in .cache/ after), else
+ * the figures are reported as skipped.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UNITS } from '../src/render/gateway/common.ts';
+import { A, Lab } from '../test/net/lib/lab.ts';
+import { run, sleep } from '../test/net/lib/sh.ts';
+import { aptCacheDirs, ensurePristine, makeOverlay, writeAptSources, type Overlay } from '../test/util/chroot.ts';
+import { bootGateway, gatewayServices, shutdown, uidIn, type GatewayQube } from '../test/boot/lib/gateway.ts';
+import { Machine } from '../test/boot/lib/machine.ts';
+import { installCoreAgentStandIns, writeQubesDb } from '../test/boot/lib/qubes.ts';
+import { applyState, buildRelease, downloadFor, installDummy, stageFormula } from '../test/boot/lib/template.ts';
+import { median } from './measure.ts';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const IDLE_S = 10;
+const DAEMONS = [UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, 'i2pd.service'] as const;
+
+export interface BootRun {
+  readonly rulesetMs: number;
+  readonly firstI2pMs: number;
+  readonly multiUserMs: number;
+}
+
+export interface MemoryRun {
+  readonly rssKiB: number;
+  readonly pssKiB: number;
+  readonly byUnit: Readonly<Record<string, { rssKiB: number; pssKiB: number; processes: number }>>;
+}
+
+export interface BootResult {
+  readonly gateway: readonly BootRun[];
+  readonly reference: readonly { multiUserMs: number }[];
+  readonly memory: readonly MemoryRun[];
+  readonly idleSeconds: number;
+  readonly versions: string;
+}
+
+export interface BootOptions {
+  readonly runs: number;
+  readonly cleanups: Array<() => Promise<void> | void>;
+  readonly log: (msg: string) => void;
+}
+
+function which(cmd: string): boolean {
+  return ['/usr/sbin', '/usr/bin', '/sbin', '/bin'].some((d) => existsSync(join(d, cmd)));
+}
+
+/** Microseconds on CLOCK_MONOTONIC of a unit's property, inside the machine. */
+async function monotonic(m: Machine, unit: string, prop: string): Promise<number> {
+  return Number((await m.show(unit, [prop])).get(prop) ?? '0');
+}
+
+/** Every process of a unit (its cgroup), summed: VmRSS and PSS (smaps_rollup), read from the host's /proc. */
+async function unitMemory(m: Machine, unit: string): Promise<{ rssKiB: number; pssKiB: number; processes: number }> {
+  const group = (await m.show(unit, ['ControlGroup'])).get('ControlGroup') ?? '';
+  const procs = (await m.must(['cat', `/sys/fs/cgroup${group}/cgroup.procs`])).stdout.split('\n').filter((l) => l !== '').map(Number);
+  let rss = 0;
+  let pss = 0;
+  for (const inner of procs) {
+    const host = m.hostPidOf(inner);
+    if (host === undefined) continue;
+    rss += Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${host}/status`, 'utf8'))?.[1] ?? 0);
+    pss += Number(/^Pss:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${host}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
+  }
+  return { rssKiB: rss, pssKiB: pss, processes: procs.length };
+}
+
+export async function bootFigures(opts: BootOptions): Promise<BootResult | { skipped: string }> {
+  if (process.getuid?.() !== 0) return { skipped: 'needs root (systemd-nspawn, network namespaces)' };
+  for (const tool of ['systemd-nspawn', 'debootstrap', 'ip', 'nft', 'nsenter']) {
+    if (!which(tool)) return { skipped: `${tool} is not installed (sh test/oracles.sh)` };
+  }
+  const log = opts.log;
+  const pristine = await ensurePristine(log);
+  const release = buildRelease({});
+  await downloadFor(pristine, release, 'i2p-gateway.install', log);
+
+  // The template, once: install.sls inside it, booted with no network, then powered off and kept as a layer.
+  const template: Overlay = await makeOverlay([pristine]);
+  opts.cleanups.push(() => template.dispose());
+  await writeAptSources(template.root);
+  installCoreAgentStandIns(template.root);
+  writeQubesDb(template.root, { type: 'TemplateVM', persistence: 'full', services: [] });
+  stageFormula(template.root, release);
+  const tm = await Machine.boot(template, { name: 'qig-bench-template', network: { kind: 'private' }, binds: await aptCacheDirs(), log });
+  opts.cleanups.push(() => tm.kill());
+  await installDummy(tm);
+  await applyState(tm, release, 'i2p-gateway.install', () => {});
+  const versions = (await tm.must(['dpkg-query', '-W', '-f', '${Package} ${Version}, ', 'systemd', 'tor', 'i2pd', 'tinyproxy', 'dnsmasq-base', 'nftables'])).stdout.replace(/, $/, '');
+  await tm.poweroff();
+  await template.unmount();
+
+  const lab = await Lab.create({ sanctionedUsers: [], sanctionedUids: [uidIn(template.upper, 'debian-tor'), uidIn(template.upper, 'i2pd')], gateway: 'booted' });
+  opts.cleanups.push(() => lab.destroy());
+  const lowers = [template.upper, pristine];
+  const firstAnswer = join(lab.scratch, 'tools', 'first-answer.mjs');
+  mkdirSync(dirname(firstAnswer), { recursive: true });
+  await run(['cp', join(HERE, 'tools/first-answer.mjs'), firstAnswer]);
+
+  const gateway: BootRun[] = [];
+  const reference: { multiUserMs: number }[] = [];
+  const memory: MemoryRun[] = [];
+  let current: GatewayQube | undefined;
+  opts.cleanups.push(() => shutdown(current));
+  for (let i = 0; i <= opts.runs; i++) {
+    // Reference: an ordinary qube of this template.
+    current = await bootGateway(lab, { name: `qig-bench-plain-${i}`, lowers, rw: join(template.base, `rw-plain-${i}`), services: [], log: () => {} });
+    const plainUp = await monotonic(current.machine, 'multi-user.target', 'ActiveEnterTimestampMonotonic');
+    const plain = { multiUserMs: (plainUp - current.machine.spawnedAtUs) / 1000 };
+    await shutdown(current);
+    current = undefined;
+
+    // Subject: the gateway, with the client asking for a .i2p name from before its start.
+    const asking = run(['ip', 'netns', 'exec', lab.ns.client, process.execPath, firstAnswer, A.dns1, 'bench-first.i2p', '60000', '10'], { timeoutMs: 70_000 });
+    current = await bootGateway(lab, { name: `qig-bench-gw-${i}`, lowers, rw: join(template.base, `rw-gw-${i}`), services: gatewayServices(release.config.qubes.service), log: () => {} });
+    const m = current.machine;
+    const answer = await asking;
+    if (answer.code !== 0) throw new Error(`P5: the client got no .i2p answer: ${answer.stderr}`);
+    const first = JSON.parse(answer.stdout.trim()) as { monotonicUs: number; address: string };
+    if (first.address !== release.config.network.virtualIp) throw new Error(`P5: .i2p answered ${first.address}`);
+    const loaded = (await m.journal(['SYSLOG_IDENTIFIER=qubes-i2p-gateway'])).find((e) => String(e['MESSAGE']).startsWith('firewall loaded from'));
+    if (loaded === undefined) throw new Error('P5: the firewall hook never logged "firewall loaded"');
+    const run5: BootRun = {
+      rulesetMs: (Number(loaded['__MONOTONIC_TIMESTAMP']) - m.spawnedAtUs) / 1000,
+      firstI2pMs: (first.monotonicUs - m.spawnedAtUs) / 1000,
+      multiUserMs: ((await monotonic(m, 'multi-user.target', 'ActiveEnterTimestampMonotonic')) - m.spawnedAtUs) / 1000,
+    };
+
+    // P6: idle, once the router's proxy is up.
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && !(await lab.listening('tcp', 4444))) await sleep(200);
+    await sleep(IDLE_S * 1000);
+    const byUnit: Record<string, { rssKiB: number; pssKiB: number; processes: number }> = {};
+    for (const u of DAEMONS) {
+      if ((await m.show(u, ['ActiveState'])).get('ActiveState') !== 'active') throw new Error(`P6: ${u} is not active`);
+      byUnit[u] = await unitMemory(m, u);
+    }
+    const mem: MemoryRun = {
+      rssKiB: Object.values(byUnit).reduce((n, x) => n + x.rssKiB, 0),
+      pssKiB: Object.values(byUnit).reduce((n, x) => n + x.pssKiB, 0),
+      byUnit,
+    };
+    await shutdown(current);
+    current = undefined;
+    if (i > 0) {
+      reference.push(plain);
+      gateway.push(run5);
+      memory.push(mem);
+    }
+    log(`boot run ${i}${i === 0 ? ' (warm-up)' : ''}: plain qube multi-user ${plain.multiUserMs.toFixed(0)} ms; gateway ruleset ${run5.rulesetMs.toFixed(0)} ms, first .i2p ${run5.firstI2pMs.toFixed(0)} ms; daemons ${(mem.rssKiB / 1024).toFixed(1)} MiB RSS`);
+  }
+  return { gateway, reference, memory, idleSeconds: IDLE_S, versions };
+}
+
+export function medianOf<T>(xs: readonly T[], f: (x: T) => number): number {
+  return median(xs.map(f));
+}
