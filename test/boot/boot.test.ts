@@ -6,10 +6,17 @@
  * qubes-core-agent-networking, then the rendered install.sls performed state by state inside the running system
  * (lib/template.ts: packages downloaded first in a networked chroot, installed in a template with no network).
  * Debian's postinsts run for real there and try to start their daemons; nothing of the gateway may run, listen
- * or leave state behind. Then a reboot, an upgrade to a changed build, remove and purge, each with the same
- * checks.
+ * or leave state behind. Then a reboot; after the gateways (below), an upgrade to a changed build, remove and
+ * purge, each with the same checks.
  *
- * The gateways (gateway.ts, in this file because they are made from this template): see the second describe.
+ * The gateways: qubes booted from that template (lib/gateway.ts) with systemd-nspawn joined to the datapath
+ * lab's gateway namespace, so the lab's client probes and up's recorder judge the booted gateway: units and
+ * their sandboxes, the order of the firewall at boot, listeners, the data path, leaks, restarts after a kill,
+ * the router identity across a reboot and between two gateways, and a gateway whose ruleset fails to load.
+ *
+ * Not proven here: IPAddressAllow=/IPAddressDeny= (the DNS relay's), which are cgroup BPF programs systemd
+ * cannot attach in this container; the test reads them back only. The Java router's variant: its package is
+ * not in Debian and its repository is unreachable here, so it is not booted (test/install installs it).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
