@@ -16,7 +16,8 @@
  *
  * Not proven here: IPAddressAllow=/IPAddressDeny= (the DNS relay's), which are cgroup BPF programs systemd
  * cannot attach in this container; the test reads them back only. The Java router's variant: its package is
- * not in Debian and its repository is unreachable here, so it is not booted (test/install installs it).
+ * not in Debian and its repository is unreachable here, so it is not booted (test/install installs that variant
+ * of our package, without the router).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
