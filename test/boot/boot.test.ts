@@ -24,7 +24,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATHS, UNITS } from '../../src/render/gateway/common.ts';
+import { CONSOLE_USER } from '../../src/render/gateway/i2pd.ts';
 import { LOCKDOWN_UNIT } from '../../src/render/gateway/lockdown.ts';
+import { parseUnit } from '../net/lib/units.ts';
 import { A, Lab, serverHits, unsanctioned, describe as describeFrames, type Probe } from '../net/lib/lab.ts';
 import { run, sleep } from '../net/lib/sh.ts';
 import { ensurePristine, makeOverlay, writeAptSources, aptCacheDirs, type Overlay } from '../util/chroot.ts';
@@ -57,9 +59,17 @@ const templateRoot = (): Overlay => {
 const bootTemplate = async (): Promise<void> => {
   tm = await Machine.boot(templateRoot(), { name: 'qig-template', network: { kind: 'private' }, binds: await aptCacheDirs(), log });
 };
+/** Power the template off (if it runs) and unmount its root, so its upper dir can be a layer of other roots. */
 const stopTemplate = async (): Promise<void> => {
-  await tm?.poweroff();
-  tm = undefined;
+  if (tm !== undefined) {
+    const m = tm;
+    tm = undefined;
+    try {
+      await m.poweroff();
+    } finally {
+      await m.kill();
+    }
+  }
   await template?.unmount();
 };
 const units = [...new Set([...ourUnits(FIRST.deb.files), ...ourUnits(CHANGED.deb.files), ...DISTRO_UNITS])];
@@ -93,10 +103,13 @@ describe('template: install.sls in a booted Debian 13 template', () => {
   it('install.sls, state by state in its order, with apt inside the running template', async () => {
     await installDummy(templateMachine());
     const runs = await applyState(templateMachine(), FIRST, INSTALL, log);
-    expect(runs.map((r) => r.id)).toEqual(expect.arrayContaining(['i2p-gateway-dependencies', 'i2p-gateway-package']));
-    expect(runs.every((r) => r.command !== ''), 'every state had something to do on a fresh template').toBe(true);
+    const did = runs.filter((r) => r.command !== '').map((r) => r.id);
+    expect(did, 'what a fresh template needed').toEqual(['i2p-gateway-hold-i2pd', 'i2p-gateway-hold-tor', 'i2p-gateway-hold-tor-default', 'i2p-gateway-hold-tinyproxy', 'i2p-gateway-dependencies', 'i2p-gateway-package']);
+    // The version pin finds exactly this build installed; the notice follows the change.
+    expect(runs.map((r) => r.id)).toContain('i2p-gateway-package-version');
+    expect(runs.find((r) => r.id === 'i2p-gateway-restart-notice')?.stdout).toContain(`qubes-i2p-gateway ${FIRST.version} is installed`);
     const v = await templateMachine().must(['dpkg-query', '-W', '-f', '${Status} ${Version}', 'qubes-i2p-gateway']);
-    expect(v.stdout).toBe(`install ok installed ${FIRST.config.package.version}`);
+    expect(v.stdout).toBe(`install ok installed ${FIRST.version}`);
   });
 
   it('nothing of the gateway is active or has run, nothing listens, no identity or Tor state, nothing failed', async () => {
@@ -121,15 +134,19 @@ describe('template: install.sls in a booted Debian 13 template', () => {
     await templateRoot().mount();
     await bootTemplate();
     expect(await quiet()).toEqual(NOTHING);
-    await stopTemplate();
   });
 });
 
-/** Debian's i2pd web console, from inside the gateway's namespace: the router's identity hash, once it serves. */
-async function routerIdent(lab: Lab, timeoutMs = 60_000): Promise<string> {
+/**
+ * Debian's i2pd web console, from inside the gateway's namespace: the router's identity hash, once it serves. The
+ * console asks for the password the gateway made at i2pd's first start (kept in its state, so under /rw).
+ */
+async function routerIdent(lab: Lab, rw: string, timeoutMs = 60_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
+  const passFile = join(rw, 'bind-dirs', PATHS.consolePassword);
   while (Date.now() < deadline) {
-    const r = await run(['ip', 'netns', 'exec', lab.ns.gw, 'curl', '-s', '-m', '2', 'http://127.0.0.1:7070/'], { timeoutMs: 5000 });
+    const pass = existsSync(passFile) ? readFileSync(passFile, 'utf8').trim() : '';
+    const r = await run(['ip', 'netns', 'exec', lab.ns.gw, 'curl', '-s', '-m', '2', '-u', `${CONSOLE_USER}:${pass}`, 'http://127.0.0.1:7070/'], { timeoutMs: 5000 });
     const m = /Router Ident:<\/b>\s*([A-Za-z0-9~=-]{40,})/.exec(r.stdout);
     if (m?.[1] !== undefined) return m[1];
     await sleep(200);
@@ -167,6 +184,7 @@ describe('gateway: booted from that template, joined to the datapath lab', () =>
   const ruleset = async (): Promise<string> => (await G().machine.must(['nft', '-s', 'list', 'ruleset'])).stdout;
 
   beforeAll(async () => {
+    await stopTemplate();
     const t = templateRoot();
     // The gateway's daemons run as the template's users; the lab's tag table counts their traffic as the gateway's.
     lab = await Lab.create({ sanctionedUsers: [], sanctionedUids: [uidIn(t.upper, 'debian-tor'), uidIn(t.upper, 'i2pd')], gateway: 'booted' });
@@ -183,7 +201,10 @@ describe('gateway: booted from that template, joined to the datapath lab', () =>
   it('the target and every unit it wants are active, nothing failed', async () => {
     const m = G().machine;
     const wants = ((await m.show(UNITS.target, ['Wants'])).get('Wants') ?? '').split(/\s+/).filter((u) => u !== '');
-    expect(wants.sort()).toEqual([LOCKDOWN_UNIT, ...DAEMONS].sort());
+    const target = new TextDecoder().decode(FIRST.deb.files.find((f) => f.path === `/usr/lib/systemd/system/${UNITS.target}`)?.data);
+    const packaged = (parseUnit(target).get('Unit') ?? []).filter(([k]) => k === 'Wants').flatMap(([, v]) => v.split(/\s+/));
+    expect(wants.sort()).toEqual([...packaged].sort());
+    expect(wants).toEqual(expect.arrayContaining([LOCKDOWN_UNIT, ...DAEMONS]));
     for (const u of [UNITS.target, ...wants]) expect((await m.show(u, ['ActiveState'])).get('ActiveState'), u).toBe('active');
     expect((await m.must(['systemctl', '--failed', '--plain', '--no-legend'])).stdout.trim()).toBe('');
   });
@@ -210,9 +231,12 @@ describe('gateway: booted from that template, joined to the datapath lab', () =>
       if (written.get('ProtectSystem') === 'strict' && !(a.ownMountNs && a.rootReadOnly)) problems.push(`${unit}: root not read-only in its own mount namespace`);
     }
     // i2pd: Debian's unit (User=i2pd, no sandbox of ours) with our drop-in: foreground, our config, restarted.
+    const dropIn = serviceSettings(FIRST.deb.files, '/usr/lib/systemd/system/i2pd.service.d/50-qubes-i2p-gateway.conf');
     const i2pd = await m.show('i2pd.service', ['User', 'Restart', 'Type', 'ExecStart']);
-    if (i2pd.get('User') !== 'i2pd' || i2pd.get('Restart') !== 'on-failure' || i2pd.get('Type') !== 'simple') problems.push(`i2pd.service: ${JSON.stringify([...i2pd])}`);
-    if (!(i2pd.get('ExecStart') ?? '').includes(PATHS.i2pdConf)) problems.push('i2pd.service: not started with our i2pd.conf');
+    if (i2pd.get('User') !== 'i2pd' || i2pd.get('Restart') !== dropIn.get('Restart') || i2pd.get('Type') !== dropIn.get('Type')) problems.push(`i2pd.service: ${JSON.stringify([...i2pd])}`);
+    if (dropIn.get('Restart') === undefined) problems.push("i2pd.service: our drop-in sets no Restart= (Debian's unit has none)");
+    const started = /^ExecStart=(\S+) (\S+)/.exec(`ExecStart=${dropIn.get('ExecStart') ?? ''}`)?.[2] ?? '(none)';
+    if (!(i2pd.get('ExecStart') ?? '').includes(started)) problems.push(`i2pd.service: not started with ${started}`);
     if ((await applied(m, 'i2pd.service')).uid !== uidIn(templateRoot().upper, 'i2pd')) problems.push('i2pd.service: not running as i2pd');
     if (problems.length > 0) log(`sandbox problems:\n${problems.join('\n')}`);
     expect(problems.join('\n')).toBe('');
@@ -248,12 +272,15 @@ describe('gateway: booted from that template, joined to the datapath lab', () =>
     const tables = (await m.must(['nft', 'list', 'tables'])).stdout.split('\n');
     expect(tables).toContain('table inet qubes-i2p-gateway');
     expect(tables).not.toContain('table inet qubes-i2p-gateway-lockdown');
-    expect((await m.must(['cat', '/proc/sys/net/ipv4/ip_forward'])).stdout.trim()).toBe('1');
+    // Qubes turned forwarding on (qubes-network); the package's no-forward unit turned it off after it.
+    const noForward = await t(UNITS.noForward, 'ActiveEnterTimestampMonotonic');
+    expect(noForward, 'forwarding off after qubes-network turned it on').toBeGreaterThan(forwarding);
+    expect((await m.must(['cat', '/proc/sys/net/ipv4/ip_forward'])).stdout.trim()).toBe('0');
   });
 
   it('the daemons listen exactly where the configs say, and nothing else listens', async () => {
     const m = G().machine;
-    await routerIdent(L()); // i2pd opens its proxies once its first reseed attempts are over
+    await routerIdent(L(), G().rw); // i2pd opens its proxies once its first reseed attempts are over
     const expected = expectedListeners(FIRST.deb.files, { vifAddrs: await vifAddresses(L()), vif: 'vif3.0', tunnels: i2pdTunnelListeners(templateRoot().upper) });
     const all = await sockets(L().ns.gw);
     const owner = new Map<number, string>();
@@ -340,23 +367,23 @@ describe('gateway: booted from that template, joined to the datapath lab', () =>
   it('reboot: the router identity persists (bind-dirs keeps it under /rw)', async () => {
     const rw = G().rw;
     const keys = join(rw, 'bind-dirs/var/lib/i2pd/router.keys');
-    const ident = await routerIdent(L());
+    const ident = await routerIdent(L(), G().rw);
     expect(existsSync(keys), 'router.keys under /rw').toBe(true);
     const hash = sha256(keys);
     await shutdown(gw);
     gw = undefined;
     expect(existsSync(join(rw, 'bind-dirs', PATHS.torData, 'state')), "Tor's state kept under /rw").toBe(true);
     gw = await boot('sys-i2p', 'rw-sys-i2p');
-    expect(await routerIdent(L())).toBe(ident);
+    expect(await routerIdent(L(), rw)).toBe(ident);
     expect(sha256(keys)).toBe(hash);
   });
 
   it('a second gateway from the same template gets an identity of its own', async () => {
-    const first = await routerIdent(L());
+    const first = await routerIdent(L(), G().rw);
     const firstKeys = sha256(join(G().rw, 'bind-dirs/var/lib/i2pd/router.keys'));
     await shutdown(gw);
     gw = await boot('sys-i2p-2', 'rw-sys-i2p-2');
-    const second = await routerIdent(L());
+    const second = await routerIdent(L(), G().rw);
     expect(second).not.toBe(first);
     expect(sha256(join(G().rw, 'bind-dirs/var/lib/i2pd/router.keys'))).not.toBe(firstKeys);
     // What bind-dirs copied on this gateway's first boot came from the template: nothing of a router's.
@@ -393,9 +420,12 @@ describe('template again: upgrade, remove, purge', () => {
   it('upgrade to a changed build through install.sls: the new files in place, still nothing runs', async () => {
     stageFormula(templateRoot().root, CHANGED);
     const runs = await applyState(templateMachine(), CHANGED, INSTALL, log);
+    // The holds again (the reboot emptied /run), the new package, and the notice that follows a change.
     expect(runs.filter((r) => r.command !== '').map((r) => r.id)).toEqual(['i2p-gateway-hold-i2pd', 'i2p-gateway-hold-tor', 'i2p-gateway-hold-tor-default', 'i2p-gateway-hold-tinyproxy', 'i2p-gateway-package']);
+    expect(runs.find((r) => r.id === 'i2p-gateway-restart-notice')?.stdout).toContain(`qubes-i2p-gateway ${CHANGED.version} is installed`);
     const v = await templateMachine().must(['dpkg-query', '-W', '-f', '${Version}', 'qubes-i2p-gateway']);
-    expect(v.stdout).toBe('0.1.1');
+    expect(v.stdout).toBe(CHANGED.version);
+    expect(CHANGED.version.startsWith('0.1.1+')).toBe(true);
     const conf = await templateMachine().must(['cat', PATHS.tinyproxyConf]);
     expect(conf.stdout).toMatch(/^Port 8890$/m);
     expect(await quiet()).toEqual(NOTHING);

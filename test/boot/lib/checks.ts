@@ -16,11 +16,12 @@ const DAEMON_COMMS = /^(tor|i2pd.*|tinyproxy|dnsmasq|python3.*|dns-tcp-relay)$/;
 
 /**
  * systemd's catalog ids of "Starting …" and "Started …" (src/core/job.c): a unit that has been started. A start
- * job that a condition skipped logs the "Started" id too, with the message "… skipped, unmet condition check …".
+ * job that a condition skipped logs the "Started" id too, with the message "… skipped, unmet condition check …"
+ * (or, for triggering conditions `|`, "… skipped, no trigger condition checks were met.").
  */
 const STARTING = '7d4958e842da4a758f6c1cdc7b36dcc5';
 const STARTED = '39f53479d3a045ac8e11786248231fbf';
-const SKIPPED = /skipped, unmet condition check/;
+const SKIPPED = /skipped, (unmet condition check|no trigger condition checks were met)/;
 
 /** Where the daemons keep state when they run: anything in here that no package ships was written by a run. */
 export const STATE_DIRS = ['/var/lib/i2pd', '/var/lib/tor', '/var/lib/qubes-i2p-gateway', '/var/lib/i2p'] as const;

@@ -18,7 +18,9 @@
  *     DPkg::Options::=--force-confold -o DPkg::Options::=--force-confdef install ...`, with
  *     --no-install-recommends when install_recommends is false; Salt's environment (DEBIAN_FRONTEND etc.);
  *   - pkg.installed sources: `dpkg -i --force-confold FILE` unless that version is installed;
- *   - file.managed with contents: written (parents made with makedirs) only when it differs, mode set.
+ *   - pkg.purged: `apt-get -q -y purge ...` of those installed, nothing when none is;
+ *   - file.managed with contents: written (parents made with makedirs) only when it differs, mode set;
+ *   - test.show_notification: its text, recorded; with `onchanges`, only when a watched state changed something.
  * Any other state function or argument fails the test: the formula changed in a way this does not know yet.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -45,6 +47,8 @@ const SALT_ENV = ['APT_LISTBUGS_FRONTEND=none', 'APT_LISTCHANGES_FRONTEND=none',
 
 export interface Release {
   readonly config: GatewayConfig;
+  /** The packages' version (src/version.ts), as the build gives it. */
+  readonly version: string;
   /** The formula's files by formula path (i2p-gateway/install.sls, i2p-gateway/files/<deb>). */
   readonly formula: Map<string, Uint8Array>;
   /** The template package as the formula carries it, with its rendered tree (for the checks). */
@@ -64,9 +68,9 @@ export function buildRelease(input: unknown): Release {
   const result = build({ config, sourceDateEpoch: SOURCE_DATE_EPOCH, sources });
   const formula = new Map<string, Uint8Array>();
   for (const o of result.outputs) if (o.path.startsWith('formula/')) formula.set(o.path.slice('formula/'.length), o.data);
-  const { meta, files } = renderDebPackage(config, { sourceDateEpoch: SOURCE_DATE_EPOCH, statics: sources.deb });
+  const { meta, files } = renderDebPackage(config, { sourceDateEpoch: SOURCE_DATE_EPOCH, statics: sources.deb, version: result.version });
   if (!formula.has(`i2p-gateway/files/${result.debFileName}`)) throw new Error(`the formula carries no ${result.debFileName}`);
-  return { config, formula, deb: { fileName: result.debFileName, meta, files } };
+  return { config, version: result.version, formula, deb: { fileName: result.debFileName, meta, files } };
 }
 
 function slsTexts(r: Release): Map<string, string> {
@@ -123,12 +127,17 @@ export async function downloadFor(pristine: string, r: Release, state: string, l
     const dummy = networkingDummyDeb(SOURCE_DATE_EPOCH);
     await c.write(`/tmp/${dummy.fileName}`, dummy.bytes);
     await c.must(['apt-get', '-q', '-y', 'install', `/tmp/${dummy.fileName}`]);
-    for (const d of statesOf(r, state)) {
+    const states = statesOf(r, state);
+    // Packages the formula brings itself (`sources`), such as the version pin of our own: never from a mirror.
+    const own = new Set(states.flatMap((d) => ((d.args['sources'] as Array<Record<string, string>> | undefined) ?? []).map((x) => Object.keys(x)[0] ?? '')));
+    for (const d of states) {
       if (d.fn !== 'pkg.installed' || d.args['pkgs'] === undefined) continue;
+      const targets = pkgTargets(d.args, d.id).filter((t) => !own.has(t.split('=')[0] ?? t));
+      if (targets.length === 0) continue;
       const norec = d.args['install_recommends'] === false ? ['--no-install-recommends'] : [];
-      const res = await c.exec(['apt-get', '-q', '-y', '--download-only', ...norec, 'install', ...pkgTargets(d.args, d.id)]);
+      const res = await c.exec(['apt-get', '-q', '-y', '--download-only', ...norec, 'install', ...targets]);
       if (res.code !== 0) throw new Error(describeRun(`${d.id}: apt-get --download-only`, res));
-      log(`download for ${d.id}: ${pkgTargets(d.args, d.id).join(' ')}`);
+      log(`download for ${d.id}: ${targets.join(' ')}`);
     }
   } finally {
     await c.dispose();
@@ -162,8 +171,35 @@ async function installedVersion(m: Machine, name: string): Promise<string | unde
 /** Step 2 (no network, booted): perform `state` of the release in the template, in Salt's order. */
 export async function applyState(m: Machine, r: Release, state: string, log: (msg: string) => void): Promise<StateRun[]> {
   const runs: StateRun[] = [];
+  const changed = (id: string): boolean => runs.some((x) => x.id === id && x.command !== '');
   for (const d of statesOf(r, state)) {
     const a = d.args;
+    const watched = ((a['onchanges'] as Array<Record<string, string>> | undefined) ?? []).map((x) => Object.values(x)[0] ?? '');
+    if (watched.length > 0 && !watched.some(changed)) {
+      runs.push({ id: d.id, fn: d.fn, command: '', stdout: '' });
+      log(`${d.id} (${d.fn}): not run, none of its onchanges changed`);
+      continue;
+    }
+    if (d.fn === 'test.show_notification') {
+      refuseUnknown(d.id, d.fn, a, ['text', 'onchanges', 'require']);
+      runs.push({ id: d.id, fn: d.fn, command: '', stdout: String(a['text']) });
+      log(`${d.id} (${d.fn}): ${String(a['text'])}`);
+      continue;
+    }
+    if (d.fn === 'pkg.purged') {
+      refuseUnknown(d.id, d.fn, a, ['pkgs', 'require']);
+      const present: string[] = [];
+      for (const name of pkgTargets(a, d.id)) if ((await installedVersion(m, name)) !== undefined) present.push(name);
+      if (present.length === 0) {
+        runs.push({ id: d.id, fn: d.fn, command: '', stdout: '' });
+      } else {
+        const argv = ['apt-get', '-q', '-y', 'purge', ...present];
+        const res = await m.must(argv, { env: SALT_ENV, timeoutMs: 300_000 });
+        runs.push({ id: d.id, fn: d.fn, command: argv.join(' '), stdout: res.stdout + res.stderr });
+      }
+      log(`${d.id} (${d.fn}): ${runs.at(-1)?.command || 'nothing to do'}`);
+      continue;
+    }
     if (d.fn === 'file.managed') {
       refuseUnknown(d.id, d.fn, a, ['name', 'contents', 'mode', 'makedirs', 'user', 'group', 'require']);
       const name = String(a['name']);
