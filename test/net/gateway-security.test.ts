@@ -117,25 +117,6 @@ suite('1. a qube that provides network but lacks the qvm-service forwards nothin
       await w.loadFirewall();
     }
   });
-
-  it('the template (no network provided, no service): the hook and every unit of ours stay inert', async () => {
-    const service = w.config.qubes.service;
-    lab.setService(service, false);
-    lab.setProvidesNetwork(false);
-    try {
-      await lab.resetFirewall();
-      const before = await lab.ruleset();
-      const r = await hook();
-      expect(r.code, r.stderr).toBe(0);
-      expect(r.stderr).toBe('');
-      expect(await lab.ruleset()).toBe(before);
-      for (const u of [UNIT.lockdown, UNITS.noForward]) expect(await w.gw.conditionsHold(w.gw.unit(u)), u).toBe(false);
-    } finally {
-      lab.setProvidesNetwork(true);
-      lab.setService(service, true);
-      await w.loadFirewall();
-    }
-  });
 });
 
 /** A syntactically valid I2P destination (random keys, null certificate), in I2P's base64. */

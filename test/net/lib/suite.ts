@@ -140,6 +140,7 @@ export function gatewaySuite(v: Variant): void {
         const before = await lab.ruleset();
         const r = await w.gw.runHook();
         expect(r.code, r.stderr).toBe(0);
+        expect(r.stderr, 'the hook says nothing in the template').toBe('');
         expect(await lab.ruleset()).toBe(before);
         const units = [UNIT.tor, UNIT.dnsmasq, UNIT.tinyproxy, UNIT.lockdown, UNIT.noForward, ...w.helpers, ...(v.realRouter ? [UNIT.i2pd] : [])].filter((u) => w.config.tor.enabled || u !== UNIT.tor);
         for (const u of units) expect(await w.gw.conditionsHold(w.gw.unit(u)), u).toBe(false);
