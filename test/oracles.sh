@@ -8,10 +8,9 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-  dpkg-dev lintian \
+  dpkg-dev \
   rpm rpmlint cpio \
-  dnsmasq-base tinyproxy nftables tor i2pd \
-  iproute2 dnsutils curl python3 \
+  iproute2 curl python3 \
   gnupg sqv \
   debootstrap \
   systemd systemd-container \

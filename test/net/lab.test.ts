@@ -5,11 +5,13 @@
  * statement about the gateway, not a blind recorder.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe as suite, expect, it } from 'vitest';
 import { packageVersions } from '../util/chroot.ts';
 import { A, describe, Lab, removeLeftovers, serverHits, unsanctioned } from './lib/lab.ts';
-import { must, run } from './lib/sh.ts';
+import { must } from './lib/sh.ts';
 
 let lab: Lab;
 
@@ -39,9 +41,14 @@ suite('lab machines are Debian 13', () => {
     expect(py.stdout.trim()).toBe(`Python ${(versions.get('python3') ?? '?').replace(/-.*$/, '')}`);
     const curl = await must([...lab.clientView(), 'curl', '--version']);
     expect(curl.stdout).toContain(`curl ${(versions.get('curl') ?? '?').replace(/-.*$/, '')} `);
-    // ...and not the host's: this machine is Debian 12, whose tor and python3 differ.
-    const hostTor = await run(['tor', '--version']);
-    if (hostTor.code === 0) expect(hostTor.stdout.split('\n')[0]).not.toBe(tor.stdout.split('\n')[0]);
+    // ...and the very files of that root, not the host's (which may have none, or Debian 12's): the command each
+    // machine resolves is byte for byte the root's.
+    const sum = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+    for (const [view, cmd] of [[lab.gwView(), 'tor'], [lab.gwView(), 'nft'], [lab.clientView(), 'python3']] as const) {
+      const path = (await must([...view, 'sh', '-c', `readlink -f "$(command -v ${cmd})"`])).stdout.trim();
+      const inside = await must([...view, 'sha256sum', path]);
+      expect(inside.stdout.split(' ')[0], cmd).toBe(sum(readFileSync(join(lab.root, path))));
+    }
   });
 });
 
