@@ -91,7 +91,7 @@ async function unitMemory(m: Machine, unit: string): Promise<{ rssKiB: number; p
 
 export async function bootFigures(opts: BootOptions): Promise<BootResult | { skipped: string }> {
   if (process.getuid?.() !== 0) return { skipped: 'needs root (systemd-nspawn, network namespaces)' };
-  for (const tool of ['systemd-nspawn', 'debootstrap', 'ip', 'nft', 'nsenter']) {
+  for (const tool of ['systemd-nspawn', 'debootstrap', 'ip', 'nsenter']) {
     if (!which(tool)) return { skipped: `${tool} is not installed (sh test/oracles.sh)` };
   }
   const log = opts.log;
@@ -119,7 +119,7 @@ export async function bootFigures(opts: BootOptions): Promise<BootResult | { ski
   const lowers = [template.upper, pristine];
   const firstAnswer = join(lab.scratch, 'tools', 'first-answer.mjs');
   mkdirSync(dirname(firstAnswer), { recursive: true });
-  await run(['cp', join(HERE, 'tools/first-answer.mjs'), firstAnswer]);
+  await run(['cp', join(HERE, 'tools/first-answer.mjs'), join(HERE, 'tools/dns-query.mjs'), dirname(firstAnswer)]);
 
   const gateway: BootRun[] = [];
   const reference: { multiUserMs: number }[] = [];
