@@ -134,6 +134,7 @@ export async function datapath(opts: DatapathOptions): Promise<DatapathResult | 
   copyFileSync(join(HERE, 'tools/http-standin.mjs'), standin);
   const dnsLoad = join(lab.scratch, 'tools', 'dns-load.mjs');
   copyFileSync(join(HERE, 'tools/dns-load.mjs'), dnsLoad);
+  copyFileSync(join(HERE, 'tools/dns-query.mjs'), join(lab.scratch, 'tools', 'dns-query.mjs'));
   // Node runs outside the gateway machine (its root has none), in the gateway's network namespace.
   const sp = lab.nsSpawn('gw', 'standin', [process.execPath, standin, `127.0.0.1:${STANDIN_PORT}`, `${A.gwDown4}:${STANDIN_PORT}`]);
   await sp.waitForLine('READY', 10_000);

@@ -4,6 +4,7 @@
 //
 // usage: node dns-load.mjs SERVER PORT NAME DURATION_MS [SOCKETS] [WINDOW]
 import { createSocket } from 'node:dgram';
+import { aQuery } from './dns-query.mjs';
 
 const [server, portText, name, durText, socketsText = '4', windowText = '16'] = process.argv.slice(2);
 if (server === undefined || portText === undefined || name === undefined || durText === undefined) {
@@ -16,22 +17,7 @@ const nSockets = Number(socketsText);
 const windowSize = Number(windowText);
 const LOST_MS = 250;
 
-function query(id) {
-  const labels = name.split('.').filter((l) => l !== '');
-  const q = Buffer.alloc(12 + labels.reduce((n, l) => n + l.length + 1, 0) + 1 + 4);
-  q.writeUInt16BE(id, 0);
-  q.writeUInt16BE(0x0100, 2); // RD
-  q.writeUInt16BE(1, 4); // QDCOUNT
-  let o = 12;
-  for (const l of labels) {
-    q[o++] = l.length;
-    o += q.write(l, o, 'ascii');
-  }
-  q[o++] = 0;
-  q.writeUInt16BE(1, o); // A
-  q.writeUInt16BE(1, o + 2); // IN
-  return q;
-}
+const query = (id) => aQuery(name, id);
 
 let sent = 0;
 let answered = 0;

@@ -6,6 +6,7 @@
 //
 // usage: node first-answer.mjs SERVER NAME TIMEOUT_MS [INTERVAL_MS]
 import { createSocket } from 'node:dgram';
+import { aQuery } from './dns-query.mjs';
 
 const [server, name, timeoutText, intervalText = '10'] = process.argv.slice(2);
 if (server === undefined || name === undefined || timeoutText === undefined) {
@@ -15,22 +16,7 @@ if (server === undefined || name === undefined || timeoutText === undefined) {
 const interval = Math.max(1, Number(intervalText));
 const timeout = Math.min(Number(timeoutText), 120_000);
 
-function query(id) {
-  const labels = name.split('.').filter((l) => l !== '');
-  const q = Buffer.alloc(12 + labels.reduce((n, l) => n + l.length + 1, 0) + 1 + 4);
-  q.writeUInt16BE(id, 0);
-  q.writeUInt16BE(0x0100, 2); // RD
-  q.writeUInt16BE(1, 4); // QDCOUNT
-  let o = 12;
-  for (const l of labels) {
-    q[o++] = l.length;
-    o += q.write(l, o, 'ascii');
-  }
-  q[o++] = 0;
-  q.writeUInt16BE(1, o); // A
-  q.writeUInt16BE(1, o + 2); // IN
-  return q;
-}
+const query = (id) => aQuery(name, id);
 
 /** The first A record of an answer (the answer section follows our one question; names are compressed or not). */
 function firstA(msg) {
