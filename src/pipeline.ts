@@ -42,14 +42,16 @@ export function dependencyNames(depends: readonly string[]): string[] {
 export function build(inputs: BuildInputs): BuildResult {
   const { config, sourceDateEpoch } = inputs;
   const programs = inputs.sources.deb.programs;
+  // The gateway's files are rendered once: the version's digest covers them, and the .deb ships them.
+  const gatewayFiles = renderGateway(config, inputs.keyring === undefined ? { programs } : { programs, keyring: inputs.keyring });
   const version = packageVersion({
     config,
     ...(inputs.keyring === undefined ? {} : { keyring: inputs.keyring }),
-    gatewayFiles: renderGateway(config, inputs.keyring === undefined ? { programs } : { programs, keyring: inputs.keyring }),
+    gatewayFiles,
     sourceTime: inputs.sourceTime ?? sourceDateEpoch,
     inputTime: sourceDateEpoch,
   });
-  const debOpts = { sourceDateEpoch, statics: inputs.sources.deb, version };
+  const debOpts = { sourceDateEpoch, statics: inputs.sources.deb, version, gatewayFiles };
   const deb = renderDebPackage(config, inputs.keyring === undefined ? debOpts : { ...debOpts, keyring: inputs.keyring });
   const debName = debFileName(deb.meta);
   const debBytes = writeDeb(deb.meta, deb.files, { sourceDateEpoch });
