@@ -90,23 +90,34 @@ function text(c: Chroot, path: string): string {
   return readFileSync(c.path(path), 'utf8');
 }
 
-describe('a changed config over the installed gateway, in the Debian 13 root', () => {
-  const A = buildOf({}, SOURCE_DATE_EPOCH);
-  const B = buildOf({ tor: { transPort: 9041 }, i2p: { expose: { console: true } } }, SOURCE_DATE_EPOCH + 3600);
-  let c: Chroot | undefined;
-  const chroot = (): Chroot => {
-    if (c === undefined) throw new Error('no chroot: an earlier step failed');
-    return c;
-  };
+type Deb = Pick<Build, 'fileName' | 'bytes'>;
 
+/**
+ * A fresh Debian 13 chroot for one describe block, disposed after it: the dummy qubes-core-agent-networking, `debs`
+ * in its inbox, the dummy and `install` installed with apt, then `setup`. Returns the block's accessor.
+ */
+function chrootFor(debs: readonly Deb[], install: readonly Deb[], setup: (c: Chroot) => Promise<void> = async () => {}): () => Chroot {
+  let c: Chroot | undefined;
   beforeAll(async () => {
     const pristine = await getPristine();
-    c = await timed('upgrade: fresh chroot + apt-get update', () => prepare(pristine, [buildDummyDeb(SOURCE_DATE_EPOCH), A, B]));
-    await chroot().must(['apt-get', 'install', '-y', join(INBOX, buildDummyDeb(SOURCE_DATE_EPOCH).fileName)]);
+    const dummy = buildDummyDeb(SOURCE_DATE_EPOCH);
+    c = await timed('upgrade: fresh chroot + apt-get update', () => prepare(pristine, [dummy, ...debs]));
+    await c.must(['apt-get', 'install', '-y', ...[dummy, ...install].map((d) => join(INBOX, d.fileName))]);
+    await setup(c);
   });
   afterAll(async () => {
     await c?.dispose();
   });
+  return () => {
+    if (c === undefined) throw new Error('no chroot: an earlier step failed');
+    return c;
+  };
+}
+
+describe('a changed config over the installed gateway, in the Debian 13 root', () => {
+  const A = buildOf({}, SOURCE_DATE_EPOCH);
+  const B = buildOf({ tor: { transPort: 9041 }, i2p: { expose: { console: true } } }, SOURCE_DATE_EPOCH + 3600);
+  const chroot = chrootFor([A, B], []);
 
   it('B sorts above A for dpkg (and so for Salt, which compares with dpkg)', async () => {
     expect(B.version).not.toBe(A.version);
@@ -160,29 +171,18 @@ echo "nft $*" >> ${LOG}
 [ "$2" = - ] && cat > /dev/null
 exit 0
 `;
-  let c: Chroot | undefined;
-  const chroot = (): Chroot => {
-    if (c === undefined) throw new Error('no chroot: an earlier step failed');
-    return c;
-  };
+  const chroot = chrootFor([A, B], [], async (c) => {
+    await applyInstallSls(c, A);
+    await c.write('/usr/local/bin/systemctl', SYSTEMCTL, 0o755);
+    await c.write('/usr/local/sbin/nft', NFT, 0o755);
+    await c.write('/usr/sbin/policy-rc.d', '#!/bin/sh\n# a running qube: every action allowed\nexit 0\n', 0o755);
+  });
   const log = async (): Promise<string[]> => (await chroot().exec(['cat', LOG])).stdout.split('\n').filter((l) => l !== '');
   const dpkgIsolated = async (b: Build): Promise<void> => {
     const r = await chroot().exec(['unshare', '--net', 'dpkg', '-i', '--force-confold', join(INBOX, b.fileName)]);
     expect(r.code, describeRun('dpkg -i', r)).toBe(0);
   };
 
-  beforeAll(async () => {
-    const pristine = await getPristine();
-    c = await prepare(pristine, [buildDummyDeb(SOURCE_DATE_EPOCH), A, B]);
-    await chroot().must(['apt-get', 'install', '-y', join(INBOX, buildDummyDeb(SOURCE_DATE_EPOCH).fileName)]);
-    await applyInstallSls(chroot(), A);
-    await chroot().write('/usr/local/bin/systemctl', SYSTEMCTL, 0o755);
-    await chroot().write('/usr/local/sbin/nft', NFT, 0o755);
-    await chroot().write('/usr/sbin/policy-rc.d', '#!/bin/sh\n# a running qube: every action allowed\nexit 0\n', 0o755);
-  });
-  afterAll(async () => {
-    await c?.dispose();
-  });
 
   it('without systemd (an image build): no systemctl, no hook, no restart', async () => {
     await chroot().write(LOG, '');
@@ -245,21 +245,7 @@ describe('the Java router\'s key next to the I2P project\'s i2p-keyring package'
     description: { summary: 'test stand-in for the I2P repository keyring package', extended: ['Ships the I2P key where i2p-keyring does. Test only.'] },
   };
   const standin = { fileName: debFileName(meta), bytes: writeDeb(meta, [{ path: '/usr/share/keyrings/i2p-archive-keyring.gpg', kind: 'file', mode: 0o644, data: keyring }, textFile('/usr/share/doc/i2p-keyring/copyright', 'test only\n')], { sourceDateEpoch: SOURCE_DATE_EPOCH }) };
-  let c: Chroot | undefined;
-  const chroot = (): Chroot => {
-    if (c === undefined) throw new Error('no chroot: an earlier step failed');
-    return c;
-  };
-
-  beforeAll(async () => {
-    const pristine = await getPristine();
-    const dummy = buildDummyDeb(SOURCE_DATE_EPOCH);
-    c = await prepare(pristine, [dummy, J, standin]);
-    await chroot().must(['apt-get', 'install', '-y', join(INBOX, dummy.fileName), join(INBOX, J.fileName)]);
-  });
-  afterAll(async () => {
-    await c?.dispose();
-  });
+  const chroot = chrootFor([J, standin], [J]);
 
   it('dpkg installs i2p-keyring after ours, and ours after it: no file is claimed twice', async () => {
     const r = await chroot().exec(['dpkg', '-i', join(INBOX, standin.fileName)]);
