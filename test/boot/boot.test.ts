@@ -11,7 +11,8 @@
  *
  * The gateways: qubes booted from that template (lib/gateway.ts) with systemd-nspawn joined to the datapath
  * lab's gateway namespace, so the lab's client probes and up's recorder judge the booted gateway: units and
- * their sandboxes, the order of the firewall at boot, listeners, the data path, leaks, restarts after a kill,
+ * their sandboxes, the order of the firewall at boot, listeners, the data path, leaks, restarts after a kill, an
+ * upgrade installed inside the running gateway (the maintainer scripts under the real systemd),
  * the router identity across a reboot and between two gateways, and a gateway whose ruleset fails to load.
  *
  * Not proven here: IPAddressAllow=/IPAddressDeny= (the DNS relay's), which are cgroup BPF programs systemd
@@ -20,7 +21,7 @@
  * of our package, without the router).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATHS, UNITS } from '../../src/render/gateway/common.ts';
@@ -362,6 +363,45 @@ describe('gateway: booted from that template, joined to the datapath lab', () =>
       log(`${unit}: killed, back as a new process (NRestarts ${restarts + 1}), ${prober.rounds} probe rounds meanwhile`);
     }
     expect((await m.show(UNITS.target, ['ActiveState'])).get('ActiveState')).toBe('active');
+  });
+
+  it('an upgrade inside the running gateway (dpkg -i of a changed build): the new ruleset first, then every running daemon restarted with its new config; nothing upstream meanwhile', async () => {
+    const m = G().machine;
+    const debBytes = CHANGED.formula.get(`i2p-gateway/files/${CHANGED.deb.fileName}`);
+    expect(debBytes, 'the changed build\'s .deb in its formula').toBeDefined();
+    writeFileSync(join(G().overlay.root, 'root', CHANGED.deb.fileName), debBytes!);
+    const before = new Map<string, number>();
+    for (const unit of DAEMONS) before.set(unit, Number((await m.show(unit, ['MainPID'])).get('MainPID')));
+    const since = L().upMark();
+    const prober = new Prober(L(), LEAK_PROBES);
+    let r;
+    try {
+      // The real maintainer scripts under the real systemd (the gateway has no network: the Depends are there).
+      r = await m.exec(['dpkg', '-i', `/root/${CHANGED.deb.fileName}`], { timeoutMs: 180_000 });
+    } finally {
+      await prober.stop();
+    }
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    // The changed build moved tinyproxy to 8890: the loaded ruleset redirects there, and tinyproxy listens there.
+    const loaded = await ruleset();
+    expect(loaded).toContain('redirect to :8890');
+    expect(loaded).not.toContain('redirect to :8888');
+    for (const unit of DAEMONS) {
+      const s = await m.show(unit, ['MainPID', 'ActiveState']);
+      expect(s.get('ActiveState'), unit).toBe('active');
+      expect(Number(s.get('MainPID')), `${unit} restarted`).not.toBe(before.get(unit));
+    }
+    // The client's first page loads again through the new port once i2pd's proxy is back (after its reseed try).
+    let page = '';
+    for (let i = 0; i < 60 && !page.includes('<title>I2Pd HTTP proxy</title>'); i++) {
+      page = (await L().curl('http://after-upgrade.i2p/')).body;
+      if (!page.includes('<title>I2Pd HTTP proxy</title>')) await sleep(500);
+    }
+    expect(page).toContain('<title>I2Pd HTTP proxy</title>');
+    const events = await L().upSince(since);
+    expect(describeFrames(unsanctioned(events)), 'client packets upstream during the upgrade').toBe('');
+    expect(serverHits(events)).toEqual([]);
+    log(`upgrade inside the gateway: ${prober.rounds} client probe rounds while dpkg ran`);
   });
 
   it('reboot: the router identity persists (bind-dirs keeps it under /rw)', async () => {
