@@ -53,12 +53,21 @@ export function renderTinyproxyConf(config: GatewayConfig): string {
   );
 }
 
+/** A whole host name in the i2p domain: dot-separated DNS labels ending in the label i2p (case by REG_ICASE). */
+export const I2P_HOST_PATTERN = '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?[.])+i2p$';
+
 export function renderTinyproxyFilter(): string {
   return (
     generatedHeader('tinyproxy\'s allow list (FilterDefaultDeny Yes): hosts it serves.') +
-    comment(['Extended regular expressions (FilterType ere), matched case-insensitively against the host name.']) +
-    comment(['The i2p domain and every name under it; nothing else.']) +
-    '\\.i2p$\n'
+    comment([
+      'Extended regular expressions (FilterType ere), matched case-insensitively against the request\'s host: for a',
+      'transparent request, the Host header up to its first \':\', exactly as the client wrote it. tinyproxy finds a',
+      'pattern anywhere in it (regexec, not anchored), so this one spans the whole string: one or more DNS labels',
+      '(letters, digits, inner hyphens, at most 63 each), then i2p. Anything else in the host, such as',
+      '"example.com/.i2p", "evil.com@x.i2p" or "evil.com#.i2p", would be rebuilt into a URL upstream whose host is',
+      'not in I2P, and a router with an outproxy would fetch it from the clearnet past Tor.',
+    ]) +
+    `${I2P_HOST_PATTERN}\n`
   );
 }
 

@@ -296,6 +296,43 @@ export function gatewaySuite(v: Variant): void {
       expect(w.torEvents()).toEqual([]);
       await expectUpClean(lab, mark, 'tinyproxy with non-.i2p hosts');
     });
+
+    it('tinyproxy\'s filter takes a whole host name in .i2p, not a string ending in ".i2p": each bypass is refused, and what reaches the router names an I2P host and nothing else', async () => {
+      await w.use(recorders);
+      // Host headers that end in ".i2p" (or hold it) but name a clearnet host: tinyproxy would send
+      // "GET http://example.com/.i2p:80/x" upstream, which a router with an outproxy (the Java router's default)
+      // fetches from example.com.
+      const bypasses = [
+        'example.com/.i2p',
+        '127.0.0.1/.i2p',
+        `${A.web}/.i2p`,
+        'a.i2p.evil.com',
+        'evil.com#.i2p',
+        'evil.com?.i2p',
+        'evil.com\\.i2p',
+        'evil.com@x.i2p',
+        'EXAMPLE.COM/.I2P',
+        'foo.i2p.',
+        '[::ffff:127.0.0.1]/.i2p',
+        'foo..i2p',
+        '-foo.i2p',
+        '.i2p',
+      ];
+      const mark = lab.upMark();
+      const r = await lab.probe('client', bypasses.map((host) => ({ kind: 'tcp' as const, host: A.vip, port: 80, send: `GET /x HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n` })));
+      expectNoLeakMarkers(r);
+      expect(r.map((x, i) => `${bypasses[i]} ${httpStatus(x.data)}`), r.map((x) => (x.data ?? x.outcome).slice(0, 80)).join('\n')).toEqual(bypasses.map((h) => `${h} 403`));
+      expect(w.routerEvents(), 'a bypass reached the router').toEqual([]);
+      // Names of I2P are still served, in any case, and a port or userinfo after the name cannot smuggle another
+      // host in: tinyproxy cuts the Host header at its first ':' and rebuilds the URL from name and port.
+      const served = ['foo.i2p', 'FOO.I2P', 'a-b.c9.i2p', `${'a'.repeat(52)}.b32.i2p`, 'x.i2p:80@evil.com'];
+      const s = await lab.probe('client', served.map((host) => ({ kind: 'tcp' as const, host: A.vip, port: 80, send: `GET /x HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n` })));
+      expect(s.map((x) => (x.data ?? '').trim().split('\n').at(-1)), s.map((x) => (x.data ?? x.outcome).slice(0, 80)).join('\n')).toEqual(served.map(() => ROUTER_BANNER));
+      const hosts = w.routerEvents().filter((e) => e.ev === 'proxy').map((e) => /^GET http:\/\/([^/]*)\/x HTTP\/1\.1$/.exec(String(e['request']))?.[1] ?? `unparsed: ${String(e['request'])}`);
+      expect(hosts.map((h) => h.toLowerCase().replace(/:80$/, '')).sort()).toEqual(['a-b.c9.i2p', `${'a'.repeat(52)}.b32.i2p`, 'foo.i2p', 'foo.i2p', 'x.i2p'].sort());
+      expect(w.torEvents()).toEqual([]);
+      await expectUpClean(lab, mark, 'tinyproxy with hosts that end in .i2p');
+    });
   });
 
   suite(`${v.title}: clearnet`, () => {
