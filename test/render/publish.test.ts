@@ -74,6 +74,18 @@ describe('the listener and its connections', () => {
     }
   });
 
+  it('a flood slows a service down and never switches it off: no trigger limit, a poll limit, at most 64 connections at once', () => {
+    for (const name of ['wiki', 'blog']) {
+      const s = new Map(settings(unit(publishSocketUnit(name))));
+      // systemd's default trigger limit (200 in 2 s) puts the socket in the failed state until it is restarted.
+      expect(s.get('TriggerLimitIntervalSec'), name).toBe('0');
+      expect([s.get('PollLimitIntervalSec'), s.get('PollLimitBurst')], name).toEqual(['2s', '150']);
+      expect(s.get('MaxConnections'), name).toBe('64');
+      // Every visitor comes from 127.0.0.1: a per-source limit would be a limit for all of them.
+      expect(s.has('MaxConnectionsPerSource'), name).toBe(false);
+    }
+  });
+
   it('each connection is exactly `qrexec-client-vm --use-stdin-socket <qube> qubes.ConnectTCP+<port>` on the socket, as a dynamic user in group qubes', () => {
     const wiki = new Map(settings(unit(publishConnectionUnit('wiki'))));
     expect(wiki.get('ExecStart')).toBe('qrexec-client-vm --use-stdin-socket webapp qubes.ConnectTCP+8080');
@@ -159,7 +171,7 @@ describe('the onion services (torrc)', () => {
 
   it('one HiddenServiceDir in Tor\'s persistent DataDirectory and port 80 to the listener, for each service with onion, before the admin\'s %include', () => {
     const lines = torrc.split('\n').filter((l) => l.startsWith('HiddenService'));
-    expect(lines).toEqual([`HiddenServiceDir ${PATHS.torData}/onion-wiki`, 'HiddenServicePort 80 127.0.0.1:28080']);
+    expect(lines.slice(0, 2)).toEqual([`HiddenServiceDir ${PATHS.torData}/onion-wiki`, 'HiddenServicePort 80 127.0.0.1:28080']);
     expect(torrc.indexOf('HiddenServiceDir')).toBeLessThan(torrc.indexOf('%include'));
     expect(onionDir('wiki').startsWith(`${PATHS.torData}/`)).toBe(true);
   });
@@ -179,6 +191,16 @@ describe('the onion services (torrc)', () => {
     chmodSync(torrcPath, 0o644);
     return { data, argv: [...trixie.prefix(), ...asUser('debian-tor'), 'tor', '--defaults-torrc', '/dev/null', '-f', torrcPath] };
   }
+
+  it("carry Tor's onion-service defences after each HiddenServiceDir: streams per circuit bounded (the circuit closed beyond), introductions rate-limited, proof of work", () => {
+    const lines = torrc.split('\n').filter((l) => l.startsWith('HiddenService'));
+    expect(lines.slice(2)).toEqual([
+      'HiddenServiceMaxStreams 16',
+      'HiddenServiceMaxStreamsCloseCircuit 1',
+      'HiddenServiceEnableIntroDoSDefense 1',
+      'HiddenServicePoWDefensesEnabled 1',
+    ]);
+  });
 
   it('pass tor --verify-config', () => {
     const r = run([...prepare().argv, '--verify-config']);

@@ -70,8 +70,17 @@ export function connectTcpCall(s: { readonly port: number }): string {
   return `qubes.ConnectTCP+${port(s.port)}`;
 }
 
-/** Connections served at once per service; one more waits in the listen queue, none is refused outright. */
+/**
+ * Connections served at once per service. systemd accepts one beyond that and closes it at once (systemd.socket(5):
+ * "refused until at least one existing connection is terminated"; counted in the socket's NRefused).
+ */
 export const PUBLISH_MAX_CONNECTIONS = 64;
+/**
+ * The poll limit: at most this many new connections per window are looked at; then systemd stops accepting until
+ * the window ends (they wait in the kernel's listen queue). It bounds the qrexec calls, and so dom0's policy
+ * evaluations, one service can cause: 150 per 2 s. systemd 257's default for Accept=yes, written out.
+ */
+export const PUBLISH_POLL_LIMIT = { intervalSec: 2, burst: 150 } as const;
 
 export function renderPublishSocket(config: GatewayConfig, s: PublishedService): string {
   const listen = `127.0.0.1:${port(s.listen)}`;
@@ -93,9 +102,24 @@ export function renderPublishSocket(config: GatewayConfig, s: PublishedService):
       'the router and Tor in the gateway do. The port follows from the service\'s place in the config\'s publish list.',
     ]) +
     `ListenStream=${listen}\n` +
-    comment(['One qrexec-client-vm per connection (inetd style), at most this many at once.']) +
+    comment([
+      'One qrexec-client-vm per connection (inetd style), at most this many at once; a connection beyond them is',
+      'accepted and closed at once (it does not wait). No MaxConnectionsPerSource=: every visitor arrives from',
+      '127.0.0.1 (i2pd and Tor connect from there), so a per-source limit would be this same limit for all of them.',
+    ]) +
     'Accept=yes\n' +
     `MaxConnections=${PUBLISH_MAX_CONNECTIONS}\n` +
+    comment([
+      'A flood must slow the service down, never switch it off. The trigger limit (systemd\'s default: 200',
+      'activations in 2 s) puts the socket in the failed state until someone restarts it, so it is off; with',
+      'Accept=yes every activation accepts its connection, so there is no busy loop for it to stop. The poll limit',
+      'pauses accepting for the rest of its window instead: new connections wait in the listen queue. It also bounds',
+      'the qrexec calls, each a policy evaluation in dom0, that visitors can cause. (systemd 255 and later; 252, in',
+      'Debian 12, ignores these two keys with a warning and still has no trigger limit.)',
+    ]) +
+    'TriggerLimitIntervalSec=0\n' +
+    `PollLimitIntervalSec=${PUBLISH_POLL_LIMIT.intervalSec}s\n` +
+    `PollLimitBurst=${PUBLISH_POLL_LIMIT.burst}\n` +
     comment(['And once more, by systemd: only loopback peers.']) +
     'IPAddressAllow=localhost\n' +
     'IPAddressDeny=any\n'

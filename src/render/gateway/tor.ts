@@ -15,6 +15,28 @@ export const TOR_USER = 'debian-tor';
 /** Tor's range for automapped .onion addresses: the firewall must send these to TransPort, not drop them. */
 export const TOR_VIRTUAL_NET = '10.192.0.0/10';
 
+/** Streams one rendezvous circuit (one visitor) may open to an onion service at once. */
+export const ONION_MAX_STREAMS = 16;
+
+/**
+ * Tor's defences for each onion service (tor 0.4.9, Debian 13; every line passes its --verify-config): one visitor
+ * cannot take every connection the gateway's listener serves at once (MaxConnections=64 in the socket), and a
+ * flood of introductions is rate-limited at the introduction points and made costly by proof of work.
+ */
+const onionDefences =
+  comment([
+    `At most ${ONION_MAX_STREAMS} streams at once per visitor's circuit (a browser opens a handful), and a circuit that asks for more`,
+    'is closed: one visitor cannot hold all of the listener\'s connections.',
+  ]) +
+  `HiddenServiceMaxStreams ${ONION_MAX_STREAMS}\n` +
+  'HiddenServiceMaxStreamsCloseCircuit 1\n' +
+  comment([
+    'The introduction points limit introductions to this service (tor\'s default rate and burst), and under load',
+    'visitors\' Tor must solve a proof of work, paid by a flood, barely noticed by one visitor.',
+  ]) +
+  'HiddenServiceEnableIntroDoSDefense 1\n' +
+  'HiddenServicePoWDefensesEnabled 1\n';
+
 /** An onion service for each published service with `onion: true` (publish.ts has the whole path). */
 function onionServices(config: GatewayConfig): string {
   const onions = publishedServices(config).filter((s) => s.onion);
@@ -32,7 +54,8 @@ function onionServices(config: GatewayConfig): string {
           `HiddenServiceDir ${onionDir(s.name)}
 ` +
           `HiddenServicePort 80 127.0.0.1:${port(s.listen)}
-`,
+` +
+          onionDefences,
       )
       .join('')
   );
