@@ -24,7 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publishedServices } from '../../src/config/publish.ts';
 import { PATHS } from '../../src/render/gateway/common.ts';
 import { CONSOLE_USER } from '../../src/render/gateway/i2pd.ts';
-import { publishSocketUnit } from '../../src/render/gateway/publish.ts';
+import { i2pdKeysPath, publishSocketUnit } from '../../src/render/gateway/publish.ts';
 import type { RenderedFile } from '../../src/files.ts';
 import { sleep } from '../net/lib/sh.ts';
 import { ensureOracles, makeOverlay, type Overlay } from '../util/chroot.ts';
@@ -114,5 +114,59 @@ describe('a published service under a flood of connections', () => {
     log(`after the flood: ${JSON.stringify(Object.fromEntries(state))}`);
     expect([state.get('ActiveState'), state.get('SubState'), state.get('Result')], JSON.stringify(Object.fromEntries(state))).toEqual(['active', 'listening', 'success']);
     expect(answer, 'a visitor after the flood').toContain(`SERVICE-QUBE webapp qubes.ConnectTCP+${SERVICE.port}`);
+  });
+});
+
+describe("i2pd under our drop-in's sandbox", () => {
+  /** systemd-analyze's overall exposure of a unit (0 safest … 10), as it prints it. */
+  const exposure = async (unit: string): Promise<{ score: number; report: string }> => {
+    const r = await M().exec(['systemd-analyze', 'security', '--no-pager', unit]);
+    const m = /Overall exposure level for \S+: (\d+\.\d+)/.exec(r.stdout);
+    if (m === null) throw new Error(`systemd-analyze security ${unit}: no score\n${r.stdout}\n${r.stderr}`);
+    return { score: Number(m[1]), report: r.stdout };
+  };
+  const listening = async (): Promise<string[]> =>
+    (await M().must(['ss', '-Hltn'])).stdout.split('\n').map((l) => l.trim().split(/\s+/)[3] ?? '').filter((a) => a !== '');
+
+  it('starts and stays active, listens on its console and HTTP proxy, and both answer', async () => {
+    await M().must(['systemctl', 'start', 'i2pd.service'], { timeoutMs: 60_000 });
+    let ports: string[] = [];
+    for (let i = 0; i < 60 && !(ports.includes('127.0.0.1:7070') && ports.includes('127.0.0.1:4444')); i++) {
+      await sleep(1000);
+      ports = await listening();
+    }
+    expect(ports).toEqual(expect.arrayContaining(['127.0.0.1:7070', '127.0.0.1:4444']));
+    const state = await M().show('i2pd.service', ['ActiveState', 'SubState', 'NRestarts', 'Result']);
+    expect([state.get('ActiveState'), state.get('SubState'), state.get('NRestarts')], JSON.stringify(Object.fromEntries(state))).toEqual(['active', 'running', '0']);
+    const pass = (await M().must(['cat', PATHS.consolePassword])).stdout.trim();
+    const console = await M().exec(['curl', '-s', '-m', '10', '-o', '/dev/null', '-w', '%{http_code}', '-u', `${CONSOLE_USER}:${pass}`, 'http://127.0.0.1:7070/']);
+    expect(console.stdout, console.stderr).toBe('200');
+    const proxy = await M().exec(['curl', '-s', '-m', '10', '-x', 'http://127.0.0.1:4444', 'http://boot-test.i2p/']);
+    expect(proxy.stdout, proxy.stderr).toContain('<title>I2Pd HTTP proxy</title>');
+    // Its own files are still written where they belong: the router's keys in its state directory.
+    expect((await M().exec(['test', '-s', '/var/lib/i2pd/router.keys'])).code, 'i2pd wrote no router.keys').toBe(0);
+    expect((await M().exec(['test', '-s', i2pdKeysPath(SERVICE.name)])).code, "i2pd wrote no keys for the published site's server tunnel").toBe(0);
+  });
+
+  it('runs sandboxed: systemd-analyze security rates it like Tor and tinyproxy, and the kernel applied it to the process', async () => {
+    const i2pd = await exposure('i2pd.service');
+    const tor = await exposure('qubes-i2p-gateway-tor.service');
+    log(`systemd-analyze security: i2pd.service ${i2pd.score}, qubes-i2p-gateway-tor.service ${tor.score}`);
+    expect(i2pd.score, i2pd.report).toBeLessThanOrEqual(3);
+    const a = await applied(M(), 'i2pd.service');
+    const problems: string[] = [];
+    if (!a.noNewPrivs) problems.push('no_new_privs not set');
+    if (!a.seccomp) problems.push('no seccomp filter');
+    if (a.capBnd !== 0n) problems.push(`bounding set ${a.capBnd.toString(16)}`);
+    if (a.capEff !== 0n) problems.push(`effective capabilities ${a.capEff.toString(16)}`);
+    if (!(a.ownMountNs && a.rootReadOnly)) problems.push('root not read-only in its own mount namespace');
+    expect(problems.join('\n')).toBe('');
+    // Still running, never restarted, and nothing it tried was refused by the sandbox.
+    const state = await M().show('i2pd.service', ['ActiveState', 'NRestarts']);
+    expect([state.get('ActiveState'), state.get('NRestarts')]).toEqual(['active', '0']);
+    const refused = (await M().journal(['-u', 'i2pd.service']))
+      .map((e) => String(e['MESSAGE'] ?? ''))
+      .filter((msg) => /permission denied|read-only file system|operation not permitted|bad system call|EPERM|EACCES|EROFS/i.test(msg));
+    expect(refused).toEqual([]);
   });
 });

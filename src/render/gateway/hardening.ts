@@ -1,6 +1,6 @@
 /**
- * systemd sandboxing shared by our daemon units. Each line is one that all three daemons (tor, dnsmasq,
- * tinyproxy) were checked to run under; a unit adds what it needs beyond this (capabilities, state dirs).
+ * systemd sandboxing shared by our daemon units. Each line is one that the daemons (tor, dnsmasq, tinyproxy, and
+ * i2pd through our drop-in) were checked to run under; a unit adds what it needs beyond this (capabilities, state dirs).
  */
 export const SANDBOX: readonly string[] = [
   '# Sandbox: none of these daemons writes outside its state directory, loads modules or needs devices.',
