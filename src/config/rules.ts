@@ -144,17 +144,19 @@ export const keyringOnlyForJavaRouter: Rule = (c) =>
     : [];
 
 /**
- * The Java router's console has no password this build can set and test (i2pd's gets one at its first start, see
- * render/gateway/i2pd.ts): exposed on the virtual IP it would let every client qube stop or reconfigure the router.
+ * The router console is never exposed to client qubes. It lists every client's I2P streams (local destinations,
+ * remote b32 addresses) with a button to close each, and stops the router for everyone; with one password for all
+ * (i2pd's, made in the gateway) any client the user browses from would see the others and could cut them off. The
+ * Java router's console has no password this build could set at all. The console stays on the gateway's loopback.
  */
-export const noOpenJavaConsole: Rule = (c) =>
-  c.i2p.router === 'i2p' && c.i2p.expose.console
+export const noExposedConsole: Rule = (c) =>
+  c.i2p.expose.console
     ? [
         {
           path: ['i2p', 'expose', 'console'],
           input: true,
           message:
-            "can only be exposed with router i2pd, whose console gets a password at the gateway's first start: the Java router's console would let every client qube stop or reconfigure the router. Fix: set i2p.expose.console: false (open the console inside the gateway), or i2p.router: i2pd",
+            "cannot be exposed to client qubes: the router console shows every client's I2P streams (local destinations, remote addresses) and can close them or stop the router for all, with one password for all clients. Fix: remove i2p.expose.console (or set it to false); to look at the router, run `qubes-i2p-gateway status` in the gateway, or from a root shell there `curl` http://127.0.0.1:7070/ (i2pd) with the console's user and password",
         },
       ]
     : [];
@@ -215,7 +217,7 @@ export const publishPlacement: Rule = (c) => {
   return issues;
 };
 
-export const RULES: readonly Rule[] = [distinctQubes, memoryRange, virtualIpPlacement, clientRangesPlacement, distinctPorts, keyringOnlyForJavaRouter, noOpenJavaConsole, serviceNotADistroDaemon, publishPlacement];
+export const RULES: readonly Rule[] = [distinctQubes, memoryRange, virtualIpPlacement, clientRangesPlacement, distinctPorts, keyringOnlyForJavaRouter, noExposedConsole, serviceNotADistroDaemon, publishPlacement];
 
 export function checkRules(c: GatewayConfig): ConfigIssue[] {
   return RULES.flatMap((rule) => rule(c));

@@ -132,7 +132,7 @@ export const GatewayConfigSchema = z
         keyring: LocalPath.optional().describe('For router i2p: the I2P repository keyring file (binary OpenPGP); relative to this file.'),
         expose: z
           .strictObject({
-            console: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Expose the router console on the virtual IP.'),
+            console: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Refused when true: the router console stays on the gateway\'s loopback (it shows every client\'s I2P streams and can stop the router for all).'),
             irc: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Expose the I2P IRC tunnel (6668) on the virtual IP.'),
             i2cp: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Expose I2CP (7654) on the virtual IP.'),
           })

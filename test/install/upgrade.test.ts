@@ -1,6 +1,6 @@
 /**
  * Day two in a Debian 13 (trixie) root (`npm run test:install`, root only): a build A installed the way install.sls
- * installs it, then a build B of a changed config (Tor's TransPort moved from 9040 to 9041, the console exposed,
+ * installs it, then a build B of a changed config (Tor's TransPort moved from 9040 to 9041, the IRC tunnel exposed,
  * an hour later), then A again; the maintainer scripts on an upgrade; the Java router's key next to the I2P
  * project's own i2p-keyring package.
  *
@@ -116,7 +116,7 @@ function chrootFor(debs: readonly Deb[], install: readonly Deb[], setup: (c: Chr
 
 describe('a changed config over the installed gateway, in the Debian 13 root', () => {
   const A = buildOf({}, SOURCE_DATE_EPOCH);
-  const B = buildOf({ tor: { transPort: 9041 }, i2p: { expose: { console: true } } }, SOURCE_DATE_EPOCH + 3600);
+  const B = buildOf({ tor: { transPort: 9041 }, i2p: { expose: { irc: true } } }, SOURCE_DATE_EPOCH + 3600);
   const chroot = chrootFor([A, B], []);
 
   it('B sorts above A for dpkg (and so for Salt, which compares with dpkg)', async () => {

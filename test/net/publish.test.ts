@@ -36,7 +36,7 @@ const CONFIG = {
   publish: [{ name: 'wiki', qube: 'webapp', port: BACKEND_PORT, onion: true }],
   // An exposed router port: the firewall then DNATs to 127.0.0.1 and sets route_localnet, the path a client
   // would need to reach a loopback listener. The published listener must stay out of reach all the same.
-  i2p: { expose: { console: true } },
+  i2p: { expose: { irc: true } },
 };
 
 let w: World;
@@ -253,8 +253,8 @@ suite('a published service (webapp:8080 as an I2P site and an onion service)', (
     const page = async (): Promise<string> =>
       (
         await lab.gwRun([
-          'sh', '-c', 'exec curl -sS --max-time 5 -u "$1:$(cat "$2")" -H "Host: $3" "$4"', 'sh',
-          CONSOLE_USER, PATHS.consolePassword, w.config.network.virtualIp, `http://${w.routerConsole.host}:${w.routerConsole.port}/?page=i2p_tunnels`,
+          'sh', '-c', 'exec curl -sS --max-time 5 -u "$1:$(cat "$2")" "$3"', 'sh',
+          CONSOLE_USER, PATHS.consolePassword, `http://${w.routerConsole.host}:${w.routerConsole.port}/?page=i2p_tunnels`,
         ])
       ).stdout.replace(/<[^>]*>/g, ' ');
     const tunnels = await page();

@@ -523,7 +523,7 @@ describe('tinyproxy', () => {
 
 describe('i2pd', () => {
   it('runs in the foreground with our config plus the console password made at its start; its listeners are on loopback, SOCKS and SAM off', async () => {
-    const files = renderGateway(configOf({ i2p: { expose: { console: true } } }), { programs: PROGRAMS });
+    const files = renderGateway(configOf(), { programs: PROGRAMS });
     const dropIn = text(files, dropInPath('i2pd.service'));
     expect(dropIn).toContain('Type=simple\nPIDFile=\n');
     expect(dropIn).toContain('\nExecStart=\nExecStart=i2pd ');
@@ -569,12 +569,14 @@ describe('i2pd', () => {
     expect(tcp).toMatch(/127\.0\.0\.1:7070\b/);
     expect(tcp).toMatch(/127\.0\.0\.1:4444\b/);
     for (const off of [4447, 7656, 7654, 2827, 7650]) expect(tcp, `port ${off}`).not.toMatch(new RegExp(`:${off}\\b`));
-    // The console answers only with the password, and for the virtual IP (how exposed clients reach it), not other names.
+    // The console answers only with the password, and only for a local name (never exposed: no hostname line).
     const status = (host: string, auth: readonly string[]): string =>
       run(['ip', 'netns', 'exec', ns, ...T(), 'curl', '-s', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', ...auth, '-H', `Host: ${host}`, 'http://127.0.0.1:7070/']).stdout;
-    expect(status('10.100.100.100:7070', [])).toBe('401');
-    expect(status('10.100.100.100:7070', ['-u', 'i2pd:wrong'])).toBe('401');
-    expect(status('10.100.100.100:7070', ['-u', `i2pd:${pass}`])).toBe('200');
+    expect(text(files, PATHS.i2pdConf)).not.toMatch(/^hostname/m);
+    expect(status('127.0.0.1:7070', [])).toBe('401');
+    expect(status('127.0.0.1:7070', ['-u', 'i2pd:wrong'])).toBe('401');
+    expect(status('127.0.0.1:7070', ['-u', `i2pd:${pass}`])).toBe('200');
     expect(status('forum.i2p:7070', ['-u', `i2pd:${pass}`])).toBe('403');
+    expect(status('10.100.100.100:7070', ['-u', `i2pd:${pass}`]), 'the virtual IP: no client reaches the console by it').toBe('403');
   });
 });

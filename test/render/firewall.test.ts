@@ -87,7 +87,7 @@ function count(haystack: string, needle: string): number {
 const VARIANTS: ReadonlyArray<[string, unknown]> = [
   ['default (Tor on, i2pd)', {}],
   ['Tor off', { tor: { enabled: false } }],
-  ['every router port exposed', { i2p: { expose: { console: true, irc: true, i2cp: true } } }],
+  ['every router port a client may reach exposed', { i2p: { expose: { irc: true, i2cp: true } } }],
   ['other ports and addresses', { network: { virtualIp: '10.99.0.7', clientRanges: ['10.137.0.0/16'] }, tinyproxy: { port: 8118 }, tor: { transPort: 9140, dnsPort: 5400 }, qubes: { service: 'i2p-gw' } }],
 ];
 
@@ -110,7 +110,7 @@ describe('the ruleset', () => {
   });
 
   it('accepts DNS from client qubes redirected or not (a query to the gateway\'s own address carries no dnat status), every other port only when redirected', () => {
-    const config = configOf({ i2p: { expose: { console: true } } });
+    const config = configOf({ i2p: { expose: { irc: true } } });
     const gw = gateway(config);
     const hook = gw.hook();
     expect(hook.code, hook.stderr).toBe(0);
@@ -118,7 +118,7 @@ describe('the ruleset', () => {
     const rules = chain.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('iifgroup'));
     expect(rules.filter((r) => !r.includes('ct status dnat'))).toEqual(['iifgroup 2 udp dport 53 accept', 'iifgroup 2 tcp dport 53 accept']);
     const redirectedOnly = rules.filter((r) => r.includes('ct status dnat')).map((r) => /dport (\d+) accept$/.exec(r)?.[1]);
-    expect(redirectedOnly).toEqual([config.tinyproxy.port, config.tor.transPort, ROUTERS.i2pd.exposable.console].map(String));
+    expect(redirectedOnly).toEqual([config.tinyproxy.port, config.tor.transPort, ROUTERS.i2pd.exposable.irc].map(String));
   });
 
   it('has no Tor rules with Tor off', () => {
@@ -219,10 +219,10 @@ describe('the hook', () => {
     const plain = gateway(configOf());
     expect(plain.hook().code).toBe(0);
     expect(localnet(plain)).toBe('0');
-    const exposed = gateway(configOf({ i2p: { expose: { console: true } } }));
+    const exposed = gateway(configOf({ i2p: { expose: { irc: true } } }));
     expect(exposed.hook().code).toBe(0);
     expect(localnet(exposed)).toBe('1');
-    expect(exposed.ruleset()).toContain('dnat ip to 127.0.0.1:7070');
+    expect(exposed.ruleset()).toContain('dnat ip to 127.0.0.1:6668');
   });
 });
 

@@ -24,18 +24,12 @@ import { textFile, type RenderedFile } from '../../files.ts';
 import { comment, dropInPath, gatewayFlag, generatedHeader, PATHS, UNITS } from './common.ts';
 import { SANDBOX } from './hardening.ts';
 import { renderOtherRouterDropIn } from './java-router.ts';
-import { ipv4, port } from './values.ts';
+import { port } from './values.ts';
 
 const I2PD = ROUTERS.i2pd;
 
 export function renderI2pdConf(config: GatewayConfig): string {
   const expose = config.i2p.expose;
-  const console = expose.console
-    ? comment([
-        'Exposed on the virtual IP (the firewall DNATs it to this loopback port). i2pd refuses requests whose Host',
-        'header is not this name, so client qubes open http://<virtual IP>:port/ and a .i2p page cannot reach it by name.',
-      ]) + `hostname = ${ipv4(config.network.virtualIp)}\n`
-    : '';
   return (
     generatedHeader('i2pd for qubes-i2p-gateway: the I2P router.') +
     comment([
@@ -53,8 +47,12 @@ export function renderI2pdConf(config: GatewayConfig): string {
       'The web console. Its password is not here: i2pd runs with a copy of this file that adds it, made at its start',
       `by ${PATHS.i2pdConsoleAuth} (the password itself: ${PATHS.consolePassword}, made in the gateway).`,
     ]) +
+    comment([
+      'On loopback only, never exposed to client qubes (the config refuses i2p.expose.console): it shows every',
+      'client\'s I2P streams and stops the router for all. i2pd answers only requests for a local host name, so a',
+      '.i2p page cannot reach it by name either.',
+    ]) +
     `enabled = true\naddress = 127.0.0.1\nport = ${port(I2PD.exposable.console)}\n` +
-    console +
     '\n[httpproxy]\n' +
     comment(['tinyproxy forwards .i2p requests here.']) +
     `enabled = true\naddress = 127.0.0.1\nport = ${port(I2PD.httpProxyPort)}\n` +
