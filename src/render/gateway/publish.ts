@@ -114,8 +114,9 @@ export function renderPublishSocket(config: GatewayConfig, s: PublishedService):
       'activations in 2 s) puts the socket in the failed state until someone restarts it, so it is off; with',
       'Accept=yes every activation accepts its connection, so there is no busy loop for it to stop. The poll limit',
       'pauses accepting for the rest of its window instead: new connections wait in the listen queue. It also bounds',
-      'the qrexec calls, each a policy evaluation in dom0, that visitors can cause. (systemd 255 and later; 252, in',
-      'Debian 12, ignores these two keys with a warning and still has no trigger limit.)',
+      'the qrexec calls, each a policy evaluation in dom0, that visitors can cause. The poll limit needs systemd 255',
+      '(Debian 13 has 257); Debian 12\'s 252 predates it (unknown keys are ignored with a warning), and has no trigger',
+      'limit here either.',
     ]) +
     'TriggerLimitIntervalSec=0\n' +
     `PollLimitIntervalSec=${PUBLISH_POLL_LIMIT.intervalSec}s\n` +
