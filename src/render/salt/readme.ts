@@ -77,7 +77,7 @@ ${indent(listed)}
 
    - I2P: i2pd makes the site's keys at its first start (\`/var/lib/i2pd/${i2pdTunnelName((i2p ?? example).name)}.dat\`, kept
      across reboots, never in the template); its \`.b32.i2p\` address is on the console's tunnels page,
-     \`curl -s -u ${CONSOLE_USER}:"$(sudo cat ${PATHS.consolePassword})"${c.i2p.expose.console ? ` -H 'Host: ${c.network.virtualIp}'` : ''} 'http://127.0.0.1:7070/?page=i2p_tunnels'\`.
+     \`curl -s -u ${CONSOLE_USER}:"$(sudo cat ${PATHS.consolePassword})" 'http://127.0.0.1:7070/?page=i2p_tunnels'\`.
      Other routers find the site once i2pd has integrated (minutes).
    - Onion: \`sudo cat ${onionDir((onion ?? example).name)}/hostname\`${c.tor.enabled ? '' : ' (Tor is off in this build: no onion services)'}.
 
