@@ -231,14 +231,17 @@ describe('gateway: booted from that template, joined to the datapath lab', () =>
       if ((a.capEff & ~bounding) !== 0n) problems.push(`${unit}: effective capabilities ${a.capEff.toString(16)} beyond its bounding set`);
       if (written.get('ProtectSystem') === 'strict' && !(a.ownMountNs && a.rootReadOnly)) problems.push(`${unit}: root not read-only in its own mount namespace`);
     }
-    // i2pd: Debian's unit (User=i2pd, no sandbox of ours) with our drop-in: foreground, our config, restarted.
+    // i2pd: Debian's unit (User=i2pd) with our drop-in: foreground, our config, restarted, and our sandbox.
     const dropIn = serviceSettings(FIRST.deb.files, '/usr/lib/systemd/system/i2pd.service.d/50-qubes-i2p-gateway.conf');
     const i2pd = await m.show('i2pd.service', ['User', 'Restart', 'Type', 'ExecStart']);
     if (i2pd.get('User') !== 'i2pd' || i2pd.get('Restart') !== dropIn.get('Restart') || i2pd.get('Type') !== dropIn.get('Type')) problems.push(`i2pd.service: ${JSON.stringify([...i2pd])}`);
     if (dropIn.get('Restart') === undefined) problems.push("i2pd.service: our drop-in sets no Restart= (Debian's unit has none)");
     const started = /^ExecStart=(\S+) (\S+)/.exec(`ExecStart=${dropIn.get('ExecStart') ?? ''}`)?.[2] ?? '(none)';
     if (!(i2pd.get('ExecStart') ?? '').includes(started)) problems.push(`i2pd.service: not started with ${started}`);
-    if ((await applied(m, 'i2pd.service')).uid !== uidIn(templateRoot().upper, 'i2pd')) problems.push('i2pd.service: not running as i2pd');
+    const ai = await applied(m, 'i2pd.service');
+    if (ai.uid !== uidIn(templateRoot().upper, 'i2pd')) problems.push('i2pd.service: not running as i2pd');
+    problems.push(...(await sandboxDifferences(m, 'i2pd.service', dropIn)));
+    if (!ai.noNewPrivs || !ai.seccomp || ai.capBnd !== 0n || ai.capEff !== 0n || !(ai.ownMountNs && ai.rootReadOnly)) problems.push(`i2pd.service: sandbox not applied: ${JSON.stringify(ai, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString(16) : v))}`);
     if (problems.length > 0) log(`sandbox problems:\n${problems.join('\n')}`);
     expect(problems.join('\n')).toBe('');
     // Not proven here: IPAddressAllow=/IPAddressDeny= are cgroup BPF programs, which this container cannot attach

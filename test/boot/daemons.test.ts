@@ -29,7 +29,7 @@ import type { RenderedFile } from '../../src/files.ts';
 import { sleep } from '../net/lib/sh.ts';
 import { ensureOracles, makeOverlay, type Overlay } from '../util/chroot.ts';
 import { Machine } from './lib/machine.ts';
-import { applied } from './lib/running.ts';
+import { applied, sandboxDifferences, serviceSettings } from './lib/running.ts';
 import { buildRelease } from './lib/template.ts';
 
 const log = (msg: string): void => console.log(`[boot] ${msg}`);
@@ -154,7 +154,7 @@ describe("i2pd under our drop-in's sandbox", () => {
     log(`systemd-analyze security: i2pd.service ${i2pd.score}, qubes-i2p-gateway-tor.service ${tor.score}`);
     expect(i2pd.score, i2pd.report).toBeLessThanOrEqual(3);
     const a = await applied(M(), 'i2pd.service');
-    const problems: string[] = [];
+    const problems = await sandboxDifferences(M(), 'i2pd.service', serviceSettings(RELEASE.deb.files, '/usr/lib/systemd/system/i2pd.service.d/50-qubes-i2p-gateway.conf'));
     if (!a.noNewPrivs) problems.push('no_new_privs not set');
     if (!a.seccomp) problems.push('no seccomp filter');
     if (a.capBnd !== 0n) problems.push(`bounding set ${a.capBnd.toString(16)}`);
