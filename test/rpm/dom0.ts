@@ -49,9 +49,9 @@ export interface Dom0Build {
 }
 
 /** The build as `npm run build` does it, in process: the pure pipeline (src/pipeline.ts) the CLI calls. */
-export function buildDom0(value: unknown = {}, sourceDateEpoch = EPOCH): Dom0Build {
+export function buildDom0(value: unknown = {}, sourceDateEpoch = EPOCH, sourceTime = sourceDateEpoch): Dom0Build {
   const c = config(value);
-  const out = build({ config: c, sourceDateEpoch, sources: readStaticSources() });
+  const out = build({ config: c, sourceDateEpoch, sourceTime, sources: readStaticSources() });
   const rpm = out.outputs.find((o) => o.path === out.rpmFileName);
   if (rpm === undefined) throw new Error(`the build wrote no ${out.rpmFileName}`);
   return { config: c, version: out.version, debName: out.debFileName, rpmName: out.rpmFileName, rpm: rpm.data, outputs: out.outputs };
