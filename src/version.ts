@@ -3,23 +3,32 @@
  * every package manager on the way (dpkg and apt in the template, Salt's pkg.installed, rpm and dnf in dom0)
  * takes a rebuild after a change as an upgrade, and an unchanged rebuild as the same package.
  *
- *     <package.version>+<source time>.<input time>.<digest>        e.g. 0.1.0+20261123120000.20261201093000.1a2b3c4d
+ *     <package.version>+<source time>.<input delay>.<digest>        e.g. 0.1.0+20261123120000.691800.1a2b3c4d
  *
  * - package.version (config, default 0.1.0): the upstream part, which a user may raise by hand.
  * - source time: when the project's code was committed (HEAD's commit time; the fixed fallback outside git), as
  *   UTC YYYYMMDDhhmmss. A build of newer project code sorts higher whatever the config and its file's time.
- * - input time: SOURCE_DATE_EPOCH, whose default is the latest of HEAD's commit time and the modification times of
- *   the config file and the keyring (src/epoch.ts). Editing the config moves it forward, so a changed config
- *   sorts higher than the build before it, at the same project code.
+ * - input delay: the input time less the source time, in seconds, with no leading zeros. The input time is
+ *   SOURCE_DATE_EPOCH, whose default is the latest of HEAD's commit time and the modification times of the config
+ *   file and the keyring (src/epoch.ts), so it is never before the source time. Editing the config moves it
+ *   forward, so a changed config sorts higher than the build before it, at the same project code. At one source
+ *   time the delay orders builds exactly as the input time would.
  * - digest: the first 8 hex digits of SHA-256 over the validated config (every key, defaults filled in, the
  *   keyring's path left out), the keyring's bytes and the template's rendered files. Equal times with different
  *   contents (uncommitted edits to the project, or a SOURCE_DATE_EPOCH set by hand across a config change) still
  *   give a different version, so nothing is skipped as "already installed"; the digest alone does not order them.
  *
- * SOURCE_DATE_EPOCH set in the environment sets both times (one value reproduces a build). Both numbers and the
- * digest are a pure function of the inputs: the same config, keyring, code and times give the same version and
- * so the same bytes. Valid as a Debian upstream version (deb-version(7))
- * and an RPM Version (letters, digits, "." and "+"; no "-"), and both compare the numeric parts as numbers.
+ * Why a delay and not the input time as a second YYYYMMDDhhmmss: length. Debian 13's lintian warns
+ * package-has-long-file-name when the .deb's name, with its architecture counted as the longest one
+ * ("kfreebsd-amd64", 14 characters), is longer than 80 characters (lintian's check archive/file/name/length):
+ * for an `all` package at most 69. Two 14-digit stamps made `qubes-i2p-gateway_0.1.0+…_all.deb` 70. The source
+ * time stays first and in the same form, so every build of this scheme sorts above every build of the one before
+ * it (made from older code, so an earlier source time).
+ *
+ * SOURCE_DATE_EPOCH set in the environment sets both times (one value reproduces a build; the delay is 0). The
+ * numbers and the digest are a pure function of the inputs: the same config, keyring, code and times give the
+ * same version and so the same bytes. Valid as a Debian upstream version (deb-version(7)) and an RPM Version
+ * (letters, digits, "." and "+"; no "-"), and both compare the numeric parts as numbers.
  */
 import { createHash } from 'node:crypto';
 import type { GatewayConfig } from './config/schema.ts';
@@ -72,6 +81,14 @@ export function inputDigest(inputs: Pick<VersionInputs, 'config' | 'keyring' | '
   return h.digest('hex').slice(0, 8);
 }
 
+/** The input time's delay after the source time, in seconds: digits only, no leading zeros. */
+export function inputDelay(sourceTime: number, inputTime: number): string {
+  if (!Number.isInteger(inputTime) || inputTime < sourceTime) {
+    throw new Error(`version: the input time ${inputTime} is before the source time ${sourceTime} (SOURCE_DATE_EPOCH is never before HEAD's commit time, src/epoch.ts)`);
+  }
+  return String(inputTime - sourceTime);
+}
+
 export function packageVersion(inputs: VersionInputs): string {
-  return `${inputs.config.package.version}+${versionStamp(inputs.sourceTime)}.${versionStamp(inputs.inputTime)}.${inputDigest(inputs)}`;
+  return `${inputs.config.package.version}+${versionStamp(inputs.sourceTime)}.${inputDelay(inputs.sourceTime, inputs.inputTime)}.${inputDigest(inputs)}`;
 }

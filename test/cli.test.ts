@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeTreeAtomically } from '../src/io/atomic.ts';
+import { versionStamp } from '../src/version.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const tmp = mkdtempSync(join(tmpdir(), 'qig-cli-'));
@@ -22,8 +23,8 @@ function cliEnv(env: Record<string, string | undefined>, ...args: string[]): { s
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** The default build's version at SOURCE_DATE_EPOCH 1767225600 (2026-01-01): both times that epoch, then the digest. */
-const DEFAULT_VERSION = /^0\.1\.0\+20260101000000\.20260101000000\.[0-9a-f]{8}$/;
+/** The default build's version at SOURCE_DATE_EPOCH 1767225600 (2026-01-01): that time, no delay, the digest. */
+const DEFAULT_VERSION = /^0\.1\.0\+20260101000000\.0\.[0-9a-f]{8}$/;
 
 /** The version a build printed ("built DIR/ from NAME, version V (...)"). */
 function printedVersion(stdout: string): string {
@@ -196,7 +197,22 @@ describe('versions follow the inputs', () => {
     expect(b.status, b.stderr).toBe(0);
     const [va, vb] = [printedVersion(a.stdout), printedVersion(b.stdout)];
     expect(vb).not.toBe(va);
+    expect(va).toMatch(/^0\.1\.0\+\d{14}\.1000\.[0-9a-f]{8}$/);
+    expect(vb).toMatch(/^0\.1\.0\+\d{14}\.2000\.[0-9a-f]{8}$/);
     expect(sortsBelow(va, vb)).toEqual({ dpkg: true, rpm: -1 });
+    // A delay with more digits (a config edited days later) sorts higher too: numbers, not text.
+    writeFileSync(cfg, 'qubes:\n  clients: [work]\n');
+    utimesSync(cfg, commit + 10_000_000, commit + 10_000_000);
+    const c = cliEnv(noEpoch, '--config', cfg, '--out', join(tmp, 'day2-c'));
+    expect(c.status, c.stderr).toBe(0);
+    expect(sortsBelow(vb, printedVersion(c.stdout))).toEqual({ dpkg: true, rpm: -1 });
+  });
+
+  it('upgrades every build of the scheme before it (<source>.<input time>.<digest>, two 14-digit stamps), made from older code', () => {
+    const now = printedVersion(cliEnv(noEpoch, '--out', join(tmp, 'scheme-new')).stdout);
+    // The old scheme's highest version from the commit before: its input time as late as a stamp can be.
+    const old = `0.1.0+${versionStamp(commit - 1)}.99991231235959.ffffffff`;
+    expect(sortsBelow(old, now)).toEqual({ dpkg: true, rpm: -1 });
   });
 
   it('the same config at a later SOURCE_DATE_EPOCH sorts higher too, with the same digest', () => {

@@ -25,10 +25,8 @@ export function readStaticSources(root: string = PROJECT_ROOT): StaticSources {
     rpmSpec: read('rpm/qubes-mgmt-salt-i2p-gateway.spec'),
     minionConf: read('salt/i2p-gateway-formula.conf'),
     clientNetvm: read('salt/client-netvm'),
-    // prerm: on removal, disables the distribution's daemons our drop-ins kept quiet (debian/prerm says why).
     deb: {
       postinst: read('debian/postinst'),
-      prerm: read('debian/prerm'),
       postrm: read('debian/postrm'),
       copyright: read('debian/copyright'),
       programs: {

@@ -14,7 +14,7 @@ import { configOf, must, REAL_KEYRING, run, Scratch } from '../render/helpers.ts
 import { lintian } from '../lintian.ts';
 import { readStaticSources } from '../../src/io/static.ts';
 import { ROUTERS } from '../../src/config/routers.ts';
-import { DROPIN, PATHS, UNITS } from '../../src/render/gateway/common.ts';
+import { PATHS, UNITS } from '../../src/render/gateway/common.ts';
 
 const DEB_STATICS = readStaticSources().deb;
 
@@ -79,7 +79,7 @@ describe.each(VARIANTS)('%s', (_name, value, withKeyring) => {
   });
 
   it('has maintainer scripts that parse, enable and start nothing, and restart only what runs, on upgrade', () => {
-    const scripts = { postinst: pkg.meta.scripts?.postinst, prerm: pkg.meta.scripts?.prerm, postrm: pkg.meta.scripts?.postrm };
+    const scripts = { postinst: pkg.meta.scripts?.postinst, postrm: pkg.meta.scripts?.postrm };
     const code = (text: string | undefined): string => (text ?? '').split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n');
     for (const [name, script] of Object.entries(scripts)) {
       expect(script, name).toBeDefined();
@@ -97,22 +97,9 @@ describe.each(VARIANTS)('%s', (_name, value, withKeyring) => {
     expect(units).toEqual([UNITS.noForward, UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS.i2pd.unit, ROUTERS.i2p.unit]);
     expect(postinst.indexOf('"$HOOK"')).toBeLessThan(postinst.indexOf('try-restart'));
     expect(postinst).toMatch(/if systemctl --quiet is-active "\$unit"; then\n(\s+#.*\n)?\s+deb-systemd-invoke try-restart "\$unit"/);
-    // prerm: on remove only, a named list of the distribution's units, each disabled when we drop in on it and
-    // it is enabled. The list is every unit we drop in on in any build, less tor@default.service (static).
-    const prerm = code(scripts.prerm);
-    expect(prerm).toContain(`DROPIN=${DROPIN}\n`);
-    expect(prerm).toMatch(/^remove\)$/m);
-    expect(prerm).toContain('systemctl disable "$unit"');
-    const quiet = /UNITS="([^"]*)"/.exec(prerm)?.[1]?.split(' ').sort();
-    const dropped = new Set<string>();
-    for (const [value, keyring] of [[{}, undefined], [{ i2p: { router: 'i2p' } }, realKeyring()], [{ tor: { enabled: false } }, undefined]] as const) {
-      for (const f of build(value, keyring).pkg.files) {
-        const m = new RegExp(`^/usr/lib/systemd/system/([^/]+)\\.d/${DROPIN}$`).exec(f.path);
-        if (m !== null) dropped.add(m[1]!);
-      }
-    }
-    dropped.delete('tor@default.service');
-    expect(quiet).toEqual([...dropped].sort());
+    // No prerm: nothing to do before removal. Other packages' units are left as their packages set them
+    // (piuparts: a purge changes no path of another package); the dom0 formula handles the daemons it installed.
+    expect(pkg.meta.scripts?.prerm).toBeUndefined();
   });
 
   it('has a changelog dpkg-parsechangelog reads, dated from SOURCE_DATE_EPOCH, compressed like gzip -9n', () => {

@@ -219,15 +219,9 @@ export function lifecycle(name: string, build: () => Built, checks: VariantCheck
       expect(problems).toEqual([]);
       expect(policyRequests(chroot()), 'service requests during remove').toEqual(policyBefore);
       expect(chroot().processes(), 'processes running in the chroot (daemons started?)').toEqual([]);
-      // No daemon newly enabled: the distribution's units our drop-ins kept quiet (enabled by their packages
-      // when they came in as our dependencies) are disabled by our prerm, so none starts at the next boot.
-      const quieted = quietedUnits(pkg.files);
-      expect(quieted.length, 'units our drop-ins keep quiet').toBeGreaterThan(0);
-      expect(newlyEnabled(before, await listTree(chroot())), 'units enabled after remove that were not before the install').toEqual(NEWLY_ENABLED_BY_DEPENDENCIES);
-      for (const unit of quieted) {
-        const state = (await chroot().exec(['systemctl', 'is-enabled', unit])).stdout.trim();
-        expect(['disabled', 'static', 'not-found'], `${unit} after remove: ${state}`).toContain(state);
-      }
+      // Other packages' units are left as their packages set them: our removal changes nothing of theirs (the
+      // tree is the shadow's after its removal, checked at the purge). The dom0 formula handles the daemons it
+      // installed as our dependencies.
       await checks.afterRemove?.(chroot(), pkg);
     });
 
@@ -244,18 +238,12 @@ export function lifecycle(name: string, build: () => Built, checks: VariantCheck
       // No path that the package shipped remains, unless it was there before the install.
       const leftovers = [...shippedPaths(pkg.files)].filter((p) => !before.has(p) && after.has(p));
       expect(leftovers, 'shipped paths left after purge').toEqual([]);
-      // And the tree is the shadow's after its purge: no file created by our scripts, nothing changed.
-      // And the tree is the shadow's after its purge, but for the disabling of the distribution's daemons our
-      // drop-ins kept quiet (the shadow has no prerm, so there they stay enabled): their wants/ links and, through
-      // systemctl's SysV sync, their rc?.d start links, which become stop links.
+      // And the tree is the shadow's after its purge: no file created by our scripts, nothing changed, no other
+      // package's unit enabled or disabled by us (the shadow has no maintainer scripts).
       const d = diffTrees(shadow.purged.listing, after, ignored);
-      const names = quietedUnits(pkg.files).map((u) => u.replace(/\.service$/, ''));
-      const disabling = (p: string): boolean =>
-        names.some((n) => p.startsWith('/etc/systemd/system/') && p.endsWith(`.wants/${n}.service`)) || names.some((n) => new RegExp(`^/etc/rc[0-6S]\\.d/[SK][0-9]{2}${n}$`).test(p));
       expect(d.changed, 'paths changed after purge, compared with the baseline').toEqual([]);
-      expect(d.added.filter((p) => !disabling(p) || !/\/K[0-9]{2}/.test(p)), 'paths added after purge, compared with the baseline').toEqual([]);
-      expect(d.removed.filter((p) => !disabling(p) || /\/K[0-9]{2}/.test(p)), 'paths removed after purge, compared with the baseline').toEqual([]);
-      expect(newlyEnabled(before, after), 'units enabled after purge that were not before the install').toEqual(NEWLY_ENABLED_BY_DEPENDENCIES);
+      expect(d.added, 'paths added after purge, compared with the baseline').toEqual([]);
+      expect(d.removed, 'paths removed after purge, compared with the baseline').toEqual([]);
       // Also where the comparison does not look (logs): the state a gateway run leaves.
       const state = runtimeStateDirs(pkg.files).map((s) => s.path).filter((p) => existsSync(chroot().path(p)));
       expect(state, 'run-time state left after purge').toEqual([]);
@@ -263,43 +251,8 @@ export function lifecycle(name: string, build: () => Built, checks: VariantCheck
       expect(chroot().processes(), 'processes running in the chroot (daemons started?)').toEqual([]);
       await checks.afterPurge?.(chroot(), pkg);
     });
-
-    it('after purge, an upgrade of a quieted daemon\'s package keeps it disabled (an admin\'s choice, not a removal)', async () => {
-      for (const unit of quietedUnits(pkg.files)) {
-        const owner = await chroot().exec(['dpkg-query', '-S', `/usr/lib/systemd/system/${unit}`]);
-        if (owner.code !== 0) continue; // not installed in this variant (the Java router's i2p)
-        const name = owner.stdout.split(':')[0]!.trim();
-        const r = await chroot().exec(['apt-get', 'install', '-y', '--reinstall', name]);
-        expect(r.code, describeRun(`apt-get install --reinstall ${name}`, r)).toBe(0);
-        expect((await chroot().exec(['systemctl', 'is-enabled', unit])).stdout.trim(), unit).not.toBe('enabled');
-      }
-    });
   });
 }
-
-/** Units of other packages our drop-ins (50-qubes-i2p-gateway.conf) configure: the ones prerm disables when enabled. */
-export function quietedUnits(files: readonly { path: string }[]): string[] {
-  return files
-    .map((f) => /^\/usr\/lib\/systemd\/system\/([^/]+\.service)\.d\/50-qubes-i2p-gateway\.conf$/.exec(f.path)?.[1])
-    .filter((u): u is string => u !== undefined && !u.startsWith('qubes-i2p-gateway'))
-    .sort();
-}
-
-/** The units enabled in a tree, as the links in /etc/systemd/system/*.wants/ (and *.requires/) show them. */
-function enabledLinks(listing: Listing): string[] {
-  return [...listing.keys()].filter((p) => /^\/etc\/systemd\/system\/[^/]+\.(wants|requires)\/[^/]+$/.test(p)).sort();
-}
-
-function newlyEnabled(before: Listing, after: Listing): string[] {
-  const was = new Set(enabledLinks(before));
-  return enabledLinks(after).filter((p) => !was.has(p));
-}
-
-/**
- * What stays enabled after our removal because a dependency that stays installed enabled it: logrotate's daily
- * timer (tinyproxy depends on logrotate). Not a daemon, and no network; no service is in this list.
- */
-const NEWLY_ENABLED_BY_DEPENDENCIES = ['/etc/systemd/system/timers.target.wants/logrotate.timer'];
 
 function isSymlink(p: string): boolean {
   try {

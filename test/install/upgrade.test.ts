@@ -40,10 +40,14 @@ interface Build {
   readonly depends: readonly string[];
 }
 
-/** A build as npm run build makes it (the .deb of the pipeline's output), with the tree it ships. */
+/**
+ * A build as npm run build makes it (the .deb of the pipeline's output), with the tree it ships: the same project
+ * code (source time SOURCE_DATE_EPOCH), the config edited at `epoch`, so a later edit differs in the version's
+ * input delay (src/version.ts), as a user's rebuild does.
+ */
 function buildOf(value: unknown, epoch: number, keyring?: Uint8Array): Build {
   const config = configOf(value);
-  const out = build({ config, sourceDateEpoch: epoch, sources: SOURCES, ...(keyring === undefined ? {} : { keyring }) });
+  const out = build({ config, sourceDateEpoch: epoch, sourceTime: SOURCE_DATE_EPOCH, sources: SOURCES, ...(keyring === undefined ? {} : { keyring }) });
   const deb = renderDebPackage(config, { sourceDateEpoch: epoch, statics: SOURCES.deb, version: out.version, ...(keyring === undefined ? {} : { keyring }) });
   const bytes = out.outputs.find((o) => o.path === out.debFileName)!.data;
   // The tree is the one in the package: the same writer on the same render gives the same bytes.
@@ -121,6 +125,8 @@ describe('a changed config over the installed gateway, in the Debian 13 root', (
 
   it('B sorts above A for dpkg (and so for Salt, which compares with dpkg)', async () => {
     expect(B.version).not.toBe(A.version);
+    // The same project code, the config edited an hour later: the versions differ in the input delay (0, 3600).
+    expect([A.version.split('.')[3], B.version.split('.')[3]]).toEqual(['0', '3600']);
     expect((await chroot().exec(['dpkg', '--compare-versions', A.version, 'lt', B.version])).code).toBe(0);
   });
 

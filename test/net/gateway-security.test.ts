@@ -220,11 +220,15 @@ suite('5. a missing router user fails closed, and says which package and what to
   it('without the user i2pd the hook leaves the lockdown and names package i2pd and the fix', async () => {
     await w.use(RECORDERS);
     const layer = join(lab.scratch, 'override-no-i2pd-user');
+    // The gateway machine's own accounts (the Debian 13 root with tor, i2pd and tinyproxy installed), less i2pd:
+    // never the host's, which need not have any of those users.
     for (const f of ['passwd', 'group']) {
       const path = join(layer, 'etc', f);
       mkdirSync(dirname(path), { recursive: true });
-      const host = readFileSync(`/etc/${f}`, 'utf8');
-      writeFileSync(path, host.split('\n').filter((l) => !l.startsWith('i2pd:')).join('\n'));
+      const own = await lab.readGwFile(`/etc/${f}`);
+      if (own === undefined) throw new Error(`the gateway machine has no /etc/${f}`);
+      expect(own, `/etc/${f}`).toMatch(/^i2pd:/m);
+      writeFileSync(path, own.split('\n').filter((l) => !l.startsWith('i2pd:')).join('\n'));
     }
     try {
       await lab.resetFirewall();
@@ -257,7 +261,7 @@ suite('6. exactly one router can start in the gateway', () => {
       const gw = new Gateway(java, built.config);
       java.setProvidesNetwork(true);
       java.setService(built.config.qubes.service, true);
-      // Debian's i2pd.service from the host, with the Java build's drop-in layered on it.
+      // Debian's i2pd.service from the Debian 13 root, with the Java build's drop-in layered on it.
       expect(await gw.conditionsHold(gw.unit(UNIT.i2pd))).toBe(false);
       java.setService(built.config.qubes.service, false);
       expect(await gw.conditionsHold(gw.unit(UNIT.i2pd)), 'other qubes built from the template keep Debian\'s behaviour').toBe(true);

@@ -26,7 +26,7 @@ export const FORMULA_ROOT = '/srv/formulas/base/i2p-gateway-formula';
 export const MINION_CONF = '/etc/salt/minion.d/i2p-gateway-formula.conf';
 export const DOC_DIR = `/usr/share/doc/${NAME}`;
 /** The version of a build at EPOCH of the default config's package.version: both times 2023-11-14 22:13:20 UTC. */
-export const VERSION_AT_EPOCH = /^0\.1\.0\+20231114221320\.20231114221320\.[0-9a-f]{8}$/;
+export const VERSION_AT_EPOCH = /^0\.1\.0\+20231114221320\.0\.[0-9a-f]{8}$/;
 
 const root = join(import.meta.dirname, '..', '..');
 export const SPEC = join(root, 'rpm', `${NAME}.spec`);
@@ -49,9 +49,9 @@ export interface Dom0Build {
 }
 
 /** The build as `npm run build` does it, in process: the pure pipeline (src/pipeline.ts) the CLI calls. */
-export function buildDom0(value: unknown = {}, sourceDateEpoch = EPOCH): Dom0Build {
+export function buildDom0(value: unknown = {}, sourceDateEpoch = EPOCH, sourceTime = sourceDateEpoch): Dom0Build {
   const c = config(value);
-  const out = build({ config: c, sourceDateEpoch, sources: readStaticSources() });
+  const out = build({ config: c, sourceDateEpoch, sourceTime, sources: readStaticSources() });
   const rpm = out.outputs.find((o) => o.path === out.rpmFileName);
   if (rpm === undefined) throw new Error(`the build wrote no ${out.rpmFileName}`);
   return { config: c, version: out.version, debName: out.debFileName, rpmName: out.rpmFileName, rpm: rpm.data, outputs: out.outputs };

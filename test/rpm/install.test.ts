@@ -55,9 +55,11 @@ describe.each(['bash', 'dash'] as const)('rpm -i / -U / -e with the scriptlets r
     // Debian's rpm keeps its database in ~/.rpmdb unless told: pin it inside the root.
     db = ['--root', root, '--dbpath', '/var/lib/rpm'];
     b1 = buildDom0();
-    // The config changed an hour later (its file's time is the build's input time): a newer version.
-    b2 = buildDom0(CHANGED, EPOCH + 3600);
+    // The config changed an hour later (its file's time is the build's input time), the same project code: a
+    // newer version by its input delay (src/version.ts).
+    b2 = buildDom0(CHANGED, EPOCH + 3600, EPOCH);
     expect(b2.version).not.toBe(b1.version);
+    expect([b1.version.split('.')[3], b2.version.split('.')[3]]).toEqual(['0', '3600']);
     pkg1 = join(tmp.dir, b1.rpmName);
     pkg2 = join(tmp.dir, b2.rpmName);
     writeFileSync(pkg1, b1.rpm);

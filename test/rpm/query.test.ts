@@ -201,8 +201,8 @@ describe('dom0 package of the default config', () => {
     // The warnings, explained. The first: Debian's rpmlint 2.4 ships an empty list of valid licenses
     // (`rpmlint -e invalid-license`: "Known values are: ''."), so it flags every License value.
     // GPL-3.0-or-later is the SPDX identifier Fedora requires.
-    // The second: the spec's %changelog lists the project's releases (0.1.0-1); a build's version adds its two
-    // times and its config digest (src/version.ts), so it is never the one the changelog names.
+    // The second: the spec's %changelog lists the project's releases (0.1.0-1); a build's version adds its source
+    // time, input delay and digest (src/version.ts), so it is never the one the changelog names.
     const warnings = findings.filter((l) => / W: /.test(l));
     expect(warnings).toEqual([
       `${NAME}.noarch: W: invalid-license GPL-3.0-or-later`,
