@@ -41,12 +41,24 @@ describe('salt/client-netvm', () => {
     }
   });
 
-  it('restore with no record puts the client on the system default; on another netvm it stays', () => {
+  it('restore with no record gives the client no netvm (never the clear net by guess) and says how to set one; on another netvm it stays', () => {
     const d = dom0();
     d.setPref('default', 'netvm', 'sys-i2p');
     const r = script(d, SCRIPT, ['restore', 'default', 'sys-i2p']);
-    expect(stateful('default', r.stdout)).toEqual({ changed: true, comment: 'default: netvm back to sys-firewall' });
-    expect(d.get('default').prefs).toEqual({});
+    const out = stateful('default', r.stdout);
+    expect(out.changed).toBe(true);
+    expect(out.comment).toContain('default: no netvm now (none was recorded before sys-i2p');
+    expect(out.comment).toContain('qvm-prefs default netvm QUBE');
+    expect(d.get('default').prefs).toEqual({ netvm: '' });
+    expect(d.netvmOf('default')).toBe('');
+    // A second run: the client no longer uses the gateway, nothing changes.
+    expect(stateful('default', script(d, SCRIPT, ['restore', 'default', 'sys-i2p']).stdout).changed).toBe(false);
+    // A recorded "*default*" still goes back to the system default.
+    d.addQube('recorded', 'AppVM', {});
+    script(d, SCRIPT, ['record', 'recorded', 'sys-i2p']);
+    d.setPref('recorded', 'netvm', 'sys-i2p');
+    expect(stateful('recorded', script(d, SCRIPT, ['restore', 'recorded', 'sys-i2p']).stdout)).toEqual({ changed: true, comment: 'recorded: netvm back to sys-firewall (recorded *default*)' });
+    expect(d.get('recorded').prefs).toEqual({});
     const other = script(d, SCRIPT, ['restore', 'whonixed', 'sys-i2p']);
     expect(stateful('whonixed', other.stdout)).toEqual({ changed: false, comment: 'whonixed: does not use sys-i2p' });
     expect(d.netvmOf('whonixed')).toBe('sys-whonix');

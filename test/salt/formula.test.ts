@@ -417,12 +417,16 @@ describe('clients that run while the gateway is halted', () => {
     expect(d.qubes.get('sys-i2p')!.power).toBe('Halted');
   });
 
-  it('a client pointed at the gateway by hand before is not recorded (remove gives it the system default)', () => {
+  it('a client pointed at the gateway by hand before is not recorded; remove then gives it no netvm, never the clear net', () => {
     const d = built();
     d.get('sys-i2p').power = 'Running';
     d.get('work').prefs['netvm'] = 'sys-i2p';
     run(d, files, 'i2p-gateway.clients');
     expect(d.get('work').features).toEqual({});
+    const r = run(d, files, 'i2p-gateway.remove');
+    expect(d.netvmOf('work')).toBe('');
+    expect(r.comments.get('i2p-gateway-remove-client-work')).toContain('work: no netvm now');
+    expect(d.has('sys-i2p')).toBe(false);
   });
 });
 

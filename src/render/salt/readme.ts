@@ -167,7 +167,7 @@ already: install it again, or follow "By hand" below):
     ${removeCommand()}
 
 That puts each client${clients !== undefined ? ` (${clients})` : ''} back on the netvm it had before (the feature
-\`${CLIENT_NETVM.feature}\`; the system default when none was recorded), removes the published services' qrexec
+\`${CLIENT_NETVM.feature}\`; no netvm at all when none was recorded, never the clear net by guess), removes the published services' qrexec
 policy (\`${PUBLISH_POLICY}\`, if a build wrote one), then removes \`${q.gateway}\` and then
 \`${q.template}\`; \`${q.sourceTemplate}\` stays. It is safe to run twice. It stops before removing \`${q.gateway}\`
 while another qube still uses it as netvm: \`qvm-ls --raw-data --fields name,netvm | grep '|${q.gateway}$'\` lists them.
@@ -175,7 +175,7 @@ while another qube still uses it as netvm: \`qvm-ls --raw-data --fields name,net
 By hand, with the package already gone:
 
     qvm-features CLIENT ${CLIENT_NETVM.feature}    # the client's netvm before ${q.gateway}, if recorded
-    qvm-prefs CLIENT netvm QUBE    # that netvm; or, for none recorded or *default*: qvm-prefs --default CLIENT netvm
+    qvm-prefs CLIENT netvm QUBE    # that netvm; for *default*: qvm-prefs --default CLIENT netvm; none recorded: qvm-prefs CLIENT netvm ''
     qvm-features --unset CLIENT ${CLIENT_NETVM.feature}
     sudo rm -f ${PUBLISH_POLICY}    # the published services' qrexec policy, if a build wrote one
     qvm-shutdown --wait --force ${q.gateway}
