@@ -170,7 +170,8 @@ export const serviceNotADistroDaemon: Rule = (c) =>
 
 /**
  * Published services: names unique (they name units, tunnels and onion directories); each qube a service qube,
- * not one of the gateway's own; one entry per qube and port (a second would add the same qrexec permission
+ * not one of the gateway's own, and not a client (publish.sls gives it no netvm: an application that can reach a
+ * network, even through the gateway, may give away the operator's address); one entry per qube and port (a second would add the same qrexec permission
  * again under another name); something to publish; an onion only with Tor; an I2P site only with i2pd.
  */
 export const publishPlacement: Rule = (c) => {
@@ -189,6 +190,14 @@ export const publishPlacement: Rule = (c) => {
     const sameName = names.get(s.name);
     if (sameName !== undefined) issues.push({ path: at('name'), input: s.name, message: `is also publish.${sameName}.name. Fix: give each published service a name of its own` });
     names.set(s.name, i);
+    const client = q.clients.indexOf(s.qube);
+    if (client >= 0) {
+      issues.push({
+        path: at('qube'),
+        input: s.qube,
+        message: `is also qubes.clients.${client}: a service qube has no netvm (i2p-gateway.publish sets it to none), so it cannot be a client of the gateway, and an application that may reach any network can reveal the operator's address. Fix: remove ${s.qube} from qubes.clients, or run the application in another qube`,
+      });
+    }
     for (const [role, name] of roles) {
       if (s.qube === name) {
         issues.push({

@@ -76,6 +76,7 @@ const BAD: readonly [string, unknown, string, string][] = [
   ['published qube is the netvm', { publish: [{ name: 'wiki', qube: 'sys-firewall', port: 80 }] }, 'publish.0.qube', 'qubes.netvm'],
   ['published qube is the template', { publish: [{ name: 'wiki', qube: 'debian-13-i2p', port: 80 }] }, 'publish.0.qube', 'qubes.template'],
   ['published qube is the source template', { publish: [{ name: 'wiki', qube: 'debian-13-minimal', port: 80 }] }, 'publish.0.qube', 'qubes.sourceTemplate'],
+  ['published qube is also a client', { qubes: { clients: ['work', 'webapp'] }, publish: [{ name: 'wiki', qube: 'webapp', port: 80 }] }, 'publish.0.qube', 'Fix: remove webapp from qubes.clients'],
   ['published qube dom0', { publish: [{ name: 'wiki', qube: 'dom0', port: 80 }] }, 'publish.0.qube', 'reserves'],
   ['published qube and port twice', { publish: [{ name: 'a', qube: 'webapp', port: 80 }, { name: 'b', qube: 'webapp', port: 80, i2p: false, onion: true }] }, 'publish.1.port', 'already published as publish.0'],
   ['published as nothing', { publish: [{ name: 'wiki', qube: 'webapp', port: 80, i2p: false }] }, 'publish.0.i2p', 'nothing would be published'],

@@ -47,6 +47,8 @@ function dom0For(c: GatewayConfig, version = VERSION): FakeDom0 {
   d.addQube('sys-net', 'AppVM', { 'provides-network': true, netvm: '' }, 'Running');
   d.addQube('sys-firewall', 'AppVM', { 'provides-network': true, netvm: 'sys-net' }, 'Running');
   for (const client of c.qubes.clients) d.addQube(client, 'AppVM', {});
+  // The service qubes, as a user creates them: with the default netvm (publish.sls takes it away).
+  for (const s of c.publish) if (!d.has(s.qube)) d.addQube(s.qube, 'AppVM', {});
   d.saltFiles.set(`salt://i2p-gateway/files/${debName(version)}`, { package: 'qubes-i2p-gateway', version });
   return d;
 }
@@ -230,6 +232,35 @@ describe('published services: the qrexec policy in dom0', () => {
     expect(again.commands).toEqual([`rm ${POLICY}`]);
     apply(again, readSls(files, 'i2p-gateway.unpublish'), 'dom0');
     expect(again.commands).toEqual([`rm ${POLICY}`]);
+  });
+
+  it('every service qube gets no netvm before the policy is written; a second run changes nothing', () => {
+    const d = dom0For(c);
+    d.get('blogvm').prefs['netvm'] = 'sys-firewall';
+    d.get('blogvm').power = 'Running';
+    expect(d.netvmOf('webapp')).toBe('sys-firewall');
+    applyAll(d, files, c);
+    expect(d.netvmOf('webapp')).toBe('');
+    expect(d.netvmOf('blogvm')).toBe('');
+    const netvmAt = d.commands.indexOf("qvm-prefs webapp netvm ''");
+    expect(netvmAt).toBeGreaterThanOrEqual(0);
+    expect(d.commands.indexOf("qvm-prefs blogvm netvm ''")).toBeGreaterThanOrEqual(0);
+    expect(netvmAt).toBeLessThan(d.commands.findIndex((x) => x.startsWith(`write ${POLICY}`)));
+    d.commands.length = 0;
+    run(d, files, 'i2p-gateway.publish');
+    expect(d.commands).toEqual([]);
+  });
+
+  it('a service qube that does not exist fails the state, and no policy is written', () => {
+    const d = dom0For(c);
+    d.qubes.delete('blogvm');
+    run(d, files, 'i2p-gateway.clone');
+    run(d, files, 'i2p-gateway.install', c.qubes.template);
+    run(d, files, 'i2p-gateway.create');
+    const r = apply(d, readSls(files, 'i2p-gateway.publish'), 'dom0', { files });
+    expect(r.outcomes.get('i2p-gateway-publish-blogvm-no-netvm')).toBe('failed');
+    expect(r.outcomes.get('i2p-gateway-publish-policy')).toBe('skipped');
+    expect(d.files.has(POLICY)).toBe(false);
   });
 
   it('an edited policy file is put back on the next run', () => {

@@ -53,6 +53,8 @@ export const ID = {
   removeTemplate: 'i2p-gateway-remove-template',
   publishPolicy: 'i2p-gateway-publish-policy',
   publishPolicyAbsent: 'i2p-gateway-publish-policy-absent',
+  /** publish.sls: a service qube's netvm set to none, before the policy lets the gateway reach it. */
+  publishNoNetvm: (qube: string): string => `i2p-gateway-publish-${qube}-no-netvm`,
   /** remove.sls's own id for the same file: remove.sls and unpublish.sls may run in one state.apply. */
   removePublishPolicy: 'i2p-gateway-remove-publish-policy',
 } as const;

@@ -64,8 +64,11 @@ ${services.map((s) => `- \`${s.name}\`: qube \`${s.qube}\`, port ${s.port}${s.i2
 
 ${indent(listed)}
 
-   The service qube needs no netvm at all (\`qvm-create --label red ${example.qube}\`, then \`qvm-prefs ${example.qube} netvm ''\`);
-   its application listens on its own 127.0.0.1:${example.port}. The gateway reaches it only through qrexec: this state
+   The service qube must have no netvm (any outgoing request of its application would reveal your address): this
+   state sets each service qube's netvm to none first (\`qvm-prefs ${example.qube} netvm ''\`), and fails, writing no
+   policy, while the qube does not exist (\`qvm-create --label red ${example.qube}\`); unpublishing leaves it without
+   one. A service qube cannot also be a client (a config error). Its application listens on its own
+   127.0.0.1:${example.port}. The gateway reaches it only through qrexec: this state then
    writes \`${PUBLISH_POLICY}\`, which allows \`${q.gateway}\` exactly \`qubes.ConnectTCP +<port>\` to each
    service's qube and nothing more (a call starts the qube if it is not running):
 
