@@ -237,7 +237,7 @@ function runState(dom0: FakeDom0, d: StateDecl, minion: string, opts: ApplyOptio
         const file = dom0.saltFiles.get(url);
         if (file === undefined || file.package !== pkg) throw new Error(`pkg.installed: ${url} not found in the formula`);
         // Salt reads the file's version and installs it unless exactly that version is installed.
-        dom0.pkgInstalled(minion, pkg, file.version);
+        dom0.pkgInstalled(minion, pkg, file.version, file.depends);
       }
       return {};
     }

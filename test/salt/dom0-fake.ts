@@ -35,9 +35,18 @@ export interface FakeQube {
   prefs: Record<string, unknown>;
   features: Record<string, string>;
   packages: Record<string, string>;
+  /** What each installed package (of a formula file) depends on: apt removes it with any of them. */
+  depends?: Record<string, string[]>;
   power: Power;
   /** Files file.managed wrote inside the qube (a template's runtime drop-ins): path → contents. */
   files?: Record<string, string>;
+}
+
+/** A package file of the formula (salt://…): its name, version and Depends. */
+export interface SaltPackageFile {
+  readonly package: string;
+  readonly version: string;
+  readonly depends?: readonly string[];
 }
 
 export interface DomFile {
@@ -57,7 +66,7 @@ interface State {
   qubes: Record<string, FakeQube>;
   commands: string[];
   repos: Record<string, string[]>;
-  saltFiles: Record<string, { package: string; version: string }>;
+  saltFiles: Record<string, SaltPackageFile>;
   /** Global properties (qubes-prefs). */
   global: Record<string, string>;
 }
@@ -75,7 +84,7 @@ export class FakeDom0 {
   /** Enabled unless a command says otherwise (`enabled = 1` in dom0's repo file): the ITL templates only. */
   readonly enabledRepos: ReadonlySet<string> = new Set(['qubes-templates-itl']);
   /** Package files reachable as salt://… */
-  saltFiles = new Map<string, { package: string; version: string }>();
+  saltFiles = new Map<string, SaltPackageFile>();
   /** qubes-prefs: default_netvm is what a qube's netvm is when it was never set. */
   global: Record<string, string> = { default_netvm: 'sys-firewall' };
   /** dom0's own files that states manage, by absolute path (not seen by the stand-in tools: no script touches them). */
@@ -273,11 +282,15 @@ export class FakeDom0 {
   }
 
   /** pkg.installed inside a template (salt-ssh through the management disposable). */
-  pkgInstalled(template: string, name: string, version: string): void {
+  pkgInstalled(template: string, name: string, version: string, depends?: readonly string[]): void {
     const q = this.get(template);
     if (q.packages[name] === version) return;
+    // dpkg -i (Salt's `sources`) does not resolve dependencies: a missing one fails the install, the old stays.
+    const missing = (depends ?? []).filter((d) => !(d in q.packages));
+    if (missing.length > 0) throw new QubesError(`dpkg: dependency problems prevent configuration of ${name}: depends on ${missing.join(', ')}; however: not installed`);
     this.run(`${template}: install ${name}=${version}`);
     q.packages[name] = version;
+    if (depends !== undefined) (q.depends ??= {})[name] = [...depends];
   }
 
   /** file.managed inside a template: writes only when the contents differ, as Salt does. */
@@ -295,6 +308,14 @@ export class FakeDom0 {
     if (!(name in q.packages)) return;
     this.run(`${template}: purge ${name}`);
     delete q.packages[name];
+    // apt-get purge removes every installed package that depends on it ("The following packages will be REMOVED").
+    for (const [pkg, deps] of Object.entries(q.depends ?? {})) {
+      if (pkg in q.packages && deps.includes(name)) {
+        this.run(`${template}: remove ${pkg} (depends on ${name})`);
+        delete q.packages[pkg];
+        delete q.depends![pkg];
+      }
+    }
   }
 
   /** file.managed with `contents` in dom0. */

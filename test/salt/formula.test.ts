@@ -49,7 +49,7 @@ function dom0For(c: GatewayConfig, version = VERSION): FakeDom0 {
   for (const client of c.qubes.clients) d.addQube(client, 'AppVM', {});
   // The service qubes, as a user creates them: with the default netvm (publish.sls takes it away).
   for (const s of c.publish) if (!d.has(s.qube)) d.addQube(s.qube, 'AppVM', {});
-  d.saltFiles.set(`salt://i2p-gateway/files/${debName(version)}`, { package: 'qubes-i2p-gateway', version });
+  d.saltFiles.set(`salt://i2p-gateway/files/${debName(version)}`, { package: 'qubes-i2p-gateway', version, depends: debDepends(c) });
   return d;
 }
 
@@ -398,6 +398,46 @@ describe('a changed build (another version) over the installed one', () => {
     expect(r.outcomes.get('i2p-gateway-package')).toBe('ok');
     expect(r.outcomes.get('i2p-gateway-package-version')).toBe('failed');
     expect(r.comments.get('i2p-gateway-package-version')).toContain(`Version '${B}' for 'qubes-i2p-gateway' was not found`);
+  });
+});
+
+describe('a switch of router whose new package fails to install', () => {
+  const before = config({});
+  const after = config({ i2p: { router: 'i2p', keyring: 'k.gpg' } });
+  const B = '0.1.0+20231114221320.20231115000000.4e5f6071';
+  const url = `salt://i2p-gateway/files/${debName(B)}`;
+
+  it('keeps the old package and its router (apt would remove an i2pd build with i2pd); once the file installs, the old router goes', () => {
+    const d = dom0For(before);
+    applyAll(d, formula(before), before);
+    const template = d.get(before.qubes.template);
+    expect(template.packages).toMatchObject({ 'qubes-i2p-gateway': VERSION, i2pd: 'debian' });
+    // The new file cannot be configured (dpkg -i: a dependency nobody installs).
+    d.saltFiles.set(url, { package: 'qubes-i2p-gateway', version: B, depends: [...debDepends(after), 'libmissing1'] });
+    const files = formula(after, B);
+    const r = apply(d, readSls(files, 'i2p-gateway.install'), after.qubes.template, { files });
+    expect(r.outcomes.get('i2p-gateway-package')).toBe('failed');
+    expect(r.outcomes.get('i2p-gateway-other-router')).toBe('skipped');
+    expect(template.packages['qubes-i2p-gateway']).toBe(VERSION);
+    expect(template.packages['i2pd']).toBe('debian');
+    expect(d.commands.filter((x) => x.includes('purge') || x.includes('remove'))).toEqual([]);
+
+    d.saltFiles.set(url, { package: 'qubes-i2p-gateway', version: B, depends: debDepends(after) });
+    d.commands.length = 0;
+    run(d, files, 'i2p-gateway.install', after.qubes.template);
+    expect(template.packages['qubes-i2p-gateway']).toBe(B);
+    expect(template.packages['i2p']).toBeDefined();
+    expect('i2pd' in template.packages).toBe(false);
+    const at = (prefix: string): number => d.commands.findIndex((x) => x.startsWith(`${after.qubes.template}: ${prefix}`));
+    expect(at('purge i2pd')).toBeGreaterThan(at(`install qubes-i2p-gateway=${B}`));
+    expect(at('purge i2pd')).toBeGreaterThan(at('install i2p='));
+  });
+
+  it('the fake models apt: purging a package removes the formula package that depends on it', () => {
+    const d = dom0For(before);
+    applyAll(d, formula(before), before);
+    d.pkgPurged(before.qubes.template, 'i2pd');
+    expect('qubes-i2p-gateway' in d.get(before.qubes.template).packages).toBe(false);
   });
 });
 

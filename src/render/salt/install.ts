@@ -14,6 +14,9 @@
  * The router this build does not run is purged (i2pd for the Java router, i2p for i2pd): a template switched from
  * one router to the other would otherwise keep the first, whose unit could start beside ours and compete for
  * port 4444 (the package's drop-in for it keeps it from starting in the gateway; this removes it altogether).
+ * The purge requires the new package at its exact version and the new router: apt removes an i2pd build's
+ * gateway package with i2pd, so purging first would leave a template without the gateway package after a failed
+ * install (and a gateway qube without its lockdown).
  *
  * Upgrades. Salt's pkg.installed with `sources` reads the file's version (lowpkg.bin_pkg_info) and installs it
  * (`dpkg -i --force-confold`) when the installed version differs; a package of the same name and version is
@@ -104,9 +107,6 @@ export function renderInstall(c: GatewayConfig, inputs: InstallInputs): Rendered
   });
   const router = ROUTERS[c.i2p.router];
   const other = ROUTERS[c.i2p.router === 'i2pd' ? 'i2p' : 'i2pd'];
-  data[ID.otherRouter] = {
-    'pkg.purged': [{ pkgs: [other.package] }],
-  };
   if (router.fromI2pRepo) {
     data[ID.router] = {
       // Only the router, not i2p-keyring: our package ships the repository key under a name of its own, which our
@@ -114,6 +114,12 @@ export function renderInstall(c: GatewayConfig, inputs: InstallInputs): Rendered
       'pkg.installed': [{ pkgs: [router.package] }, { refresh: true }, { install_recommends: false }, { require: [{ pkg: ID.package }] }],
     };
   }
+  // The old router goes only once the new package (the exact version) and the new router are in: purging i2pd
+  // also removes every package that depends on it, the gateway package of an i2pd build among them, so a failed
+  // switch must leave the old package and its router as they were.
+  data[ID.otherRouter] = {
+    'pkg.purged': [{ pkgs: [other.package] }, { require: [{ pkg: ID.packageVersion }, ...(router.fromI2pRepo ? [{ pkg: ID.router }] : [])] }],
+  };
   return textFile(
     `${FORMULA}/install.sls`,
     slsText(
