@@ -25,10 +25,9 @@ export function readStaticSources(root: string = PROJECT_ROOT): StaticSources {
     rpmSpec: read('rpm/qubes-mgmt-salt-i2p-gateway.spec'),
     minionConf: read('salt/i2p-gateway-formula.conf'),
     clientNetvm: read('salt/client-netvm'),
-    // prerm: on removal, disables the distribution's daemons our drop-ins kept quiet (debian/prerm says why).
+    // No prerm: the removal changes nothing other packages own (install.sls disables the distribution's daemons).
     deb: {
       postinst: read('debian/postinst'),
-      prerm: read('debian/prerm'),
       postrm: read('debian/postrm'),
       copyright: read('debian/copyright'),
       programs: {

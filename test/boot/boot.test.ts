@@ -105,7 +105,12 @@ describe('template: install.sls in a booted Debian 13 template', () => {
     await installDummy(templateMachine());
     const runs = await applyState(templateMachine(), FIRST, INSTALL, log);
     const did = runs.filter((r) => r.command !== '').map((r) => r.id);
-    expect(did, 'what a fresh template needed').toEqual(['i2p-gateway-hold-i2pd', 'i2p-gateway-hold-tor', 'i2p-gateway-hold-tor-default', 'i2p-gateway-hold-tinyproxy', 'i2p-gateway-dependencies', 'i2p-gateway-package']);
+    expect(did, 'what a fresh template needed').toEqual(['i2p-gateway-hold-i2pd', 'i2p-gateway-hold-tor', 'i2p-gateway-hold-tor-default', 'i2p-gateway-hold-tinyproxy', 'i2p-gateway-dependencies', 'i2p-gateway-package', 'i2p-gateway-disable-tor', 'i2p-gateway-disable-tinyproxy', 'i2p-gateway-disable-i2pd']);
+    // Debian's postinsts enabled their daemons; install.sls disabled each one (the package itself does not).
+    for (const unit of ['tor.service', 'tinyproxy.service', 'i2pd.service']) {
+      expect(runs.find((r) => r.id === `i2p-gateway-disable-${unit.replace('.service', '')}`)?.command, unit).toBe(`systemctl disable ${unit}`);
+      expect((await templateMachine().exec(['systemctl', 'is-enabled', unit])).stdout.trim(), unit).toBe('disabled');
+    }
     // The version pin finds exactly this build installed; the notice follows the change.
     expect(runs.map((r) => r.id)).toContain('i2p-gateway-package-version');
     expect(runs.find((r) => r.id === 'i2p-gateway-restart-notice')?.stdout).toContain(`qubes-i2p-gateway ${FIRST.version} is installed`);
@@ -207,6 +212,8 @@ describe('gateway: booted from that template, joined to the datapath lab', () =>
     expect(wants.sort()).toEqual([...packaged].sort());
     expect(wants).toEqual(expect.arrayContaining([LOCKDOWN_UNIT, ...DAEMONS]));
     for (const u of [UNITS.target, ...wants]) expect((await m.show(u, ['ActiveState'])).get('ActiveState'), u).toBe('active');
+    // i2pd.service is disabled in the template (install.sls): the target's Wants= starts it all the same.
+    expect((await m.exec(['systemctl', 'is-enabled', 'i2pd.service'])).stdout.trim()).toBe('disabled');
     expect((await m.must(['systemctl', '--failed', '--plain', '--no-legend'])).stdout.trim()).toBe('');
   });
 
@@ -478,6 +485,19 @@ describe('template again: upgrade, remove, purge', () => {
     expect(await quiet()).toEqual(NOTHING);
     await m.must(['apt-get', '-q', '-y', 'purge', 'qubes-i2p-gateway'], { env: SALT_ENV, timeoutMs: 120_000 });
     expect((await m.exec(['dpkg', '-s', 'qubes-i2p-gateway'])).code).not.toBe(0);
+    expect(await quiet()).toEqual(NOTHING);
+  });
+
+  it("reboot after the purge: no Debian daemon starts (install.sls disabled them; our drop-ins are gone), each still disabled", async () => {
+    await stopTemplate();
+    await templateRoot().mount();
+    await bootTemplate();
+    const m = templateMachine();
+    for (const unit of ['tor.service', 'tinyproxy.service', 'i2pd.service']) {
+      expect((await m.exec(['dpkg-query', '-S', `/usr/lib/systemd/system/${unit}`])).code, `${unit} still installed`).toBe(0);
+      expect((await m.exec(['systemctl', 'is-enabled', unit])).stdout.trim(), unit).toBe('disabled');
+      expect((await m.show(unit, ['ActiveState'])).get('ActiveState'), unit).toBe('inactive');
+    }
     expect(await quiet()).toEqual(NOTHING);
   });
 });

@@ -15,6 +15,7 @@ import { lintian } from '../lintian.ts';
 import { readStaticSources } from '../../src/io/static.ts';
 import { ROUTERS } from '../../src/config/routers.ts';
 import { DROPIN, PATHS, UNITS } from '../../src/render/gateway/common.ts';
+import { disabledUnits } from '../../src/render/salt/install.ts';
 
 const DEB_STATICS = readStaticSources().deb;
 
@@ -79,7 +80,7 @@ describe.each(VARIANTS)('%s', (_name, value, withKeyring) => {
   });
 
   it('has maintainer scripts that parse, enable and start nothing, and restart only what runs, on upgrade', () => {
-    const scripts = { postinst: pkg.meta.scripts?.postinst, prerm: pkg.meta.scripts?.prerm, postrm: pkg.meta.scripts?.postrm };
+    const scripts = { postinst: pkg.meta.scripts?.postinst, postrm: pkg.meta.scripts?.postrm };
     const code = (text: string | undefined): string => (text ?? '').split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n');
     for (const [name, script] of Object.entries(scripts)) {
       expect(script, name).toBeDefined();
@@ -97,22 +98,23 @@ describe.each(VARIANTS)('%s', (_name, value, withKeyring) => {
     expect(units).toEqual([UNITS.noForward, UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS.i2pd.unit, ROUTERS.i2p.unit]);
     expect(postinst.indexOf('"$HOOK"')).toBeLessThan(postinst.indexOf('try-restart'));
     expect(postinst).toMatch(/if systemctl --quiet is-active "\$unit"; then\n(\s+#.*\n)?\s+deb-systemd-invoke try-restart "\$unit"/);
-    // prerm: on remove only, a named list of the distribution's units, each disabled when we drop in on it and
-    // it is enabled. The list is every unit we drop in on in any build, less tor@default.service (static).
-    const prerm = code(scripts.prerm);
-    expect(prerm).toContain(`DROPIN=${DROPIN}\n`);
-    expect(prerm).toMatch(/^remove\)$/m);
-    expect(prerm).toContain('systemctl disable "$unit"');
-    const quiet = /UNITS="([^"]*)"/.exec(prerm)?.[1]?.split(' ').sort();
-    const dropped = new Set<string>();
-    for (const [value, keyring] of [[{}, undefined], [{ i2p: { router: 'i2p' } }, realKeyring()], [{ tor: { enabled: false } }, undefined]] as const) {
-      for (const f of build(value, keyring).pkg.files) {
-        const m = new RegExp(`^/usr/lib/systemd/system/([^/]+)\\.d/${DROPIN}$`).exec(f.path);
-        if (m !== null) dropped.add(m[1]!);
-      }
+    // No prerm, and no maintainer script enables or disables another package's unit: the removal changes nothing
+    // other packages own (piuparts: "files disappeared after purge: .../multi-user.target.wants/tor.service").
+    // install.sls disables the distribution's daemons in the template instead (test/salt, test/boot).
+    expect(pkg.meta.scripts?.prerm).toBeUndefined();
+    for (const [name, script] of Object.entries(scripts)) {
+      if (script === undefined) continue;
+      expect(code(script), name).not.toMatch(/systemctl\s+(disable|enable|mask|unmask)|deb-systemd-helper/);
     }
-    dropped.delete('tor@default.service');
-    expect(quiet).toEqual([...dropped].sort());
+  });
+
+  it("install.sls disables every distribution unit this build drops in on and installs (not the other router's, not static tor@default)", () => {
+    const c = configOf(value);
+    const dropped = pkg.files
+      .map((f) => new RegExp(`^/usr/lib/systemd/system/([^/]+\\.service)\\.d/${DROPIN}$`).exec(f.path)?.[1])
+      .filter((u): u is string => u !== undefined && !u.startsWith('qubes-i2p-gateway') && u !== 'tor@default.service')
+      .filter((u) => u !== ROUTERS[c.i2p.router === 'i2pd' ? 'i2p' : 'i2pd'].unit);
+    expect(disabledUnits(c).sort()).toEqual(dropped.sort());
   });
 
   it('has a changelog dpkg-parsechangelog reads, dated from SOURCE_DATE_EPOCH, compressed like gzip -9n', () => {

@@ -244,6 +244,10 @@ function runState(dom0: FakeDom0, d: StateDecl, minion: string, opts: ApplyOptio
     case 'pkg.purged':
       for (const p of (a['pkgs'] as string[] | undefined) ?? []) dom0.pkgPurged(minion, p);
       return {};
+    case 'service.disabled':
+      if (minion === 'dom0') throw new Error(`${d.id}: service.disabled is only modelled in a template`);
+      dom0.serviceDisabled(minion, name);
+      return {};
     case 'test.show_notification':
       return { changed: false, comment: String(a['text']) };
     case 'cmd.script': {

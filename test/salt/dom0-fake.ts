@@ -37,10 +37,15 @@ export interface FakeQube {
   packages: Record<string, string>;
   /** What each installed package (of a formula file) depends on: apt removes it with any of them. */
   depends?: Record<string, string[]>;
+  /** systemd units enabled in a template (the Debian daemons' postinsts enable theirs). */
+  enabledUnits?: string[];
   power: Power;
   /** Files file.managed wrote inside the qube (a template's runtime drop-ins): path → contents. */
   files?: Record<string, string>;
 }
+
+/** The unit each Debian daemon's package ships and its postinst enables (deb-systemd-helper enable). */
+export const DEBIAN_UNITS: Readonly<Record<string, string>> = { tor: 'tor.service', tinyproxy: 'tinyproxy.service', i2pd: 'i2pd.service', i2p: 'i2p.service' };
 
 /** A package file of the formula (salt://…): its name, version and Depends. */
 export interface SaltPackageFile {
@@ -289,8 +294,22 @@ export class FakeDom0 {
     const missing = (depends ?? []).filter((d) => !(d in q.packages));
     if (missing.length > 0) throw new QubesError(`dpkg: dependency problems prevent configuration of ${name}: depends on ${missing.join(', ')}; however: not installed`);
     this.run(`${template}: install ${name}=${version}`);
+    const fresh = !(name in q.packages);
     q.packages[name] = version;
     if (depends !== undefined) (q.depends ??= {})[name] = [...depends];
+    // A first install enables the daemon's unit; an upgrade keeps an admin's disabling (deb-systemd-helper).
+    const unit = DEBIAN_UNITS[name];
+    if (fresh && unit !== undefined && !(q.enabledUnits ??= []).includes(unit)) q.enabledUnits.push(unit);
+  }
+
+  /** service.disabled inside a template: `systemctl disable` when the unit is enabled; a unit not installed fails. */
+  serviceDisabled(template: string, unit: string): void {
+    const q = this.get(template);
+    const owner = Object.entries(DEBIAN_UNITS).find(([, u]) => u === unit)?.[0];
+    if (owner === undefined || !(owner in q.packages)) throw new QubesError(`The named service ${unit} is not available`);
+    if (!(q.enabledUnits ?? []).includes(unit)) return;
+    this.run(`${template}: systemctl disable ${unit}`);
+    q.enabledUnits = q.enabledUnits!.filter((u) => u !== unit);
   }
 
   /** file.managed inside a template: writes only when the contents differ, as Salt does. */
@@ -308,6 +327,7 @@ export class FakeDom0 {
     if (!(name in q.packages)) return;
     this.run(`${template}: purge ${name}`);
     delete q.packages[name];
+    if (DEBIAN_UNITS[name] !== undefined) q.enabledUnits = (q.enabledUnits ?? []).filter((u) => u !== DEBIAN_UNITS[name]);
     // apt-get purge removes every installed package that depends on it ("The following packages will be REMOVED").
     for (const [pkg, deps] of Object.entries(q.depends ?? {})) {
       if (pkg in q.packages && deps.includes(name)) {

@@ -132,6 +132,24 @@ describe.each(SCENARIOS)('formula: %s', (_name, value) => {
     expect(d.commands).toEqual([]);
   });
 
+  it("install.sls disables the Debian daemons' units its dependencies enabled (none starts in the template once our package is gone); a second run disables nothing", () => {
+    const d = dom0For(c);
+    run(d, files, 'i2p-gateway.clone');
+    d.commands.length = 0;
+    run(d, files, 'i2p-gateway.install', c.qubes.template);
+    const t = c.qubes.template;
+    const units = [...(c.tor.enabled ? ['tor.service'] : []), 'tinyproxy.service', c.i2p.router === 'i2pd' ? 'i2pd.service' : 'i2p.service'];
+    expect(d.commands.filter((x) => x.includes('systemctl')).sort()).toEqual(units.map((u) => `${t}: systemctl disable ${u}`).sort());
+    for (const u of units) {
+      const pkg = u.replace('.service', '');
+      expect(d.commands.indexOf(`${t}: systemctl disable ${u}`), u).toBeGreaterThan(d.commands.findIndex((x) => x.startsWith(`${t}: install ${pkg}=`)));
+    }
+    expect(d.get(t).enabledUnits).toEqual([]);
+    d.commands.length = 0;
+    run(d, files, 'i2p-gateway.install', t);
+    expect(d.commands).toEqual([]);
+  });
+
   it('a template switched from the other router loses it: exactly one router is installed', () => {
     const d = dom0For(c);
     applyAll(d, files, c);

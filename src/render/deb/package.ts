@@ -29,7 +29,6 @@ import { renderChangelog } from './changelog.ts';
 /** The package's static parts, kept as plain files under debian/ and gateway/ (read by src/io/static.ts). */
 export interface DebStatics {
   readonly postinst: string;
-  readonly prerm: string;
   readonly postrm: string;
   /** DEP-5 copyright, installed as /usr/share/doc/<package>/copyright. */
   readonly copyright: string;
@@ -114,16 +113,12 @@ function description(config: GatewayConfig): DebMeta['description'] {
  * - package-installs-apt-sources (router i2p): lintian's tag for a package that is not named *-apt-source but
  *   installs an apt source. Splitting the source into its own package would add a second .deb to build and install
  *   for one small file; the source is here by design, pinned to one key by Signed-By.
- * - maintainer-script-calls-systemctl (prerm): the prerm disables the distribution's units our drop-ins kept quiet,
- *   as an admin would. deb-systemd-helper's disable is the owning package's own removal: it drops the state that
- *   keeps an admin's choice, so the next upgrade of tor or i2pd would enable them again.
+ *
+ * There is no prerm: the package's removal changes nothing other packages own (piuparts checks that). The
+ * distribution's daemons our drop-ins keep quiet are disabled in the template by the formula's install.sls.
  */
 function lintianOverrides(config: GatewayConfig): RenderedFile[] {
-  const lines = [
-    '# prerm disables the distribution daemons our drop-ins kept quiet (tor, i2pd, tinyproxy), as an admin would:',
-    "# deb-systemd-helper disable would let the next upgrade of those packages enable them again.",
-    `${PACKAGE}: maintainer-script-calls-systemctl [prerm:*]`,
-  ];
+  const lines: string[] = [];
   if (ROUTERS[config.i2p.router].fromI2pRepo) {
     lines.push(
       '# The I2P repository is the only source of the Java router this gateway runs; shipping its deb822 source',
@@ -131,7 +126,7 @@ function lintianOverrides(config: GatewayConfig): RenderedFile[] {
       `${PACKAGE}: package-installs-apt-sources [etc/apt/sources.list.d/i2p.sources]`,
     );
   }
-  return [textFile(LINTIAN_OVERRIDES, `${lines.join('\n')}\n`)];
+  return lines.length === 0 ? [] : [textFile(LINTIAN_OVERRIDES, `${lines.join('\n')}\n`)];
 }
 
 export function renderDebPackage(config: GatewayConfig, opts: DebPackageOptions): DebPackage {
@@ -160,7 +155,7 @@ export function renderDebPackage(config: GatewayConfig, opts: DebPackageOptions)
     priority: 'optional',
     depends: debDepends(config),
     description: description(config),
-    scripts: { postinst: statics.postinst, prerm: statics.prerm, postrm: statics.postrm },
+    scripts: { postinst: statics.postinst, postrm: statics.postrm },
   };
   return { meta, files };
 }

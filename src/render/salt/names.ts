@@ -43,6 +43,8 @@ export const ID = {
   packageVersion: 'i2p-gateway-package-version',
   restartNotice: 'i2p-gateway-restart-notice',
   router: 'i2p-gateway-java-router',
+  /** install.sls: a distribution daemon's unit disabled in the template (its package's postinst enabled it). */
+  disabled: (unit: string): string => `i2p-gateway-disable-${unit.replace(/\.service$/, '').replace(/[^A-Za-z0-9-]/g, '-')}`,
   otherRouter: 'i2p-gateway-other-router',
   qube: 'i2p-gateway-qube',
   startForClients: 'i2p-gateway-start-for-clients',

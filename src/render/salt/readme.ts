@@ -8,6 +8,7 @@
 import type { GatewayConfig } from '../../config/schema.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
 import { publishedServices } from '../../config/publish.ts';
+import { disabledUnits } from './install.ts';
 import { PATHS } from '../gateway/common.ts';
 import { CONSOLE_USER } from '../gateway/i2pd.ts';
 import { i2pdTunnelName, onionDir } from '../gateway/publish.ts';
@@ -109,6 +110,11 @@ Formula files: \`${FORMULA_ROOT}/${FORMULA}/\`.
 2. Install the gateway package into the template (it arrives with this formula; nothing runs in the template):
 
        ${steps[1]}
+
+   It also disables Debian's own units of the daemons it installs (${disabledUnits(c).join(', ')}): the gateway
+   starts them itself, and none of them starts in the template or another qube should the package be removed.
+   If you want one of them elsewhere, \`systemctl enable\` it in a template of its own. A switch of
+   \`i2p.router\` purges the other router only once the new package and router are installed.
 
 3. Create \`${q.gateway}\` (network-providing, netvm \`${q.netvm}\`, qvm-service \`${q.service}\`):
 

@@ -20,6 +20,8 @@
  *   - pkg.installed sources: `dpkg -i --force-confold FILE` unless that version is installed;
  *   - pkg.purged: `apt-get -q -y purge ...` of those installed, nothing when none is;
  *   - file.managed with contents: written (parents made with makedirs) only when it differs, mode set;
+ *   - service.disabled: `systemctl disable UNIT` when `systemctl is-enabled UNIT` says enabled (salt/modules/
+ *     systemd_service.py `disabled`/`disable`), nothing otherwise;
  *   - test.show_notification: its text, recorded; with `onchanges`, only when a watched state changed something.
  * Any other state function or argument fails the test: the formula changed in a way this does not know yet.
  */
@@ -184,6 +186,20 @@ export async function applyState(m: Machine, r: Release, state: string, log: (ms
       refuseUnknown(d.id, d.fn, a, ['text', 'onchanges', 'require']);
       runs.push({ id: d.id, fn: d.fn, command: '', stdout: String(a['text']) });
       log(`${d.id} (${d.fn}): ${String(a['text'])}`);
+      continue;
+    }
+    if (d.fn === 'service.disabled') {
+      refuseUnknown(d.id, d.fn, a, ['name', 'require']);
+      const unit = String(a['name']);
+      const state = (await m.exec(['systemctl', 'is-enabled', unit])).stdout.trim();
+      if (state === 'enabled') {
+        const argv = ['systemctl', 'disable', unit];
+        const res = await m.must(argv, { env: SALT_ENV, timeoutMs: 60_000 });
+        runs.push({ id: d.id, fn: d.fn, command: argv.join(' '), stdout: res.stdout + res.stderr });
+      } else {
+        runs.push({ id: d.id, fn: d.fn, command: '', stdout: state });
+      }
+      log(`${d.id} (${d.fn}): ${runs.at(-1)?.command || `nothing to do (${state})`}`);
       continue;
     }
     if (d.fn === 'pkg.purged') {
