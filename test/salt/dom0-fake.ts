@@ -37,6 +37,8 @@ export interface FakeQube {
   packages: Record<string, string>;
   /** What each installed package (of a formula file) depends on: apt removes it with any of them. */
   depends?: Record<string, string[]>;
+  /** qvm-firewall's rules in raw form, first to last; absent: Qubes' default, one rule `action=accept`. */
+  firewall?: string[];
   /** systemd units enabled in a template (the Debian daemons' postinsts enable theirs). */
   enabledUnits?: string[];
   power: Power;
@@ -284,6 +286,17 @@ export class FakeDom0 {
     }
     this.run(`qvm-remove --force ${name}`);
     this.qubes.delete(name);
+  }
+
+  /** qvm-firewall's rules of a qube (raw form). */
+  firewallRules(name: string): string[] {
+    return [...(this.get(name).firewall ?? ['action=accept'])];
+  }
+
+  /** qvm-firewall VM add [--before N] RULE / del RULE: Admin API firewall.Set with the new list. */
+  setFirewall(name: string, rules: readonly string[], command: string): void {
+    this.get(name).firewall = [...rules];
+    this.run(command);
   }
 
   /** pkg.installed inside a template (salt-ssh through the management disposable). */

@@ -121,6 +121,7 @@ describe.each(SCENARIOS)('formula: %s', (_name, value) => {
     for (const client of c.qubes.clients) {
       expect(d.qubes.get(client)!.prefs['netvm']).toBe(c.qubes.gateway);
       expect(d.qubes.get(client)!.features['i2p-gateway.previous-netvm']).toBe('*default*');
+      expect(d.firewallRules(client), client).toEqual(['action=drop comment=qubes-i2p-gateway-fail-closed', 'action=accept']);
     }
     if (c.i2p.router === 'i2p') expect(d.qubes.get(c.qubes.template)!.packages['i2p']).toBeDefined();
     // No client runs: nothing was started.
@@ -182,6 +183,7 @@ describe.each(SCENARIOS)('formula: %s', (_name, value) => {
     for (const client of c.qubes.clients) {
       expect(d.qubes.get(client)!.prefs, client).toEqual({});
       expect(d.qubes.get(client)!.features, client).toEqual({});
+      expect(d.firewallRules(client), client).toEqual(['action=accept']);
       expect(r.outcomes.get(`i2p-gateway-remove-client-${client}`)).toBe('changed');
     }
     expect(d.commands.at(-2)).toBe(`qvm-remove --force ${c.qubes.gateway}`);
@@ -488,14 +490,30 @@ describe('clients that run while the gateway is halted', () => {
     expect(d.commands).toEqual([
       'qvm-start sys-i2p',
       'qvm-features work i2p-gateway.previous-netvm *default*',
+      'qvm-firewall work add --before 0 action=drop comment=qubes-i2p-gateway-fail-closed',
       'qvm-prefs work netvm sys-i2p',
       'qvm-features untrusted i2p-gateway.previous-netvm sys-firewall',
+      'qvm-firewall untrusted add --before 0 action=drop comment=qubes-i2p-gateway-fail-closed',
       'qvm-prefs untrusted netvm sys-i2p',
     ]);
     expect(d.netvmOf('untrusted')).toBe('sys-i2p');
+    // The fail-closed rule first, the client's own (Qubes' default accept) after it.
+    expect(d.firewallRules('untrusted')).toEqual(['action=drop comment=qubes-i2p-gateway-fail-closed', 'action=accept']);
     d.commands.length = 0;
     run(d, files, 'i2p-gateway.clients');
     expect(d.commands).toEqual([]);
+  });
+
+  it("a client's own qvm-firewall rules stay, after the fail-closed rule, and are exactly as before after remove", () => {
+    const d = built();
+    const own = ['action=accept proto=tcp dstports=443-443', 'action=accept specialtarget=dns', 'action=drop'];
+    d.get('work').firewall = [...own];
+    run(d, files, 'i2p-gateway.clients');
+    expect(d.firewallRules('work')).toEqual(['action=drop comment=qubes-i2p-gateway-fail-closed', ...own]);
+    run(d, files, 'i2p-gateway.clients');
+    expect(d.firewallRules('work'), 'a second run adds nothing').toEqual(['action=drop comment=qubes-i2p-gateway-fail-closed', ...own]);
+    run(d, files, 'i2p-gateway.remove');
+    expect(d.firewallRules('work')).toEqual(own);
   });
 
   it('clients.sls leaves the gateway halted when no client runs', () => {
@@ -544,18 +562,23 @@ describe('i2p-gateway.remove', () => {
     expect(d.commands).toEqual([
       'qvm-prefs --default work netvm',
       'qvm-features --unset work i2p-gateway.previous-netvm',
+      'qvm-firewall work del action=drop comment=qubes-i2p-gateway-fail-closed',
       'qvm-start sys-whonix',
       'qvm-prefs untrusted netvm sys-whonix',
       'qvm-features --unset untrusted i2p-gateway.previous-netvm',
+      'qvm-firewall untrusted del action=drop comment=qubes-i2p-gateway-fail-closed',
       "qvm-prefs offline netvm ''",
       'qvm-features --unset offline i2p-gateway.previous-netvm',
+      'qvm-firewall offline del action=drop comment=qubes-i2p-gateway-fail-closed',
       'qvm-features --unset moved i2p-gateway.previous-netvm',
+      'qvm-firewall moved del action=drop comment=qubes-i2p-gateway-fail-closed',
       'qvm-shutdown --wait --force sys-i2p',
       'qvm-remove --force sys-i2p',
       'qvm-remove --force debian-13-i2p',
     ]);
     expect(['work', 'untrusted', 'offline', 'moved'].map((q) => d.netvmOf(q))).toEqual(['sys-firewall', 'sys-whonix', '', 'sys-whonix']);
-    expect(r.comments.get('i2p-gateway-remove-client-moved')).toBe('moved: uses sys-whonix now, not sys-i2p, so it stays; record dropped');
+    expect(r.comments.get('i2p-gateway-remove-client-moved')).toBe('moved: uses sys-whonix now, not sys-i2p, so it stays; record dropped; its fail-closed firewall rule removed');
+    for (const q of ['work', 'untrusted', 'offline', 'moved']) expect(d.firewallRules(q), q).toEqual(['action=accept']);
     d.commands.length = 0;
     run(d, files, 'i2p-gateway.remove');
     expect(d.commands).toEqual([]);
@@ -583,6 +606,7 @@ describe('i2p-gateway.remove', () => {
     expect(r.outcomes.get('i2p-gateway-remove-client-untrusted')).toBe('failed');
     expect(r.comments.get('i2p-gateway-remove-client-untrusted')).toContain('its netvm before sys-i2p, sys-whonix, no longer exists');
     expect(d.netvmOf('untrusted')).toBe('sys-i2p');
+    expect(d.firewallRules('untrusted'), 'still on the gateway: the fail-closed rule stays').toEqual(['action=drop comment=qubes-i2p-gateway-fail-closed', 'action=accept']);
     expect(r.outcomes.get('i2p-gateway-remove-qube')).toBe('skipped');
     expect(d.has('sys-i2p')).toBe(true);
   });

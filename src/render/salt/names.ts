@@ -51,6 +51,8 @@ export const ID = {
   client: (name: string): string => `i2p-gateway-client-${name}`,
   clientRecord: (name: string): string => `i2p-gateway-client-${name}-previous-netvm`,
   clientRestore: (name: string): string => `i2p-gateway-remove-client-${name}`,
+  /** clients.sls: the client's fail-closed qvm-firewall rule (salt/client-netvm close). */
+  clientClosed: (name: string): string => `i2p-gateway-client-${name}-fail-closed`,
   removeQube: 'i2p-gateway-remove-qube',
   removeTemplate: 'i2p-gateway-remove-template',
   publishPolicy: 'i2p-gateway-publish-policy',

@@ -126,6 +126,10 @@ Formula files: \`${FORMULA_ROOT}/${FORMULA}/\`.
 
    When a client runs, this starts \`${q.gateway}\` first (Qubes cannot attach a running qube to a halted netvm).
    Each client's netvm from before is kept in its feature \`${CLIENT_NETVM.feature}\` for the removal.
+   Each client's \`qvm-firewall\` gets one rule first, \`action=drop comment=qubes-i2p-gateway-fail-closed\`: with the
+   gateway package \`${q.gateway}\` forwards nothing, so the rule never applies; should the package leave
+   \`${q.template}\`, \`${q.gateway}\` is a plain Qubes router, and the rule keeps the client off the clear net.
+   The removal deletes it; the client's own rules stay after it. A qube pointed at \`${q.gateway}\` by hand has none.
 
 ${publishSection(c, '5')}
 6. Check the gateway: one line per part (the qube, its firewall, each daemon, Tor, the I2P router, DNS, a leak
@@ -186,6 +190,7 @@ By hand, with the package already gone:
     qvm-features CLIENT ${CLIENT_NETVM.feature}    # the client's netvm before ${q.gateway}, if recorded
     qvm-prefs CLIENT netvm QUBE    # that netvm; for *default*: qvm-prefs --default CLIENT netvm; none recorded: qvm-prefs CLIENT netvm ''
     qvm-features --unset CLIENT ${CLIENT_NETVM.feature}
+    qvm-firewall CLIENT del action=drop comment=qubes-i2p-gateway-fail-closed    # the fail-closed rule
     sudo rm -f ${PUBLISH_POLICY}    # the published services' qrexec policy, if a build wrote one
     qvm-shutdown --wait --force ${q.gateway}
     qvm-remove ${q.gateway}
