@@ -36,7 +36,8 @@ import { bootGateway, gatewayServices, LEAK_PROBES, Prober, shutdown, uidIn, typ
 import { Machine } from './lib/machine.ts';
 import { installCoreAgentStandIns, writeQubesDb } from './lib/qubes.ts';
 import { applied, CAP_NET_BIND_SERVICE, DYNAMIC_UIDS, expectedListeners, i2pdTunnelListeners, sandboxDifferences, serviceSettings, sockets } from './lib/running.ts';
-import { applyState, buildRelease, downloadFor, installDummy, SALT_ENV, stageFormula } from './lib/template.ts';
+import { REAL_KEYRING } from '../render/helpers.ts';
+import { applyState, buildRelease, downloadFor, installDummy, SALT_ENV, SALT_ROOT, stageFormula } from './lib/template.ts';
 
 const log = (msg: string): void => console.log(`[boot] ${msg}`);
 const INSTALL = 'i2p-gateway.install';
@@ -475,6 +476,24 @@ describe('template again: upgrade, remove, purge', () => {
     expect(CHANGED.version.startsWith('0.1.1+')).toBe(true);
     const conf = await templateMachine().must(['cat', PATHS.tinyproxyConf]);
     expect(conf.stdout).toMatch(/^Port 8890$/m);
+    expect(await quiet()).toEqual(NOTHING);
+  });
+
+  it("a switch to the Java router whose .deb does not install (dpkg -i fails): the old package and i2pd stay (apt would remove an i2pd build with i2pd), nothing of the new router is purged or installed", async () => {
+    const java = buildRelease({ i2p: { router: 'i2p', keyring: 'k.gpg' }, package: { version: '0.1.2' } }, new Uint8Array(readFileSync(REAL_KEYRING)));
+    stageFormula(templateRoot().root, java);
+    // The formula's file is damaged on its way (a truncated copy): dpkg -i refuses it.
+    const debPath = join(templateRoot().root, SALT_ROOT, 'i2p-gateway', 'files', java.deb.fileName);
+    writeFileSync(debPath, readFileSync(debPath).subarray(0, 200));
+    const m = templateMachine();
+    const runs = await applyState(m, java, INSTALL, log, { failures: 'record' });
+    const result = (id: string): string | undefined => runs.find((r) => r.id === id)?.result;
+    expect(result('i2p-gateway-package')).toBe('failed');
+    expect(result('i2p-gateway-package-version')).toBe('skipped');
+    expect(result('i2p-gateway-java-router')).toBe('skipped');
+    expect(result('i2p-gateway-other-router'), 'the purge of i2pd waits for the new package').toBe('skipped');
+    expect((await m.must(['dpkg-query', '-W', '-f', '${Status} ${Version}', 'qubes-i2p-gateway'])).stdout).toBe(`install ok installed ${CHANGED.version}`);
+    expect((await m.must(['dpkg-query', '-W', '-f', '${Status}', 'i2pd'])).stdout).toBe('install ok installed');
     expect(await quiet()).toEqual(NOTHING);
   });
 
