@@ -171,8 +171,44 @@ export const serviceNotADistroDaemon: Rule = (c) =>
     : [];
 
 /**
+ * qvm-services that Qubes OS 4.3 turns on without anyone ticking them: the gateway's service must be one that is
+ * on only in the gateway, or the gateway would run in the template, in every app qube or in every netvm.
+ *
+ * From QubesOS/qubes-core-agent-linux, branch release4.3 (commit 35a5720b480026778884397e0eb81f607d3d7365),
+ * vm-systemd/qubes-sysinit.sh: DEFAULT_ENABLED_NETVM, _PROXYVM, _APPVM, _TEMPLATEVM and DEFAULT_ENABLED (touched
+ * under /run/qubes-service/ when qubesdb does not say otherwise). From QubesOS/qubes-core-admin, branch release4.3
+ * (commit 68fc8b6bb9176dafac77471efa8599f6dc04da70), qubes/app.py: `clocksync`, set on the clock qube when it is
+ * chosen. (core-admin's ext/services.py only exports the features a user set, and resets meminfo-writer.)
+ */
+export const QUBES_DEFAULT_SERVICES: readonly string[] = [
+  'network-manager',
+  'qubes-network',
+  'qubes-update-check',
+  'qubes-updates-proxy',
+  'meminfo-writer',
+  'qubes-firewall',
+  'software-rendering',
+  'tracker',
+  'evolution-data-server',
+  'updates-proxy-setup',
+  'clocksync',
+];
+
+export const serviceNotOnByDefault: Rule = (c) =>
+  QUBES_DEFAULT_SERVICES.includes(c.qubes.service)
+    ? [
+        {
+          path: ['qubes', 'service'],
+          input: c.qubes.service,
+          message: `is a service Qubes OS turns on by default in some qubes (${QUBES_DEFAULT_SERVICES.join(', ')}): the gateway would run in the template, app qubes or other netvms too. Fix: choose a name of its own, e.g. i2p`,
+        },
+      ]
+    : [];
+
+/**
  * Published services: names unique (they name units, tunnels and onion directories); each qube a service qube,
- * not one of the gateway's own; one entry per qube and port (a second would add the same qrexec permission
+ * not one of the gateway's own, and not a client (publish.sls gives it no netvm: an application that can reach a
+ * network, even through the gateway, may give away the operator's address); one entry per qube and port (a second would add the same qrexec permission
  * again under another name); something to publish; an onion only with Tor; an I2P site only with i2pd.
  */
 export const publishPlacement: Rule = (c) => {
@@ -191,6 +227,14 @@ export const publishPlacement: Rule = (c) => {
     const sameName = names.get(s.name);
     if (sameName !== undefined) issues.push({ path: at('name'), input: s.name, message: `is also publish.${sameName}.name. Fix: give each published service a name of its own` });
     names.set(s.name, i);
+    const client = q.clients.indexOf(s.qube);
+    if (client >= 0) {
+      issues.push({
+        path: at('qube'),
+        input: s.qube,
+        message: `is also qubes.clients.${client}: a service qube has no netvm (i2p-gateway.publish sets it to none), so it cannot be a client of the gateway, and an application that may reach any network can reveal the operator's address. Fix: remove ${s.qube} from qubes.clients, or run the application in another qube`,
+      });
+    }
     for (const [role, name] of roles) {
       if (s.qube === name) {
         issues.push({
@@ -217,7 +261,7 @@ export const publishPlacement: Rule = (c) => {
   return issues;
 };
 
-export const RULES: readonly Rule[] = [distinctQubes, memoryRange, virtualIpPlacement, clientRangesPlacement, distinctPorts, keyringOnlyForJavaRouter, noExposedConsole, serviceNotADistroDaemon, publishPlacement];
+export const RULES: readonly Rule[] = [distinctQubes, memoryRange, virtualIpPlacement, clientRangesPlacement, distinctPorts, keyringOnlyForJavaRouter, noExposedConsole, serviceNotADistroDaemon, serviceNotOnByDefault, publishPlacement];
 
 export function checkRules(c: GatewayConfig): ConfigIssue[] {
   return RULES.flatMap((rule) => rule(c));

@@ -25,6 +25,7 @@ export function readStaticSources(root: string = PROJECT_ROOT): StaticSources {
     rpmSpec: read('rpm/qubes-mgmt-salt-i2p-gateway.spec'),
     minionConf: read('salt/i2p-gateway-formula.conf'),
     clientNetvm: read('salt/client-netvm'),
+    // No prerm: the removal changes nothing other packages own (install.sls disables the distribution's daemons).
     deb: {
       postinst: read('debian/postinst'),
       postrm: read('debian/postrm'),

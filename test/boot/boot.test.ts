@@ -36,7 +36,8 @@ import { bootGateway, gatewayServices, LEAK_PROBES, Prober, shutdown, uidIn, typ
 import { Machine } from './lib/machine.ts';
 import { installCoreAgentStandIns, writeQubesDb } from './lib/qubes.ts';
 import { applied, CAP_NET_BIND_SERVICE, DYNAMIC_UIDS, expectedListeners, i2pdTunnelListeners, sandboxDifferences, serviceSettings, sockets } from './lib/running.ts';
-import { applyState, buildRelease, downloadFor, installDummy, SALT_ENV, stageFormula } from './lib/template.ts';
+import { REAL_KEYRING } from '../render/helpers.ts';
+import { applyState, buildRelease, downloadFor, installDummy, SALT_ENV, SALT_ROOT, stageFormula } from './lib/template.ts';
 
 const log = (msg: string): void => console.log(`[boot] ${msg}`);
 const INSTALL = 'i2p-gateway.install';
@@ -105,7 +106,12 @@ describe('template: install.sls in a booted Debian 13 template', () => {
     await installDummy(templateMachine());
     const runs = await applyState(templateMachine(), FIRST, INSTALL, log);
     const did = runs.filter((r) => r.command !== '').map((r) => r.id);
-    expect(did, 'what a fresh template needed').toEqual(['i2p-gateway-hold-i2pd', 'i2p-gateway-hold-tor', 'i2p-gateway-hold-tor-default', 'i2p-gateway-hold-tinyproxy', 'i2p-gateway-dependencies', 'i2p-gateway-package']);
+    expect(did, 'what a fresh template needed').toEqual(['i2p-gateway-hold-i2pd', 'i2p-gateway-hold-tor', 'i2p-gateway-hold-tor-default', 'i2p-gateway-hold-tinyproxy', 'i2p-gateway-dependencies', 'i2p-gateway-package', 'i2p-gateway-disable-tor', 'i2p-gateway-disable-tinyproxy', 'i2p-gateway-disable-i2pd']);
+    // Debian's postinsts enabled their daemons; install.sls disabled each one (the package itself does not).
+    for (const unit of ['tor.service', 'tinyproxy.service', 'i2pd.service']) {
+      expect(runs.find((r) => r.id === `i2p-gateway-disable-${unit.replace('.service', '')}`)?.command, unit).toBe(`systemctl disable ${unit}`);
+      expect((await templateMachine().exec(['systemctl', 'is-enabled', unit])).stdout.trim(), unit).toBe('disabled');
+    }
     // The version pin finds exactly this build installed; the notice follows the change.
     expect(runs.map((r) => r.id)).toContain('i2p-gateway-package-version');
     expect(runs.find((r) => r.id === 'i2p-gateway-restart-notice')?.stdout).toContain(`qubes-i2p-gateway ${FIRST.version} is installed`);
@@ -207,6 +213,8 @@ describe('gateway: booted from that template, joined to the datapath lab', () =>
     expect(wants.sort()).toEqual([...packaged].sort());
     expect(wants).toEqual(expect.arrayContaining([LOCKDOWN_UNIT, ...DAEMONS]));
     for (const u of [UNITS.target, ...wants]) expect((await m.show(u, ['ActiveState'])).get('ActiveState'), u).toBe('active');
+    // i2pd.service is disabled in the template (install.sls): the target's Wants= starts it all the same.
+    expect((await m.exec(['systemctl', 'is-enabled', 'i2pd.service'])).stdout.trim()).toBe('disabled');
     expect((await m.must(['systemctl', '--failed', '--plain', '--no-legend'])).stdout.trim()).toBe('');
   });
 
@@ -474,6 +482,24 @@ describe('template again: upgrade, remove, purge', () => {
     expect(await quiet()).toEqual(NOTHING);
   });
 
+  it("a switch to the Java router whose .deb does not install (dpkg -i fails): the old package and i2pd stay (apt would remove an i2pd build with i2pd), nothing of the new router is purged or installed", async () => {
+    const java = buildRelease({ i2p: { router: 'i2p', keyring: 'k.gpg' }, package: { version: '0.1.2' } }, new Uint8Array(readFileSync(REAL_KEYRING)));
+    stageFormula(templateRoot().root, java);
+    // The formula's file is damaged on its way (a truncated copy): dpkg -i refuses it.
+    const debPath = join(templateRoot().root, SALT_ROOT, 'i2p-gateway', 'files', java.deb.fileName);
+    writeFileSync(debPath, readFileSync(debPath).subarray(0, 200));
+    const m = templateMachine();
+    const runs = await applyState(m, java, INSTALL, log, { failures: 'record' });
+    const result = (id: string): string | undefined => runs.find((r) => r.id === id)?.result;
+    expect(result('i2p-gateway-package')).toBe('failed');
+    expect(result('i2p-gateway-package-version')).toBe('skipped');
+    expect(result('i2p-gateway-java-router')).toBe('skipped');
+    expect(result('i2p-gateway-other-router'), 'the purge of i2pd waits for the new package').toBe('skipped');
+    expect((await m.must(['dpkg-query', '-W', '-f', '${Status} ${Version}', 'qubes-i2p-gateway'])).stdout).toBe(`install ok installed ${CHANGED.version}`);
+    expect((await m.must(['dpkg-query', '-W', '-f', '${Status}', 'i2pd'])).stdout).toBe('install ok installed');
+    expect(await quiet()).toEqual(NOTHING);
+  });
+
   it('remove, then purge: nothing starts, nothing is left running or listening', async () => {
     const m = templateMachine();
     await m.must(['apt-get', '-q', '-y', 'remove', 'qubes-i2p-gateway'], { env: SALT_ENV, timeoutMs: 120_000 });
@@ -481,6 +507,19 @@ describe('template again: upgrade, remove, purge', () => {
     expect(await quiet()).toEqual(NOTHING);
     await m.must(['apt-get', '-q', '-y', 'purge', 'qubes-i2p-gateway'], { env: SALT_ENV, timeoutMs: 120_000 });
     expect((await m.exec(['dpkg', '-s', 'qubes-i2p-gateway'])).code).not.toBe(0);
+    expect(await quiet()).toEqual(NOTHING);
+  });
+
+  it("reboot after the purge: no Debian daemon starts (install.sls disabled them; our drop-ins are gone), each still disabled", async () => {
+    await stopTemplate();
+    await templateRoot().mount();
+    await bootTemplate();
+    const m = templateMachine();
+    for (const unit of ['tor.service', 'tinyproxy.service', 'i2pd.service']) {
+      expect((await m.exec(['dpkg-query', '-S', `/usr/lib/systemd/system/${unit}`])).code, `${unit} still installed`).toBe(0);
+      expect((await m.exec(['systemctl', 'is-enabled', unit])).stdout.trim(), unit).toBe('disabled');
+      expect((await m.show(unit, ['ActiveState'])).get('ActiveState'), unit).toBe('inactive');
+    }
     expect(await quiet()).toEqual(NOTHING);
   });
 });

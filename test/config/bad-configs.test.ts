@@ -28,6 +28,12 @@ const BAD: readonly [string, unknown, string, string][] = [
   ['service with a slash', { qubes: { service: 'i2p/../x' } }, 'qubes.service', 'service name'],
   ['service named tor', { qubes: { service: 'tor' } }, 'qubes.service', "distribution's own tor"],
   ['service named tinyproxy', { qubes: { service: 'tinyproxy' } }, 'qubes.service', 'another service name'],
+  ...[
+    // Qubes OS 4.3's default-enabled qvm-services (rules.ts QUBES_DEFAULT_SERVICES, from qubes-core-agent-linux
+    // vm-systemd/qubes-sysinit.sh and qubes-core-admin qubes/app.py, branch release4.3): each one refused.
+    'network-manager', 'qubes-network', 'qubes-update-check', 'qubes-updates-proxy', 'meminfo-writer', 'qubes-firewall',
+    'software-rendering', 'tracker', 'evolution-data-server', 'updates-proxy-setup', 'clocksync',
+  ].map((s): [string, unknown, string, string] => [`service ${s}, on by default in Qubes`, { qubes: { service: s } }, 'qubes.service', 'Qubes OS turns on by default']),
   ['service upper case', { qubes: { service: 'I2P' } }, 'qubes.service', 'lower-case'],
   ['unknown debian release', { debian: { release: 'jessie' } }, 'debian.release', 'trixie'],
   ['virtual IP not an address', { network: { virtualIp: '10.100.100' } }, 'network.virtualIp', 'IPv4'],
@@ -78,6 +84,7 @@ const BAD: readonly [string, unknown, string, string][] = [
   ['published qube is the netvm', { publish: [{ name: 'wiki', qube: 'sys-firewall', port: 80 }] }, 'publish.0.qube', 'qubes.netvm'],
   ['published qube is the template', { publish: [{ name: 'wiki', qube: 'debian-13-i2p', port: 80 }] }, 'publish.0.qube', 'qubes.template'],
   ['published qube is the source template', { publish: [{ name: 'wiki', qube: 'debian-13-minimal', port: 80 }] }, 'publish.0.qube', 'qubes.sourceTemplate'],
+  ['published qube is also a client', { qubes: { clients: ['work', 'webapp'] }, publish: [{ name: 'wiki', qube: 'webapp', port: 80 }] }, 'publish.0.qube', 'Fix: remove webapp from qubes.clients'],
   ['published qube dom0', { publish: [{ name: 'wiki', qube: 'dom0', port: 80 }] }, 'publish.0.qube', 'reserves'],
   ['published qube and port twice', { publish: [{ name: 'a', qube: 'webapp', port: 80 }, { name: 'b', qube: 'webapp', port: 80, i2p: false, onion: true }] }, 'publish.1.port', 'already published as publish.0'],
   ['published as nothing', { publish: [{ name: 'wiki', qube: 'webapp', port: 80, i2p: false }] }, 'publish.0.i2p', 'nothing would be published'],

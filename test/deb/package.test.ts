@@ -14,7 +14,8 @@ import { configOf, must, REAL_KEYRING, run, Scratch } from '../render/helpers.ts
 import { lintian } from '../lintian.ts';
 import { readStaticSources } from '../../src/io/static.ts';
 import { ROUTERS } from '../../src/config/routers.ts';
-import { PATHS, UNITS } from '../../src/render/gateway/common.ts';
+import { DROPIN, PATHS, UNITS } from '../../src/render/gateway/common.ts';
+import { disabledUnits } from '../../src/render/salt/install.ts';
 
 const DEB_STATICS = readStaticSources().deb;
 
@@ -97,9 +98,23 @@ describe.each(VARIANTS)('%s', (_name, value, withKeyring) => {
     expect(units).toEqual([UNITS.noForward, UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS.i2pd.unit, ROUTERS.i2p.unit]);
     expect(postinst.indexOf('"$HOOK"')).toBeLessThan(postinst.indexOf('try-restart'));
     expect(postinst).toMatch(/if systemctl --quiet is-active "\$unit"; then\n(\s+#.*\n)?\s+deb-systemd-invoke try-restart "\$unit"/);
-    // No prerm: nothing to do before removal. Other packages' units are left as their packages set them
-    // (piuparts: a purge changes no path of another package); the dom0 formula handles the daemons it installed.
+    // No prerm, and no maintainer script enables or disables another package's unit: the removal changes nothing
+    // other packages own (piuparts: "files disappeared after purge: .../multi-user.target.wants/tor.service").
+    // install.sls disables the distribution's daemons in the template instead (test/salt, test/boot).
     expect(pkg.meta.scripts?.prerm).toBeUndefined();
+    for (const [name, script] of Object.entries(scripts)) {
+      if (script === undefined) continue;
+      expect(code(script), name).not.toMatch(/systemctl\s+(disable|enable|mask|unmask)|deb-systemd-helper/);
+    }
+  });
+
+  it("install.sls disables every distribution unit this build drops in on and installs (not the other router's, not static tor@default)", () => {
+    const c = configOf(value);
+    const dropped = pkg.files
+      .map((f) => new RegExp(`^/usr/lib/systemd/system/([^/]+\\.service)\\.d/${DROPIN}$`).exec(f.path)?.[1])
+      .filter((u): u is string => u !== undefined && !u.startsWith('qubes-i2p-gateway') && u !== 'tor@default.service')
+      .filter((u) => u !== ROUTERS[c.i2p.router === 'i2pd' ? 'i2p' : 'i2pd'].unit);
+    expect(disabledUnits(c).sort()).toEqual(dropped.sort());
   });
 
   it('has a changelog dpkg-parsechangelog reads, dated from SOURCE_DATE_EPOCH, compressed like gzip -9n', () => {

@@ -200,6 +200,11 @@ export function lifecycle(name: string, build: () => Built, checks: VariantCheck
 
     it('remove: keeps the conffiles (state rc), removes everything else it shipped', async () => {
       const policyBefore = policyRequests(chroot());
+      const quieted = quietedUnits(pkg.files);
+      const enablement = async (): Promise<string[]> =>
+        Promise.all(quieted.map(async (u) => `${u} ${(await chroot().exec(['systemctl', 'is-enabled', u])).stdout.trim()}`));
+      const linksBefore = enabledLinks(await listTree(chroot()));
+      const stateBefore = await enablement();
       const r = await timed(`${name}: apt-get remove`, () => chroot().exec(['apt-get', 'remove', '-y', pkg.meta.package]));
       expect(r.code, describeRun('apt-get remove', r)).toBe(0);
       expect(dpkgStatus(await chroot().exec(['dpkg', '-s', pkg.meta.package]))).toBe('deinstall ok config-files');
@@ -219,9 +224,12 @@ export function lifecycle(name: string, build: () => Built, checks: VariantCheck
       expect(problems).toEqual([]);
       expect(policyRequests(chroot()), 'service requests during remove').toEqual(policyBefore);
       expect(chroot().processes(), 'processes running in the chroot (daemons started?)').toEqual([]);
-      // Other packages' units are left as their packages set them: our removal changes nothing of theirs (the
-      // tree is the shadow's after its removal, checked at the purge). The dom0 formula handles the daemons it
-      // installed as our dependencies.
+      // The removal changes nothing other packages own: the distribution's units our drop-ins kept quiet stay as
+      // their packages (or the admin) left them, links and all. Keeping them off in a template is install.sls's
+      // job (it disables them: test/salt, and test/boot after removal and reboot), not the package's.
+      expect(quieted.length, 'units our drop-ins keep quiet').toBeGreaterThan(0);
+      expect(enabledLinks(await listTree(chroot())), 'enabled units (wants/ links) after remove').toEqual(linksBefore);
+      expect(await enablement(), 'systemctl is-enabled of the quieted units after remove').toEqual(stateBefore);
       await checks.afterRemove?.(chroot(), pkg);
     });
 
@@ -238,12 +246,14 @@ export function lifecycle(name: string, build: () => Built, checks: VariantCheck
       // No path that the package shipped remains, unless it was there before the install.
       const leftovers = [...shippedPaths(pkg.files)].filter((p) => !before.has(p) && after.has(p));
       expect(leftovers, 'shipped paths left after purge').toEqual([]);
-      // And the tree is the shadow's after its purge: no file created by our scripts, nothing changed, no other
-      // package's unit enabled or disabled by us (the shadow has no maintainer scripts).
+      // And the tree is exactly the shadow's after its purge (the shadow: the same files, no maintainer scripts):
+      // no file created by our scripts, nothing of another package changed, its wants/ and rc?.d links included
+      // (piuparts' "files disappeared after purge ... not owned").
       const d = diffTrees(shadow.purged.listing, after, ignored);
       expect(d.changed, 'paths changed after purge, compared with the baseline').toEqual([]);
       expect(d.added, 'paths added after purge, compared with the baseline').toEqual([]);
       expect(d.removed, 'paths removed after purge, compared with the baseline').toEqual([]);
+      expect(enabledLinks(after), 'enabled units after purge').toEqual(enabledLinks(shadow.purged.listing));
       // Also where the comparison does not look (logs): the state a gateway run leaves.
       const state = runtimeStateDirs(pkg.files).map((s) => s.path).filter((p) => existsSync(chroot().path(p)));
       expect(state, 'run-time state left after purge').toEqual([]);
@@ -253,6 +263,30 @@ export function lifecycle(name: string, build: () => Built, checks: VariantCheck
     });
   });
 }
+
+/** Units of other packages our drop-ins (50-qubes-i2p-gateway.conf) configure (install.sls disables them in a template). */
+export function quietedUnits(files: readonly { path: string }[]): string[] {
+  return files
+    .map((f) => /^\/usr\/lib\/systemd\/system\/([^/]+\.service)\.d\/50-qubes-i2p-gateway\.conf$/.exec(f.path)?.[1])
+    .filter((u): u is string => u !== undefined && !u.startsWith('qubes-i2p-gateway'))
+    .sort();
+}
+
+/** The units enabled in a tree, as the links in /etc/systemd/system/*.wants/ (and *.requires/) show them. */
+function enabledLinks(listing: Listing): string[] {
+  return [...listing.keys()].filter((p) => /^\/etc\/systemd\/system\/[^/]+\.(wants|requires)\/[^/]+$/.test(p)).sort();
+}
+
+function newlyEnabled(before: Listing, after: Listing): string[] {
+  const was = new Set(enabledLinks(before));
+  return enabledLinks(after).filter((p) => !was.has(p));
+}
+
+/**
+ * What stays enabled after our removal because a dependency that stays installed enabled it: logrotate's daily
+ * timer (tinyproxy depends on logrotate). Not a daemon, and no network; no service is in this list.
+ */
+const NEWLY_ENABLED_BY_DEPENDENCIES = ['/etc/systemd/system/timers.target.wants/logrotate.timer'];
 
 function isSymlink(p: string): boolean {
   try {

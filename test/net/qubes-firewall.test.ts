@@ -10,8 +10,8 @@
  * open before still carries data.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { A, type HeldTcp, type Lab } from './lib/lab.ts';
-import { HOOK_DIR, QubesFirewall43, RW_CONFIG, type HookRun } from './lib/qubes-firewall.ts';
+import { A, describe as describeFrames, serverHits, unsanctioned, type HeldTcp, type Lab } from './lib/lab.ts';
+import { DEFAULT_RULES, HOOK_DIR, QubesFirewall43, RW_CONFIG, type HookRun, type QubesRule } from './lib/qubes-firewall.ts';
 import { answersOf, expectNoLeakMarkers, expectUpClean } from './lib/suite.ts';
 import { ROUTER_BANNER, UNIT, World, type WorldState } from './lib/world.ts';
 
@@ -290,6 +290,74 @@ describe('Qubes OS 4.3 qubes-firewall.service (stand-in) and our hook', () => {
     } finally {
       qf.targets = defaults;
       await qf.reload();
+    }
+  });
+  /**
+   * What i2p-gateway.clients gives each client (salt/client-netvm close): one qvm-firewall rule first, drop, its
+   * own rules after. Qubes' netvm applies it in the client's per-client chain, on the forward path only.
+   */
+  const FAIL_CLOSED: readonly QubesRule[] = [{ action: 'drop' }, ...DEFAULT_RULES];
+
+  it("the formula's fail-closed rule (drop first in the client's qvm-firewall) with the package: DNS, .i2p and Tor are served exactly as before, nothing reaches upstream", async () => {
+    const defaults = qf.targets;
+    try {
+      qf.targets = defaults.map((t) => ({ ...t, rules: FAIL_CLOSED }));
+      await boot();
+      const chain = await nft(['-s', 'list', 'chain', 'ip', 'qubes-firewall', 'qbs-10-137-0-10']);
+      // 4.3's qubes-firewall writes action=drop as a reject; the rule comes before the default accept.
+      expect(chain.split('\n').map((l) => l.trim()).filter((l) => /^(drop|accept|reject)/.test(l)), 'the client\'s chain refuses first').toEqual(['reject with icmp admin-prohibited', 'accept', 'reject with icmp admin-prohibited']);
+      await expectOursOnce('with the fail-closed rule');
+      await expectServed('with the fail-closed rule');
+    } finally {
+      qf.targets = defaults;
+      await boot();
+    }
+  });
+
+  it("without the package (a plain Qubes ProxyVM: Qubes' tables, forwarding on, no table or hook of ours) the fail-closed rule gives the client nothing; the control, Qubes' default rule, routes it to the clear net", async () => {
+    const defaults = qf.targets;
+    const away = '/root/qig-hook-away';
+    const probes = [
+      { kind: 'tcp' as const, host: A.web, port: 443, send: 'GET / HTTP/1.0\r\n\r\n', timeout: 2 },
+      { kind: 'dns' as const, server: A.dns1, name: 'plain-proxyvm.example', qtype: 'A' },
+      { kind: 'udp' as const, host: A.web, port: 443 },
+      { kind: 'icmp' as const, host: A.web },
+    ];
+    const mv = async (from: string, to: string): Promise<void> => {
+      const r = await lab.gwRun(['mv', from, to]);
+      if (r.code !== 0) throw new Error(`mv ${from} ${to}: ${r.stderr}`);
+    };
+    await mv(OUR_HOOK, away);
+    try {
+      // The gateway qube booted from a template without our package: Qubes' base tables, its qubes-firewall
+      // (no hook of ours to run), and forwarding on as qubes-network leaves it (no no-forward of ours).
+      await lab.resetFirewall();
+      await qf.stop();
+      await lab.setGwSysctl('net.ipv4.ip_forward', '1');
+      await lab.setGwSysctl('net.ipv6.conf.all.forwarding', '1');
+      qf.targets = defaults;
+      await qf.start();
+      expect(await nft(['-s', 'list', 'ruleset'])).not.toContain('qubes-i2p-gateway');
+
+      // Control: the client's default rule (accept): a plain router puts the client on the clear net.
+      let mark = lab.upMark();
+      await lab.probe('client', probes);
+      const leaked = await lab.upSince(mark);
+      expect([...unsanctioned(leaked), ...serverHits(leaked)].length, 'the control reaches upstream (else this test proves nothing)').toBeGreaterThan(0);
+
+      // The fail-closed rule first: nothing of the client leaves, not even DNS through Qubes' DNAT.
+      qf.targets = defaults.map((t) => ({ ...t, rules: FAIL_CLOSED }));
+      await qf.reload();
+      mark = lab.upMark();
+      const r = await lab.probe('client', probes);
+      for (const x of r) expect(x.outcome, JSON.stringify(x.probe)).not.toMatch(/^(connected|reply|answer)$/);
+      const ev = await lab.upSince(mark);
+      expect(unsanctioned(ev), describeFrames(unsanctioned(ev))).toEqual([]);
+      expect(serverHits(ev)).toEqual([]);
+    } finally {
+      await mv(away, OUR_HOOK);
+      qf.targets = defaults;
+      await boot();
     }
   });
 });

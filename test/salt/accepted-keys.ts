@@ -3,7 +3,7 @@
  * a1182edb9d644fccf8247fe7581c5e71e083a8eb (tag v4.3.6, 2026-02-11; the newest branch and tag, and what main
  * points at): `_states/ext_state_qvm.py` (the state functions, the qvm.vm action list, template_installed's
  * parameters) and `_modules/ext_module_qvm.py` (the argparse options of create, prefs, service, features,
- * clone); and Salt's own pkg.installed, file.managed, cmd.script and test.show_notification. The module turns Salt keywords into argv by looking up
+ * clone); and Salt's own pkg.installed, file.managed, cmd.script, service.disabled and test.show_notification. The module turns Salt keywords into argv by looking up
  * each argparse option among the keywords (qubes-mgmt-salt-base `_modules/module_utils.py`,
  * create_argv_list), so a keyword that matches no option is dropped without a word: a rendered state with a key
  * outside this table fails the tests because the real module would ignore it (or, for qvm.vm's top level,
@@ -57,6 +57,8 @@ export const STATE_KEYS: Record<string, readonly string[]> = {
   // Salt's own (salt/states/cmd.py `script`, salt/states/test.py `show_notification`).
   'cmd.script': ['name', 'source', 'args', 'stateful', 'shell', 'env', 'cwd', 'runas', 'timeout', ...REQUISITES],
   'test.show_notification': ['name', 'text', ...REQUISITES],
+  // salt/states/service.py `disabled(name, skip_verify=False, **kwargs)`.
+  'service.disabled': ['name', 'skip_verify', ...REQUISITES],
 };
 
 /** Requisite targets are `<state module>: <id>`. */

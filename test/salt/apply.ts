@@ -237,12 +237,16 @@ function runState(dom0: FakeDom0, d: StateDecl, minion: string, opts: ApplyOptio
         const file = dom0.saltFiles.get(url);
         if (file === undefined || file.package !== pkg) throw new Error(`pkg.installed: ${url} not found in the formula`);
         // Salt reads the file's version and installs it unless exactly that version is installed.
-        dom0.pkgInstalled(minion, pkg, file.version);
+        dom0.pkgInstalled(minion, pkg, file.version, file.depends);
       }
       return {};
     }
     case 'pkg.purged':
       for (const p of (a['pkgs'] as string[] | undefined) ?? []) dom0.pkgPurged(minion, p);
+      return {};
+    case 'service.disabled':
+      if (minion === 'dom0') throw new Error(`${d.id}: service.disabled is only modelled in a template`);
+      dom0.serviceDisabled(minion, name);
       return {};
     case 'test.show_notification':
       return { changed: false, comment: String(a['text']) };
@@ -316,7 +320,7 @@ let toolsDir: string | undefined;
  */
 function tools(): string {
   if (toolsDir !== undefined) return toolsDir;
-  const sources = ['qvm-tools.ts', 'dom0-fake.ts'].map((f) => readFileSync(join(import.meta.dirname, f)));
+  const sources = ['qvm-tools.ts', 'dom0-fake.ts', 'apply.ts'].map((f) => readFileSync(join(import.meta.dirname, f)));
   const digest = createHash('sha256').update(Buffer.concat(sources)).update(process.execPath).digest('hex').slice(0, 16);
   const parent = join(import.meta.dirname, '..', '..', '.cache', 'qvm-tools');
   const dir = join(parent, digest);
@@ -326,7 +330,7 @@ function tools(): string {
     const entry = join(tmp, 'entry.ts');
     writeFileSync(entry, `import { main } from ${JSON.stringify(join(import.meta.dirname, 'qvm-tools.ts'))};\nmain();\n`);
     buildSync({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: join(tmp, 'qvm-tools.mjs'), logLevel: 'error' });
-    for (const tool of ['qvm-check', 'qvm-prefs', 'qvm-features', 'qubes-prefs', 'qvm-start']) {
+    for (const tool of ['qvm-check', 'qvm-prefs', 'qvm-features', 'qubes-prefs', 'qvm-start', 'qvm-firewall']) {
       const p = join(tmp, tool);
       writeFileSync(p, `#!/bin/sh\n# stand-in for dom0's ${tool} (test/salt/qvm-tools.ts)\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(dir, 'qvm-tools.mjs'))} ${tool} "$@"\n`);
       chmodSync(p, 0o755);

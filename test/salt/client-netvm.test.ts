@@ -41,15 +41,50 @@ describe('salt/client-netvm', () => {
     }
   });
 
-  it('restore with no record puts the client on the system default; on another netvm it stays', () => {
+  it('restore with no record gives the client no netvm (never the clear net by guess) and says how to set one; on another netvm it stays', () => {
     const d = dom0();
     d.setPref('default', 'netvm', 'sys-i2p');
     const r = script(d, SCRIPT, ['restore', 'default', 'sys-i2p']);
-    expect(stateful('default', r.stdout)).toEqual({ changed: true, comment: 'default: netvm back to sys-firewall' });
-    expect(d.get('default').prefs).toEqual({});
+    const out = stateful('default', r.stdout);
+    expect(out.changed).toBe(true);
+    expect(out.comment).toContain('default: no netvm now (none was recorded before sys-i2p');
+    expect(out.comment).toContain('qvm-prefs default netvm QUBE');
+    expect(d.get('default').prefs).toEqual({ netvm: '' });
+    expect(d.netvmOf('default')).toBe('');
+    // A second run: the client no longer uses the gateway, nothing changes.
+    expect(stateful('default', script(d, SCRIPT, ['restore', 'default', 'sys-i2p']).stdout).changed).toBe(false);
+    // A recorded "*default*" still goes back to the system default.
+    d.addQube('recorded', 'AppVM', {});
+    script(d, SCRIPT, ['record', 'recorded', 'sys-i2p']);
+    d.setPref('recorded', 'netvm', 'sys-i2p');
+    expect(stateful('recorded', script(d, SCRIPT, ['restore', 'recorded', 'sys-i2p']).stdout)).toEqual({ changed: true, comment: 'recorded: netvm back to sys-firewall (recorded *default*)' });
+    expect(d.get('recorded').prefs).toEqual({});
     const other = script(d, SCRIPT, ['restore', 'whonixed', 'sys-i2p']);
     expect(stateful('whonixed', other.stdout)).toEqual({ changed: false, comment: 'whonixed: does not use sys-i2p' });
     expect(d.netvmOf('whonixed')).toBe('sys-whonix');
+  });
+
+  it('close puts one drop rule first, once, and keeps the client\'s own rules; restore of a client that left the gateway removes it; a failed restore keeps it', () => {
+    const d = dom0();
+    const rule = 'action=drop comment=qubes-i2p-gateway-fail-closed';
+    d.get('whonixed').firewall = ['action=accept specialtarget=dns', 'action=drop'];
+    const r = script(d, SCRIPT, ['close', 'whonixed', 'sys-i2p']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(stateful('whonixed', r.stdout).changed).toBe(true);
+    expect(d.firewallRules('whonixed')).toEqual([rule, 'action=accept specialtarget=dns', 'action=drop']);
+    expect(stateful('whonixed', script(d, SCRIPT, ['close', 'whonixed', 'sys-i2p']).stdout).changed).toBe(false);
+    expect(d.firewallRules('whonixed')).toHaveLength(3);
+    // Still on sys-whonix (never pointed at the gateway): restore only takes the rule away.
+    const back = script(d, SCRIPT, ['restore', 'whonixed', 'sys-i2p']);
+    expect(stateful('whonixed', back.stdout)).toEqual({ changed: true, comment: 'whonixed: does not use sys-i2p; its fail-closed firewall rule removed' });
+    expect(d.firewallRules('whonixed')).toEqual(['action=accept specialtarget=dns', 'action=drop']);
+    // A restore that fails (the recorded netvm is gone) leaves the client on the gateway, and the rule with it.
+    script(d, SCRIPT, ['record', 'default', 'sys-i2p']);
+    d.setFeature('default', CLIENT_NETVM.feature, 'sys-gone');
+    script(d, SCRIPT, ['close', 'default', 'sys-i2p']);
+    d.setPref('default', 'netvm', 'sys-i2p');
+    expect(script(d, SCRIPT, ['restore', 'default', 'sys-i2p']).code).toBe(1);
+    expect(d.firewallRules('default')[0]).toBe(rule);
   });
 
   it('fails, so the state fails: a client that does not exist (record), bad usage, an unknown action', () => {

@@ -35,9 +35,25 @@ export interface FakeQube {
   prefs: Record<string, unknown>;
   features: Record<string, string>;
   packages: Record<string, string>;
+  /** What each installed package (of a formula file) depends on: apt removes it with any of them. */
+  depends?: Record<string, string[]>;
+  /** qvm-firewall's rules in raw form, first to last; absent: Qubes' default, one rule `action=accept`. */
+  firewall?: string[];
+  /** systemd units enabled in a template (the Debian daemons' postinsts enable theirs). */
+  enabledUnits?: string[];
   power: Power;
   /** Files file.managed wrote inside the qube (a template's runtime drop-ins): path → contents. */
   files?: Record<string, string>;
+}
+
+/** The unit each Debian daemon's package ships and its postinst enables (deb-systemd-helper enable). */
+export const DEBIAN_UNITS: Readonly<Record<string, string>> = { tor: 'tor.service', tinyproxy: 'tinyproxy.service', i2pd: 'i2pd.service', i2p: 'i2p.service' };
+
+/** A package file of the formula (salt://…): its name, version and Depends. */
+export interface SaltPackageFile {
+  readonly package: string;
+  readonly version: string;
+  readonly depends?: readonly string[];
 }
 
 export interface DomFile {
@@ -57,7 +73,7 @@ interface State {
   qubes: Record<string, FakeQube>;
   commands: string[];
   repos: Record<string, string[]>;
-  saltFiles: Record<string, { package: string; version: string }>;
+  saltFiles: Record<string, SaltPackageFile>;
   /** Global properties (qubes-prefs). */
   global: Record<string, string>;
 }
@@ -75,7 +91,7 @@ export class FakeDom0 {
   /** Enabled unless a command says otherwise (`enabled = 1` in dom0's repo file): the ITL templates only. */
   readonly enabledRepos: ReadonlySet<string> = new Set(['qubes-templates-itl']);
   /** Package files reachable as salt://… */
-  saltFiles = new Map<string, { package: string; version: string }>();
+  saltFiles = new Map<string, SaltPackageFile>();
   /** qubes-prefs: default_netvm is what a qube's netvm is when it was never set. */
   global: Record<string, string> = { default_netvm: 'sys-firewall' };
   /** dom0's own files that states manage, by absolute path (not seen by the stand-in tools: no script touches them). */
@@ -272,12 +288,41 @@ export class FakeDom0 {
     this.qubes.delete(name);
   }
 
+  /** qvm-firewall's rules of a qube (raw form). */
+  firewallRules(name: string): string[] {
+    return [...(this.get(name).firewall ?? ['action=accept'])];
+  }
+
+  /** qvm-firewall VM add [--before N] RULE / del RULE: Admin API firewall.Set with the new list. */
+  setFirewall(name: string, rules: readonly string[], command: string): void {
+    this.get(name).firewall = [...rules];
+    this.run(command);
+  }
+
   /** pkg.installed inside a template (salt-ssh through the management disposable). */
-  pkgInstalled(template: string, name: string, version: string): void {
+  pkgInstalled(template: string, name: string, version: string, depends?: readonly string[]): void {
     const q = this.get(template);
     if (q.packages[name] === version) return;
+    // dpkg -i (Salt's `sources`) does not resolve dependencies: a missing one fails the install, the old stays.
+    const missing = (depends ?? []).filter((d) => !(d in q.packages));
+    if (missing.length > 0) throw new QubesError(`dpkg: dependency problems prevent configuration of ${name}: depends on ${missing.join(', ')}; however: not installed`);
     this.run(`${template}: install ${name}=${version}`);
+    const fresh = !(name in q.packages);
     q.packages[name] = version;
+    if (depends !== undefined) (q.depends ??= {})[name] = [...depends];
+    // A first install enables the daemon's unit; an upgrade keeps an admin's disabling (deb-systemd-helper).
+    const unit = DEBIAN_UNITS[name];
+    if (fresh && unit !== undefined && !(q.enabledUnits ??= []).includes(unit)) q.enabledUnits.push(unit);
+  }
+
+  /** service.disabled inside a template: `systemctl disable` when the unit is enabled; a unit not installed fails. */
+  serviceDisabled(template: string, unit: string): void {
+    const q = this.get(template);
+    const owner = Object.entries(DEBIAN_UNITS).find(([, u]) => u === unit)?.[0];
+    if (owner === undefined || !(owner in q.packages)) throw new QubesError(`The named service ${unit} is not available`);
+    if (!(q.enabledUnits ?? []).includes(unit)) return;
+    this.run(`${template}: systemctl disable ${unit}`);
+    q.enabledUnits = q.enabledUnits!.filter((u) => u !== unit);
   }
 
   /** file.managed inside a template: writes only when the contents differ, as Salt does. */
@@ -295,6 +340,15 @@ export class FakeDom0 {
     if (!(name in q.packages)) return;
     this.run(`${template}: purge ${name}`);
     delete q.packages[name];
+    if (DEBIAN_UNITS[name] !== undefined) q.enabledUnits = (q.enabledUnits ?? []).filter((u) => u !== DEBIAN_UNITS[name]);
+    // apt-get purge removes every installed package that depends on it ("The following packages will be REMOVED").
+    for (const [pkg, deps] of Object.entries(q.depends ?? {})) {
+      if (pkg in q.packages && deps.includes(name)) {
+        this.run(`${template}: remove ${pkg} (depends on ${name})`);
+        delete q.packages[pkg];
+        delete q.depends![pkg];
+      }
+    }
   }
 
   /** file.managed with `contents` in dom0. */

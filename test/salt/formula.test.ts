@@ -47,7 +47,9 @@ function dom0For(c: GatewayConfig, version = VERSION): FakeDom0 {
   d.addQube('sys-net', 'AppVM', { 'provides-network': true, netvm: '' }, 'Running');
   d.addQube('sys-firewall', 'AppVM', { 'provides-network': true, netvm: 'sys-net' }, 'Running');
   for (const client of c.qubes.clients) d.addQube(client, 'AppVM', {});
-  d.saltFiles.set(`salt://i2p-gateway/files/${debName(version)}`, { package: 'qubes-i2p-gateway', version });
+  // The service qubes, as a user creates them: with the default netvm (publish.sls takes it away).
+  for (const s of c.publish) if (!d.has(s.qube)) d.addQube(s.qube, 'AppVM', {});
+  d.saltFiles.set(`salt://i2p-gateway/files/${debName(version)}`, { package: 'qubes-i2p-gateway', version, depends: debDepends(c) });
   return d;
 }
 
@@ -119,6 +121,7 @@ describe.each(SCENARIOS)('formula: %s', (_name, value) => {
     for (const client of c.qubes.clients) {
       expect(d.qubes.get(client)!.prefs['netvm']).toBe(c.qubes.gateway);
       expect(d.qubes.get(client)!.features['i2p-gateway.previous-netvm']).toBe('*default*');
+      expect(d.firewallRules(client), client).toEqual(['action=drop comment=qubes-i2p-gateway-fail-closed', 'action=accept']);
     }
     if (c.i2p.router === 'i2p') expect(d.qubes.get(c.qubes.template)!.packages['i2p']).toBeDefined();
     // No client runs: nothing was started.
@@ -127,6 +130,24 @@ describe.each(SCENARIOS)('formula: %s', (_name, value) => {
 
     d.commands.length = 0;
     applyAll(d, files, c);
+    expect(d.commands).toEqual([]);
+  });
+
+  it("install.sls disables the Debian daemons' units its dependencies enabled (none starts in the template once our package is gone); a second run disables nothing", () => {
+    const d = dom0For(c);
+    run(d, files, 'i2p-gateway.clone');
+    d.commands.length = 0;
+    run(d, files, 'i2p-gateway.install', c.qubes.template);
+    const t = c.qubes.template;
+    const units = [...(c.tor.enabled ? ['tor.service'] : []), 'tinyproxy.service', c.i2p.router === 'i2pd' ? 'i2pd.service' : 'i2p.service'];
+    expect(d.commands.filter((x) => x.includes('systemctl')).sort()).toEqual(units.map((u) => `${t}: systemctl disable ${u}`).sort());
+    for (const u of units) {
+      const pkg = u.replace('.service', '');
+      expect(d.commands.indexOf(`${t}: systemctl disable ${u}`), u).toBeGreaterThan(d.commands.findIndex((x) => x.startsWith(`${t}: install ${pkg}=`)));
+    }
+    expect(d.get(t).enabledUnits).toEqual([]);
+    d.commands.length = 0;
+    run(d, files, 'i2p-gateway.install', t);
     expect(d.commands).toEqual([]);
   });
 
@@ -162,6 +183,7 @@ describe.each(SCENARIOS)('formula: %s', (_name, value) => {
     for (const client of c.qubes.clients) {
       expect(d.qubes.get(client)!.prefs, client).toEqual({});
       expect(d.qubes.get(client)!.features, client).toEqual({});
+      expect(d.firewallRules(client), client).toEqual(['action=accept']);
       expect(r.outcomes.get(`i2p-gateway-remove-client-${client}`)).toBe('changed');
     }
     expect(d.commands.at(-2)).toBe(`qvm-remove --force ${c.qubes.gateway}`);
@@ -230,6 +252,35 @@ describe('published services: the qrexec policy in dom0', () => {
     expect(again.commands).toEqual([`rm ${POLICY}`]);
     apply(again, readSls(files, 'i2p-gateway.unpublish'), 'dom0');
     expect(again.commands).toEqual([`rm ${POLICY}`]);
+  });
+
+  it('every service qube gets no netvm before the policy is written; a second run changes nothing', () => {
+    const d = dom0For(c);
+    d.get('blogvm').prefs['netvm'] = 'sys-firewall';
+    d.get('blogvm').power = 'Running';
+    expect(d.netvmOf('webapp')).toBe('sys-firewall');
+    applyAll(d, files, c);
+    expect(d.netvmOf('webapp')).toBe('');
+    expect(d.netvmOf('blogvm')).toBe('');
+    const netvmAt = d.commands.indexOf("qvm-prefs webapp netvm ''");
+    expect(netvmAt).toBeGreaterThanOrEqual(0);
+    expect(d.commands.indexOf("qvm-prefs blogvm netvm ''")).toBeGreaterThanOrEqual(0);
+    expect(netvmAt).toBeLessThan(d.commands.findIndex((x) => x.startsWith(`write ${POLICY}`)));
+    d.commands.length = 0;
+    run(d, files, 'i2p-gateway.publish');
+    expect(d.commands).toEqual([]);
+  });
+
+  it('a service qube that does not exist fails the state, and no policy is written', () => {
+    const d = dom0For(c);
+    d.qubes.delete('blogvm');
+    run(d, files, 'i2p-gateway.clone');
+    run(d, files, 'i2p-gateway.install', c.qubes.template);
+    run(d, files, 'i2p-gateway.create');
+    const r = apply(d, readSls(files, 'i2p-gateway.publish'), 'dom0', { files });
+    expect(r.outcomes.get('i2p-gateway-publish-blogvm-no-netvm')).toBe('failed');
+    expect(r.outcomes.get('i2p-gateway-publish-policy')).toBe('skipped');
+    expect(d.files.has(POLICY)).toBe(false);
   });
 
   it('an edited policy file is put back on the next run', () => {
@@ -370,6 +421,46 @@ describe('a changed build (another version) over the installed one', () => {
   });
 });
 
+describe('a switch of router whose new package fails to install', () => {
+  const before = config({});
+  const after = config({ i2p: { router: 'i2p', keyring: 'k.gpg' } });
+  const B = '0.1.0+20231114221320.20231115000000.4e5f6071';
+  const url = `salt://i2p-gateway/files/${debName(B)}`;
+
+  it('keeps the old package and its router (apt would remove an i2pd build with i2pd); once the file installs, the old router goes', () => {
+    const d = dom0For(before);
+    applyAll(d, formula(before), before);
+    const template = d.get(before.qubes.template);
+    expect(template.packages).toMatchObject({ 'qubes-i2p-gateway': VERSION, i2pd: 'debian' });
+    // The new file cannot be configured (dpkg -i: a dependency nobody installs).
+    d.saltFiles.set(url, { package: 'qubes-i2p-gateway', version: B, depends: [...debDepends(after), 'libmissing1'] });
+    const files = formula(after, B);
+    const r = apply(d, readSls(files, 'i2p-gateway.install'), after.qubes.template, { files });
+    expect(r.outcomes.get('i2p-gateway-package')).toBe('failed');
+    expect(r.outcomes.get('i2p-gateway-other-router')).toBe('skipped');
+    expect(template.packages['qubes-i2p-gateway']).toBe(VERSION);
+    expect(template.packages['i2pd']).toBe('debian');
+    expect(d.commands.filter((x) => x.includes('purge') || x.includes('remove'))).toEqual([]);
+
+    d.saltFiles.set(url, { package: 'qubes-i2p-gateway', version: B, depends: debDepends(after) });
+    d.commands.length = 0;
+    run(d, files, 'i2p-gateway.install', after.qubes.template);
+    expect(template.packages['qubes-i2p-gateway']).toBe(B);
+    expect(template.packages['i2p']).toBeDefined();
+    expect('i2pd' in template.packages).toBe(false);
+    const at = (prefix: string): number => d.commands.findIndex((x) => x.startsWith(`${after.qubes.template}: ${prefix}`));
+    expect(at('purge i2pd')).toBeGreaterThan(at(`install qubes-i2p-gateway=${B}`));
+    expect(at('purge i2pd')).toBeGreaterThan(at('install i2p='));
+  });
+
+  it('the fake models apt: purging a package removes the formula package that depends on it', () => {
+    const d = dom0For(before);
+    applyAll(d, formula(before), before);
+    d.pkgPurged(before.qubes.template, 'i2pd');
+    expect('qubes-i2p-gateway' in d.get(before.qubes.template).packages).toBe(false);
+  });
+});
+
 describe('clients that run while the gateway is halted', () => {
   const c = config({ qubes: { clients: ['work', 'untrusted'] } });
   const files = formula(c);
@@ -399,14 +490,30 @@ describe('clients that run while the gateway is halted', () => {
     expect(d.commands).toEqual([
       'qvm-start sys-i2p',
       'qvm-features work i2p-gateway.previous-netvm *default*',
+      'qvm-firewall work add --before 0 action=drop comment=qubes-i2p-gateway-fail-closed',
       'qvm-prefs work netvm sys-i2p',
       'qvm-features untrusted i2p-gateway.previous-netvm sys-firewall',
+      'qvm-firewall untrusted add --before 0 action=drop comment=qubes-i2p-gateway-fail-closed',
       'qvm-prefs untrusted netvm sys-i2p',
     ]);
     expect(d.netvmOf('untrusted')).toBe('sys-i2p');
+    // The fail-closed rule first, the client's own (Qubes' default accept) after it.
+    expect(d.firewallRules('untrusted')).toEqual(['action=drop comment=qubes-i2p-gateway-fail-closed', 'action=accept']);
     d.commands.length = 0;
     run(d, files, 'i2p-gateway.clients');
     expect(d.commands).toEqual([]);
+  });
+
+  it("a client's own qvm-firewall rules stay, after the fail-closed rule, and are exactly as before after remove", () => {
+    const d = built();
+    const own = ['action=accept proto=tcp dstports=443-443', 'action=accept specialtarget=dns', 'action=drop'];
+    d.get('work').firewall = [...own];
+    run(d, files, 'i2p-gateway.clients');
+    expect(d.firewallRules('work')).toEqual(['action=drop comment=qubes-i2p-gateway-fail-closed', ...own]);
+    run(d, files, 'i2p-gateway.clients');
+    expect(d.firewallRules('work'), 'a second run adds nothing').toEqual(['action=drop comment=qubes-i2p-gateway-fail-closed', ...own]);
+    run(d, files, 'i2p-gateway.remove');
+    expect(d.firewallRules('work')).toEqual(own);
   });
 
   it('clients.sls leaves the gateway halted when no client runs', () => {
@@ -417,12 +524,16 @@ describe('clients that run while the gateway is halted', () => {
     expect(d.qubes.get('sys-i2p')!.power).toBe('Halted');
   });
 
-  it('a client pointed at the gateway by hand before is not recorded (remove gives it the system default)', () => {
+  it('a client pointed at the gateway by hand before is not recorded; remove then gives it no netvm, never the clear net', () => {
     const d = built();
     d.get('sys-i2p').power = 'Running';
     d.get('work').prefs['netvm'] = 'sys-i2p';
     run(d, files, 'i2p-gateway.clients');
     expect(d.get('work').features).toEqual({});
+    const r = run(d, files, 'i2p-gateway.remove');
+    expect(d.netvmOf('work')).toBe('');
+    expect(r.comments.get('i2p-gateway-remove-client-work')).toContain('work: no netvm now');
+    expect(d.has('sys-i2p')).toBe(false);
   });
 });
 
@@ -451,18 +562,23 @@ describe('i2p-gateway.remove', () => {
     expect(d.commands).toEqual([
       'qvm-prefs --default work netvm',
       'qvm-features --unset work i2p-gateway.previous-netvm',
+      'qvm-firewall work del action=drop comment=qubes-i2p-gateway-fail-closed',
       'qvm-start sys-whonix',
       'qvm-prefs untrusted netvm sys-whonix',
       'qvm-features --unset untrusted i2p-gateway.previous-netvm',
+      'qvm-firewall untrusted del action=drop comment=qubes-i2p-gateway-fail-closed',
       "qvm-prefs offline netvm ''",
       'qvm-features --unset offline i2p-gateway.previous-netvm',
+      'qvm-firewall offline del action=drop comment=qubes-i2p-gateway-fail-closed',
       'qvm-features --unset moved i2p-gateway.previous-netvm',
+      'qvm-firewall moved del action=drop comment=qubes-i2p-gateway-fail-closed',
       'qvm-shutdown --wait --force sys-i2p',
       'qvm-remove --force sys-i2p',
       'qvm-remove --force debian-13-i2p',
     ]);
     expect(['work', 'untrusted', 'offline', 'moved'].map((q) => d.netvmOf(q))).toEqual(['sys-firewall', 'sys-whonix', '', 'sys-whonix']);
-    expect(r.comments.get('i2p-gateway-remove-client-moved')).toBe('moved: uses sys-whonix now, not sys-i2p, so it stays; record dropped');
+    expect(r.comments.get('i2p-gateway-remove-client-moved')).toBe('moved: uses sys-whonix now, not sys-i2p, so it stays; record dropped; its fail-closed firewall rule removed');
+    for (const q of ['work', 'untrusted', 'offline', 'moved']) expect(d.firewallRules(q), q).toEqual(['action=accept']);
     d.commands.length = 0;
     run(d, files, 'i2p-gateway.remove');
     expect(d.commands).toEqual([]);
@@ -490,6 +606,7 @@ describe('i2p-gateway.remove', () => {
     expect(r.outcomes.get('i2p-gateway-remove-client-untrusted')).toBe('failed');
     expect(r.comments.get('i2p-gateway-remove-client-untrusted')).toContain('its netvm before sys-i2p, sys-whonix, no longer exists');
     expect(d.netvmOf('untrusted')).toBe('sys-i2p');
+    expect(d.firewallRules('untrusted'), 'still on the gateway: the fail-closed rule stays').toEqual(['action=drop comment=qubes-i2p-gateway-fail-closed', 'action=accept']);
     expect(r.outcomes.get('i2p-gateway-remove-qube')).toBe('skipped');
     expect(d.has('sys-i2p')).toBe(true);
   });

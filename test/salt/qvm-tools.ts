@@ -10,6 +10,9 @@
  *   qvm-features VM FEATURE [VALUE]      prints the value, exit 1 when unset; sets; --unset VM FEATURE
  *   qubes-prefs PROP                     prints a global property
  *   qvm-start VM                         starts it (and its netvm); an error if it runs
+ *   qvm-firewall --raw VM list           prints the rules, one raw rule a line (Qubes' default: action=accept)
+ *   qvm-firewall VM add [--before N] RULE...   inserts the rule (its words joined) at N, else appends it
+ *   qvm-firewall VM del RULE...          removes the first equal rule (an error when there is none)
  *
  * An unknown form is an error, so a script that used one the stand-in does not model fails its test.
  * Bundled by apply.ts with esbuild into a temporary .mjs (this file's main runs only there).
@@ -18,6 +21,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { FakeDom0, QubesError } from './dom0-fake.ts';
 
 export function qvmTool(dom0: FakeDom0, tool: string, argv: readonly string[]): { code: number; stdout: string; stderr: string } {
+  if (tool === 'qvm-firewall') return qvmFirewall(dom0, argv);
   const flags = argv.filter((a) => a.startsWith('-'));
   const args = argv.filter((a) => !a.startsWith('-') || a === '');
   const out = (stdout: string, code = 0): { code: number; stdout: string; stderr: string } => ({ code, stdout, stderr: '' });
@@ -90,6 +94,41 @@ export function qvmTool(dom0: FakeDom0, tool: string, argv: readonly string[]): 
     if (e instanceof QubesError) return { code: e.message.startsWith('no such domain') ? 2 : 1, stdout: '', stderr: `${tool}: error: ${e.message}\n` };
     throw e;
   }
+}
+
+/** qubes-core-admin-client release4.3 qubesadmin/tools/qvm_firewall.py, for the forms salt/client-netvm uses. */
+function qvmFirewall(dom0: FakeDom0, argv: readonly string[]): { code: number; stdout: string; stderr: string } {
+  const fail = (msg: string, code = 1): { code: number; stdout: string; stderr: string } => ({ code, stdout: '', stderr: `qvm-firewall: error: ${msg}\n` });
+  const raw = argv[0] === '--raw';
+  const [vm, command, ...rest] = raw ? argv.slice(1) : argv;
+  if (vm === undefined || !dom0.has(vm)) return fail(`no such domain: '${vm ?? ''}'`, 2);
+  const rules = dom0.firewallRules(vm);
+  if (command === 'list' && rest.length === 0) return { code: 0, stdout: raw ? rules.map((r) => `${r}\n`).join('') : usage('table listing'), stderr: '' };
+  if (raw) return fail(`the stand-in does not model ${JSON.stringify(argv)}`);
+  if (command === 'add') {
+    let at = rules.length;
+    let words = rest;
+    if (words[0] === '--before') {
+      at = Number(words[1]);
+      words = words.slice(2);
+    }
+    if (words.length === 0 || !Number.isInteger(at)) return fail(`the stand-in does not model ${JSON.stringify(argv)}`);
+    rules.splice(at, 0, words.join(' '));
+    dom0.setFirewall(vm, rules, `qvm-firewall ${argv.join(' ')}`);
+    return { code: 0, stdout: '', stderr: '' };
+  }
+  if (command === 'del' && rest.length > 0 && !rest[0]!.startsWith('-')) {
+    const i = rules.indexOf(rest.join(' '));
+    if (i < 0) return fail('list.remove(x): x not in list');
+    rules.splice(i, 1);
+    dom0.setFirewall(vm, rules, `qvm-firewall ${argv.join(' ')}`);
+    return { code: 0, stdout: '', stderr: '' };
+  }
+  return fail(`the stand-in does not model ${JSON.stringify(argv)}`);
+}
+
+function usage(what: string): never {
+  throw new Error(`qvm-firewall stand-in: ${what} is not modelled`);
 }
 
 /** The bundled program's entry: argv[2] is the tool name (the wrapper scripts pass it). */

@@ -113,15 +113,20 @@ function description(config: GatewayConfig): DebMeta['description'] {
  * - package-installs-apt-sources (router i2p): lintian's tag for a package that is not named *-apt-source but
  *   installs an apt source. Splitting the source into its own package would add a second .deb to build and install
  *   for one small file; the source is here by design, pinned to one key by Signed-By.
+ *
+ * There is no prerm: the package's removal changes nothing other packages own (piuparts checks that). The
+ * distribution's daemons our drop-ins keep quiet are disabled in the template by the formula's install.sls.
  */
 function lintianOverrides(config: GatewayConfig): RenderedFile[] {
-  if (!ROUTERS[config.i2p.router].fromI2pRepo) return [];
-  const lines = [
-    '# The I2P repository is the only source of the Java router this gateway runs; shipping its deb822 source',
-    '# (pinned to the I2P key by Signed-By) here keeps the gateway one package instead of two.',
-    `${PACKAGE}: package-installs-apt-sources [etc/apt/sources.list.d/i2p.sources]`,
-  ];
-  return [textFile(LINTIAN_OVERRIDES, `${lines.join('\n')}\n`)];
+  const lines: string[] = [];
+  if (ROUTERS[config.i2p.router].fromI2pRepo) {
+    lines.push(
+      '# The I2P repository is the only source of the Java router this gateway runs; shipping its deb822 source',
+      '# (pinned to the I2P key by Signed-By) here keeps the gateway one package instead of two.',
+      `${PACKAGE}: package-installs-apt-sources [etc/apt/sources.list.d/i2p.sources]`,
+    );
+  }
+  return lines.length === 0 ? [] : [textFile(LINTIAN_OVERRIDES, `${lines.join('\n')}\n`)];
 }
 
 export function renderDebPackage(config: GatewayConfig, opts: DebPackageOptions): DebPackage {

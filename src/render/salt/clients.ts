@@ -7,6 +7,12 @@
  *   a setting, and Qubes starts the gateway with the client later).
  * - Before a client is pointed at the gateway, its netvm is recorded in one of its features (salt/client-netvm),
  *   so i2p-gateway.remove can give it back.
+ * - Before it too, the client's qvm-firewall gets one rule first, drop (salt/client-netvm close): Qubes applies
+ *   a client's firewall in its netvm's forward path. The gateway package redirects all of a client's traffic to
+ *   the gateway's daemons and forwards nothing, so the rule never sees a packet; a gateway qube whose template
+ *   lost the package (removed by hand, or by apt with tor, i2pd or dnsmasq-base) is a plain Qubes router, and
+ *   then its qubes-firewall drops the client's traffic instead of routing it to the clear net. This holds outside
+ *   the package, in dom0's settings. i2p-gateway.remove deletes the rule; the client's own rules stay after it.
  */
 import type { GatewayConfig } from '../../config/schema.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
@@ -36,8 +42,15 @@ export function renderClients(c: GatewayConfig): RenderedFile {
         { require: [{ qvm: ID.qube }] },
       ],
     };
+    data[ID.clientClosed(client)] = {
+      'cmd.script': [{ name: `client-netvm close ${client} ${q.gateway}` }, { source: CLIENT_NETVM.source }, { stateful: true }, { require: [{ qvm: ID.qube }] }],
+    };
     data[ID.client(client)] = {
-      'qvm.prefs': [{ name: client }, { netvm: q.gateway }, { require: [{ qvm: ID.startForClients }, { cmd: ID.clientRecord(client) }] }],
+      'qvm.prefs': [
+        { name: client },
+        { netvm: q.gateway },
+        { require: [{ qvm: ID.startForClients }, { cmd: ID.clientRecord(client) }, { cmd: ID.clientClosed(client) }] },
+      ],
     };
   }
   const note =
@@ -47,6 +60,8 @@ export function renderClients(c: GatewayConfig): RenderedFile {
           `Clients: ${q.clients.join(', ')}.`,
           `If any of them runs, ${q.gateway} is started first: Qubes cannot attach a running qube to a halted netvm.`,
           `Each client's netvm from before is kept in its feature ${CLIENT_NETVM.feature}, for ${STATE.remove}.`,
+          `Each client's qvm-firewall gets a first rule "drop" (comment qubes-i2p-gateway-fail-closed): ${q.gateway} with`,
+          'the gateway package never forwards, so the rule never applies; without the package it drops instead of routing.',
         ];
   return textFile(
     `${FORMULA}/clients.sls`,

@@ -14,6 +14,17 @@
  * The router this build does not run is purged (i2pd for the Java router, i2p for i2pd): a template switched from
  * one router to the other would otherwise keep the first, whose unit could start beside ours and compete for
  * port 4444 (the package's drop-in for it keeps it from starting in the gateway; this removes it altogether).
+ * The purge requires the new package at its exact version and the new router: apt removes an i2pd build's
+ * gateway package with i2pd, so purging first would leave a template without the gateway package after a failed
+ * install (and a gateway qube without its lockdown).
+ *
+ * The distribution daemons this state installs (Tor, tinyproxy, the router) are disabled in the template
+ * (service.disabled: `systemctl disable` when `systemctl is-enabled` says enabled, so a second run changes
+ * nothing): their packages' postinsts enable them, and once our package is removed (by hand, or by apt with one
+ * of them) nothing else would keep them from starting in the template and every qube made from it. The gateway
+ * does not need them enabled: its target's Wants= starts the router's unit, and Tor and tinyproxy run as units
+ * of our own. Disabling is the template owner's choice, made here, not by the package: its maintainer scripts
+ * change nothing other packages own (a package's removal that disabled them would, which piuparts reports).
  *
  * Upgrades. Salt's pkg.installed with `sources` reads the file's version (lowpkg.bin_pkg_info) and installs it
  * (`dpkg -i --force-confold`) when the installed version differs; a package of the same name and version is
@@ -30,6 +41,11 @@ import { ROUTERS } from '../../config/routers.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
 import { PACKAGE } from '../gateway/common.ts';
 import { heldUnits } from '../gateway/template-guard.ts';
+
+/** The distribution's units this build installs the packages of, each disabled in the template by install.sls. */
+export function disabledUnits(c: GatewayConfig): string[] {
+  return [...(c.tor.enabled ? ['tor.service'] : []), 'tinyproxy.service', ROUTERS[c.i2p.router].unit];
+}
 import { FILES_DIR, FORMULA, ID, STATE } from './names.ts';
 import { slsText } from './yaml.ts';
 
@@ -104,9 +120,6 @@ export function renderInstall(c: GatewayConfig, inputs: InstallInputs): Rendered
   });
   const router = ROUTERS[c.i2p.router];
   const other = ROUTERS[c.i2p.router === 'i2pd' ? 'i2p' : 'i2pd'];
-  data[ID.otherRouter] = {
-    'pkg.purged': [{ pkgs: [other.package] }],
-  };
   if (router.fromI2pRepo) {
     data[ID.router] = {
       // Only the router, not i2p-keyring: our package ships the repository key under a name of its own, which our
@@ -114,6 +127,17 @@ export function renderInstall(c: GatewayConfig, inputs: InstallInputs): Rendered
       'pkg.installed': [{ pkgs: [router.package] }, { refresh: true }, { install_recommends: false }, { require: [{ pkg: ID.package }] }],
     };
   }
+  // The old router goes only once the new package (the exact version) and the new router are in: purging i2pd
+  // also removes every package that depends on it, the gateway package of an i2pd build among them, so a failed
+  // switch must leave the old package and its router as they were.
+  for (const unit of disabledUnits(c)) {
+    data[ID.disabled(unit)] = {
+      'service.disabled': [{ name: unit }, { require: [{ pkg: ID.dependencies }, ...(router.fromI2pRepo ? [{ pkg: ID.router }] : [])] }],
+    };
+  }
+  data[ID.otherRouter] = {
+    'pkg.purged': [{ pkgs: [other.package] }, { require: [{ pkg: ID.packageVersion }, ...(router.fromI2pRepo ? [{ pkg: ID.router }] : [])] }],
+  };
   return textFile(
     `${FORMULA}/install.sls`,
     slsText(
@@ -121,7 +145,8 @@ export function renderInstall(c: GatewayConfig, inputs: InstallInputs): Rendered
         `${STATE.install} (template ${c.qubes.template}): install the gateway package into the template.`,
         `Run: sudo qubesctl --skip-dom0 --targets=${c.qubes.template} state.sls ${STATE.install}`,
         'Nothing in the package runs in the template: every unit waits for the qube\'s qvm-service. The',
-        'dependencies\' daemons are held off while they install (drop-ins under /run, gone at the next boot).',
+        'dependencies\' daemons are held off while they install (drop-ins under /run, gone at the next boot),',
+        `then disabled (${disabledUnits(c).join(', ')}): the gateway starts them itself, and none starts anywhere once the package is removed.`,
         `${ID.packageVersion} fails the run unless ${PACKAGE} ${inputs.debVersion} is what is installed.`,
         `After a change, ${ID.restartNotice} says to restart ${c.qubes.gateway}, which keeps its old files until then.`,
       ],

@@ -43,16 +43,22 @@ export const ID = {
   packageVersion: 'i2p-gateway-package-version',
   restartNotice: 'i2p-gateway-restart-notice',
   router: 'i2p-gateway-java-router',
+  /** install.sls: a distribution daemon's unit disabled in the template (its package's postinst enabled it). */
+  disabled: (unit: string): string => `i2p-gateway-disable-${unit.replace(/\.service$/, '').replace(/[^A-Za-z0-9-]/g, '-')}`,
   otherRouter: 'i2p-gateway-other-router',
   qube: 'i2p-gateway-qube',
   startForClients: 'i2p-gateway-start-for-clients',
   client: (name: string): string => `i2p-gateway-client-${name}`,
   clientRecord: (name: string): string => `i2p-gateway-client-${name}-previous-netvm`,
   clientRestore: (name: string): string => `i2p-gateway-remove-client-${name}`,
+  /** clients.sls: the client's fail-closed qvm-firewall rule (salt/client-netvm close). */
+  clientClosed: (name: string): string => `i2p-gateway-client-${name}-fail-closed`,
   removeQube: 'i2p-gateway-remove-qube',
   removeTemplate: 'i2p-gateway-remove-template',
   publishPolicy: 'i2p-gateway-publish-policy',
   publishPolicyAbsent: 'i2p-gateway-publish-policy-absent',
+  /** publish.sls: a service qube's netvm set to none, before the policy lets the gateway reach it. */
+  publishNoNetvm: (qube: string): string => `i2p-gateway-publish-${qube}-no-netvm`,
   /** remove.sls's own id for the same file: remove.sls and unpublish.sls may run in one state.apply. */
   removePublishPolicy: 'i2p-gateway-remove-publish-policy',
 } as const;

@@ -3,6 +3,12 @@
  * service, and nothing more. The gateway's side (the listeners, i2pd tunnels, onion services) is in its package
  * (src/render/gateway/publish.ts); this is the permission in dom0 without which none of it reaches a service qube.
  *
+ * Each service qube's netvm is set to none first (qvm.prefs netvm ''), and the policy requires that: an
+ * application that can reach any network (the system default netvm, or the gateway itself as a client) could
+ * reveal the operator's address with one outgoing request. The config loader refuses a service qube that is also
+ * a client; this state enforces the rest. The state fails when the qube does not exist (create it first), and
+ * then no policy is written. Unpublishing leaves the qube without a netvm.
+ *
  * The policy is rendered as text and handed to file.managed as data (yaml.ts), so no value can leave its line of
  * the file or of the state; every value in it went through the config's qube-name and port rules.
  */
@@ -45,6 +51,11 @@ export function renderPublishPolicy(c: GatewayConfig): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** The service qubes, each once, in the order of `publish`. */
+export function serviceQubes(c: GatewayConfig): string[] {
+  return [...new Set(publishedServices(c).map((s) => s.qube))];
+}
+
 export function renderPublishStates(c: GatewayConfig): RenderedFile[] {
   const services = publishedServices(c);
   const unpublish = textFile(
@@ -71,10 +82,27 @@ export function renderPublishStates(c: GatewayConfig): RenderedFile[] {
       : textFile(
           `${FORMULA}/publish.sls`,
           slsText(
-            [...header, `Published: ${services.map((s) => `${s.name} (${s.qube} port ${s.port})`).join(', ')}.`],
+            [
+              ...header,
+              `Published: ${services.map((s) => `${s.name} (${s.qube} port ${s.port})`).join(', ')}.`,
+              `Each service qube gets no netvm (${serviceQubes(c).join(', ')}) before the policy is written: its application reaches no network.`,
+            ],
             {
+              ...Object.fromEntries(
+                serviceQubes(c).map((qube) => [
+                  ID.publishNoNetvm(checked('qube name', qube, QubeName.safeParse(qube).success)),
+                  { 'qvm.prefs': [{ name: qube }, { netvm: '' }] },
+                ]),
+              ),
               [ID.publishPolicy]: {
-                'file.managed': [{ name: PUBLISH_POLICY }, { contents: renderPublishPolicy(c) }, { user: 'root' }, { group: 'root' }, { mode: '0644' }],
+                'file.managed': [
+                  { name: PUBLISH_POLICY },
+                  { contents: renderPublishPolicy(c) },
+                  { user: 'root' },
+                  { group: 'root' },
+                  { mode: '0644' },
+                  { require: serviceQubes(c).map((qube) => ({ qvm: ID.publishNoNetvm(qube) })) },
+                ],
               },
             },
           ),

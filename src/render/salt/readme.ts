@@ -8,6 +8,7 @@
 import type { GatewayConfig } from '../../config/schema.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
 import { publishedServices } from '../../config/publish.ts';
+import { disabledUnits } from './install.ts';
 import { PATHS } from '../gateway/common.ts';
 import { CONSOLE_USER } from '../gateway/i2pd.ts';
 import { i2pdTunnelName, onionDir } from '../gateway/publish.ts';
@@ -64,8 +65,11 @@ ${services.map((s) => `- \`${s.name}\`: qube \`${s.qube}\`, port ${s.port}${s.i2
 
 ${indent(listed)}
 
-   The service qube needs no netvm at all (\`qvm-create --label red ${example.qube}\`, then \`qvm-prefs ${example.qube} netvm ''\`);
-   its application listens on its own 127.0.0.1:${example.port}. The gateway reaches it only through qrexec: this state
+   The service qube must have no netvm (any outgoing request of its application would reveal your address): this
+   state sets each service qube's netvm to none first (\`qvm-prefs ${example.qube} netvm ''\`), and fails, writing no
+   policy, while the qube does not exist (\`qvm-create --label red ${example.qube}\`); unpublishing leaves it without
+   one. A service qube cannot also be a client (a config error). Its application listens on its own
+   127.0.0.1:${example.port}. The gateway reaches it only through qrexec: this state then
    writes \`${PUBLISH_POLICY}\`, which allows \`${q.gateway}\` exactly \`qubes.ConnectTCP +<port>\` to each
    service's qube and nothing more (a call starts the qube if it is not running):
 
@@ -107,6 +111,11 @@ Formula files: \`${FORMULA_ROOT}/${FORMULA}/\`.
 
        ${steps[1]}
 
+   It also disables Debian's own units of the daemons it installs (${disabledUnits(c).join(', ')}): the gateway
+   starts them itself, and none of them starts in the template or another qube should the package be removed.
+   If you want one of them elsewhere, \`systemctl enable\` it in a template of its own. A switch of
+   \`i2p.router\` purges the other router only once the new package and router are installed.
+
 3. Create \`${q.gateway}\` (network-providing, netvm \`${q.netvm}\`, qvm-service \`${q.service}\`):
 
        ${steps[2]}
@@ -117,6 +126,10 @@ Formula files: \`${FORMULA_ROOT}/${FORMULA}/\`.
 
    When a client runs, this starts \`${q.gateway}\` first (Qubes cannot attach a running qube to a halted netvm).
    Each client's netvm from before is kept in its feature \`${CLIENT_NETVM.feature}\` for the removal.
+   Each client's \`qvm-firewall\` gets one rule first, \`action=drop comment=qubes-i2p-gateway-fail-closed\`: with the
+   gateway package \`${q.gateway}\` forwards nothing, so the rule never applies; should the package leave
+   \`${q.template}\`, \`${q.gateway}\` is a plain Qubes router, and the rule keeps the client off the clear net.
+   The removal deletes it; the client's own rules stay after it. A qube pointed at \`${q.gateway}\` by hand has none.
 
 ${publishSection(c, '5')}
 6. Check the gateway: one line per part (the qube, its firewall, each daemon, Tor, the I2P router, DNS, a leak
@@ -167,7 +180,7 @@ already: install it again, or follow "By hand" below):
     ${removeCommand()}
 
 That puts each client${clients !== undefined ? ` (${clients})` : ''} back on the netvm it had before (the feature
-\`${CLIENT_NETVM.feature}\`; the system default when none was recorded), removes the published services' qrexec
+\`${CLIENT_NETVM.feature}\`; no netvm at all when none was recorded, never the clear net by guess), removes the published services' qrexec
 policy (\`${PUBLISH_POLICY}\`, if a build wrote one), then removes \`${q.gateway}\` and then
 \`${q.template}\`; \`${q.sourceTemplate}\` stays. It is safe to run twice. It stops before removing \`${q.gateway}\`
 while another qube still uses it as netvm: \`qvm-ls --raw-data --fields name,netvm | grep '|${q.gateway}$'\` lists them.
@@ -175,8 +188,9 @@ while another qube still uses it as netvm: \`qvm-ls --raw-data --fields name,net
 By hand, with the package already gone:
 
     qvm-features CLIENT ${CLIENT_NETVM.feature}    # the client's netvm before ${q.gateway}, if recorded
-    qvm-prefs CLIENT netvm QUBE    # that netvm; or, for none recorded or *default*: qvm-prefs --default CLIENT netvm
+    qvm-prefs CLIENT netvm QUBE    # that netvm; for *default*: qvm-prefs --default CLIENT netvm; none recorded: qvm-prefs CLIENT netvm ''
     qvm-features --unset CLIENT ${CLIENT_NETVM.feature}
+    qvm-firewall CLIENT del action=drop comment=qubes-i2p-gateway-fail-closed    # the fail-closed rule
     sudo rm -f ${PUBLISH_POLICY}    # the published services' qrexec policy, if a build wrote one
     qvm-shutdown --wait --force ${q.gateway}
     qvm-remove ${q.gateway}

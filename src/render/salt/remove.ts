@@ -7,7 +7,8 @@
  * list, at its place: before the qubes that it refers to are removed.
  *
  * 1. clients: each configured client that still uses the gateway gets back the netvm recorded by clients.sls
- *    (the system default when none was recorded), that netvm started first when the client runs.
+ *    (no netvm when none was recorded: the client was on the gateway before clients.sls, and the system default
+ *    may be the clear net it was kept from), that netvm started first when the client runs.
  * 2. the published services' qrexec policy (i2p-gateway.publish): removed, so the gateway reaches no service qube
  *    any more, whatever build wrote it (the step runs with `publish` empty too).
  * 3. the gateway qube: shut down and removed. Qubes refuses while any qube (a client wired by hand, say) still
@@ -37,7 +38,7 @@ export interface RemoveStep {
 
 export const REMOVE_STEPS: readonly RemoveStep[] = [
   {
-    what: (c) => `Clients back on their netvm from before ${c.qubes.gateway} (recorded by ${STATE.clients}; else the system default).`,
+    what: (c) => `Clients back on their netvm from before ${c.qubes.gateway} (recorded by ${STATE.clients}; none recorded: no netvm).`,
     states: (c) =>
       c.qubes.clients.map((client) => ({
         id: ID.clientRestore(client),

@@ -20,6 +20,8 @@
  *   - pkg.installed sources: `dpkg -i --force-confold FILE` unless that version is installed;
  *   - pkg.purged: `apt-get -q -y purge ...` of those installed, nothing when none is;
  *   - file.managed with contents: written (parents made with makedirs) only when it differs, mode set;
+ *   - service.disabled: `systemctl disable UNIT` when `systemctl is-enabled UNIT` says enabled (salt/modules/
+ *     systemd_service.py `disabled`/`disable`), nothing otherwise;
  *   - test.show_notification: its text, recorded; with `onchanges`, only when a watched state changed something.
  * Any other state function or argument fails the test: the formula changed in a way this does not know yet.
  */
@@ -62,13 +64,13 @@ export function configOf(input: unknown): GatewayConfig {
 }
 
 /** Build the release from a config value exactly as `npm run build` does (the pure pipeline). */
-export function buildRelease(input: unknown): Release {
+export function buildRelease(input: unknown, keyring?: Uint8Array): Release {
   const config = configOf(input);
   const sources = readStaticSources();
-  const result = build({ config, sourceDateEpoch: SOURCE_DATE_EPOCH, sources });
+  const result = build({ config, sourceDateEpoch: SOURCE_DATE_EPOCH, sources, ...(keyring === undefined ? {} : { keyring }) });
   const formula = new Map<string, Uint8Array>();
   for (const o of result.outputs) if (o.path.startsWith('formula/')) formula.set(o.path.slice('formula/'.length), o.data);
-  const { meta, files } = renderDebPackage(config, { sourceDateEpoch: SOURCE_DATE_EPOCH, statics: sources.deb, version: result.version });
+  const { meta, files } = renderDebPackage(config, { sourceDateEpoch: SOURCE_DATE_EPOCH, statics: sources.deb, version: result.version, ...(keyring === undefined ? {} : { keyring }) });
   if (!formula.has(`i2p-gateway/files/${result.debFileName}`)) throw new Error(`the formula carries no ${result.debFileName}`);
   return { config, version: result.version, formula, deb: { fileName: result.debFileName, meta, files } };
 }
@@ -157,6 +159,8 @@ export async function installDummy(m: Machine): Promise<void> {
 export interface StateRun {
   readonly id: string;
   readonly fn: string;
+  /** Only with `failures: 'record'`: the state failed (its command exited non-zero), or a requisite did. */
+  readonly result?: 'failed' | 'skipped';
   /** What was run inside ('' when Salt would have found nothing to do). */
   readonly command: string;
   readonly stdout: string;
@@ -168,11 +172,40 @@ async function installedVersion(m: Machine, name: string): Promise<string | unde
   return q.code === 0 && out.startsWith('install ok installed ') ? out.slice('install ok installed '.length) : undefined;
 }
 
-/** Step 2 (no network, booted): perform `state` of the release in the template, in Salt's order. */
-export async function applyState(m: Machine, r: Release, state: string, log: (msg: string) => void): Promise<StateRun[]> {
+/**
+ * Step 2 (no network, booted): perform `state` of the release in the template, in Salt's order. A failing command
+ * throws, unless `failures: 'record'`: then, as Salt does, the state is recorded as failed, and every state that
+ * requires (or watches with onchanges) a failed or skipped one is skipped ("One or more requisite failed").
+ */
+export async function applyState(m: Machine, r: Release, state: string, log: (msg: string) => void, opts: { failures?: 'throw' | 'record' } = {}): Promise<StateRun[]> {
   const runs: StateRun[] = [];
   const changed = (id: string): boolean => runs.some((x) => x.id === id && x.command !== '');
   for (const d of statesOf(r, state)) {
+    if (opts.failures === 'record') {
+      const needs = ['require', 'onchanges'].flatMap((k) => ((d.args[k] as Array<Record<string, string>> | undefined) ?? []).map((x) => Object.values(x)[0] ?? ''));
+      if (needs.some((id) => runs.some((x) => x.id === id && x.result !== undefined))) {
+        runs.push({ id: d.id, fn: d.fn, command: '', stdout: 'One or more requisite failed', result: 'skipped' });
+        log(`${d.id} (${d.fn}): skipped, a requisite failed`);
+        continue;
+      }
+      const before = runs.length;
+      try {
+        await performOne(m, d, runs, changed, log);
+      } catch (e) {
+        runs.splice(before);
+        runs.push({ id: d.id, fn: d.fn, command: '(failed)', stdout: String(e), result: 'failed' });
+        log(`${d.id} (${d.fn}): failed: ${String(e).slice(0, 300)}`);
+      }
+      continue;
+    }
+    await performOne(m, d, runs, changed, log);
+  }
+  return runs;
+}
+
+async function performOne(m: Machine, d: StateDecl, runs: StateRun[], changed: (id: string) => boolean, log: (msg: string) => void): Promise<void> {
+  // One pass (the body's `continue`s end the state, as they did in applyState's loop).
+  for (let once = true; once; once = false) {
     const a = d.args;
     const watched = ((a['onchanges'] as Array<Record<string, string>> | undefined) ?? []).map((x) => Object.values(x)[0] ?? '');
     if (watched.length > 0 && !watched.some(changed)) {
@@ -184,6 +217,20 @@ export async function applyState(m: Machine, r: Release, state: string, log: (ms
       refuseUnknown(d.id, d.fn, a, ['text', 'onchanges', 'require']);
       runs.push({ id: d.id, fn: d.fn, command: '', stdout: String(a['text']) });
       log(`${d.id} (${d.fn}): ${String(a['text'])}`);
+      continue;
+    }
+    if (d.fn === 'service.disabled') {
+      refuseUnknown(d.id, d.fn, a, ['name', 'require']);
+      const unit = String(a['name']);
+      const state = (await m.exec(['systemctl', 'is-enabled', unit])).stdout.trim();
+      if (state === 'enabled') {
+        const argv = ['systemctl', 'disable', unit];
+        const res = await m.must(argv, { env: SALT_ENV, timeoutMs: 60_000 });
+        runs.push({ id: d.id, fn: d.fn, command: argv.join(' '), stdout: res.stdout + res.stderr });
+      } else {
+        runs.push({ id: d.id, fn: d.fn, command: '', stdout: state });
+      }
+      log(`${d.id} (${d.fn}): ${runs.at(-1)?.command || `nothing to do (${state})`}`);
       continue;
     }
     if (d.fn === 'pkg.purged') {
@@ -254,7 +301,6 @@ export async function applyState(m: Machine, r: Release, state: string, log: (ms
     }
     log(`${d.id} (${d.fn}): ${runs.at(-1)?.command || 'nothing to do'}`);
   }
-  return runs;
 }
 
 /** Salt's environment, for the test's own apt and dpkg runs (remove, purge, an install by hand). */

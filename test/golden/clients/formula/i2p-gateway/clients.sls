@@ -3,6 +3,8 @@
 # Clients: work, untrusted, personal.
 # If any of them runs, sys-i2p is started first: Qubes cannot attach a running qube to a halted netvm.
 # Each client's netvm from before is kept in its feature i2p-gateway.previous-netvm, for i2p-gateway.remove.
+# Each client's qvm-firewall gets a first rule "drop" (comment qubes-i2p-gateway-fail-closed): sys-i2p with
+# the gateway package never forwards, so the rule never applies; without the package it drops instead of routing.
 
 include:
   - i2p-gateway.create
@@ -20,6 +22,13 @@ i2p-gateway-client-work-previous-netvm:
     - stateful: true
     - require:
         - qvm: i2p-gateway-qube
+i2p-gateway-client-work-fail-closed:
+  cmd.script:
+    - name: client-netvm close work sys-i2p
+    - source: salt://i2p-gateway/files/client-netvm
+    - stateful: true
+    - require:
+        - qvm: i2p-gateway-qube
 i2p-gateway-client-work:
   qvm.prefs:
     - name: work
@@ -27,9 +36,17 @@ i2p-gateway-client-work:
     - require:
         - qvm: i2p-gateway-start-for-clients
         - cmd: i2p-gateway-client-work-previous-netvm
+        - cmd: i2p-gateway-client-work-fail-closed
 i2p-gateway-client-untrusted-previous-netvm:
   cmd.script:
     - name: client-netvm record untrusted sys-i2p
+    - source: salt://i2p-gateway/files/client-netvm
+    - stateful: true
+    - require:
+        - qvm: i2p-gateway-qube
+i2p-gateway-client-untrusted-fail-closed:
+  cmd.script:
+    - name: client-netvm close untrusted sys-i2p
     - source: salt://i2p-gateway/files/client-netvm
     - stateful: true
     - require:
@@ -41,9 +58,17 @@ i2p-gateway-client-untrusted:
     - require:
         - qvm: i2p-gateway-start-for-clients
         - cmd: i2p-gateway-client-untrusted-previous-netvm
+        - cmd: i2p-gateway-client-untrusted-fail-closed
 i2p-gateway-client-personal-previous-netvm:
   cmd.script:
     - name: client-netvm record personal sys-i2p
+    - source: salt://i2p-gateway/files/client-netvm
+    - stateful: true
+    - require:
+        - qvm: i2p-gateway-qube
+i2p-gateway-client-personal-fail-closed:
+  cmd.script:
+    - name: client-netvm close personal sys-i2p
     - source: salt://i2p-gateway/files/client-netvm
     - stateful: true
     - require:
@@ -55,3 +80,4 @@ i2p-gateway-client-personal:
     - require:
         - qvm: i2p-gateway-start-for-clients
         - cmd: i2p-gateway-client-personal-previous-netvm
+        - cmd: i2p-gateway-client-personal-fail-closed

@@ -1,7 +1,8 @@
 # i2p-gateway.install (template debian-13-i2p): install the gateway package into the template.
 # Run: sudo qubesctl --skip-dom0 --targets=debian-13-i2p state.sls i2p-gateway.install
 # Nothing in the package runs in the template: every unit waits for the qube's qvm-service. The
-# dependencies' daemons are held off while they install (drop-ins under /run, gone at the next boot).
+# dependencies' daemons are held off while they install (drop-ins under /run, gone at the next boot),
+# then disabled (tor.service, tinyproxy.service, i2pd.service): the gateway starts them itself, and none starts anywhere once the package is removed.
 # i2p-gateway-package-version fails the run unless qubes-i2p-gateway 0.1.0+20231114221320.20231114221320.0a1b2c3d is what is installed.
 # After a change, i2p-gateway-restart-notice says to restart sys-i2p, which keeps its old files until then.
 
@@ -84,7 +85,24 @@ i2p-gateway-restart-notice:
     - text: 'qubes-i2p-gateway 0.1.0+20231114221320.20231114221320.0a1b2c3d is installed in debian-13-i2p. A running sys-i2p keeps the gateway files it started with: restart it to use the new ones, once debian-13-i2p has shut down (qubesctl shuts it down after applying, if it was not running before). In dom0: qvm-shutdown --wait --force sys-i2p && qvm-start sys-i2p. Its client qubes have no network meanwhile (the gateway fails closed) and are reconnected when it is back.'
     - onchanges:
         - pkg: i2p-gateway-package
+i2p-gateway-disable-tor:
+  service.disabled:
+    - name: tor.service
+    - require:
+        - pkg: i2p-gateway-dependencies
+i2p-gateway-disable-tinyproxy:
+  service.disabled:
+    - name: tinyproxy.service
+    - require:
+        - pkg: i2p-gateway-dependencies
+i2p-gateway-disable-i2pd:
+  service.disabled:
+    - name: i2pd.service
+    - require:
+        - pkg: i2p-gateway-dependencies
 i2p-gateway-other-router:
   pkg.purged:
     - pkgs:
         - i2p
+    - require:
+        - pkg: i2p-gateway-package-version

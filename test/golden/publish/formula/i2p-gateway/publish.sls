@@ -1,7 +1,16 @@
 # i2p-gateway.publish (dom0): the qrexec policy that lets sys-i2p reach its published services.
 # Run: sudo qubesctl state.sls i2p-gateway.publish
 # Published: wiki (webapp port 8080), blog (blogvm port 80).
+# Each service qube gets no netvm (webapp, blogvm) before the policy is written: its application reaches no network.
 
+i2p-gateway-publish-webapp-no-netvm:
+  qvm.prefs:
+    - name: webapp
+    - netvm: ''
+i2p-gateway-publish-blogvm-no-netvm:
+  qvm.prefs:
+    - name: blogvm
+    - netvm: ''
 i2p-gateway-publish-policy:
   file.managed:
     - name: /etc/qubes/policy.d/70-i2p-gateway-publish.policy
@@ -23,3 +32,6 @@ i2p-gateway-publish-policy:
     - user: root
     - group: root
     - mode: '0644'
+    - require:
+        - qvm: i2p-gateway-publish-webapp-no-netvm
+        - qvm: i2p-gateway-publish-blogvm-no-netvm
