@@ -9,9 +9,13 @@ import errno
 import importlib.machinery
 import importlib.util
 import io
+import binascii
 import json
 import os
+import socket
 import sys
+import tempfile
+import threading
 import unittest
 
 sys.dont_write_bytecode = True  # nothing written next to the program under gateway/
@@ -106,6 +110,9 @@ class FakeGateway(P.System):
             for proto, at in listens:
                 self.sock[proto].append((at["address"], at["port"], "0A" if proto == "tcp" else "07", uid))
         self.tor_reply = {"replies": [fixture("tor-control", "bootstrap-done.txt").strip()]}
+        self.tor_cookies = []
+        if f["tor"]["enabled"]:
+            self.files[f["tor"]["cookieFile"]] = b"\x07" * 32
         self.pages = {"/": {"status": 200, "headers": {}, "body": fixture("i2pd-console", "main-2.56.0-integrated.html")},
                       "/?page=tunnels": {"status": 200, "headers": {}, "body": fixture("i2pd-console", "tunnels-2.56.0-integrated.html")}}
         self.console_requests = []
@@ -181,6 +188,16 @@ class FakeGateway(P.System):
             raise FileNotFoundError(path)
         return v if isinstance(v, bytes) else v.encode()
 
+    def read_private(self, path, owner_uid, owner_name, limit, exact=None):
+        """The stand-in's files, with the program's size rules (its link, type and owner rules are tested on real
+        files in DaemonFiles)."""
+        data = self.read_bytes(path)
+        if exact is not None and len(data) != exact:
+            raise P.UnsafeFile("%s has %d bytes, not %d" % (path, len(data), exact))
+        if len(data) > limit:
+            raise P.UnsafeFile("%s has %d bytes, more than %d" % (path, len(data), limit))
+        return data
+
     def run(self, argv, stdin=None, timeout=3.0):
         self.commands.append(list(argv))
         cmd = argv[0]
@@ -255,7 +272,8 @@ class FakeGateway(P.System):
             return copy.deepcopy(self.pages.get(path, {"error": "ECONNREFUSED (connection refused)"}))
         return copy.deepcopy(self.proxy_answer)
 
-    def tor_control(self, path, cookie_path, commands, timeout=3.0):
+    def tor_control(self, path, cookie, commands, timeout=3.0):
+        self.tor_cookies.append(cookie)
         return self.tor_reply
 
     def connect_as(self, uid, gid, host, port, timeout=2.0):
@@ -560,11 +578,11 @@ class Router(unittest.TestCase):
         c = by_id(run_status(gw))["router.network"]
         self.assertEqual((c.status, c.needs_root), (P.UNKNOWN, True))
         self.assertIn("needs root to read /var/lib/i2pd/qubes-i2p-gateway-console.pass", c.summary)
-        # Root reads it and sends it (Basic, user i2pd).
+        # Root reads it and sends it (Basic, user i2pd): 32 letters and digits, as i2pd-console-auth makes it.
         gw = FakeGateway(f)
-        gw.files[f["router"]["console"]["passwordFile"]] = "s3cret\n"
+        gw.files[f["router"]["console"]["passwordFile"]] = "s3cret" * 5 + "42"
         self.assertEqual(by_id(run_status(gw))["router.network"].status, P.OK)
-        self.assertIn("Authorization: Basic aTJwZDpzM2NyZXQ=\r\n", gw.console_requests[0])
+        self.assertIn("Authorization: Basic aTJwZDpzM2NyZXRzM2NyZXRzM2NyZXRzM2NyZXRzM2NyZXQ0Mg==\r\n", gw.console_requests[0])
         # No file yet (the router never started), or a build whose facts name none: not checked, never OK.
         for drop in (False, True):
             f2 = copy.deepcopy(f)
@@ -843,6 +861,259 @@ class Published(unittest.TestCase):
     def test_keys_that_are_not_keys(self):
         self.assertIsNone(P.b32_of_keys(b"short"))
         self.assertIsNone(P.b32_of_keys(SITE_DEST[:385] + bytes([5, 0, 200])))
+
+
+class ControlSocketStandIn:
+    """Stands for Tor's control socket (an AF_UNIX stream socket in a temp dir): records every byte it receives,
+    answers AUTHENTICATE with 250 OK and GETINFO with a bootstrapped Tor's reply."""
+
+    def __init__(self, path):
+        self.path = path
+        self.received = b""
+        self.connections = 0
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(4)
+        self.srv.settimeout(5)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        reply = fixture("tor-control", "bootstrap-done.txt").strip().replace("\n", "\r\n") + "\r\n"
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                f = conn.makefile("rwb")
+                for line in f:
+                    self.received += line
+                    word = line.split(b" ", 1)[0].strip()
+                    f.write((reply if word == b"GETINFO" else "250 OK\r\n").encode())
+                    f.flush()
+                    if word == b"QUIT":
+                        break
+
+    def close(self):
+        self.srv.close()
+        self.thread.join(5)
+
+
+class DaemonFiles(unittest.TestCase):
+    """Root never sends a daemon what a link, a FIFO, another user's file or an oversized file in that daemon's
+    directory leads to (issue 19.2): the console password (i2pd's /var/lib/i2pd) and Tor's cookie (Tor's runtime
+    directory) are real files in a temp dir here, read with the program's own read_private, and what the stand-ins
+    for i2pd's console and Tor's control socket receive is recorded."""
+
+    ME = os.getuid()
+    OTHER = os.getuid() + 4242
+    # What a link would lead to: root's file, letters and digits only and exactly 32 bytes, so that only the link,
+    # owner and type rules can keep it back.
+    ROOTS = "RootOnlySecretRootOnlySecret0123"
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="qig-daemon-files-")
+        self.secret = self.path("etc-shadow")
+        self.write(self.secret, self.ROOTS)
+
+    def tearDown(self):
+        import shutil
+        shutil.rmtree(self.dir)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def write(self, path, data):
+        with open(path, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+
+    def gateway(self, owner_uid=None):
+        """A healthy stand-in gateway whose daemon files are the real files of this test, i2pd's and Tor's users
+        being this test's user (or another uid, to see a file of the wrong owner refused)."""
+        f = copy.deepcopy(facts("default"))
+        f["router"]["console"]["passwordFile"] = self.path("console.pass")
+        f["tor"]["cookieFile"] = self.path("control.authcookie")
+        f["tor"]["controlSocket"] = self.path("control")
+        uid = self.ME if owner_uid is None else owner_uid
+
+        class Here(FakeGateway):
+            USERS = dict(FakeGateway.USERS, i2pd=(uid, uid), **{"debian-tor": (uid, uid)})
+        gw = Here(f)
+        gw.read_private = lambda path, o, name, limit, exact=None: P.System().read_private(path, o, name, limit, exact)
+        gw.pages["/"] = {"status": 401, "headers": {}, "body": ""}
+        return gw
+
+    def bad_files(self, name):
+        """(what it is, how to make it, the words of the refusal) for each thing a daemon's user could put there."""
+        p = self.path(name)
+        return [
+            ("a link to root's file", lambda: os.symlink(self.secret, p), "is a symbolic link (not followed): not read"),
+            ("a FIFO", lambda: os.mkfifo(p, 0o600), "is not a regular file: not read"),
+            ("an oversized file", lambda: self.write(p, "A" * 4096), "has 4096 bytes, not 32: not read"),
+            ("a short file", lambda: self.write(p, "A" * 31), "has 31 bytes, not 32: not read"),
+        ]
+
+    def test_read_private_on_real_files(self):
+        ok = self.path("ok")
+        self.write(ok, "x" * 32)
+        self.assertEqual(P.read_private(ok, self.ME, "me", 32, 32), b"x" * 32)
+        with self.assertRaises(FileNotFoundError):
+            P.read_private(self.path("missing"), self.ME, "me", 32)
+        link = self.path("link")
+        os.symlink(self.secret, link)
+        with self.assertRaisesRegex(P.UnsafeFile, "is a symbolic link"):
+            P.read_private(link, self.ME, "me", 64)
+        fifo = self.path("fifo")
+        os.mkfifo(fifo, 0o600)
+        with self.assertRaisesRegex(P.UnsafeFile, "is not a regular file"):
+            P.read_private(fifo, self.ME, "me", 64)  # and it did not block waiting for a writer
+        with self.assertRaisesRegex(P.UnsafeFile, r"belongs to uid %d, not to i2pd \(uid %d\)" % (self.ME, self.OTHER)):
+            P.read_private(ok, self.OTHER, "i2pd", 32, 32)
+        with self.assertRaisesRegex(P.UnsafeFile, "has 32 bytes, more than 16"):
+            P.read_private(ok, self.ME, "me", 16)
+        with self.assertRaisesRegex(P.UnsafeFile, "has 32 bytes, not 33"):
+            P.read_private(ok, self.ME, "me", 64, 33)
+
+    def test_console_password_that_is_not_i2pds_file_is_never_sent(self):
+        for what, make, words in self.bad_files("console.pass") + [
+                ("root's file (another owner)", None, "belongs to uid %d, not to i2pd (uid %d): not read" % (self.ME, self.OTHER))]:
+            with self.subTest(what):
+                gw = self.gateway(self.OTHER if make is None else None)
+                if make is None:
+                    self.write(gw.f["router"]["console"]["passwordFile"], self.ROOTS)
+                else:
+                    make()
+                c = by_id(run_status(gw))["router.network"]
+                self.assertEqual(c.status, P.FAIL)
+                self.assertIn(words, c.summary)
+                self.assertIn("sudo rm %s" % gw.f["router"]["console"]["passwordFile"], c.fix)
+                # Not a byte of it reached the console: it was not even asked.
+                self.assertEqual(gw.console_requests, [])
+                os.unlink(gw.f["router"]["console"]["passwordFile"])
+        # A password i2pd-console-auth made (i2pd's, 32 letters and digits) is sent, as Basic auth for user i2pd.
+        gw = self.gateway()
+        self.write(gw.f["router"]["console"]["passwordFile"], "p" * 32)
+        gw.pages["/"] = {"status": 200, "headers": {}, "body": fixture("i2pd-console", "main-2.56.0-integrated.html")}
+        self.assertEqual(by_id(run_status(gw))["router.network"].status, P.OK)
+        basic = binascii.b2a_base64(b"i2pd:" + b"p" * 32, newline=False).decode()
+        self.assertIn("Authorization: Basic %s\r\n" % basic, gw.console_requests[0])
+        # 32 bytes but not letters and digits: not a password this gateway made, not sent.
+        gw = self.gateway()
+        self.write(gw.f["router"]["console"]["passwordFile"], "root:$y$j9T$abcdefghijklmnopqr:0")
+        c = by_id(run_status(gw))["router.network"]
+        self.assertEqual((c.status, gw.console_requests), (P.FAIL, []))
+        self.assertIn("is not a password i2pd-console-auth made", c.summary)
+
+    def tor_run(self, gw):
+        """The status run with the program's own Tor control client against the stand-in control socket."""
+        stand_in = ControlSocketStandIn(gw.f["tor"]["controlSocket"])
+        gw.tor_control = lambda path, cookie, commands, timeout=3.0: P.System().tor_control(path, cookie, commands, timeout)
+        try:
+            c = by_id(run_status(gw))["tor.bootstrap"]
+        finally:
+            stand_in.close()
+        return c, stand_in
+
+    def test_tor_cookie_that_is_not_tors_file_is_never_sent(self):
+        secret = bytes(range(200, 232))  # root's 32 bytes, what the link leads to
+        self.write(self.secret, secret)
+        for what, make, words in self.bad_files("control.authcookie") + [
+                ("root's file (another owner)", None, "belongs to uid %d, not to debian-tor (uid %d): not read" % (self.ME, self.OTHER))]:
+            with self.subTest(what):
+                gw = self.gateway(self.OTHER if make is None else None)
+                if make is None:
+                    self.write(gw.f["tor"]["cookieFile"], secret)
+                else:
+                    make()
+                c, stand_in = self.tor_run(gw)
+                self.assertEqual(c.status, P.FAIL)
+                self.assertIn(words, c.summary)
+                self.assertIn("restart qubes-i2p-gateway-tor", c.fix)
+                self.assertEqual((stand_in.connections, stand_in.received), (0, b""))
+                self.assertNotIn(binascii.hexlify(secret).upper(), stand_in.received.upper())
+                os.unlink(gw.f["tor"]["cookieFile"])
+                os.unlink(gw.f["tor"]["controlSocket"])
+        # Tor's own cookie (Tor's user's, 32 bytes) is sent, hex, and Tor's answer read.
+        gw = self.gateway()
+        cookie = bytes(range(32))
+        self.write(gw.f["tor"]["cookieFile"], cookie)
+        c, stand_in = self.tor_run(gw)
+        self.assertEqual(c.status, P.OK, c.summary)
+        self.assertTrue(stand_in.received.startswith(b"AUTHENTICATE " + binascii.hexlify(cookie) + b"\r\n"), stand_in.received)
+
+
+class JsonAlways(unittest.TestCase):
+    """`status --json` prints one JSON document in every outcome (issue 20.5): a missing or bad data file, a command
+    line it refuses, an internal error. Exit 2 and the error in the document; without --json, one line on stderr."""
+
+    def main(self, argv, system=None):
+        out, err = io.StringIO(), io.StringIO()
+        old, sys.stderr = sys.stderr, err
+        try:
+            code = P.main(argv, system or FakeGateway(facts("default")), out)
+        finally:
+            sys.stderr = old
+        return code, out.getvalue(), err.getvalue()
+
+    def error_document(self, argv, words, system=None):
+        code, out, err = self.main(argv, system)
+        self.assertEqual(code, 2)
+        doc = json.loads(out)
+        self.assertEqual((doc["verdict"], doc["exit"], doc["checks"], doc["root"]), ("fail", 2, [], True))
+        self.assertIn(words, doc["error"])
+        self.assertIn(words, err)
+        return doc
+
+    def test_missing_data_file(self):
+        d = tempfile.mkdtemp(prefix="qig-json-")
+        try:
+            missing = os.path.join(d, "status.json")
+            self.error_document(["status", "--json", "--facts", missing], "cannot read the package's data file: [Errno 2] No such file or directory")
+            # Without --json: nothing on stdout, one line on stderr, exit 2 (as before).
+            code, out, err = self.main(["status", "--facts", missing])
+            self.assertEqual((code, out), (2, ""))
+            self.assertIn("cannot read the package's data file", err)
+            for text, words in (('{"format": 99}', "has format 99; this program reads format 1"),
+                                ("[1, 2]", "is not a JSON object"), ("{not json", "Expecting property name")):
+                with open(missing, "w") as f:
+                    f.write(text)
+                with self.subTest(text):
+                    self.error_document(["status", "--facts", missing, "--json"], words)
+        finally:
+            import shutil
+            shutil.rmtree(d)
+
+    def test_refused_command_lines(self):
+        self.error_document(["status", "--json", "--bogus"], "unrecognized arguments: --bogus")
+        self.error_document(["status", "--js", "--color", "sometimes"], "invalid choice: 'sometimes'")
+        self.error_document(["--json"], "unrecognized arguments: --json")
+        self.error_document(["stauts", "--json"], "invalid choice: 'stauts'")
+        code, out, err = self.main(["status", "--bogus"])
+        self.assertEqual((code, out), (2, ""))
+        self.assertIn("unrecognized arguments: --bogus", err)
+
+    def test_internal_error_is_still_json(self):
+        d = tempfile.mkdtemp(prefix="qig-json-")
+        try:
+            broken = os.path.join(d, "status.json")
+            f = facts("default")
+            del f["tinyproxy"]
+            with open(broken, "w") as fh:
+                json.dump(f, fh)
+            doc = self.error_document(["status", "--json", "--facts", broken], "internal error: KeyError: 'tinyproxy'",
+                                      FakeGateway(facts("default")))
+            self.assertEqual(doc["gateway"], f["gateway"])
+        finally:
+            import shutil
+            shutil.rmtree(d)
+
+    def test_not_root_is_said(self):
+        gw = FakeGateway(facts("default"))
+        gw.uid = 1000
+        code, out, _ = self.main(["status", "--json", "--facts", "/nonexistent/status.json"], gw)
+        self.assertEqual((code, json.loads(out)["root"]), (2, False))
 
 
 if __name__ == "__main__":

@@ -536,25 +536,35 @@ describe('i2pd', () => {
     const data = join(dir, 'data');
     mkdirSync(data, { mode: 0o700 });
     chownSync(data, trixie.account('i2pd').uid, trixie.account('i2pd').gid);
-    // The packaged program, run as the unit's ExecStartPre=+ runs it (root, in Debian 13), with the paths moved into the scratch dir.
+    // i2pd's runtime directory (RuntimeDirectory=i2pd: the unit's user's, 0700).
+    const runDir = join(dir, 'run');
+    mkdirSync(runDir, { mode: 0o700 });
+    chownSync(runDir, trixie.account('i2pd').uid, trixie.account('i2pd').gid);
+    // The packaged program, run as the unit's ExecStartPre= runs it (no "+": as User=i2pd, in Debian 13), with the
+    // paths moved into the scratch dir.
     const program = join(dir, 'i2pd-console-auth');
     writeFileSync(program, text(files, PATHS.i2pdConsoleAuth));
     chmodSync(program, 0o755);
     const pre = dropIn.split('\n').filter((l) => l.startsWith('ExecStartPre=') && l !== 'ExecStartPre=');
-    expect(pre).toEqual([`ExecStartPre=+${PATHS.i2pdConsoleAuth} ${PATHS.i2pdConf} ${PATHS.i2pdRuntimeConf} ${PATHS.consolePassword} i2pd i2pd`]);
-    const runtime = join(dir, 'runtime.conf');
+    expect(pre).toEqual([`ExecStartPre=${PATHS.i2pdConsoleAuth} ${PATHS.i2pdConf} ${PATHS.i2pdRuntimeConf} ${PATHS.consolePassword} i2pd`]);
+    const runtime = join(runDir, 'runtime.conf');
     const passFile = join(data, 'console.pass');
-    must([...T(), program, conf, runtime, passFile, 'i2pd', 'i2pd']);
+    const asI2pd = [...T(), ...asUser('i2pd'), program, conf, runtime, passFile, 'i2pd'];
+    must(asI2pd);
     const pass = readFileSync(passFile, 'utf8');
     expect(pass).toMatch(/^[A-Za-z0-9]{32}$/);
-    must([...T(), program, conf, runtime, passFile, 'i2pd', 'i2pd']);
+    must(asI2pd);
     expect(readFileSync(passFile, 'utf8'), 'a second start keeps the password').toBe(pass);
     for (const f of [runtime, passFile]) expect(must([...T(), 'stat', '-c', '%U %a', f]).stdout.trim()).toBe('i2pd 600');
     expect(readFileSync(runtime, 'utf8')).toContain(`\n[http]\nauth = true\nuser = i2pd\npass = ${pass}\n`);
     expect(text(files, PATHS.i2pdConf)).not.toContain('pass =');
     writeFileSync(passFile, 'x y');
-    expect(run([...T(), program, conf, runtime, passFile, 'i2pd', 'i2pd']).code, 'a password file it did not make is refused').not.toBe(0);
+    expect(run(asI2pd).code, 'a password file it did not make is refused').not.toBe(0);
     writeFileSync(passFile, pass);
+    // Never as root (it writes in i2pd's own directories, where i2pd's user can plant links).
+    const asRoot = run([...T(), program, conf, runtime, passFile, 'i2pd']);
+    expect(asRoot.code).not.toBe(0);
+    expect(asRoot.stderr).toContain('refusing to run as root');
 
     const argv = execStart(dropIn).map((a) => (a === `--conf=${PATHS.i2pdRuntimeConf}` ? `--conf=${runtime}` : a.startsWith('--datadir=') ? `--datadir=${data}` : a));
     expect(argv).toContain(`--conf=${runtime}`);

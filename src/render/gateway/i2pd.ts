@@ -11,7 +11,9 @@
  * The web console always has a password (http.auth): made by i2pd-console-auth at i2pd's first start in the
  * gateway, kept with i2pd's state (bind-dirs), never in the template or this package. i2pd reads one config file,
  * so that program writes the one i2pd runs with, under i2pd's runtime directory (0700): the packaged i2pd.conf
- * plus the credentials. A command line option would show the password in /proc to every local user.
+ * plus the credentials. A command line option would show the password in /proc to every local user. It runs as
+ * i2pd's user, never as root: both files are in directories that user owns, where it could plant a symbolic link
+ * under any name the program writes (as root, that would truncate and hand over any file of the system).
  */
 
 /** The console's user name (i2pd's own default, written out). */
@@ -102,11 +104,12 @@ export function renderI2pdDropIn(config: GatewayConfig): string {
     'Type=simple\n' +
     'PIDFile=\n' +
     comment([
-      'As root (+), before i2pd: the console password (made once, kept in i2pd\'s state) and the config i2pd runs with,',
-      `${PATHS.i2pdRuntimeConf} (i2pd's runtime directory, which systemd makes before this and removes after).`,
+      'Before i2pd, as i2pd\'s user (no "+": never root, the two files are in that user\'s own directories): the console',
+      `password (made once, kept in i2pd's state) and the config i2pd runs with, ${PATHS.i2pdRuntimeConf} (i2pd's`,
+      'runtime directory, which systemd makes before this and removes after).',
     ]) +
     'ExecStartPre=\n' +
-    `ExecStartPre=+${PATHS.i2pdConsoleAuth} ${PATHS.i2pdConf} ${PATHS.i2pdRuntimeConf} ${PATHS.consolePassword} ${CONSOLE_USER} ${I2PD.user}\n` +
+    `ExecStartPre=${PATHS.i2pdConsoleAuth} ${PATHS.i2pdConf} ${PATHS.i2pdRuntimeConf} ${PATHS.consolePassword} ${CONSOLE_USER}\n` +
     'ExecStart=\n' +
     `ExecStart=i2pd --conf=${PATHS.i2pdRuntimeConf} --tunconf=/etc/i2pd/tunnels.conf --tunnelsdir=/etc/i2pd/tunnels.conf.d --datadir=/var/lib/i2pd\n` +
     comment([
@@ -126,7 +129,7 @@ export function renderI2pdDropIn(config: GatewayConfig): string {
       'under, checked with Debian 13\'s i2pd 2.56 under a booted systemd (test/boot/daemons.test.ts). It writes only',
       'its state directory (keys, netDb, addressbook, a published site\'s keys); its runtime and log directories are',
       'Debian\'s unit\'s RuntimeDirectory= and LogsDirectory=, writable by those. No capabilities: every port it',
-      'opens is above 1024. The ExecStartPre=+ program above runs as root outside this sandbox (the + prefix).',
+      'opens is above 1024. The ExecStartPre= program above runs as i2pd\'s user inside this same sandbox.',
     ]) +
     I2PD_SANDBOX.join('\n') +
     '\n'
