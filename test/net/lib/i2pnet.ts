@@ -23,8 +23,8 @@ import { createHash } from 'node:crypto';
 import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { must, Proc, run, sleep, endPid } from './sh.ts';
+import { UpMachines } from './upmachine.ts';
 
-const VIEW = join(import.meta.dirname, '..', '..', 'util', 'machine-view.sh');
 
 /** The private network's id: any but 2 (the real I2P network's), the same on every router and on the gateway. */
 export const I2P_NETID = 42;
@@ -189,7 +189,7 @@ export class I2pNet {
   startedMs = 0;
   private readonly procs: Proc[] = [];
   private readonly base: string;
-  private counter = 0;
+  private readonly machines: UpMachines;
   private readonly user: { uid: number; gid: number };
 
   private constructor(private readonly opts: I2pNetOptions) {
@@ -203,9 +203,8 @@ export class I2pNet {
       floodfill: i < 2,
       dir: join(this.base, `r${i + 1}`),
     }));
-    const pw = readFileSync(join(opts.root, 'etc/passwd'), 'utf8').split('\n').find((l) => l.startsWith('i2pd:'))?.split(':');
-    if (pw === undefined) throw new Error(`i2pnet: no user i2pd in ${opts.root}/etc/passwd`);
-    this.user = { uid: Number(pw[2]), gid: Number(pw[3]) };
+    this.machines = new UpMachines(opts.ns, this.base, opts.root, opts.scratch);
+    this.user = this.machines.account('i2pd');
   }
 
   /** The router with the eepsite's server tunnel. */
@@ -286,11 +285,8 @@ export class I2pNet {
     walk(dir);
   }
 
-  /** argv prefix: a fresh Debian 13 machine in the namespace, the scratch dir shared at its path. */
   private machine(name: string): string[] {
-    const runDir = join(this.base, 'machines', `run-${name}-${++this.counter}`);
-    mkdirSync(runDir, { recursive: true, mode: 0o755 });
-    return ['ip', 'netns', 'exec', this.opts.ns, 'unshare', '-m', '--propagation', 'private', 'sh', VIEW, `${name}-${this.counter}`, this.base, runDir, this.opts.root, this.opts.scratch];
+    return this.machines.argv(name);
   }
 
   private spawnRouter(r: I2pRouter): Proc {
