@@ -1,21 +1,29 @@
 /**
  * Private networks in the lab's "clearnet" namespace (issue 21): real Debian 13 i2pd routers forming their own
- * I2P network (lib/i2pnet.ts), an eepsite on one router fetched by its b32 through another router's HTTP proxy.
- * Nothing of the gateway yet: this proves the network the gateway will join.
+ * I2P network (lib/i2pnet.ts) and real Debian 13 tor forming their own Tor network with an exit and a "clearnet"
+ * web server and DNS (lib/torenet.ts), both in up. First each network on its own (a client inside up), then the
+ * gateway joins them: the packaged units and configs (World, the emulated gateway) plus one small file per daemon,
+ * and the app qube loads an eepsite by its b32 and a clearnet page by name through the gateway.
  */
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EEPSITE_MARKER, I2pNet } from './lib/i2pnet.ts';
-import { Lab } from './lib/lab.ts';
+import { PATHS } from '../../src/render/gateway/common.ts';
+import { EEPSITE_MARKER, I2pNet, netDbPath, privateNetOptions } from './lib/i2pnet.ts';
+import { A, type Lab } from './lib/lab.ts';
+import { expectUpClean } from './lib/suite.ts';
 import { TorNet, WEB_MARKER, WEB_NAME, WEB_PORT } from './lib/torenet.ts';
+import { World } from './lib/world.ts';
 
-let lab: Lab | undefined;
+let w: World | undefined;
+let lab: Lab;
 let i2p: I2pNet | undefined;
 let i2pStartMs = 0;
 let tor: TorNet | undefined;
 let torStartMs = 0;
 
 beforeAll(async () => {
-  lab = await Lab.create({ sanctionedUsers: [] });
+  w = await World.create({});
+  lab = w.lab;
   const t0 = Date.now();
   i2p = await I2pNet.start({ ns: lab.ns.up, scratch: lab.scratch, root: lab.root, startTimeoutMs: 60_000 });
   i2pStartMs = Date.now() - t0;
@@ -25,10 +33,22 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
+  await w?.gw.stopAll();
   await tor?.stop();
   await i2p?.stop();
-  await lab?.destroy();
+  await w?.destroy();
 });
+
+/** Poll `f` until `ok`, at most `ms`; the last result and the time taken. */
+async function until<T>(f: () => Promise<T>, ok: (t: T) => boolean, ms: number): Promise<{ last: T; took: number }> {
+  const t0 = Date.now();
+  let last = await f();
+  while (!ok(last) && Date.now() - t0 < ms) {
+    await new Promise((r) => setTimeout(r, 1000));
+    last = await f();
+  }
+  return { last, took: Date.now() - t0 };
+}
 
 describe('a private I2P network of Debian 13 i2pd routers in up', () => {
   it('serves an eepsite on one router, fetched by its b32 through another router\'s HTTP proxy', async () => {
@@ -46,8 +66,7 @@ describe('a private I2P network of Debian 13 i2pd routers in up', () => {
 
   it('a destination nobody publishes is not served (the page above came through the network, not a stand-in)', async () => {
     const net = i2p as I2pNet;
-    const unknown = `${'a'.repeat(52)}.b32.i2p`;
-    const r = await net.fetch(`http://${unknown}/`, 20);
+    const r = await net.fetch(`http://${'a'.repeat(52)}.b32.i2p/`, 20);
     expect(r.body).not.toContain(EEPSITE_MARKER);
     expect(r.status).not.toBe('200');
   }, 40_000);
@@ -56,26 +75,72 @@ describe('a private I2P network of Debian 13 i2pd routers in up', () => {
 describe('a private Tor network of Debian 13 tor in up (3 authorities that are relays, 1 exit, 1 client)', () => {
   it('loads a "clearnet" page by name through the client\'s SocksPort: the exit resolves it and connects', async () => {
     const net = tor as TorNet;
-    const url = `http://${WEB_NAME}:${WEB_PORT}/`;
-    const t0 = Date.now();
-    let last = await net.fetch(url);
-    while (!(last.status === '200' && last.body.includes(WEB_MARKER)) && Date.now() - t0 < 90_000) {
-      await new Promise((r) => setTimeout(r, 1000));
-      last = await net.fetch(url);
-    }
-    const firstMs = Date.now() - t0;
-    console.log(`tornet: keys ${net.keysMs} ms, bootstrapped ${net.bootstrapMs} ms after the start (whole start ${torStartMs} ms); first page ${firstMs} ms after`);
+    const { last, took } = await until(() => net.fetch(`http://${WEB_NAME}:${WEB_PORT}/`), (r) => r.status === '200' && r.body.includes(WEB_MARKER), 90_000);
+    console.log(`tornet: keys ${net.keysMs} ms, bootstrapped ${net.bootstrapMs} ms after the start (whole start ${torStartMs} ms); first page ${took} ms after`);
     expect(last.status, `${last.err}\n${last.body}\n${net.logs()}`).toBe('200');
     expect(last.body).toContain(WEB_MARKER);
-    // The web server saw the exit's address, never the client's (the client has no ORPort and its own address).
-    const peers = new Set(net.webRequests().map((r) => r.peer));
-    expect([...peers]).toEqual([net.exit.addr]);
+    // The web server saw the exit's address and no other.
+    expect([...new Set(net.webRequests().map((r) => r.peer))]).toEqual([net.exit.addr]);
   }, 120_000);
 
   it('a name the clearnet DNS does not know is not served', async () => {
-    const net = tor as TorNet;
-    const r = await net.fetch(`http://unknown.qig-clearnet.test:${WEB_PORT}/`, 20);
+    const r = await (tor as TorNet).fetch(`http://unknown.qig-clearnet.test:${WEB_PORT}/`, 20);
     expect(r.body).not.toContain(WEB_MARKER);
     expect(r.status).not.toBe('200');
   }, 40_000);
+});
+
+/** The one file the gateway's i2pd gets: a drop-in that puts the private network's options before the packaged ones. */
+export const I2PD_PRIVNET_DROPIN = [
+  '# lab: the gateway\'s i2pd joins the private I2P network (test/net/privnet.test.ts)',
+  '[Service]',
+  `ExecStartPre=/bin/sh -c '{ ${privateNetOptions().trim().split('\n').map((l) => `echo ${l};`).join(' ')} cat ${PATHS.i2pdRuntimeConf}; } > /run/i2pd/lab-privnet.conf && mv -f /run/i2pd/lab-privnet.conf ${PATHS.i2pdRuntimeConf}'`,
+  '',
+].join('\n');
+
+describe('the gateway joins both networks: the app qube loads an eepsite and a clearnet page through it', () => {
+  beforeAll(async () => {
+    const world = w as World;
+    const net = i2p as I2pNet;
+    // i2pd: the drop-in (the admin's place for it: /etc/systemd/system/i2pd.service.d/), the routers' router.info
+    // in its netDb, written as its user.
+    await lab.gwRun(['sh', '-c', 'mkdir -p /etc/systemd/system/i2pd.service.d && cat > /etc/systemd/system/i2pd.service.d/zz-lab-privnet.conf'], { input: I2PD_PRIVNET_DROPIN });
+    for (const [i, r] of net.routers.entries()) {
+      const dst = join('/var/lib/i2pd/netDb', netDbPath(net.routerInfos()[i] as Buffer));
+      const cp = await lab.gwRun(['sh', '-c', 'mkdir -p "$(dirname "$2")" && cp "$1" "$2"', 'sh', join(r.dir, 'router.info'), dst], { user: 'i2pd' });
+      expect(cp.code, cp.stderr).toBe(0);
+    }
+    // Tor: one file in torrc.d, the README's place for the admin's lines.
+    const torrc = ['# lab: the gateway\'s Tor joins the private Tor network', 'TestingTorNetwork 1', ...(tor as TorNet).dirAuthorities, ''].join('\n');
+    const wr = await lab.gwRun(['sh', '-c', `cat > ${PATHS.torrcD}/lab-privnet.conf`], { input: torrc });
+    expect(wr.code, wr.stderr).toBe(0);
+    world.torExtraArgs = [];
+    await world.use({ tor: 'real', router: 'real', dnsmasq: true, tinyproxy: true });
+  }, 60_000);
+
+  it('loads the eepsite by its b32 (dnsmasq → virtual IP → tinyproxy → i2pd → the private network)', async () => {
+    const net = i2p as I2pNet;
+    const mark = lab.upMark();
+    const t0 = Date.now();
+    const { last, took } = await until(() => lab.curl(`http://${net.b32}/`, ['-m', '20']), (r) => r.status === '200' && r.body.includes(EEPSITE_MARKER), 150_000);
+    console.log(`gateway: first eepsite page ${took} ms after i2pd's start (${Date.now() - t0} ms)`);
+    expect(last.status, `${last.stderr}\n${last.body.slice(0, 800)}`).toBe('200');
+    expect(last.body).toContain(EEPSITE_MARKER);
+    await expectUpClean(lab, mark, 'eepsite through the gateway');
+  }, 200_000);
+
+  it('loads the clearnet page by name (Tor DNSPort, TransPort, the exit); the web server sees only the exit', async () => {
+    const net = tor as TorNet;
+    const before = net.webRequests().length;
+    const mark = lab.upMark();
+    const { last, took } = await until(() => lab.curl(`http://${WEB_NAME}:${WEB_PORT}/`, ['-m', '20']), (r) => r.status === '200' && r.body.includes(WEB_MARKER), 120_000);
+    console.log(`gateway: first clearnet page ${took} ms after`);
+    expect(last.status, `${last.stderr}\n${last.body.slice(0, 800)}`).toBe('200');
+    expect(last.body).toContain(WEB_MARKER);
+    const peers = new Set(net.webRequests().slice(before).map((r) => r.peer));
+    expect([...peers]).toEqual([net.exit.addr]);
+    expect(peers.has(A.client4)).toBe(false);
+    expect(peers.has(A.gwUp4)).toBe(false);
+    await expectUpClean(lab, mark, 'clearnet page through the gateway');
+  }, 150_000);
 });
