@@ -5,9 +5,11 @@
  * gateway joins them: the packaged units and configs (World, the emulated gateway) plus one small file per daemon,
  * and the app qube loads an eepsite by its b32 and a clearnet page by name through the gateway.
  */
-import { join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATHS } from '../../src/render/gateway/common.ts';
+import { chromiumLoad, ensureChromiumLayer } from './lib/chromium.ts';
 import { EEPSITE_MARKER, I2pNet, netDbPath, privateNetOptions } from './lib/i2pnet.ts';
 import { A, type Lab } from './lib/lab.ts';
 import { expectUpClean } from './lib/suite.ts';
@@ -143,4 +145,34 @@ describe('the gateway joins both networks: the app qube loads an eepsite and a c
     expect(peers.has(A.gwUp4)).toBe(false);
     await expectUpClean(lab, mark, 'clearnet page through the gateway');
   }, 150_000);
+});
+
+/** Where the screenshots are kept: the checkout's .cache/ (beside the suite's JSON report). */
+const ARTIFACTS = resolve(import.meta.dirname, '..', '..', '.cache', 'privnet');
+
+describe('headless Chromium (Debian 13\'s) in the app qube loads the same pages through the gateway', () => {
+  let layer = '';
+  beforeAll(async () => {
+    layer = await ensureChromiumLayer();
+    mkdirSync(ARTIFACTS, { recursive: true });
+  }, 600_000);
+
+  const cases = [
+    ['eepsite', () => `http://${(i2p as I2pNet).b32}/`, EEPSITE_MARKER],
+    ['clearnet', () => `http://${WEB_NAME}:${WEB_PORT}/`, WEB_MARKER],
+  ] as const;
+  for (const [what, url, marker] of cases) {
+    it(`the ${what} page: its DOM has the marker, the screenshot is kept in .cache/privnet/`, async () => {
+      const mark = lab.upMark();
+      const png = join(lab.scratch, `${what}.png`);
+      const t0 = Date.now();
+      const r = await chromiumLoad({ ns: lab.ns.client, layer, lowers: [join(lab.scratch, 'client')], root: lab.root, share: lab.scratch, state: lab.scratch, url: url(), png, timeoutS: 90 });
+      console.log(`chromium: ${what} loaded and drawn in ${Date.now() - t0} ms (two runs: screenshot, DOM)`);
+      expect(r.dom, `${r.result.stderr.slice(-2000)}`).toContain(marker);
+      expect(existsSync(png), r.result.stderr.slice(-2000)).toBe(true);
+      expect(statSync(png).size).toBeGreaterThan(1000);
+      copyFileSync(png, join(ARTIFACTS, `${what}.png`));
+      await expectUpClean(lab, mark, `chromium: ${what}`);
+    }, 200_000);
+  }
 });
