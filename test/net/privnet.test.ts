@@ -3,7 +3,8 @@
  * I2P network (lib/i2pnet.ts) and real Debian 13 tor forming their own Tor network with an exit and a "clearnet"
  * web server and DNS (lib/torenet.ts), both in up. First each network on its own (a client inside up), then the
  * gateway joins them: the packaged units and configs (World, the emulated gateway) plus one small file per daemon,
- * and the app qube loads an eepsite by its b32 and a clearnet page by name through the gateway.
+ * and the app qube loads an eepsite by its b32, a clearnet page by name and an onion site through the gateway, with
+ * curl and with headless Chromium.
  */
 import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -13,7 +14,8 @@ import { chromiumLoad, ensureChromiumLayer } from './lib/chromium.ts';
 import { EEPSITE_MARKER, I2pNet, netDbPath, privateNetOptions } from './lib/i2pnet.ts';
 import { A, type Lab } from './lib/lab.ts';
 import { expectUpClean } from './lib/suite.ts';
-import { TorNet, WEB_MARKER, WEB_NAME, WEB_PORT } from './lib/torenet.ts';
+import { ONION_MARKER, TorNet, WEB_MARKER, WEB_NAME, WEB_PORT } from './lib/torenet.ts';
+import { run } from './lib/sh.ts';
 import { World } from './lib/world.ts';
 
 let w: World | undefined;
@@ -85,6 +87,15 @@ describe('a private Tor network of Debian 13 tor in up (3 authorities that are r
     expect([...new Set(net.webRequests().map((r) => r.peer))]).toEqual([net.exit.addr]);
   }, 120_000);
 
+  it('loads the onion service (on the client node) through the SocksPort', async () => {
+    const net = tor as TorNet;
+    expect(net.onion).toMatch(/^[a-z2-7]{56}\.onion$/);
+    const { last, took } = await until(() => net.fetch(`http://${net.onion}/`, 30), (r) => r.status === '200' && r.body.includes(ONION_MARKER), 120_000);
+    console.log(`tornet: onion page ${took} ms after the clearnet page`);
+    expect(last.status, `${last.err}\n${last.body}\n${net.logs()}`).toBe('200');
+    expect(last.body).toContain(ONION_MARKER);
+  }, 160_000);
+
   it('a name the clearnet DNS does not know is not served', async () => {
     const r = await (tor as TorNet).fetch(`http://unknown.qig-clearnet.test:${WEB_PORT}/`, 20);
     expect(r.body).not.toContain(WEB_MARKER);
@@ -100,7 +111,7 @@ export const I2PD_PRIVNET_DROPIN = [
   '',
 ].join('\n');
 
-describe('the gateway joins both networks: the app qube loads an eepsite and a clearnet page through it', () => {
+describe('the gateway joins both networks: the app qube loads an eepsite, a clearnet page and an onion site through it', () => {
   beforeAll(async () => {
     const world = w as World;
     const net = i2p as I2pNet;
@@ -145,6 +156,21 @@ describe('the gateway joins both networks: the app qube loads an eepsite and a c
     expect(peers.has(A.gwUp4)).toBe(false);
     await expectUpClean(lab, mark, 'clearnet page through the gateway');
   }, 150_000);
+
+  it('loads the onion site by name (dnsmasq → Tor DNSPort → a virtual address → TransPort → the onion service)', async () => {
+    const net = tor as TorNet;
+    const mark = lab.upMark();
+    // curl refuses to resolve .onion names itself (RFC 7686), so the app qube asks its DNS (dig, to Qubes' resolver
+    // address) and connects to the answer with the name in Host: what a browser does (Chromium below does it by name).
+    const dig = await run([...lab.clientView(), 'dig', '+short', '+time=5', '+tries=1', `@${A.dns1}`, net.onion, 'A'], { timeoutMs: 10_000 });
+    const addr = dig.stdout.trim().split('\n')[0] ?? '';
+    expect(addr, dig.stderr).toMatch(/^10\.(19[2-9]|2[0-5][0-9])\.\d+\.\d+$/); // Tor's VirtualAddrNetworkIPv4, 10.192.0.0/10
+    const { last, took } = await until(() => lab.curl(`http://${addr}/`, ['-H', `Host: ${net.onion}`, '--connect-timeout', '7', '-m', '7']), (r) => r.status === '200' && r.body.includes(ONION_MARKER), 120_000);
+    console.log(`gateway: first onion page ${took} ms after`);
+    expect(last.status, `${last.stderr}\n${last.body.slice(0, 800)}`).toBe('200');
+    expect(last.body).toContain(ONION_MARKER);
+    await expectUpClean(lab, mark, 'onion site through the gateway');
+  }, 150_000);
 });
 
 /** Where the screenshots are kept: the checkout's .cache/ (beside the suite's JSON report). */
@@ -160,6 +186,7 @@ describe('headless Chromium (Debian 13\'s) in the app qube loads the same pages 
   const cases = [
     ['eepsite', () => `http://${(i2p as I2pNet).b32}/`, EEPSITE_MARKER],
     ['clearnet', () => `http://${WEB_NAME}:${WEB_PORT}/`, WEB_MARKER],
+    ['onion', () => `http://${(tor as TorNet).onion}/`, ONION_MARKER],
   ] as const;
   for (const [what, url, marker] of cases) {
     it(`the ${what} page: its DOM has the marker, the screenshot is kept in .cache/privnet/`, async () => {

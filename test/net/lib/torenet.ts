@@ -26,6 +26,9 @@ export const WEB_NAME = 'www.qig-clearnet.test';
 /** Its port: not 80, which up's recorder holds on every address (a wildcard listener). */
 export const WEB_PORT = 8000;
 export const WEB_MARKER = 'QIG-PRIVATE-CLEARNET';
+/** What the onion service serves (a web server on up's loopback behind the client node's onion service). */
+export const ONION_MARKER = 'QIG-PRIVATE-ONION';
+const ONION_WEB_PORT = 28002;
 const OR_PORT = 5000;
 const DIR_PORT = 7000;
 
@@ -73,6 +76,8 @@ export class TorNet {
   dirAuthorities: string[] = [];
   /** ms from the daemons' start to the client's "Bootstrapped 100%". */
   bootstrapMs = 0;
+  /** The onion service's address (…​.onion), known once the client node wrote it. */
+  onion = '';
   /** ms the keys took (tor-gencert, fingerprints). */
   keysMs = 0;
   private readonly procs: Proc[] = [];
@@ -151,6 +156,10 @@ export class TorNet {
     mkdirSync(site, { recursive: true, mode: 0o755 });
     writeFileSync(join(site, 'index.html'), `<html><body>${WEB_MARKER}</body></html>\n`);
     this.procs.push(new Proc('clearnet-dns', [...this.machines.argv('dns'), 'dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--bind-interfaces', `--listen-address=${DNS_ADDR}`, '--except-interface=lo', `--address=/${WEB_NAME}/${WEB_ADDR}`, '--user=dnsmasq', '--pid-file=', '--log-facility=-', '--log-queries']));
+    const onionSite = join(this.base, 'onion-site');
+    mkdirSync(onionSite, { recursive: true, mode: 0o755 });
+    writeFileSync(join(onionSite, 'index.html'), `<html><body>${ONION_MARKER}</body></html>\n`);
+    this.procs.push(new Proc('onion-web', [...this.machines.argv('onion-web'), ...this.machines.asUser('nobody'), 'python3', '-m', 'http.server', '--bind', '127.0.0.1', '--directory', onionSite, String(ONION_WEB_PORT)]));
     this.web = new Proc('clearnet-web', [...this.machines.argv('web'), 'python3', '-m', 'http.server', '--bind', WEB_ADDR, '--directory', site, String(WEB_PORT)]);
     this.procs.push(this.web);
 
@@ -172,6 +181,12 @@ export class TorNet {
       await sleep(250);
     }
     this.bootstrapMs = Date.now() - t1;
+    const host = join(this.client.dir, 'onion', 'hostname');
+    while (!existsSync(host)) {
+      if (Date.now() > deadline) throw new Error(`tornet: the client wrote no onion hostname within the bound\n${this.logs()}`);
+      await sleep(100);
+    }
+    this.onion = readFileSync(host, 'utf8').trim();
   }
 
   private torrc(n: TorNode): string {
@@ -189,7 +204,7 @@ export class TorNet {
       ...this.dirAuthorities,
     ];
     if (n.role === 'client') {
-      l.push(`SocksPort 127.0.0.1:${TOR_SOCKS_PORT}`);
+      l.push(`SocksPort 127.0.0.1:${TOR_SOCKS_PORT}`, `HiddenServiceDir ${join(n.dir, 'onion')}`, `HiddenServicePort 80 127.0.0.1:${ONION_WEB_PORT}`);
     } else {
       l.push('SocksPort 0', `ORPort ${n.addr}:${OR_PORT}`, `DirPort ${n.addr}:${DIR_PORT}`, `ContactInfo ${n.nick}@qig-lab.test`);
     }
