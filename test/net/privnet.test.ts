@@ -11,10 +11,10 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATHS } from '../../src/render/gateway/common.ts';
 import { chromiumLoad, ensureChromiumLayer } from './lib/chromium.ts';
-import { EEPSITE_MARKER, I2pNet, netDbPath, privateNetOptions } from './lib/i2pnet.ts';
+import { EEPSITE_MARKER, gatewayI2pdDropIn, I2pNet, netDbPath } from './lib/i2pnet.ts';
 import { A, type Lab } from './lib/lab.ts';
 import { expectUpClean } from './lib/suite.ts';
-import { ONION_MARKER, TorNet, WEB_MARKER, WEB_NAME, WEB_PORT } from './lib/torenet.ts';
+import { gatewayTorrc, ONION_MARKER, TorNet, WEB_MARKER, WEB_NAME, WEB_PORT } from './lib/torenet.ts';
 import { run } from './lib/sh.ts';
 import { World } from './lib/world.ts';
 
@@ -103,28 +103,20 @@ describe('a private Tor network of Debian 13 tor in up (3 authorities that are r
   }, 40_000);
 });
 
-/** The one file the gateway's i2pd gets: a drop-in that puts the private network's options before the packaged ones. */
-export const I2PD_PRIVNET_DROPIN = [
-  '# lab: the gateway\'s i2pd joins the private I2P network (test/net/privnet.test.ts)',
-  '[Service]',
-  `ExecStartPre=/bin/sh -c '{ ${privateNetOptions().trim().split('\n').map((l) => `echo ${l};`).join(' ')} cat ${PATHS.i2pdRuntimeConf}; } > /run/i2pd/lab-privnet.conf && mv -f /run/i2pd/lab-privnet.conf ${PATHS.i2pdRuntimeConf}'`,
-  '',
-].join('\n');
-
 describe('the gateway joins both networks: the app qube loads an eepsite, a clearnet page and an onion site through it', () => {
   beforeAll(async () => {
     const world = w as World;
     const net = i2p as I2pNet;
     // i2pd: the drop-in (the admin's place for it: /etc/systemd/system/i2pd.service.d/), the routers' router.info
     // in its netDb, written as its user.
-    await lab.gwRun(['sh', '-c', 'mkdir -p /etc/systemd/system/i2pd.service.d && cat > /etc/systemd/system/i2pd.service.d/zz-lab-privnet.conf'], { input: I2PD_PRIVNET_DROPIN });
+    await lab.gwRun(['sh', '-c', 'mkdir -p /etc/systemd/system/i2pd.service.d && cat > /etc/systemd/system/i2pd.service.d/zz-lab-privnet.conf'], { input: gatewayI2pdDropIn(PATHS.i2pdRuntimeConf, false) });
     for (const [i, r] of net.routers.entries()) {
       const dst = join('/var/lib/i2pd/netDb', netDbPath(net.routerInfos()[i] as Buffer));
       const cp = await lab.gwRun(['sh', '-c', 'mkdir -p "$(dirname "$2")" && cp "$1" "$2"', 'sh', join(r.dir, 'router.info'), dst], { user: 'i2pd' });
       expect(cp.code, cp.stderr).toBe(0);
     }
     // Tor: one file in torrc.d, the README's place for the admin's lines.
-    const torrc = ['# lab: the gateway\'s Tor joins the private Tor network', 'TestingTorNetwork 1', ...(tor as TorNet).dirAuthorities, ''].join('\n');
+    const torrc = gatewayTorrc((tor as TorNet).dirAuthorities);
     const wr = await lab.gwRun(['sh', '-c', `cat > ${PATHS.torrcD}/lab-privnet.conf`], { input: torrc });
     expect(wr.code, wr.stderr).toBe(0);
     world.torExtraArgs = [];

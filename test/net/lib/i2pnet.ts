@@ -110,6 +110,32 @@ export function privateNetOptions(): string {
   return `netid = ${I2P_NETID}\nreservedrange = false\n`;
 }
 
+/** Where the gateway's drop-in finds the seeds (the routers' router.info, in netDb's layout), when it copies them. */
+export const GATEWAY_SEEDS = '/etc/qubes-i2p-gateway/lab-privnet/netDb';
+
+/**
+ * The one file the gateway's i2pd gets to join the network: a drop-in for Debian's i2pd.service (the admin's place,
+ * /etc/systemd/system/i2pd.service.d/) whose ExecStartPre=, as i2pd's user, puts the private network's options at
+ * the top of the config i2pd runs with (made from the packaged one by the step before it) and, with `seeds`, copies
+ * the seed routers' router.info from GATEWAY_SEEDS into its netDb. i2pd reads one config file and `reservedrange`
+ * can only be turned off there, so the package's own config is otherwise what runs.
+ */
+export function gatewayI2pdDropIn(runtimeConf: string, seeds: boolean): string {
+  const echo = privateNetOptions().trim().split('\n').map((l) => `echo ${l};`).join(' ');
+  return [
+    "# lab: the gateway's i2pd joins the private I2P network (test/net/lib/i2pnet.ts)",
+    '[Service]',
+    `ExecStartPre=/bin/sh -c '{ ${echo} cat ${runtimeConf}; } > /run/i2pd/lab-privnet.conf && mv -f /run/i2pd/lab-privnet.conf ${runtimeConf}'`,
+    ...(seeds ? [`ExecStartPre=/bin/sh -c 'mkdir -p /var/lib/i2pd/netDb && cp -R ${GATEWAY_SEEDS}/. /var/lib/i2pd/netDb/'`] : []),
+    '',
+  ].join('\n');
+}
+
+/** The seeds as [path inside the gateway, contents]: every router's router.info under GATEWAY_SEEDS. */
+export function gatewaySeedFiles(net: I2pNet): Array<[string, Buffer]> {
+  return net.routerInfos().map((ri) => [join(GATEWAY_SEEDS, netDbPath(ri)), ri]);
+}
+
 function routerConf(r: I2pRouter, proxy: boolean): string {
   return [
     '# a router of the lab\'s private I2P network (test/net/lib/i2pnet.ts)',

@@ -70,6 +70,11 @@ const AUTHORITY = [
   'V3AuthDistDelay 4',
 ];
 
+/** The one file the gateway's Tor gets (in torrc.d, the README's place for the admin's lines). */
+export function gatewayTorrc(dirAuthorities: readonly string[]): string {
+  return ["# lab: the gateway's Tor joins the private Tor network (test/net/lib/torenet.ts)", 'TestingTorNetwork 1', ...dirAuthorities, ''].join('\n');
+}
+
 export class TorNet {
   readonly nodes: TorNode[];
   /** The DirAuthority lines of the network (known after start). */
