@@ -16,8 +16,8 @@
  * them; the second starts them with every other router's router.info in their netDb. The eepsite is one router's
  * server tunnel to a tiny HTTP server (Debian 13's python3 http.server) on up's loopback.
  *
- * Nothing here is cached across runs: a router.info carries its publishing time and i2pd drops stored ones older
- * than about a day, and the first round takes about a second.
+ * Nothing here is cached across runs: the first round is one short start (a few seconds on a loaded machine), and
+ * a cached router.info would age (it carries its publishing time, and i2pd expires old ones from its netDb).
  */
 import { createHash } from 'node:crypto';
 import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
