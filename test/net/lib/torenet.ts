@@ -253,6 +253,21 @@ export class TorNet {
       .join('\n');
   }
 
+  /** CPU seconds (user + system) its processes have used so far (/proc/<pid>/stat, 100 ticks a second). */
+  cpuSeconds(): number {
+    let ticks = 0;
+    for (const p of this.procs) {
+      try {
+        const st = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        ticks += Number(f[11]) + Number(f[12]);
+      } catch {
+        /* ended */
+      }
+    }
+    return ticks / 100;
+  }
+
   /** End every process this network started (by pid), remove its addresses and files. Safe to call twice. */
   async stop(): Promise<void> {
     for (const p of this.procs) if (p.child.pid !== undefined) await endPid(p.child.pid);
