@@ -26,7 +26,7 @@ export const WEB_NAME = 'www.qig-clearnet.test';
 /** Its port: not 80, which up's recorder holds on every address (a wildcard listener). */
 export const WEB_PORT = 8000;
 export const WEB_MARKER = 'QIG-PRIVATE-CLEARNET';
-/** What the onion service serves (a web server on up's loopback behind the client node's onion service). */
+/** What the onion service serves (a web server on up's loopback behind the onion node's service). */
 export const ONION_MARKER = 'QIG-PRIVATE-ONION';
 const ONION_WEB_PORT = 28002;
 const OR_PORT = 5000;
@@ -34,7 +34,7 @@ const DIR_PORT = 7000;
 
 export interface TorNode {
   readonly nick: string;
-  readonly role: 'authority' | 'exit' | 'client';
+  readonly role: 'authority' | 'exit' | 'client' | 'onion';
   readonly addr: string;
   readonly dir: string;
 }
@@ -81,8 +81,10 @@ export class TorNet {
   dirAuthorities: string[] = [];
   /** ms from the daemons' start to the client's "Bootstrapped 100%". */
   bootstrapMs = 0;
-  /** The onion service's address (…​.onion), known once the client node wrote it. */
+  /** The onion service's address (….onion), known once the onion node wrote it and its descriptor is stored. */
   onion = '';
+  /** ms from the daemons' start until the onion service's descriptor was on every HSDir. */
+  onionMs = 0;
   /** ms the keys took (tor-gencert, fingerprints). */
   keysMs = 0;
   private readonly procs: Proc[] = [];
@@ -96,11 +98,16 @@ export class TorNet {
     this.machines = new UpMachines(opts.ns, this.base, opts.root, opts.scratch);
     this.user = this.machines.account('debian-tor');
     const node = (nick: string, role: TorNode['role'], i: number): TorNode => ({ nick, role, addr: `${TOR_SUBNET}.${i}`, dir: join(this.base, nick) });
-    this.nodes = [node('auth1', 'authority', 1), node('auth2', 'authority', 2), node('auth3', 'authority', 3), node('exit1', 'exit', 4), node('client1', 'client', 5)];
+    this.nodes = [node('auth1', 'authority', 1), node('auth2', 'authority', 2), node('auth3', 'authority', 3), node('exit1', 'exit', 4), node('client1', 'client', 5), node('hs1', 'onion', 6)];
   }
 
   get client(): TorNode {
     return this.nodes.find((n) => n.role === 'client') as TorNode;
+  }
+
+  /** The node that runs the onion service (a client of its own: no relay, no SocksPort). */
+  get onionNode(): TorNode {
+    return this.nodes.find((n) => n.role === 'onion') as TorNode;
   }
 
   get exit(): TorNode {
@@ -186,12 +193,18 @@ export class TorNet {
       await sleep(250);
     }
     this.bootstrapMs = Date.now() - t1;
-    const host = join(this.client.dir, 'onion', 'hostname');
-    while (!existsSync(host)) {
-      if (Date.now() > deadline) throw new Error(`tornet: the client wrote no onion hostname within the bound\n${this.logs()}`);
-      await sleep(100);
+    // The onion service's descriptor stored on the HSDirs (every relay here) before anyone asks: once a gateway's Tor
+    // that asked too early did not reach the site for 120 s (a client does not soon ask again an HSDir it asked).
+    const host = join(this.onionNode.dir, 'onion', 'hostname');
+    const info = join(this.onionNode.dir, 'info.log');
+    const uploads = (): number => (existsSync(info) ? readFileSync(info, 'utf8').split('Uploading hidden service descriptor: finished with status 200').length - 1 : 0);
+    const relays = this.nodes.filter((n) => n.role === 'authority' || n.role === 'exit').length;
+    while (!existsSync(host) || uploads() < relays) {
+      if (Date.now() > deadline) throw new Error(`tornet: the onion service's descriptor was stored ${uploads()} times (want ${relays}) within the bound\n${this.logs()}`);
+      await sleep(250);
     }
     this.onion = readFileSync(host, 'utf8').trim();
+    this.onionMs = Date.now() - t1;
   }
 
   private torrc(n: TorNode): string {
@@ -209,7 +222,9 @@ export class TorNet {
       ...this.dirAuthorities,
     ];
     if (n.role === 'client') {
-      l.push(`SocksPort 127.0.0.1:${TOR_SOCKS_PORT}`, `HiddenServiceDir ${join(n.dir, 'onion')}`, `HiddenServicePort 80 127.0.0.1:${ONION_WEB_PORT}`);
+      l.push(`SocksPort 127.0.0.1:${TOR_SOCKS_PORT}`);
+    } else if (n.role === 'onion') {
+      l.push('SocksPort 0', `HiddenServiceDir ${join(n.dir, 'onion')}`, `HiddenServicePort 80 127.0.0.1:${ONION_WEB_PORT}`, `Log info file ${join(n.dir, 'info.log')}`);
     } else {
       l.push('SocksPort 0', `ORPort ${n.addr}:${OR_PORT}`, `DirPort ${n.addr}:${DIR_PORT}`, `ContactInfo ${n.nick}@qig-lab.test`);
     }
