@@ -297,7 +297,7 @@ export async function ensurePristine(log: (msg: string) => void = () => {}): Pro
  * One builder at a time per cache (two suites, or a suite and the bench, may start together): a lock directory
  * holding the builder's pid; a lock whose pid is gone is taken over. The others wait, then find the tree made.
  */
-async function withBuildLock<T>(dir: string, log: (msg: string) => void, build: () => Promise<T>): Promise<T> {
+export async function withBuildLock<T>(dir: string, log: (msg: string) => void, build: () => Promise<T>): Promise<T> {
   await mkdir(dir, { recursive: true });
   const lock = join(dir, 'build.lock');
   const deadline = Date.now() + 30 * 60_000;

@@ -11,7 +11,7 @@
  * nft fails on a ruleset the newer one loaded.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { makeOverlay, type Overlay } from '../../util/chroot.ts';
 import { A, type Lab, type Probe } from '../../net/lib/lab.ts';
 import { run, sleep } from '../../net/lib/sh.ts';
@@ -113,7 +113,7 @@ export interface GatewayBootOptions {
   readonly rw: string;
   readonly services: readonly string[];
   /** Changes to this boot's root only (a broken file, say), applied before it boots: [path inside, contents]. */
-  readonly edits?: ReadonlyArray<readonly [string, string]>;
+  readonly edits?: ReadonlyArray<readonly [string, string | Uint8Array]>;
   readonly log: (msg: string) => void;
 }
 
@@ -127,7 +127,10 @@ export async function bootGateway(lab: Lab, opts: GatewayBootOptions): Promise<G
     rmSync(join(overlay.root, 'etc/resolv.conf'), { force: true });
     writeFileSync(join(overlay.root, 'etc/resolv.conf'), `nameserver ${A.dns1}\nnameserver ${A.dns2}\n`);
     writeFileSync(join(overlay.root, 'etc/hostname'), `${opts.name}\n`);
-    for (const [path, text] of opts.edits ?? []) writeFileSync(join(overlay.root, path), text);
+    for (const [path, data] of opts.edits ?? []) {
+      mkdirSync(dirname(join(overlay.root, path)), { recursive: true, mode: 0o755 });
+      writeFileSync(join(overlay.root, path), data);
+    }
     await lab.freshBoot();
     const sampler = new Sampler(lab, overlay.root);
     const prober = new Prober(lab);

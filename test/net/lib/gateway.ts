@@ -78,10 +78,13 @@ export class Gateway {
     this.config = config;
   }
 
-  /** Unit search path in the gateway machine: the package's files first, then the distribution's (Debian 13's). */
+  /**
+   * Unit search path in the gateway machine: what was written into its /etc since it started (an admin's drop-in:
+   * the machine's upper layer, tools/machine-view.sh), the package's files, then the distribution's (Debian 13's).
+   */
   unitDirs(): string[] {
     const p = this.lab.pkgRoot;
-    return [join(p, 'etc/systemd/system'), join(p, 'usr/lib/systemd/system'), join(this.lab.root, 'etc/systemd/system'), join(this.lab.root, 'usr/lib/systemd/system')];
+    return [join(this.lab.scratch, 'machines/gw/upper/etc/systemd/system'), join(p, 'etc/systemd/system'), join(p, 'usr/lib/systemd/system'), join(this.lab.root, 'etc/systemd/system'), join(this.lab.root, 'usr/lib/systemd/system')];
   }
 
   unit(name: string): EffectiveUnit {

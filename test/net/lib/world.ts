@@ -65,6 +65,8 @@ export class World {
   readonly helpers: readonly string[];
   /** The published services' listener sockets the target wants (started like the helpers). */
   readonly sockets: readonly string[];
+  /** Appended to the real Tor's command line: its network is none (TOR_NO_NETWORK) unless a test gives it one. */
+  torExtraArgs: readonly string[] = TOR_NO_NETWORK;
   private state: WorldState = { tor: 'off', router: 'off', dnsmasq: false, tinyproxy: false };
   private torRec: { proc: Proc; log: string } | undefined;
   private routerRec: { proc: Proc; log: string } | undefined;
@@ -174,7 +176,7 @@ export class World {
     } else {
       if (this.transPort === undefined || this.dnsPort === undefined) throw new Error('this build has no torrc: Tor cannot run');
       const ready: Array<['tcp' | 'udp', number]> = [['tcp', this.transPort.port], ['udp', this.dnsPort.port]];
-      if (mode === 'real') await this.gw.start(UNIT.tor, ready, TOR_NO_NETWORK);
+      if (mode === 'real') await this.gw.start(UNIT.tor, ready, this.torExtraArgs);
       else {
         const t = this.transPort;
         const d = this.dnsPort;

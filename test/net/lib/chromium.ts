@@ -1,0 +1,84 @@
+/**
+ * Debian 13's Chromium for the lab's app qube: a layer over the oracles root (its overlay's upper dir after
+ * `apt-get install chromium fonts-dejavu-core`), cached beside it as `chromium/` with a stamp, made on first use
+ * (a few minutes of downloads) under the cache's build lock. The oracles root itself is not changed (every other
+ * suite keeps its tree and its recipe).
+ *
+ * `screenshot()` runs it headless in a fresh machine of the client's namespace: this layer, then the app qube's own
+ * files (resolv.conf with Qubes' 10.139.1.1/.2), then the oracles root, so it resolves and connects exactly as curl
+ * in the app qube does: through the gateway.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { aptUpdate, cacheDir, ensureOracles, freshChroot, must, withBuildLock } from '../../util/chroot.ts';
+import { run, type RunResult } from './sh.ts';
+
+export const CHROMIUM_PACKAGES = ['chromium', 'fonts-dejavu-core'] as const;
+const RECIPE = `v1 chromium layer ${CHROMIUM_PACKAGES.join(',')}`;
+const VIEW = join(import.meta.dirname, '..', '..', 'util', 'machine-view.sh');
+
+/** The cached layer (a directory to put above the oracles root), made if missing or stale. */
+export async function ensureChromiumLayer(log: (msg: string) => void = () => {}): Promise<string> {
+  const oracles = await ensureOracles(log);
+  const dir = cacheDir();
+  const tree = join(dir, 'chromium');
+  const stamp = join(dir, 'chromium.stamp');
+  const want = `${RECIPE}\n${readFileSync(join(dir, 'oracles.stamp'), 'utf8')}`;
+  const fresh = (): boolean => existsSync(tree) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want;
+  if (fresh()) return tree;
+  return withBuildLock(dir, log, async () => {
+    if (fresh()) return tree;
+    const tmp = await mkdtemp(join(dir, 'chromium.tmp-'));
+    const c = await freshChroot(oracles);
+    try {
+      await aptUpdate(c);
+      await c.must(['apt-get', 'install', '-y', '-q', '--no-install-recommends', ...CHROMIUM_PACKAGES]);
+      // Only what the install changed: the overlay's upper dir (whiteouts included), minus the chroot's own set-up.
+      await must('cp', ['-a', '--one-file-system', `${c.upper}/.`, tmp]);
+      for (const f of ['usr/sbin/policy-rc.d', 'etc/resolv.conf', 'etc/hosts']) await rm(join(tmp, f), { force: true });
+      await c.dispose();
+      await rm(tree, { recursive: true, force: true });
+      await rename(tmp, tree);
+      await writeFile(stamp, want);
+    } catch (e) {
+      await c.dispose().catch(() => {});
+      await rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+    return tree;
+  });
+}
+
+export interface ChromiumRun {
+  readonly result: RunResult;
+  /** The page's DOM after load (--dump-dom). */
+  readonly dom: string;
+}
+
+/**
+ * Load `url` with headless Chromium in a fresh machine of namespace `ns` over `lowers` (topmost first, without
+ * the layer and the root), write a PNG screenshot to `png` (a path under `share`), return the DOM.
+ */
+export async function chromiumLoad(opts: { ns: string; layer: string; lowers: readonly string[]; root: string; share: string; state: string; url: string; png: string; timeoutS?: number }): Promise<ChromiumRun> {
+  const name = `chromium-${Date.now()}`;
+  const runDir = join(opts.state, 'machines', `run-${name}`);
+  mkdirSync(runDir, { recursive: true, mode: 0o755 });
+  const home = join(opts.share, `${name}-home`);
+  mkdirSync(home, { recursive: true });
+  const t = opts.timeoutS ?? 60;
+  const base = ['ip', 'netns', 'exec', opts.ns, 'unshare', '-m', '--propagation', 'private', 'sh', VIEW, name, opts.state, runDir, [opts.layer, ...opts.lowers, opts.root].join(':'), opts.share];
+  const flags = [
+    '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--disable-default-apps', '--disable-extensions', '--metrics-recording-only', '--no-default-browser-check',
+    `--user-data-dir=${join(home, 'profile')}`, '--window-size=1024,640', `--timeout=${(t - 10) * 1000}`,
+  ];
+  const env = ['env', `HOME=${home}`, 'LANG=C.UTF-8'];
+  const shot = await run([...base, ...env, 'chromium', ...flags, `--screenshot=${opts.png}`, opts.url], { timeoutMs: t * 1000 });
+  const name2 = `${name}-dom`;
+  const runDir2 = join(opts.state, 'machines', `run-${name2}`);
+  mkdirSync(runDir2, { recursive: true, mode: 0o755 });
+  const base2 = ['ip', 'netns', 'exec', opts.ns, 'unshare', '-m', '--propagation', 'private', 'sh', VIEW, name2, opts.state, runDir2, [opts.layer, ...opts.lowers, opts.root].join(':'), opts.share];
+  const dom = await run([...base2, ...env, 'chromium', ...flags, '--dump-dom', opts.url], { timeoutMs: t * 1000 });
+  return { result: shot, dom: dom.stdout };
+}

@@ -1,0 +1,200 @@
+/**
+ * Private networks in the lab's "clearnet" namespace (issue 21): real Debian 13 i2pd routers forming their own
+ * I2P network (lib/i2pnet.ts) and real Debian 13 tor forming their own Tor network with an exit and a "clearnet"
+ * web server and DNS (lib/torenet.ts), both in up. First each network on its own (a client inside up), then the
+ * gateway joins them: the packaged units and configs (World, the emulated gateway) plus one small file per daemon,
+ * and the app qube loads an eepsite by its b32, a clearnet page by name and an onion site through the gateway, with
+ * curl and with headless Chromium.
+ */
+import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PATHS } from '../../src/render/gateway/common.ts';
+import { chromiumLoad, ensureChromiumLayer } from './lib/chromium.ts';
+import { EEPSITE_MARKER, gatewayI2pdDropIn, I2pNet, netDbPath } from './lib/i2pnet.ts';
+import { A, type Lab } from './lib/lab.ts';
+import { expectUpClean } from './lib/suite.ts';
+import { gatewayTorrc, ONION_MARKER, TorNet, WEB_MARKER, WEB_NAME, WEB_PORT } from './lib/torenet.ts';
+import { run } from './lib/sh.ts';
+import { World } from './lib/world.ts';
+
+let w: World | undefined;
+let lab: Lab;
+let i2p: I2pNet | undefined;
+let i2pStartMs = 0;
+let i2pStartedAt = 0;
+let tor: TorNet | undefined;
+let torStartMs = 0;
+
+beforeAll(async () => {
+  w = await World.create({});
+  lab = w.lab;
+  const t0 = Date.now();
+  i2pStartedAt = t0;
+  i2p = await I2pNet.start({ ns: lab.ns.up, scratch: lab.scratch, root: lab.root, startTimeoutMs: 60_000 });
+  i2pStartMs = Date.now() - t0;
+  const t1 = Date.now();
+  tor = await TorNet.start({ ns: lab.ns.up, scratch: lab.scratch, root: lab.root, startTimeoutMs: 150_000 });
+  torStartMs = Date.now() - t1;
+}, 240_000);
+
+afterAll(async () => {
+  console.log(`CPU used by the networks' processes: i2p ${i2p?.cpuSeconds().toFixed(1)} s, tor (with the clearnet's servers) ${tor?.cpuSeconds().toFixed(1)} s, over ${((Date.now() - i2pStartedAt) / 1000).toFixed(0)} s`);
+  await w?.gw.stopAll();
+  await tor?.stop();
+  await i2p?.stop();
+  await w?.destroy();
+});
+
+/** Poll `f` until `ok`, at most `ms`; the last result and the time taken. */
+async function until<T>(f: () => Promise<T>, ok: (t: T) => boolean, ms: number): Promise<{ last: T; took: number }> {
+  const t0 = Date.now();
+  let last = await f();
+  while (!ok(last) && Date.now() - t0 < ms) {
+    await new Promise((r) => setTimeout(r, 1000));
+    last = await f();
+  }
+  return { last, took: Date.now() - t0 };
+}
+
+describe('a private I2P network of Debian 13 i2pd routers in up', () => {
+  it('serves an eepsite on one router, fetched by its b32 through another router\'s HTTP proxy', async () => {
+    const net = i2p as I2pNet;
+    expect(net.b32).toMatch(/^[a-z2-7]{52}\.b32\.i2p$/);
+    const url = `http://${net.b32}/`;
+    const firstMs = await net.fetchUntil(url, EEPSITE_MARKER, 150_000);
+    const t1 = Date.now();
+    const again = await net.fetch(url);
+    const laterMs = Date.now() - t1;
+    console.log(`i2pnet: ${net.routers.length} routers up in ${i2pStartMs} ms (round 2: ${net.startedMs} ms); first page ${Date.now() - i2pStartedAt} ms after their start (${firstMs} ms of polling); a later fetch ${laterMs} ms (with curl's machine)`);
+    expect(again.status).toBe('200');
+    expect(again.body).toContain(EEPSITE_MARKER);
+  }, 200_000);
+
+  it('a destination nobody publishes is not served (the page above came through the network, not a stand-in)', async () => {
+    const net = i2p as I2pNet;
+    const r = await net.fetch(`http://${'a'.repeat(52)}.b32.i2p/`, 20);
+    expect(r.body).not.toContain(EEPSITE_MARKER);
+    expect(r.status).not.toBe('200');
+  }, 40_000);
+});
+
+describe('a private Tor network of Debian 13 tor in up (3 authorities that are relays, 1 exit, 1 client, 1 onion service)', () => {
+  it('loads a "clearnet" page by name through the client\'s SocksPort: the exit resolves it and connects', async () => {
+    const net = tor as TorNet;
+    const { last, took } = await until(() => net.fetch(`http://${WEB_NAME}:${WEB_PORT}/`), (r) => r.status === '200' && r.body.includes(WEB_MARKER), 90_000);
+    console.log(`tornet: keys ${net.keysMs} ms, bootstrapped ${net.bootstrapMs} ms after the start (whole start ${torStartMs} ms); first page ${took} ms after`);
+    expect(last.status, `${last.err}\n${last.body}\n${net.logs()}`).toBe('200');
+    expect(last.body).toContain(WEB_MARKER);
+    // The web server saw the exit's address and no other.
+    expect([...new Set(net.webRequests().map((r) => r.peer))]).toEqual([net.exit.addr]);
+  }, 120_000);
+
+  it('loads the onion service (on its own node) through the client\'s SocksPort', async () => {
+    const net = tor as TorNet;
+    expect(net.onion).toMatch(/^[a-z2-7]{56}\.onion$/);
+    const { last, took } = await until(() => net.fetch(`http://${net.onion}/`, 30), (r) => r.status === '200' && r.body.includes(ONION_MARKER), 120_000);
+    console.log(`tornet: onion descriptor on every HSDir ${net.onionMs} ms after the start; page ${took} ms after the clearnet page`);
+    expect(last.status, `${last.err}\n${last.body}\n${net.logs()}`).toBe('200');
+    expect(last.body).toContain(ONION_MARKER);
+  }, 160_000);
+
+  it('a name the clearnet DNS does not know is not served', async () => {
+    const r = await (tor as TorNet).fetch(`http://unknown.qig-clearnet.test:${WEB_PORT}/`, 20);
+    expect(r.body).not.toContain(WEB_MARKER);
+    expect(r.status).not.toBe('200');
+  }, 40_000);
+});
+
+describe('the gateway joins both networks: the app qube loads an eepsite, a clearnet page and an onion site through it', () => {
+  beforeAll(async () => {
+    const world = w as World;
+    const net = i2p as I2pNet;
+    // i2pd: the drop-in (the admin's place for it: /etc/systemd/system/i2pd.service.d/), the routers' router.info
+    // in its netDb, written as its user.
+    await lab.gwRun(['sh', '-c', 'mkdir -p /etc/systemd/system/i2pd.service.d && cat > /etc/systemd/system/i2pd.service.d/zz-lab-privnet.conf'], { input: gatewayI2pdDropIn(PATHS.i2pdRuntimeConf, false) });
+    for (const [i, r] of net.routers.entries()) {
+      const dst = join('/var/lib/i2pd/netDb', netDbPath(net.routerInfos()[i] as Buffer));
+      const cp = await lab.gwRun(['sh', '-c', 'mkdir -p "$(dirname "$2")" && cp "$1" "$2"', 'sh', join(r.dir, 'router.info'), dst], { user: 'i2pd' });
+      expect(cp.code, cp.stderr).toBe(0);
+    }
+    // Tor: one file in torrc.d, the README's place for the admin's lines.
+    const torrc = gatewayTorrc((tor as TorNet).dirAuthorities);
+    const wr = await lab.gwRun(['sh', '-c', `cat > ${PATHS.torrcD}/lab-privnet.conf`], { input: torrc });
+    expect(wr.code, wr.stderr).toBe(0);
+    world.torExtraArgs = [];
+    await world.use({ tor: 'real', router: 'real', dnsmasq: true, tinyproxy: true });
+  }, 60_000);
+
+  it('loads the eepsite by its b32 (dnsmasq → virtual IP → tinyproxy → i2pd → the private network)', async () => {
+    const net = i2p as I2pNet;
+    const mark = lab.upMark();
+    const t0 = Date.now();
+    const { last, took } = await until(() => lab.curl(`http://${net.b32}/`, ['-m', '20']), (r) => r.status === '200' && r.body.includes(EEPSITE_MARKER), 150_000);
+    console.log(`gateway: first eepsite page ${took} ms after i2pd's start (${Date.now() - t0} ms)`);
+    expect(last.status, `${last.stderr}\n${last.body.slice(0, 800)}`).toBe('200');
+    expect(last.body).toContain(EEPSITE_MARKER);
+    await expectUpClean(lab, mark, 'eepsite through the gateway');
+  }, 200_000);
+
+  it('loads the clearnet page by name (Tor DNSPort, TransPort, the exit); the web server sees only the exit', async () => {
+    const net = tor as TorNet;
+    const before = net.webRequests().length;
+    const mark = lab.upMark();
+    const { last, took } = await until(() => lab.curl(`http://${WEB_NAME}:${WEB_PORT}/`, ['-m', '20']), (r) => r.status === '200' && r.body.includes(WEB_MARKER), 120_000);
+    console.log(`gateway: first clearnet page ${took} ms after`);
+    expect(last.status, `${last.stderr}\n${last.body.slice(0, 800)}`).toBe('200');
+    expect(last.body).toContain(WEB_MARKER);
+    const peers = new Set(net.webRequests().slice(before).map((r) => r.peer));
+    expect([...peers]).toEqual([net.exit.addr]);
+    expect(peers.has(A.client4)).toBe(false);
+    expect(peers.has(A.gwUp4)).toBe(false);
+    await expectUpClean(lab, mark, 'clearnet page through the gateway');
+  }, 150_000);
+
+  it('loads the onion site by name (dnsmasq → Tor DNSPort → a virtual address → TransPort → the onion service)', async () => {
+    const net = tor as TorNet;
+    const mark = lab.upMark();
+    // curl refuses to resolve .onion names itself (RFC 7686), so the app qube asks its DNS (dig, to Qubes' resolver
+    // address) and connects to the answer with the name in Host: what a browser does (Chromium below does it by name).
+    const dig = await run([...lab.clientView(), 'dig', '+short', '+time=5', '+tries=1', `@${A.dns1}`, net.onion, 'A'], { timeoutMs: 10_000 });
+    const addr = dig.stdout.trim().split('\n')[0] ?? '';
+    expect(addr, dig.stderr).toMatch(/^10\.(19[2-9]|2[0-5][0-9])\.\d+\.\d+$/); // Tor's VirtualAddrNetworkIPv4, 10.192.0.0/10
+    const { last, took } = await until(() => lab.curl(`http://${addr}/`, ['-H', `Host: ${net.onion}`, '--connect-timeout', '7', '-m', '7']), (r) => r.status === '200' && r.body.includes(ONION_MARKER), 120_000);
+    console.log(`gateway: first onion page ${took} ms after`);
+    expect(last.status, `${last.stderr}\n${last.body.slice(0, 800)}`).toBe('200');
+    expect(last.body).toContain(ONION_MARKER);
+    await expectUpClean(lab, mark, 'onion site through the gateway');
+  }, 150_000);
+});
+
+/** Where the screenshots are kept: the checkout's .cache/ (beside the suite's JSON report). */
+const ARTIFACTS = resolve(import.meta.dirname, '..', '..', '.cache', 'privnet');
+
+describe('headless Chromium (Debian 13\'s) in the app qube loads the same pages through the gateway', () => {
+  let layer = '';
+  beforeAll(async () => {
+    layer = await ensureChromiumLayer();
+    mkdirSync(ARTIFACTS, { recursive: true });
+  }, 600_000);
+
+  const cases = [
+    ['eepsite', () => `http://${(i2p as I2pNet).b32}/`, EEPSITE_MARKER],
+    ['clearnet', () => `http://${WEB_NAME}:${WEB_PORT}/`, WEB_MARKER],
+    ['onion', () => `http://${(tor as TorNet).onion}/`, ONION_MARKER],
+  ] as const;
+  for (const [what, url, marker] of cases) {
+    it(`the ${what} page: its DOM has the marker, the screenshot is kept in .cache/privnet/`, async () => {
+      const mark = lab.upMark();
+      const png = join(lab.scratch, `${what}.png`);
+      const t0 = Date.now();
+      const r = await chromiumLoad({ ns: lab.ns.client, layer, lowers: [join(lab.scratch, 'client')], root: lab.root, share: lab.scratch, state: lab.scratch, url: url(), png, timeoutS: 90 });
+      console.log(`chromium: ${what} loaded and drawn in ${Date.now() - t0} ms (two runs: screenshot, DOM)`);
+      expect(r.dom, `${r.result.stderr.slice(-2000)}`).toContain(marker);
+      expect(existsSync(png), r.result.stderr.slice(-2000)).toBe(true);
+      expect(statSync(png).size).toBeGreaterThan(1000);
+      copyFileSync(png, join(ARTIFACTS, `${what}.png`));
+      await expectUpClean(lab, mark, `chromium: ${what}`);
+    }, 200_000);
+  }
+});
