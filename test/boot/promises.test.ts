@@ -196,6 +196,23 @@ describe('the data path, from a client qube of a booted gateway (forwarding off)
     expect(hits).toEqual([]);
   });
 
+  it('the gateway\'s own addresses offer the client DNS only: its daemons\' ports there, not redirected, are never served', async () => {
+    const { results, leaked, hits } = await fromClient([
+      tcp(A.gwDown4, RELEASE.config.tinyproxy.port, 'GET http://direct.i2p/ HTTP/1.0\r\n\r\n'),
+      tcp(A.gwDown4, RELEASE.config.tor.transPort),
+      tcp(A.gwDown4, 22),
+      { kind: 'udp', host: A.gwDown4, port: RELEASE.config.tor.dnsPort },
+      tcp(A.gwDown6, RELEASE.config.tinyproxy.port),
+      { kind: 'dns', server: A.gwDown6, name: 'direct.i2p', qtype: 'A' },
+    ]);
+    // Dropped, or refused by Qubes' own input chain (reject with icmp host-prohibited): never served.
+    for (const r of results) expect(['timeout', 'noreply', 'unreachable', 'error'], JSON.stringify(r)).toContain(r.outcome);
+    const [dns] = await L().probe('client', [{ kind: 'dns', server: A.gwDown4, name: 'direct.i2p', qtype: 'A', tcp: true }]);
+    expect(dns?.answers, 'DNS to its own address is dnsmasq').toEqual([{ type: 'A', data: VIP }]);
+    expect(leaked).toBe('');
+    expect(hits).toEqual([]);
+  });
+
   it('"UDP, ICMP, IPv6 … dropped": nothing answers, nothing upstream', async () => {
     const { results, leaked, hits } = await fromClient([
       { kind: 'udp', host: A.web, port: 443 },
@@ -223,6 +240,7 @@ describe('the data path, from a client qube of a booted gateway (forwarding off)
       { unit: UNITS.tinyproxy, probe: tcp(VIP, 80, 'GET / HTTP/1.0\r\nHost: down.i2p\r\n\r\n'), refused: 'refused' },
       { unit: UNITS.tor, probe: tcp(A.web, 80, 'GET / HTTP/1.0\r\n\r\n'), refused: 'refused' },
       { unit: UNITS.dnsmasq, probe: { kind: 'dns', server: A.dns1, name: 'down.i2p', qtype: 'A', tcp: true }, refused: 'refused' },
+      { unit: UNITS.dnsmasq, probe: { kind: 'dns', server: A.dns2, name: 'down.i2p', qtype: 'A' }, refused: 'refused' },
     ];
     for (const c of cases) {
       await m.must(['systemctl', 'stop', c.unit]);
@@ -240,6 +258,17 @@ describe('the data path, from a client qube of a booted gateway (forwarding off)
   });
 });
 
+/** "every line that is not OK ends with its fix": a continuation line starting with "fix:" follows each. */
+function expectFixes(lines: readonly string[]): void {
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] ?? '';
+    if (!/^ {2}\[(WAIT|FAIL| \?\? )\]/.test(line)) continue;
+    let j = i + 1;
+    while (j < lines.length && /^ {20,}\S/.test(lines[j] ?? '') && !/^ {20,}fix: /.test(lines[j] ?? '')) j++;
+    expect(lines[j] ?? '', `a fix for: ${line}`).toMatch(/^ {20,}fix: /);
+  }
+}
+
 describe('`qubes-i2p-gateway status` in the booted gateway, as the README shows it', () => {
   it('as root: the header, the groups, every line OK/WAIT/FAIL with a fix when not OK, and an exit status that matches the verdict', async () => {
     const r = await G().machine.exec(['qubes-i2p-gateway', 'status'], { timeoutMs: 120_000 });
@@ -250,14 +279,7 @@ describe('`qubes-i2p-gateway status` in the booted gateway, as the README shows 
     expect(groups).toEqual(['qube', 'firewall', 'daemon', 'tor', 'router', 'dns', 'http', 'leak']);
     const checks = lines.filter((l) => /^ {2}\[/.test(l));
     for (const c of checks) expect(c, 'a mark the README names').toMatch(/^ {2}\[( OK |WAIT|FAIL)\] /);
-    // Every line that is not OK ends with its fix (a continuation line starting with "fix:").
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i] ?? '';
-      if (!/^ {2}\[(WAIT|FAIL)\]/.test(line)) continue;
-      let j = i + 1;
-      while (j < lines.length && /^ {20,}\S/.test(lines[j] ?? '') && !/^ {20,}fix: /.test(lines[j] ?? '')) j++;
-      expect(lines[j] ?? '', `a fix for: ${line}`).toMatch(/^ {20,}fix: /);
-    }
+    expectFixes(lines);
     // What the booted gateway has, though the lab has no Tor or I2P network:
     for (const id of ['service flag', 'provides network', 'client qubes', 'lockdown', 'ruleset', 'input jump', 'Tor', 'DNS TCP relay', 'dnsmasq', 'tinyproxy', 'i2pd', '.i2p name', "gateway's own traffic"]) {
       expect(checks.find((c) => c.slice(9).startsWith(`${id} `)), id).toMatch(/^ {2}\[ OK \]/);
@@ -282,6 +304,7 @@ describe('`qubes-i2p-gateway status` in the booted gateway, as the README shows 
     }
     const checks = lines.filter((l) => /^ {2}\[/.test(l));
     for (const c of checks) expect(c, 'a mark the README names').toMatch(/^ {2}\[( OK |WAIT|FAIL| \?\? )\] /);
+    expectFixes(lines);
     const verdict = lines.filter((l) => l !== '').at(-1) ?? '';
     // Tor's bootstrap unread and i2pd still integrating: WAIT wins over INCOMPLETE; the README's words hold for a healthy one.
     expect(verdict).toMatch(/^(WAIT|INCOMPLETE): /);
