@@ -9,7 +9,9 @@
  *
  * Left to others: HTTPS (443/8443) to the virtual IP, the console (not exposed), `.onion` names.
  */
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UNITS } from '../../src/render/gateway/common.ts';
 import { A, Lab, serverHits, unsanctioned, describe as describeFrames, type Probe, type ProbeResult } from '../net/lib/lab.ts';
@@ -21,6 +23,7 @@ import { installCoreAgentStandIns, writeQubesDb } from './lib/qubes.ts';
 import { applyState, buildRelease, downloadFor, installDummy, stageFormula } from './lib/template.ts';
 
 const log = (msg: string): void => console.log(`[promises] ${msg}`);
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const RELEASE = buildRelease({});
 const VIP = RELEASE.config.network.virtualIp;
 const SERVICE = RELEASE.config.qubes.service;
@@ -269,6 +272,29 @@ function expectFixes(lines: readonly string[]): void {
   }
 }
 
+/** A status report's check lines by title: the mark, the text (continuation lines joined), the fix. */
+function report(stdout: string): Map<string, { mark: string; text: string; fix: string }> {
+  const out = new Map<string, { mark: string; text: string; fix: string }>();
+  let cur: { title: string; mark: string; text: string; fix: string } | undefined;
+  for (const line of stdout.split('\n')) {
+    const head = /^ {2}\[(.{4})\] (.{22}) (.*)$/.exec(line);
+    if (head !== null) {
+      cur = { title: (head[2] ?? '').trim(), mark: (head[1] ?? '').trim(), text: head[3] ?? '', fix: '' };
+      out.set(cur.title, cur);
+      continue;
+    }
+    const fix = /^ {32}fix: (.*)$/.exec(line);
+    const more = /^ {32,}(\S.*)$/.exec(line);
+    if (cur === undefined) continue;
+    if (fix !== null) cur.fix = fix[1] ?? '';
+    else if (more !== null) {
+      if (cur.fix !== '') cur.fix += ` ${more[1] ?? ''}`;
+      else cur.text += ` ${more[1] ?? ''}`;
+    } else cur = undefined;
+  }
+  return new Map([...out].map(([k, v]) => [k, { mark: v.mark, text: v.text, fix: v.fix }]));
+}
+
 describe('`qubes-i2p-gateway status` in the booted gateway, as the README shows it', () => {
   it('as root: the header, the groups, every line OK/WAIT/FAIL with a fix when not OK, and an exit status that matches the verdict', async () => {
     const r = await G().machine.exec(['qubes-i2p-gateway', 'status'], { timeoutMs: 120_000 });
@@ -324,6 +350,36 @@ describe('`qubes-i2p-gateway status` in the booted gateway, as the README shows 
     const page = await m.must(['sh', '-c', 'zcat /usr/share/man/man1/qubes-i2p-gateway.1.gz']);
     expect(page.stdout).toMatch(/^\.TH QUBES-I2P-GATEWAY 1 /m);
     log(`man in the booted root: ${(await m.exec(['sh', '-c', 'command -v man || echo none'])).stdout.trim()}`);
+  });
+
+  it('the README\'s second example, i2pd stopped: its FAIL line and fix, the router not asked, HTTP 502 from tinyproxy itself, exit 2; the client gets tinyproxy\'s 502', async () => {
+    const m = G().machine;
+    await m.must(['systemctl', 'stop', 'i2pd.service']);
+    let r;
+    let page;
+    try {
+      r = await m.exec(['qubes-i2p-gateway', 'status'], { timeoutMs: 120_000 });
+      page = await L().curl('http://stopped.i2p/');
+    } finally {
+      await m.must(['systemctl', 'start', 'i2pd.service']);
+    }
+    log(`status with i2pd stopped (exit ${String(r.code)}):\n${r.stdout}${r.stderr}`);
+    const entries = report(r.stdout);
+    // The README's own example, line by line, for every check the lab can answer as a qube does (qubesdb and the
+    // Tor network are stand-ins or absent here).
+    const blocks = readFileSync(join(REPO, 'README.md'), 'utf8').split('```');
+    const example = blocks.find((b) => b.includes('[FAIL] i2pd'));
+    expect(example, "the README's example with i2pd stopped").toBeDefined();
+    const shown = report(example ?? '');
+    expect(shown.get('i2pd')?.mark).toBe('FAIL');
+    for (const title of ['service flag', 'lockdown', 'ruleset', 'input jump', 'Tor', 'DNS TCP relay', 'dnsmasq', 'tinyproxy', 'i2pd', 'I2P network', '.i2p name', '.i2p over HTTP', "gateway's own traffic"]) {
+      expect(shown.get(title), `the README shows ${title}`).toBeDefined();
+      expect(entries.get(title), title).toEqual(shown.get(title));
+    }
+    const verdict = r.stdout.split('\n').filter((l) => l !== '').at(-1) ?? '';
+    expect(verdict).toMatch(/^FAIL: the gateway is broken: 3 failing(, \d+ waiting)? \(exit 2\)$/);
+    expect(r.code).toBe(2);
+    expect(page.status).toBe('502');
   });
 
   it('--json prints one document with the verdict and exit status', async () => {
