@@ -390,6 +390,42 @@ describe('`qubes-i2p-gateway status` in the booted gateway, as the README shows 
   });
 });
 
+describe('the console, inside the gateway: "asks for user i2pd and the password the gateway made … delete the file and restart i2pd to make a new one"', () => {
+  const PASS = '/var/lib/i2pd/qubes-i2p-gateway-console.pass';
+  /** The console's HTTP status from the gateway's own loopback, as a root shell and curl there would get it. */
+  async function consoleStatus(auth?: string): Promise<string> {
+    let code = '';
+    for (let i = 0; i < 100; i++) {
+      const r = await run(['ip', 'netns', 'exec', L().ns.gw, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '2', ...(auth !== undefined ? ['-u', auth] : []), 'http://127.0.0.1:7070/'], { timeoutMs: 5000 });
+      code = r.stdout.trim();
+      if (code !== '000' && code !== '') return code;
+      await sleep(200);
+    }
+    return code;
+  }
+  const restartI2pd = async (): Promise<void> => {
+    await G().machine.must(['systemctl', 'restart', 'i2pd.service'], { timeoutMs: 60_000 });
+  };
+
+  it('no credentials: 401; user i2pd with the file\'s password: 200; a restart keeps it; deleted, a restart makes a new one that works', async () => {
+    const m = G().machine;
+    const first = (await m.must(['cat', PASS])).stdout.trim();
+    expect(first).toMatch(/^[A-Za-z0-9]{32}$/);
+    expect(await consoleStatus()).toBe('401');
+    expect(await consoleStatus(`i2pd:${first}`)).toBe('200');
+    await restartI2pd();
+    expect((await m.must(['cat', PASS])).stdout.trim(), 'kept across a restart').toBe(first);
+    expect(await consoleStatus(`i2pd:${first}`)).toBe('200');
+    await m.must(['rm', PASS]);
+    await restartI2pd();
+    const second = (await m.must(['cat', PASS])).stdout.trim();
+    expect(second).toMatch(/^[A-Za-z0-9]{32}$/);
+    expect(second).not.toBe(first);
+    expect(await consoleStatus(`i2pd:${first}`)).toBe('401');
+    expect(await consoleStatus(`i2pd:${second}`)).toBe('200');
+  });
+});
+
 describe("the journal's words (journalctl -t qubes-i2p-gateway)", () => {
   it('the hook logged "firewall loaded from" the shipped ruleset, and nothing at warning or worse', async () => {
     const j = await G().machine.journal(['SYSLOG_IDENTIFIER=qubes-i2p-gateway']);
