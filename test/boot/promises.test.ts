@@ -435,6 +435,27 @@ describe("the journal's words (journalctl -t qubes-i2p-gateway)", () => {
   });
 });
 
+describe('"Inside sys-i2p, http://<site>.i2p/ works from every client"', () => {
+  it('a second client qube attached to the running gateway: .i2p resolves and its HTTP reaches i2pd; clearnet TCP goes to Tor; nothing upstream', async () => {
+    const second = await L().addClient();
+    const mark = L().upMark();
+    const [a, clear] = await second.probe([{ kind: 'dns', server: A.dns1, name: 'second.i2p', qtype: 'A' }, tcp(A.web, 80, 'GET / HTTP/1.0\r\n\r\n', 1)]);
+    expect(a?.answers, JSON.stringify(a)).toEqual([{ type: 'A', data: VIP }]);
+    // i2pd was restarted above: its HTTP proxy opens once its first reseed attempts are over.
+    let page = '';
+    for (let i = 0; i < 60 && !page.includes('<title>I2Pd HTTP proxy</title>'); i++) {
+      const [http] = await second.probe([tcp(VIP, 80, 'GET http://second.i2p/ HTTP/1.1\r\nHost: second.i2p\r\nConnection: close\r\n\r\n', 3)]);
+      page = String(http?.['data'] ?? '');
+      if (!page.includes('<title>I2Pd HTTP proxy</title>')) await sleep(500);
+    }
+    expect(page).toContain('<title>I2Pd HTTP proxy</title>');
+    expect(clear?.outcome, JSON.stringify(clear)).toBe('connected');
+    const events = await L().upSince(mark);
+    expect(describeFrames(unsanctioned(events))).toBe('');
+    expect(serverHits(events)).toEqual([]);
+  });
+});
+
 describe('"The kernel forwards nothing either: with every table gone, a client\'s packets still reach only the gateway\'s own sockets"', () => {
   it('every table of the gateway deleted: clearnet TCP, UDP, ICMP, DNS and IPv6 from the client reach nothing upstream', async () => {
     const m = G().machine;
