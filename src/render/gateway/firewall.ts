@@ -128,8 +128,10 @@ export function renderRuleset(config: GatewayConfig): string {
   }
   add(
     '\t\t# TLS to the virtual IP cannot be served: the I2P router\'s HTTP proxy cannot speak TLS to an .i2p site for a',
-    '\t\t# client, and tinyproxy would wait out its timeout on the encrypted bytes. Not redirected: forward resets it.',
-    `\t\tip daddr ${vip} tcp dport { ${VIP_TLS_PORTS.map(port).join(', ')} } accept`,
+    '\t\t# client, and tinyproxy would wait out its timeout on the encrypted bytes. Redirected to the same port of the',
+    '\t\t# gateway itself, where our input chain resets it: with forwarding off (no-forward.conf) a packet to the',
+    '\t\t# virtual IP that stayed unredirected would reach no chain that could answer it, and the client would time out.',
+    `\t\tip daddr ${vip} tcp dport { ${VIP_TLS_PORTS.map(port).join(', ')} } redirect`,
     '\t\t# Plain HTTP on any other port of the virtual IP (http://site.i2p:8080/) goes to tinyproxy, which takes the host',
     '\t\t# and port from the Host header and passes .i2p requests to the I2P router (other protocols: its 400, or its timeout).',
     `\t\tip daddr ${vip} meta l4proto tcp redirect to :${proxyPort}`,
@@ -154,8 +156,6 @@ export function renderRuleset(config: GatewayConfig): string {
     '\t# The gateway routes nothing: client traffic is either redirected to a local daemon above or dropped here.',
     '\tchain forward {',
     '\t\ttype filter hook forward priority filter - 10; policy drop;',
-    '\t\t# TCP to the virtual IP that was not redirected (TLS): refuse at once (a reset) rather than let clients time out.',
-    `\t\tiifgroup 2 ip daddr ${vip} meta l4proto tcp counter reject with tcp reset`,
     '\t\t# Everything else, from client qubes or to them, IPv4 or IPv6: no route past the gateway.',
     '\t\tcounter drop',
     '\t}',
@@ -168,10 +168,17 @@ export function renderRuleset(config: GatewayConfig): string {
     '\t\t# Replies on existing connections: answers to redirected client connections, ICMP errors, resets.',
     '\t\tct state established,related accept',
   );
-  if (tor) add('\t\t# Tor reaches the Tor network: that is its job.', `\t\tmeta skuid ${userName(TOR_USER)} accept`);
+  add(
+    '\t\t# Tor and the router reach their networks upstream only (eth0, interface group 1): never a client qube (vif*,',
+    `\t\t# group 2), nor the virtual IP${tor ? " or Tor's automap range, which" : ', which'} the default route would also send upstream.`,
+    '\t\t# Private ranges upstream stay reachable: the router resolves its reseed servers through the netvm\'s DNS',
+    '\t\t# (10.139.1.1/2), and the netvm\'s own network may be the way out.',
+    `\t\tip daddr ${tor ? `{ ${vip}, ${TOR_VIRTUAL_NET} }` : vip} counter reject with icmpx admin-prohibited`,
+  );
+  if (tor) add('\t\t# Tor reaches the Tor network: that is its job.', `\t\toifgroup 1 meta skuid ${userName(TOR_USER)} accept`);
   add(
     '\t\t# The I2P router reaches the I2P network (and its reseed servers).',
-    `\t\tmeta skuid ${routerUser} accept`,
+    `\t\toifgroup 1 meta skuid ${routerUser} accept`,
     '\t\t# IPv6 neighbour discovery and multicast listener reports, which the kernel sends for every interface.',
     '\t\ticmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld2-listener-report } accept',
     '\t\t# Anything else the gateway itself would send (its own DNS, apt, a shell\'s curl) is refused.',
@@ -193,6 +200,8 @@ export function renderRuleset(config: GatewayConfig): string {
     '\t\t# listens on port 53 here, and only on vif*; every other client packet to port 53 was redirected there.',
     '\t\tiifgroup 2 udp dport 53 accept',
     '\t\tiifgroup 2 tcp dport 53 accept',
+    '\t\t# TLS to the virtual IP (redirected here by our NAT chain, port kept): refused at once with a reset.',
+    `\t\tiifgroup 2 ct status dnat ct original ip daddr ${vip} tcp dport { ${VIP_TLS_PORTS.map(port).join(', ')} } counter reject with tcp reset`,
     '\t\t# Everything else: only connections our NAT chain redirected (ct status dnat), only to our daemons\' ports.',
     `\t\tiifgroup 2 ct status dnat tcp dport ${proxyPort} accept`,
   );
