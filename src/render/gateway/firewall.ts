@@ -62,6 +62,30 @@ export function exposedPorts(config: GatewayConfig): ExposedPort[] {
 
 const SYN_ONLY = 'tcp flags & (syn|ack|fin|rst) == syn';
 
+/**
+ * Per-client limits (issue 19): one client qube must not starve the others of the gateway's shared daemons, nor
+ * scan Tor's automap range for the .onion addresses other clients' lookups mapped. Each figure leaves a browser
+ * room (about 6 connections per host, dozens in all, a burst of lookups for one page) and is counted per client
+ * address in a dynamic set, so one client's flood never spends another's allowance.
+ */
+export const CLIENT_LIMITS = {
+  /** Concurrent connections to tinyproxy (.i2p HTTP) from one client; tinyproxy's MaxClients is shared by all. */
+  proxyConnections: 64,
+  /** Concurrent connections to Tor's TransPort from one client. */
+  torConnections: 256,
+  /** New connections to Tor's TransPort from one client, per second, after a burst. */
+  torNewPerSecond: 50,
+  torNewBurst: 200,
+  /** New connections into Tor's automap range (10.192.0.0/10) from one client, per second, after a burst. */
+  onionNewPerSecond: 4,
+  onionNewBurst: 64,
+  /** DNS queries from one client, per second, after a burst (UDP and new TCP connections alike). */
+  dnsPerSecond: 10,
+  dnsBurst: 100,
+  /** Concurrent DNS-over-TCP connections from one client. */
+  dnsTcpConnections: 16,
+} as const;
+
 export function renderRuleset(config: GatewayConfig): string {
   const vip = ipv4(config.network.virtualIp);
   const proxyPort = port(config.tinyproxy.port);
@@ -149,6 +173,49 @@ export function renderRuleset(config: GatewayConfig): string {
     );
   } else {
     add('\t\t# Tor is off: nothing else is redirected, so all other client traffic is dropped in forward.');
+  }
+  const lim = CLIENT_LIMITS;
+  const perClient = (name: string, timeout: boolean): string[] => [
+    `\tset ${name} {`,
+    '\t\ttype ipv4_addr',
+    '\t\tsize 65535',
+    `\t\tflags dynamic${timeout ? ',timeout' : ''}`,
+    ...(timeout ? ['\t\ttimeout 1m'] : []),
+    '\t}',
+  ];
+  add(
+    '\t}',
+    '',
+    '\t# Per-client limits, keyed by the client\'s address: one client qube cannot starve the others of tinyproxy,',
+    '\t# dnsmasq or Tor, nor scan Tor\'s automap range for the .onion addresses other clients\' lookups mapped.',
+    ...perClient('client-proxy-conns', false),
+    ...perClient('client-dns-rate', true),
+    ...perClient('client-dns-tcp-conns', false),
+  );
+  if (tor) add(...perClient('client-tor-conns', false), ...perClient('client-tor-rate', true), ...perClient('client-onion-rate', true));
+  add(
+    '',
+    '\t# After NAT, ahead of Qubes\' input chain (priority filter): the redirected port is the daemon\'s here.',
+    '\tchain input-limits {',
+    '\t\ttype filter hook input priority filter - 10; policy accept;',
+    '\t\tiifgroup != 2 accept',
+    '\t\tmeta nfproto != ipv4 accept',
+    `\t\t# DNS: ${lim.dnsPerSecond} queries a second after a burst of ${lim.dnsBurst}, so one client cannot fill dnsmasq's dns-forward-max.`,
+    `\t\tudp dport 53 update @client-dns-rate { ip saddr limit rate over ${lim.dnsPerSecond}/second burst ${lim.dnsBurst} packets } counter drop`,
+    `\t\ttcp dport 53 ct state new update @client-dns-rate { ip saddr limit rate over ${lim.dnsPerSecond}/second burst ${lim.dnsBurst} packets } counter reject with tcp reset`,
+    `\t\ttcp dport 53 ct state new add @client-dns-tcp-conns { ip saddr ct count over ${lim.dnsTcpConnections} } counter reject with tcp reset`,
+    `\t\t# tinyproxy: at most ${lim.proxyConnections} open connections per client (its MaxClients is shared by all).`,
+    `\t\ttcp dport ${proxyPort} ct state new ct status dnat add @client-proxy-conns { ip saddr ct count over ${lim.proxyConnections} } counter reject with tcp reset`,
+  );
+  if (tor) {
+    add(
+      `\t\t# Tor's automap range: ${lim.onionNewPerSecond} new connections a second after a burst of ${lim.onionNewBurst}. A scan for the addresses other`,
+      "\t\t# clients' .onion lookups mapped (a mapped one stays open while Tor works on it) crawls: see SECURITY.md.",
+      `\t\ttcp dport ${transPort} ct state new ct status dnat ct original ip daddr ${TOR_VIRTUAL_NET} update @client-onion-rate { ip saddr limit rate over ${lim.onionNewPerSecond}/second burst ${lim.onionNewBurst} packets } counter reject with tcp reset`,
+      `\t\t# Tor's TransPort: ${lim.torNewPerSecond} new connections a second after a burst of ${lim.torNewBurst}, at most ${lim.torConnections} open per client.`,
+      `\t\ttcp dport ${transPort} ct state new ct status dnat update @client-tor-rate { ip saddr limit rate over ${lim.torNewPerSecond}/second burst ${lim.torNewBurst} packets } counter reject with tcp reset`,
+      `\t\ttcp dport ${transPort} ct state new ct status dnat add @client-tor-conns { ip saddr ct count over ${lim.torConnections} } counter reject with tcp reset`,
+    );
   }
   add(
     '\t}',
