@@ -8,14 +8,17 @@
  * - Nothing from a client qube is forwarded (forward policy drop). What clients may reach is redirected to the
  *   gateway's own daemons in a NAT chain at `dstnat - 10`, ahead of Qubes' `dnat-dns` (`dstnat`), whose
  *   mapping would otherwise win: DNS → dnsmasq, exposed router ports → the router on loopback, TLS to the
- *   virtual IP → nothing (a reset), any other TCP port of the virtual IP → tinyproxy (plain HTTP, host and port
+ *   virtual IP → the gateway itself, where our input chain resets it (so with forwarding off too), any other TCP
+ *   port of the virtual IP → tinyproxy (plain HTTP, host and port
  *   from the Host header), new TCP → Tor's TransPort (Tor on).
  * - Accepts for those redirected connections must sit in Qubes' own `ip qubes` input chain (policy drop): an
  *   accept in our table cannot lift a drop there. They live in a chain of ours inside `ip qubes`, flushed and
  *   refilled here, jumped to once from `custom-input` (the hook adds that jump only if it is missing), and they
  *   match only connections our NAT chain redirected (`ct status dnat`), only on the daemons' ports. DNS (port 53)
  *   is the exception: a query to the gateway's own vif address needs no redirect, so it carries no dnat status.
- * - The gateway's own output leaves only as Tor and the I2P router (by socket owner), over loopback, or as
+ * - Per-client limits (`input-limits`, CLIENT_LIMITS): connections, new connections a second and DNS queries per
+ *   client address, so one client cannot starve the others or scan Tor's automap range.
+ * - The gateway's own output leaves only as Tor and the I2P router (by socket owner, upstream only), over loopback, or as
  *   replies; everything else is refused.
  * - Early drops: fragments and impossible TCP flags before defragmentation, conntrack-invalid packets after.
  * - Last, in the same transaction, the lockdown table the hook installed before loading is removed (and the
