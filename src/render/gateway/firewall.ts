@@ -186,17 +186,19 @@ export function renderRuleset(config: GatewayConfig): string {
     ...(timeout ? ['\t\ttimeout 1m'] : []),
     '\t}',
   ];
-  add(
-    '\t}',
-    '',
+  const limits: string[] = [];
+  const addLimit = (...lines: string[]): void => {
+    limits.push(...lines);
+  };
+  addLimit(
     '\t# Per-client limits, keyed by the client\'s address: one client qube cannot starve the others of tinyproxy,',
     '\t# dnsmasq or Tor, nor scan Tor\'s automap range for the .onion addresses other clients\' lookups mapped.',
     ...perClient('client-proxy-conns', false),
     ...perClient('client-dns-rate', true),
     ...perClient('client-dns-tcp-conns', false),
   );
-  if (tor) add(...perClient('client-tor-conns', false), ...perClient('client-tor-rate', true), ...perClient('client-onion-rate', true));
-  add(
+  if (tor) addLimit(...perClient('client-tor-conns', false), ...perClient('client-tor-rate', true), ...perClient('client-onion-rate', true));
+  addLimit(
     '',
     '\t# After NAT, ahead of Qubes\' input chain (priority filter): the redirected port is the daemon\'s here.',
     '\tchain input-limits {',
@@ -211,7 +213,7 @@ export function renderRuleset(config: GatewayConfig): string {
     `\t\ttcp dport ${proxyPort} ct state new ct status dnat add @client-proxy-conns { ip saddr ct count over ${lim.proxyConnections} } counter reject with tcp reset`,
   );
   if (tor) {
-    add(
+    addLimit(
       `\t\t# Tor's automap range: ${lim.onionNewPerSecond} new connections a second after a burst of ${lim.onionNewBurst}. A scan for the addresses other`,
       "\t\t# clients' .onion lookups mapped (a mapped one stays open while Tor works on it) crawls: see SECURITY.md.",
       `\t\ttcp dport ${transPort} ct state new ct status dnat ct original ip daddr ${TOR_VIRTUAL_NET} update @client-onion-rate { ip saddr limit rate over ${lim.onionNewPerSecond}/second burst ${lim.onionNewBurst} packets } counter reject with tcp reset`,
@@ -220,6 +222,7 @@ export function renderRuleset(config: GatewayConfig): string {
       `\t\ttcp dport ${transPort} ct state new ct status dnat add @client-tor-conns { ip saddr ct count over ${lim.torConnections} } counter reject with tcp reset`,
     );
   }
+  addLimit('\t}');
   add(
     '\t}',
     '',
@@ -287,6 +290,13 @@ export function renderRuleset(config: GatewayConfig): string {
     `delete table inet ${LOCKDOWN_TABLE}`,
     `table inet ${OFF_TABLE}`,
     `delete table inet ${OFF_TABLE}`,
+    '',
+    '# Per-client limits: our table again, in the same transaction, after the lockdown is lifted. The kernel commits a',
+    "# transaction's objects in their order, so a listing can catch the moment after our table is in and before the",
+    '# lockdown is gone; the limits (many objects) come after it, to keep that moment as short as before they existed.',
+    `table inet ${TABLE} {`,
+    ...limits,
+    '}',
   );
   return L.join('\n') + '\n';
 }
