@@ -27,6 +27,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATHS, UNITS } from '../../src/render/gateway/common.ts';
 import { CONSOLE_USER } from '../../src/render/gateway/i2pd.ts';
 import { LOCKDOWN_UNIT } from '../../src/render/gateway/lockdown.ts';
+import { TABLE } from '../../src/render/gateway/firewall.ts';
 import { parseUnit } from '../net/lib/units.ts';
 import { A, Lab, serverHits, unsanctioned, describe as describeFrames, type Probe } from '../net/lib/lab.ts';
 import { run, sleep } from '../net/lib/sh.ts';
@@ -188,7 +189,8 @@ describe('gateway: booted from that template, joined to the datapath lab', () =>
   };
   const boot = async (name: string, rw: string, edits: ReadonlyArray<readonly [string, string]> = []): Promise<GatewayQube> =>
     bootGateway(L(), { name, lowers: [templateRoot().upper, pristine], rw: join(templateRoot().base, rw), services: gatewayServices(service), edits, log });
-  const ruleset = async (): Promise<string> => (await G().machine.must(['nft', '-s', 'list', 'ruleset'])).stdout;
+  // -t: without the per-client sets' elements, which are state that the probe rounds fill.
+  const ruleset = async (): Promise<string> => (await G().machine.must(['nft', '-s', '-t', 'list', 'ruleset'])).stdout;
 
   beforeAll(async () => {
     await stopTemplate();
@@ -331,6 +333,22 @@ describe('gateway: booted from that template, joined to the datapath lab', () =>
     // i2pd's HTTP proxy answers itself (the name is in no addressbook: the router has no I2P network here).
     expect(r.body).toContain('<title>I2Pd HTTP proxy</title>');
     expect(r.body).toContain('Remote host not found in router');
+  });
+
+  it('HTTPS to a .i2p name is refused at once: 443 and 8443 of the virtual IP get a reset, with forwarding off and our tables loaded', async () => {
+    const m = G().machine;
+    expect((await m.must(['cat', '/proc/sys/net/ipv4/ip_forward'])).stdout.trim(), 'no-forward.conf applied').toBe('0');
+    expect(await ruleset()).toContain(`table inet ${TABLE}`);
+    const started = Date.now();
+    const r = await L().probe('client', [
+      { kind: 'tcp', host: FIRST.config.network.virtualIp, port: 443, timeout: 3 },
+      { kind: 'tcp', host: FIRST.config.network.virtualIp, port: 8443, timeout: 3 },
+    ]);
+    expect(r.map((x) => x.outcome), JSON.stringify(r)).toEqual(['refused', 'refused']);
+    // Two probes of 3 s timeout each: refused within about a second each (margin for a loaded machine), no timeout.
+    expect(Date.now() - started).toBeLessThan(5000);
+    const tls = await L().curl('https://boot-test.i2p/');
+    expect(tls.code, `curl: 7 is a refused connection, 28 a timeout\n${tls.stderr}`).toBe(7);
   });
 
   it('0 client packets upstream: not while it booted, not since', async () => {

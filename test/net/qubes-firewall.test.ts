@@ -38,8 +38,9 @@ async function nft(args: readonly string[]): Promise<string> {
   return r.stdout;
 }
 
+/** Our rules, without counters (-s) and without the per-client sets' elements (-t): those are state, filled by traffic. */
 async function ours(): Promise<string> {
-  return (await nft(['-s', 'list', 'table', 'inet', 'qubes-i2p-gateway'])) + (await nft(['-s', 'list', 'chain', 'ip', 'qubes', 'qubes-i2p-gateway-input']));
+  return (await nft(['-s', '-t', 'list', 'table', 'inet', 'qubes-i2p-gateway'])) + (await nft(['-s', 'list', 'chain', 'ip', 'qubes', 'qubes-i2p-gateway-input']));
 }
 
 async function qubesFirewallTables(): Promise<string> {

@@ -117,8 +117,10 @@ describe('the ruleset', () => {
     const chain = gw.nft(['list', 'chain', 'ip', 'qubes', INPUT_CHAIN]);
     const rules = chain.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('iifgroup'));
     expect(rules.filter((r) => !r.includes('ct status dnat'))).toEqual(['iifgroup 2 udp dport 53 accept', 'iifgroup 2 tcp dport 53 accept']);
-    const redirectedOnly = rules.filter((r) => r.includes('ct status dnat')).map((r) => /dport (\d+) accept$/.exec(r)?.[1]);
+    const redirectedOnly = rules.filter((r) => r.includes('ct status dnat') && r.endsWith(' accept')).map((r) => /dport (\d+) accept$/.exec(r)?.[1]);
     expect(redirectedOnly).toEqual([config.tinyproxy.port, config.tor.transPort, ROUTERS.i2pd.exposable.irc].map(String));
+    // TLS to the virtual IP, redirected to the gateway with its port kept, is refused here (the input path).
+    expect(rules.filter((r) => r.includes('reject'))).toEqual([`iifgroup 2 ct status dnat ct original ip daddr ${config.network.virtualIp} tcp dport { 443, 8443 } counter packets 0 bytes 0 reject with tcp reset`]);
   });
 
   it('has no Tor rules with Tor off', () => {

@@ -8,10 +8,13 @@ import { textFile, type RenderedFile } from '../../files.ts';
 import { comment, gatewayFlag, generatedHeader, PATHS, UNITS, unitPath } from './common.ts';
 import { SANDBOX } from './hardening.ts';
 import { ipv4, port } from './values.ts';
+import { CLIENT_LIMITS } from './firewall.ts';
 
 /** Created by dnsmasq-base's postinst on Debian 12 and 13 (primary group nogroup). */
 export const DNSMASQ_USER = 'dnsmasq';
 export const DNSMASQ_GROUP = 'nogroup';
+/** dnsmasq's limit on forwarded queries in flight, shared by every client qube. */
+export const DNS_FORWARD_MAX = 4096;
 
 export function renderDnsmasqConf(config: GatewayConfig): string {
   const vip = ipv4(config.network.virtualIp);
@@ -53,6 +56,12 @@ export function renderDnsmasqConf(config: GatewayConfig): string {
       'at once, with a lower TTL). Each query goes on to Tor\'s DNSPort; the virtual IP above is answered locally.',
     ]) +
     'cache-size=0\n' +
+    comment([
+      'Queries waiting on Tor at once, for all client qubes together (default 150). The firewall lets one client send',
+      `${CLIENT_LIMITS.dnsPerSecond} a second after a burst of ${CLIENT_LIMITS.dnsBurst}, so a client whose queries Tor never answers holds a few hundred`,
+      'of these at most, never all of them.',
+    ]) +
+    `dns-forward-max=${DNS_FORWARD_MAX}\n` +
     comment(['No pid file (systemd tracks the process); log to stderr, which is the journal.']) +
     'pid-file=\nlog-facility=-\n'
   );

@@ -8,14 +8,17 @@
  * - Nothing from a client qube is forwarded (forward policy drop). What clients may reach is redirected to the
  *   gateway's own daemons in a NAT chain at `dstnat - 10`, ahead of Qubes' `dnat-dns` (`dstnat`), whose
  *   mapping would otherwise win: DNS → dnsmasq, exposed router ports → the router on loopback, TLS to the
- *   virtual IP → nothing (a reset), any other TCP port of the virtual IP → tinyproxy (plain HTTP, host and port
+ *   virtual IP → the gateway itself, where our input chain resets it (so with forwarding off too), any other TCP
+ *   port of the virtual IP → tinyproxy (plain HTTP, host and port
  *   from the Host header), new TCP → Tor's TransPort (Tor on).
  * - Accepts for those redirected connections must sit in Qubes' own `ip qubes` input chain (policy drop): an
  *   accept in our table cannot lift a drop there. They live in a chain of ours inside `ip qubes`, flushed and
  *   refilled here, jumped to once from `custom-input` (the hook adds that jump only if it is missing), and they
  *   match only connections our NAT chain redirected (`ct status dnat`), only on the daemons' ports. DNS (port 53)
  *   is the exception: a query to the gateway's own vif address needs no redirect, so it carries no dnat status.
- * - The gateway's own output leaves only as Tor and the I2P router (by socket owner), over loopback, or as
+ * - Per-client limits (`input-limits`, CLIENT_LIMITS): connections, new connections a second and DNS queries per
+ *   client address, so one client cannot starve the others or scan Tor's automap range.
+ * - The gateway's own output leaves only as Tor and the I2P router (by socket owner, upstream only), over loopback, or as
  *   replies; everything else is refused.
  * - Early drops: fragments and impossible TCP flags before defragmentation, conntrack-invalid packets after.
  * - Last, in the same transaction, the lockdown table the hook installed before loading is removed (and the
@@ -61,6 +64,30 @@ export function exposedPorts(config: GatewayConfig): ExposedPort[] {
 }
 
 const SYN_ONLY = 'tcp flags & (syn|ack|fin|rst) == syn';
+
+/**
+ * Per-client limits (issue 19): one client qube must not starve the others of the gateway's shared daemons, nor
+ * scan Tor's automap range for the .onion addresses other clients' lookups mapped. Each figure leaves a browser
+ * room (about 6 connections per host, dozens in all, a burst of lookups for one page) and is counted per client
+ * address in a dynamic set, so one client's flood never spends another's allowance.
+ */
+export const CLIENT_LIMITS = {
+  /** Concurrent connections to tinyproxy (.i2p HTTP) from one client; tinyproxy's MaxClients is shared by all. */
+  proxyConnections: 64,
+  /** Concurrent connections to Tor's TransPort from one client. */
+  torConnections: 256,
+  /** New connections to Tor's TransPort from one client, per second, after a burst. */
+  torNewPerSecond: 50,
+  torNewBurst: 200,
+  /** New connections into Tor's automap range (10.192.0.0/10) from one client, per second, after a burst. */
+  onionNewPerSecond: 4,
+  onionNewBurst: 64,
+  /** DNS queries from one client, per second, after a burst (UDP and new TCP connections alike). */
+  dnsPerSecond: 10,
+  dnsBurst: 100,
+  /** Concurrent DNS-over-TCP connections from one client. */
+  dnsTcpConnections: 16,
+} as const;
 
 export function renderRuleset(config: GatewayConfig): string {
   const vip = ipv4(config.network.virtualIp);
@@ -128,8 +155,10 @@ export function renderRuleset(config: GatewayConfig): string {
   }
   add(
     '\t\t# TLS to the virtual IP cannot be served: the I2P router\'s HTTP proxy cannot speak TLS to an .i2p site for a',
-    '\t\t# client, and tinyproxy would wait out its timeout on the encrypted bytes. Not redirected: forward resets it.',
-    `\t\tip daddr ${vip} tcp dport { ${VIP_TLS_PORTS.map(port).join(', ')} } accept`,
+    '\t\t# client, and tinyproxy would wait out its timeout on the encrypted bytes. Redirected to the same port of the',
+    '\t\t# gateway itself, where our input chain resets it: with forwarding off (no-forward.conf) a packet to the',
+    '\t\t# virtual IP that stayed unredirected would reach no chain that could answer it, and the client would time out.',
+    `\t\tip daddr ${vip} tcp dport { ${VIP_TLS_PORTS.map(port).join(', ')} } redirect`,
     '\t\t# Plain HTTP on any other port of the virtual IP (http://site.i2p:8080/) goes to tinyproxy, which takes the host',
     '\t\t# and port from the Host header and passes .i2p requests to the I2P router (other protocols: its 400, or its timeout).',
     `\t\tip daddr ${vip} meta l4proto tcp redirect to :${proxyPort}`,
@@ -148,14 +177,58 @@ export function renderRuleset(config: GatewayConfig): string {
   } else {
     add('\t\t# Tor is off: nothing else is redirected, so all other client traffic is dropped in forward.');
   }
+  const lim = CLIENT_LIMITS;
+  const perClient = (name: string, timeout: boolean): string[] => [
+    `\tset ${name} {`,
+    '\t\ttype ipv4_addr',
+    '\t\tsize 65535',
+    `\t\tflags dynamic${timeout ? ',timeout' : ''}`,
+    ...(timeout ? ['\t\ttimeout 1m'] : []),
+    '\t}',
+  ];
+  const limits: string[] = [];
+  const addLimit = (...lines: string[]): void => {
+    limits.push(...lines);
+  };
+  addLimit(
+    '\t# Per-client limits, keyed by the client\'s address: one client qube cannot starve the others of tinyproxy,',
+    '\t# dnsmasq or Tor, nor scan Tor\'s automap range for the .onion addresses other clients\' lookups mapped.',
+    ...perClient('client-proxy-conns', false),
+    ...perClient('client-dns-rate', true),
+    ...perClient('client-dns-tcp-conns', false),
+  );
+  if (tor) addLimit(...perClient('client-tor-conns', false), ...perClient('client-tor-rate', true), ...perClient('client-onion-rate', true));
+  addLimit(
+    '',
+    '\t# After NAT, ahead of Qubes\' input chain (priority filter): the redirected port is the daemon\'s here.',
+    '\tchain input-limits {',
+    '\t\ttype filter hook input priority filter - 10; policy accept;',
+    '\t\tiifgroup != 2 accept',
+    '\t\tmeta nfproto != ipv4 accept',
+    `\t\t# DNS: ${lim.dnsPerSecond} queries a second after a burst of ${lim.dnsBurst}, so one client cannot fill dnsmasq's dns-forward-max.`,
+    `\t\tudp dport 53 update @client-dns-rate { ip saddr limit rate over ${lim.dnsPerSecond}/second burst ${lim.dnsBurst} packets } counter drop`,
+    `\t\ttcp dport 53 ct state new update @client-dns-rate { ip saddr limit rate over ${lim.dnsPerSecond}/second burst ${lim.dnsBurst} packets } counter reject with tcp reset`,
+    `\t\ttcp dport 53 ct state new add @client-dns-tcp-conns { ip saddr ct count over ${lim.dnsTcpConnections} } counter reject with tcp reset`,
+    `\t\t# tinyproxy: at most ${lim.proxyConnections} open connections per client (its MaxClients is shared by all).`,
+    `\t\ttcp dport ${proxyPort} ct state new ct status dnat add @client-proxy-conns { ip saddr ct count over ${lim.proxyConnections} } counter reject with tcp reset`,
+  );
+  if (tor) {
+    addLimit(
+      `\t\t# Tor's automap range: ${lim.onionNewPerSecond} new connections a second after a burst of ${lim.onionNewBurst}. A scan for the addresses other`,
+      "\t\t# clients' .onion lookups mapped (a mapped one stays open while Tor works on it) crawls: see SECURITY.md.",
+      `\t\ttcp dport ${transPort} ct state new ct status dnat ct original ip daddr ${TOR_VIRTUAL_NET} update @client-onion-rate { ip saddr limit rate over ${lim.onionNewPerSecond}/second burst ${lim.onionNewBurst} packets } counter reject with tcp reset`,
+      `\t\t# Tor's TransPort: ${lim.torNewPerSecond} new connections a second after a burst of ${lim.torNewBurst}, at most ${lim.torConnections} open per client.`,
+      `\t\ttcp dport ${transPort} ct state new ct status dnat update @client-tor-rate { ip saddr limit rate over ${lim.torNewPerSecond}/second burst ${lim.torNewBurst} packets } counter reject with tcp reset`,
+      `\t\ttcp dport ${transPort} ct state new ct status dnat add @client-tor-conns { ip saddr ct count over ${lim.torConnections} } counter reject with tcp reset`,
+    );
+  }
+  addLimit('\t}');
   add(
     '\t}',
     '',
     '\t# The gateway routes nothing: client traffic is either redirected to a local daemon above or dropped here.',
     '\tchain forward {',
     '\t\ttype filter hook forward priority filter - 10; policy drop;',
-    '\t\t# TCP to the virtual IP that was not redirected (TLS): refuse at once (a reset) rather than let clients time out.',
-    `\t\tiifgroup 2 ip daddr ${vip} meta l4proto tcp counter reject with tcp reset`,
     '\t\t# Everything else, from client qubes or to them, IPv4 or IPv6: no route past the gateway.',
     '\t\tcounter drop',
     '\t}',
@@ -168,10 +241,17 @@ export function renderRuleset(config: GatewayConfig): string {
     '\t\t# Replies on existing connections: answers to redirected client connections, ICMP errors, resets.',
     '\t\tct state established,related accept',
   );
-  if (tor) add('\t\t# Tor reaches the Tor network: that is its job.', `\t\tmeta skuid ${userName(TOR_USER)} accept`);
+  add(
+    '\t\t# Tor and the router reach their networks upstream only (eth0, interface group 1): never a client qube (vif*,',
+    `\t\t# group 2), nor the virtual IP${tor ? " or Tor's automap range, which" : ', which'} the default route would also send upstream.`,
+    '\t\t# Private ranges upstream stay reachable: the router resolves its reseed servers through the netvm\'s DNS',
+    '\t\t# (10.139.1.1/2), and the netvm\'s own network may be the way out.',
+    `\t\tip daddr ${tor ? `{ ${vip}, ${TOR_VIRTUAL_NET} }` : vip} counter reject with icmpx admin-prohibited`,
+  );
+  if (tor) add('\t\t# Tor reaches the Tor network: that is its job.', `\t\toifgroup 1 meta skuid ${userName(TOR_USER)} accept`);
   add(
     '\t\t# The I2P router reaches the I2P network (and its reseed servers).',
-    `\t\tmeta skuid ${routerUser} accept`,
+    `\t\toifgroup 1 meta skuid ${routerUser} accept`,
     '\t\t# IPv6 neighbour discovery and multicast listener reports, which the kernel sends for every interface.',
     '\t\ticmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld2-listener-report } accept',
     '\t\t# Anything else the gateway itself would send (its own DNS, apt, a shell\'s curl) is refused.',
@@ -193,6 +273,8 @@ export function renderRuleset(config: GatewayConfig): string {
     '\t\t# listens on port 53 here, and only on vif*; every other client packet to port 53 was redirected there.',
     '\t\tiifgroup 2 udp dport 53 accept',
     '\t\tiifgroup 2 tcp dport 53 accept',
+    '\t\t# TLS to the virtual IP (redirected here by our NAT chain, port kept): refused at once with a reset.',
+    `\t\tiifgroup 2 ct status dnat ct original ip daddr ${vip} tcp dport { ${VIP_TLS_PORTS.map(port).join(', ')} } counter reject with tcp reset`,
     '\t\t# Everything else: only connections our NAT chain redirected (ct status dnat), only to our daemons\' ports.',
     `\t\tiifgroup 2 ct status dnat tcp dport ${proxyPort} accept`,
   );
@@ -208,6 +290,13 @@ export function renderRuleset(config: GatewayConfig): string {
     `delete table inet ${LOCKDOWN_TABLE}`,
     `table inet ${OFF_TABLE}`,
     `delete table inet ${OFF_TABLE}`,
+    '',
+    '# Per-client limits: our table again, in the same transaction, after the lockdown is lifted. The kernel commits a',
+    "# transaction's objects in their order, so a listing can catch the moment after our table is in and before the",
+    '# lockdown is gone; the limits (many objects) come after it, to keep that moment as short as before they existed.',
+    `table inet ${TABLE} {`,
+    ...limits,
+    '}',
   );
   return L.join('\n') + '\n';
 }

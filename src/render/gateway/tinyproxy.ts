@@ -10,9 +10,12 @@ import { textFile, type RenderedFile } from '../../files.ts';
 import { comment, dropInPath, gatewayFlag, generatedHeader, PATHS, qubesServiceFlag, UNITS, unitPath } from './common.ts';
 import { SANDBOX } from './hardening.ts';
 import { cidr, port } from './values.ts';
+import { CLIENT_LIMITS } from './firewall.ts';
 
 /** Created by the tinyproxy package's postinst (not by tinyproxy-bin). */
 export const TINYPROXY_USER = 'tinyproxy';
+/** tinyproxy's MaxClients: eight clients' full per-client allowance (CLIENT_LIMITS.proxyConnections). */
+export const TINYPROXY_MAX_CLIENTS = 512;
 
 export function renderTinyproxyConf(config: GatewayConfig): string {
   const router = ROUTERS[config.i2p.router];
@@ -27,8 +30,12 @@ export function renderTinyproxyConf(config: GatewayConfig): string {
       'input chain (policy drop) admits only connections our NAT chain redirected here.',
     ]) +
     'Listen 0.0.0.0\n' +
+    comment([
+      `Connections open at once, for all client qubes together (one thread each). The firewall lets one client hold`,
+      `${CLIENT_LIMITS.proxyConnections} at most, so one client's idle connections can never take every slot.`,
+    ]) +
     'Timeout 600\n' +
-    'MaxClients 100\n' +
+    `MaxClients ${TINYPROXY_MAX_CLIENTS}\n` +
     comment(['Client qubes\' networks only: once one Allow exists tinyproxy refuses every other address.']) +
     config.network.clientRanges.map((r) => `Allow ${cidr(r)}\n`).join('') +
     comment([

@@ -99,8 +99,13 @@ export function renderTorrc(config: GatewayConfig): string {
     `ControlSocket ${PATHS.torControl}\n` +
     'CookieAuthentication 1\n' +
     `CookieAuthFile ${PATHS.torCookie}\n` +
-    comment(['stdout is the journal (journalctl -u qubes-i2p-gateway-tor).']) +
-    'Log notice stdout\n' +
+    comment([
+      'stdout is the journal (journalctl -u qubes-i2p-gateway-tor). Notices and up, but of the "app" domain (client',
+      'streams) only errors: its warnings are written for what a client qube does (a connection to an unmapped',
+      'automap address logs "Missing mapping for virtual address", one line a probe), and a client must not be able',
+      'to fill the gateway\'s journal.',
+    ]) +
+    'Log [*,~app]notice [app]err stdout\n' +
     onionServices(config) +
     comment([
       'The admin\'s own lines (bridges, say), read last: *.conf in this folder of the template, which the package ships',
