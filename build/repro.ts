@@ -350,7 +350,6 @@ qubes:
   autostart: true
 i2p:
   expose:
-    console: true
     irc: true
 package:
   version: 1.2.3

@@ -220,9 +220,9 @@ class FakeGateway(P.System):
                 return 0, "".join(t + "\n" for t in self.tables), ""
             if argv[1:] == ["list", "chain", "ip", "qubes", "custom-input"]:
                 return (0, self.custom_input, "") if "table ip qubes" in self.tables else (1, "", "Error: No such file or directory\n")
-            if argv[1:4] == ["-s", "list", "table"]:
+            if argv[1:5] == ["-s", "-t", "list", "table"]:
                 return 0, self.live_listing, ""
-            if argv[1:4] == ["-s", "list", "chain"]:
+            if argv[1:5] == ["-s", "-t", "list", "chain"]:
                 return 0, CHAIN, ""
             if argv[1:] == ["list", "chain", "inet", "qubes-i2p-gateway", "output"]:
                 return 0, "\t\tcounter packets %d bytes 60 reject with icmpx admin-prohibited\n" % self.counter, ""

@@ -59,8 +59,9 @@ function qrexecCalls(): UpEvent[] {
 /** The policy file dom0 holds after i2p-gateway.publish: file.managed's contents in the rendered state. */
 function dom0Policy(): string {
   const sls = renderPublishStates(w.config).find((f) => f.path === 'i2p-gateway/publish.sls');
-  const doc = load(new TextDecoder().decode(sls?.data)) as Record<string, { 'file.managed': Array<Record<string, string>> }>;
-  const args = Object.values(doc)[0]?.['file.managed'] ?? [];
+  const doc = load(new TextDecoder().decode(sls?.data)) as Record<string, { 'file.managed'?: Array<Record<string, string>> }>;
+  // The state that writes the policy file (the service qubes' netvm states come before it).
+  const args = Object.values(doc).find((s) => s['file.managed'] !== undefined)?.['file.managed'] ?? [];
   const contents = args.find((a) => 'contents' in a)?.['contents'];
   if (contents === undefined) throw new Error('publish.sls has no file.managed contents');
   return contents;

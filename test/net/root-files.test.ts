@@ -32,7 +32,7 @@ const SECRET = '/etc/qig-root-secret';
 const SECRET_TEXT = 'RootOnlySecretRootOnlySecret0123';
 
 beforeAll(async () => {
-  w = await World.create({ i2p: { expose: { console: true } } });
+  w = await World.create({});
   lab = w.lab;
 });
 

@@ -217,8 +217,16 @@ describe('qubes-i2p-gateway status in the lab\'s gateway', () => {
     expect(fakes).toContain('show');
   });
 
-  it('healthy gateway, --json: the same verdict for scripts', async () => {
+  it('healthy gateway, --json: the same verdict for scripts, also once client traffic has filled the per-client limits\' sets', async () => {
     await healthy();
+    // A client's DNS query and HTTP to the virtual IP put its address into the dynamic sets of the per-client limits:
+    // the ruleset line compares rules, not those elements (nft -t), so it stays OK.
+    await lab.probe('client', [
+      { kind: 'dns', server: A.dns1, name: 'fill.i2p', qtype: 'A', timeout: 1 },
+      { kind: 'tcp', host: A.vip, port: 80, send: 'GET / HTTP/1.0\r\nHost: fill.i2p\r\n\r\n', timeout: 1 },
+    ]);
+    const sets = await lab.nft(['list', 'table', 'inet', 'qubes-i2p-gateway']);
+    expect(sets.stdout, 'a per-client set holds the client').toMatch(new RegExp(`elements = \\{ ${A.client4.replace(/\./g, '\\.')}`));
     const j = await statusJson();
     expect([j.code, j.verdict, notOk(j.checks)]).toEqual([0, 'ok', []]);
     expect(j.checks.get('router.network')?.summary).toContain('3 tunnels through peers');
