@@ -126,6 +126,11 @@ export function renderTorUnit(config: GatewayConfig): string {
     comment(['Start once the firewall hook has put client traffic under our rules.']) +
     'After=network.target qubes-firewall.service\n' +
     `PartOf=${UNITS.target}\n` +
+    comment([
+      'No start limit: a client qube that can crash Tor (SECURITY.md) must not leave the gateway without Tor for good',
+      'once it stops; systemd\'s default (5 starts in 10 s) would. RestartSec= below paces the restarts instead.',
+    ]) +
+    'StartLimitIntervalSec=0\n' +
     '\n[Service]\n' +
     'Type=notify\n' +
     'NotifyAccess=main\n' +
@@ -138,6 +143,7 @@ export function renderTorUnit(config: GatewayConfig): string {
     'KillSignal=SIGINT\n' +
     'TimeoutStartSec=300\n' +
     'Restart=on-failure\n' +
+    'RestartSec=5s\n' +
     'LimitNOFILE=65536\n' +
     `StateDirectory=${PATHS.torData.replace(/^\/var\/lib\//, '')}\n` +
     'StateDirectoryMode=0700\n' +
