@@ -18,16 +18,16 @@
  *
  * Not proven here: i2pd integrating with other routers under the sandbox (no I2P network exists in the lab yet).
  */
-import { chmodSync, copyFileSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publishedServices } from '../../src/config/publish.ts';
 import { PATHS } from '../../src/render/gateway/common.ts';
 import { CONSOLE_USER } from '../../src/render/gateway/i2pd.ts';
 import { i2pdKeysPath, publishSocketUnit } from '../../src/render/gateway/publish.ts';
-import type { RenderedFile } from '../../src/files.ts';
 import { sleep } from '../net/lib/sh.ts';
 import { ensureOracles, makeOverlay, type Overlay } from '../util/chroot.ts';
+import { writeTree } from '../render/helpers.ts';
 import { Machine } from './lib/machine.ts';
 import { applied, sandboxDifferences, serviceSettings } from './lib/running.ts';
 import { buildRelease } from './lib/template.ts';
@@ -44,24 +44,10 @@ const M = (): Machine => {
   return machine;
 };
 
-/** The package's tree, written as dpkg would unpack it (no maintainer scripts). */
-function unpack(root: string, files: readonly RenderedFile[]): void {
-  for (const f of files) {
-    const at = join(root, f.path);
-    mkdirSync(dirname(at), { recursive: true });
-    if (f.kind === 'dir') mkdirSync(at, { recursive: true, mode: f.mode });
-    else if (f.kind === 'symlink') symlinkSync(f.target ?? '', at);
-    else {
-      writeFileSync(at, f.data);
-      chmodSync(at, f.mode);
-    }
-  }
-}
-
 beforeAll(async () => {
   const oracles = await ensureOracles(log);
   overlay = await makeOverlay([oracles]);
-  unpack(overlay.root, RELEASE.deb.files);
+  writeTree(RELEASE.deb.files, overlay.root); // the package's tree as dpkg unpacks it (no maintainer scripts)
   copyFileSync(join(import.meta.dirname, 'stand-ins', 'qrexec-client-vm'), join(overlay.root, 'usr/bin/qrexec-client-vm'));
   chmodSync(join(overlay.root, 'usr/bin/qrexec-client-vm'), 0o755);
   machine = await Machine.boot(overlay, { name: 'qig-daemons', network: { kind: 'private' }, log });

@@ -6,13 +6,11 @@
  * SIGABRT sent to Tor's main process as soon as it is back (what Tor's own SIGSEGV handler ends with); when the
  * "client" stops, Tor must come back by itself.
  */
-import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UNITS } from '../../src/render/gateway/common.ts';
-import type { RenderedFile } from '../../src/files.ts';
 import { sleep } from '../net/lib/sh.ts';
 import { ensureOracles, makeOverlay, type Overlay } from '../util/chroot.ts';
+import { writeTree } from '../render/helpers.ts';
 import { Machine } from './lib/machine.ts';
 import { buildRelease } from './lib/template.ts';
 
@@ -27,24 +25,10 @@ const M = (): Machine => {
   return machine;
 };
 
-/** The package's tree, written as dpkg would unpack it (no maintainer scripts). */
-function unpack(root: string, files: readonly RenderedFile[]): void {
-  for (const f of files) {
-    const at = join(root, f.path);
-    mkdirSync(dirname(at), { recursive: true });
-    if (f.kind === 'dir') mkdirSync(at, { recursive: true, mode: f.mode });
-    else if (f.kind === 'symlink') symlinkSync(f.target ?? '', at);
-    else {
-      writeFileSync(at, f.data);
-      chmodSync(at, f.mode);
-    }
-  }
-}
-
 beforeAll(async () => {
   const oracles = await ensureOracles(log);
   overlay = await makeOverlay([oracles]);
-  unpack(overlay.root, RELEASE.deb.files);
+  writeTree(RELEASE.deb.files, overlay.root); // the package's tree as dpkg unpacks it (no maintainer scripts)
   machine = await Machine.boot(overlay, { name: 'qig-torrestart', network: { kind: 'private' }, log });
   await M().must(['groupadd', '--system', 'qubes']);
   await M().must(['sh', '-c', `mkdir -p /run/qubes-service && touch /run/qubes-service/${RELEASE.config.qubes.service}`]);

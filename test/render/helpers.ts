@@ -32,6 +32,24 @@ export function text(files: readonly RenderedFile[], path: string): string {
   return new TextDecoder().decode(f.data);
 }
 
+/** Write rendered files under `root` as dpkg would unpack them (symlinks as symlinks, directories as directories, modes kept); returns `root`. */
+export function writeTree(files: readonly RenderedFile[], root: string): string {
+  for (const f of files) {
+    const p = join(root, f.path);
+    if (f.kind === 'dir') {
+      mkdirSync(p, { recursive: true, mode: f.mode });
+      continue;
+    }
+    mkdirSync(dirname(p), { recursive: true, mode: 0o755 });
+    if (f.kind === 'symlink') symlinkSync(f.target ?? '', p);
+    else {
+      writeFileSync(p, f.data);
+      chmodSync(p, f.mode);
+    }
+  }
+  return root;
+}
+
 export interface RunResult {
   readonly code: number | null;
   readonly stdout: string;
@@ -80,20 +98,7 @@ export class Scratch {
 
   /** Write rendered files under `root` (symlinks as symlinks, directories as directories). */
   tree(files: readonly RenderedFile[], root = this.dir('tree')): string {
-    for (const f of files) {
-      const p = join(root, f.path);
-      if (f.kind === 'dir') {
-        mkdirSync(p, { recursive: true, mode: f.mode });
-        continue;
-      }
-      mkdirSync(dirname(p), { recursive: true, mode: 0o755 });
-      if (f.kind === 'symlink') symlinkSync(f.target ?? '', p);
-      else {
-        writeFileSync(p, f.data);
-        chmodSync(p, f.mode);
-      }
-    }
-    return root;
+    return writeTree(files, root);
   }
 
   /** A new, empty network namespace with loopback up. */

@@ -52,14 +52,14 @@ export const INPUT_CHAIN = 'qubes-i2p-gateway-input';
 const NOT_FOR_TOR = ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '224.0.0.0/4', '240.0.0.0/4'];
 
 export interface ExposedPort {
-  readonly name: 'console' | 'irc' | 'i2cp';
+  readonly name: 'irc' | 'i2cp';
   readonly port: number;
 }
 
-/** Router ports the config exposes on the virtual IP, in a fixed order. */
+/** Router ports the config exposes on the virtual IP, in a fixed order (never the console: a config error). */
 export function exposedPorts(config: GatewayConfig): ExposedPort[] {
   const router = ROUTERS[config.i2p.router];
-  const names = ['console', 'irc', 'i2cp'] as const;
+  const names = ['irc', 'i2cp'] as const;
   return names.filter((n) => config.i2p.expose[n]).map((n) => ({ name: n, port: router.exposable[n] }));
 }
 
