@@ -22,7 +22,7 @@
 import { createHash } from 'node:crypto';
 import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { must, Proc, run, sleep, endPid } from './sh.ts';
+import { must, Proc, run, sleep, endPid, cpuSeconds } from './sh.ts';
 import { UpMachines } from './upmachine.ts';
 
 
@@ -371,19 +371,9 @@ export class I2pNet {
     throw new Error(`i2pnet: ${url} not served within ${timeoutMs} ms (${tries} tries); last: HTTP ${last.status} ${last.err}\n${last.body.slice(0, 800)}\n${this.logs()}`);
   }
 
-  /** CPU seconds (user + system) its processes have used so far (/proc/<pid>/stat, 100 ticks a second). */
+  /** CPU seconds (user + system) its processes have used so far. */
   cpuSeconds(): number {
-    let ticks = 0;
-    for (const p of this.procs) {
-      try {
-        const st = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
-        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-        ticks += Number(f[11]) + Number(f[12]);
-      } catch {
-        /* ended */
-      }
-    }
-    return ticks / 100;
+    return cpuSeconds(this.procs);
   }
 
   /** End every process this network started (by pid), remove its addresses and files. Safe to call twice. */

@@ -168,3 +168,18 @@ function isZombie(pid: number): boolean {
     return true;
   }
 }
+
+/** CPU seconds (user + system) the processes have used so far (/proc/<pid>/stat, 100 ticks a second); ended ones count 0. */
+export function cpuSeconds(procs: readonly Proc[]): number {
+  let ticks = 0;
+  for (const p of procs) {
+    try {
+      const st = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      /* ended */
+    }
+  }
+  return ticks / 100;
+}

@@ -12,7 +12,7 @@
  */
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { endPid, must, Proc, run, sleep } from './sh.ts';
+import { endPid, must, Proc, run, sleep, cpuSeconds } from './sh.ts';
 import { UpMachines } from './upmachine.ts';
 
 export const TOR_SUBNET = '172.31.3';
@@ -268,19 +268,9 @@ export class TorNet {
       .join('\n');
   }
 
-  /** CPU seconds (user + system) its processes have used so far (/proc/<pid>/stat, 100 ticks a second). */
+  /** CPU seconds (user + system) its processes have used so far. */
   cpuSeconds(): number {
-    let ticks = 0;
-    for (const p of this.procs) {
-      try {
-        const st = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
-        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-        ticks += Number(f[11]) + Number(f[12]);
-      } catch {
-        /* ended */
-      }
-    }
-    return ticks / 100;
+    return cpuSeconds(this.procs);
   }
 
   /** End every process this network started (by pid), remove its addresses and files. Safe to call twice. */
