@@ -45,6 +45,9 @@ export interface TorNetOptions {
   readonly root: string;
   /** Bound on the whole start (keys, then the client's "Bootstrapped 100%"), ms. */
   readonly startTimeoutMs?: number;
+  /** Bound from the client's bootstrap until the onion service's descriptor is on every HSDir, ms (its own: the
+   * service uploads only once a consensus lists the relays as HSDirs, a voting round or two after the bootstrap). */
+  readonly onionTimeoutMs?: number;
 }
 
 /** Lines every node of the network has (the gateway's extra torrc file has the first and the DirAuthority lines). */
@@ -199,8 +202,14 @@ export class TorNet {
     const info = join(this.onionNode.dir, 'info.log');
     const uploads = (): number => (existsSync(info) ? readFileSync(info, 'utf8').split('Uploading hidden service descriptor: finished with status 200').length - 1 : 0);
     const relays = this.nodes.filter((n) => n.role === 'authority' || n.role === 'exit').length;
+    const onionDeadline = Date.now() + (this.opts.onionTimeoutMs ?? 180_000);
     while (!existsSync(host) || uploads() < relays) {
-      if (Date.now() > deadline) throw new Error(`tornet: the onion service's descriptor was stored ${uploads()} times (want ${relays}) within the bound\n${this.logs()}`);
+      const dead = this.procs.find((p) => p.exited !== undefined);
+      if (dead !== undefined) throw new Error(`tornet: ${dead.name} exited ${JSON.stringify(dead.exited)}\n${dead.diagnostics()}\n${this.logs()}`);
+      if (Date.now() > onionDeadline) {
+        const hs = existsSync(info) ? readFileSync(info, 'utf8').split('\n').filter((l) => /descriptor|HSDir|hs_service|consensus/i.test(l)).slice(-40).join('\n') : '(no info.log)';
+        throw new Error(`tornet: the onion service's descriptor was stored ${uploads()} times (want ${relays}) within ${(this.opts.onionTimeoutMs ?? 180_000) / 1000} s of the bootstrap\n--- hs1 info.log (descriptor lines) ---\n${hs}\n${this.logs()}`);
+      }
       await sleep(250);
     }
     this.onion = readFileSync(host, 'utf8').trim();
