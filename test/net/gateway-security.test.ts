@@ -7,6 +7,9 @@
  * One build: the default (i2pd, Tor on) with a router port exposed on the virtual IP (IRC: the firewall then DNATs
  * to loopback and sets route_localnet), so a client has the path it would need to reach the console, were it
  * exposed. The real i2pd runs where a test needs its behaviour.
+ *
+ * The gateway forwards nothing (the package's no-forward.conf, the lab's default). The tests of what our tables do
+ * when something else fails run with forwarding on too (the lockdown and the "off" table alone), named so.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -14,7 +17,7 @@ import { afterAll, beforeAll, describe as suite, expect, it } from 'vitest';
 import { PATHS, UNITS } from '../../src/render/gateway/common.ts';
 import { buildGatewayDeb, Gateway } from './lib/gateway.ts';
 import { A, Lab, type Probe, type ProbeResult } from './lib/lab.ts';
-import { answersOf, expectNoLeakMarkers, expectUpClean, freshOnion, httpStatus } from './lib/suite.ts';
+import { answersOf, expectNoLeakMarkers, expectUpClean, forwardingOffThenOn, freshOnion, httpStatus } from './lib/suite.ts';
 import { parseUnit } from './lib/units.ts';
 import { ROUTER_BANNER, UNIT, World, type WorldState } from './lib/world.ts';
 
@@ -59,13 +62,15 @@ async function hook(): Promise<{ code: number | null; stderr: string }> {
 }
 
 suite('1. a qube that provides network but lacks the qvm-service forwards nothing', () => {
-  it('at boot: the lockdown unit runs, and the hook leaves a table that drops forwarding and says how to turn the gateway on', async () => {
+  it('at boot, with forwarding on (as qubes-network turns it on): the lockdown unit runs, and the hook leaves a table that drops forwarding and says how to turn the gateway on', async () => {
     const service = w.config.qubes.service;
     await w.use({ tor: 'off', router: 'off', dnsmasq: false, tinyproxy: false });
     lab.setService(service, false);
     try {
       await lab.resetFirewall();
-      // The control: Qubes' tables alone forward the client's traffic.
+      // The layer above the kernel: forwarding on, as Qubes' qubes-network leaves it before our no-forward unit
+      // (which runs in this qube too, service or not) turns it off. The control: Qubes' tables alone forward.
+      await lab.forwardingOn();
       let mark = lab.upMark();
       const before = await lab.probe('client', [LEAK_PROBES[0] as Probe]);
       expect(before[0]?.data).toContain('UP-LEAKED');
@@ -84,11 +89,12 @@ suite('1. a qube that provides network but lacks the qvm-service forwards nothin
       await expectUpClean(lab, mark, 'service off at boot');
     } finally {
       lab.setService(service, true);
+      await lab.restoreForwarding();
       await w.loadFirewall();
     }
   });
 
-  it('turned off while the gateway runs: the next qubes-firewall start removes our rules and forwards nothing', async () => {
+  it('turned off while the gateway runs: the next qubes-firewall start removes our rules and forwards nothing (forwarding off, and on: the "off" table alone)', async () => {
     const service = w.config.qubes.service;
     await w.use(RECORDERS);
     lab.setService(service, false);
@@ -98,16 +104,18 @@ suite('1. a qube that provides network but lacks the qvm-service forwards nothin
       const rules = await lab.ruleset();
       expect(rules).toContain('table inet qubes-i2p-gateway-off');
       expect(rules).not.toContain('table inet qubes-i2p-gateway {');
-      const mark = lab.upMark();
-      const res = await lab.probe('client', [
-        ...LEAK_PROBES,
-        { kind: 'tcp', host: A.vip, port: 80, send: 'GET / HTTP/1.1\r\nHost: foo.i2p\r\n\r\n', timeout: 1 },
-        { kind: 'dns', server: A.gwDown4, name: 'self.i2p', qtype: 'A', timeout: 1 },
-      ]);
-      expectNothingReached(res);
-      expect(w.torEvents()).toEqual([]);
-      expect(w.routerEvents()).toEqual([]);
-      await expectUpClean(lab, mark, 'service turned off while running');
+      await forwardingOffThenOn(lab, async (forwarding) => {
+        const mark = lab.upMark();
+        const res = await lab.probe('client', [
+          ...LEAK_PROBES,
+          { kind: 'tcp', host: A.vip, port: 80, send: 'GET / HTTP/1.1\r\nHost: foo.i2p\r\n\r\n', timeout: 1 },
+          { kind: 'dns', server: A.gwDown4, name: 'self.i2p', qtype: 'A', timeout: 1 },
+        ]);
+        expectNothingReached(res);
+        expect(w.torEvents()).toEqual([]);
+        expect(w.routerEvents()).toEqual([]);
+        await expectUpClean(lab, mark, `service turned off while running, forwarding ${forwarding}`);
+      });
       // Turned on again: the next start loads the gateway and removes the table.
       lab.setService(service, true);
       const again = await hook();
@@ -217,7 +225,7 @@ suite('4. the console is not exposed to clients; on loopback it needs the passwo
 });
 
 suite('5. a missing router user fails closed, and says which package and what to do', () => {
-  it('without the user i2pd the hook leaves the lockdown and names package i2pd and the fix', async () => {
+  it('without the user i2pd the hook leaves the lockdown and names package i2pd and the fix (forwarding off, and on: the lockdown alone)', async () => {
     await w.use(RECORDERS);
     const layer = join(lab.scratch, 'override-no-i2pd-user');
     // The gateway machine's own accounts (the Debian 13 root with tor, i2pd and tinyproxy installed), less i2pd:
@@ -238,9 +246,11 @@ suite('5. a missing router user fails closed, and says which package and what to
       expect(r.stderr).toContain('package i2pd');
       expect(r.stderr).toContain(`state.sls i2p-gateway.install`);
       expect(await lab.ruleset()).toContain('table inet qubes-i2p-gateway-lockdown');
-      const mark = lab.upMark();
-      expectNothingReached(await lab.probe('client', LEAK_PROBES));
-      await expectUpClean(lab, mark, 'router user missing');
+      await forwardingOffThenOn(lab, async (forwarding) => {
+        const mark = lab.upMark();
+        expectNothingReached(await lab.probe('client', LEAK_PROBES));
+        await expectUpClean(lab, mark, `router user missing, forwarding ${forwarding}`);
+      });
     } finally {
       await w.loadFirewall();
     }
@@ -303,6 +313,8 @@ suite('8. with our tables gone, the kernel still routes nothing', () => {
     await w.use({ tor: 'recorder', router: 'off', dnsmasq: false, tinyproxy: false });
     try {
       await lab.resetFirewall();
+      // Qubes' qubes-network has turned forwarding on (the lab's gateway starts with it off, as our unit leaves it).
+      await lab.forwardingOn();
       // The control: with forwarding on and only Qubes' tables (our table deleted), the client gets out.
       let mark = lab.upMark();
       const control = await lab.probe('client', [LEAK_PROBES[0] as Probe]);
@@ -346,8 +358,7 @@ suite('8. with our tables gone, the kernel still routes nothing', () => {
       expectNothingReached(await lab.probe('client', LEAK_PROBES));
       await expectUpClean(lab, mark, 'after qubes-network started again');
     } finally {
-      await lab.setGwSysctl('net.ipv4.ip_forward', '1');
-      await lab.setGwSysctl('net.ipv6.conf.all.forwarding', '1');
+      await lab.restoreForwarding();
       await w.loadFirewall();
     }
   });

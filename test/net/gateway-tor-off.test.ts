@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe as suite, expect, it } from 'vitest';
 import { A, type Lab } from './lib/lab.ts';
-import { answersOf, expectNoLeakMarkers, expectUpClean, httpStatus, normalisedRequestLine } from './lib/suite.ts';
+import { answersOf, expectNoLeakMarkers, expectUpClean, forwardingOffThenOn, httpStatus, normalisedRequestLine } from './lib/suite.ts';
 import { ROUTER_BANNER, World } from './lib/world.ts';
 
 let w: World;
@@ -57,25 +57,29 @@ suite('Tor switched off (I2P only)', () => {
     await expectUpClean(lab, mark, 'clearnet DNS with Tor off');
   });
 
-  it('clearnet TCP on any port fails and nothing reaches up; nothing listens on a TransPort', async () => {
-    const mark = lab.upMark();
-    const r = await lab.probe('client', [80, 443, 22, 8080, 9001, 5555].map((port) => ({ kind: 'tcp' as const, host: A.web, port, send: 'x', timeout: 1 })));
-    for (const x of r) expect(['timeout', 'refused', 'unreachable'], JSON.stringify(x)).toContain(x.outcome);
+  it('clearnet TCP on any port fails and nothing reaches up; nothing listens on a TransPort (forwarding off, and on: the forward chain alone)', async () => {
     expect(await lab.listening('tcp', 9040)).toBe(false);
-    await expectUpClean(lab, mark, 'clearnet TCP with Tor off');
+    await forwardingOffThenOn(lab, async (forwarding) => {
+      const mark = lab.upMark();
+      const r = await lab.probe('client', [80, 443, 22, 8080, 9001, 5555].map((port) => ({ kind: 'tcp' as const, host: A.web, port, send: 'x', timeout: 1 })));
+      for (const x of r) expect(['timeout', 'refused', 'unreachable'], `forwarding ${forwarding}: ${JSON.stringify(x)}`).toContain(x.outcome);
+      await expectUpClean(lab, mark, `clearnet TCP with Tor off, forwarding ${forwarding}`);
+    });
   });
 
-  it('UDP, ICMP and IPv6 from the client never reach up', async () => {
-    const mark = lab.upMark();
-    const r = await lab.probe('client', [
-      { kind: 'udp', host: A.web, port: 443 },
-      { kind: 'udp', host: A.web, port: 123 },
-      { kind: 'icmp', host: A.web },
-      { kind: 'tcp', host: A.web6, port: 443, timeout: 1 },
-      { kind: 'icmp', host: A.web6 },
-    ]);
-    for (const x of r) expect(['noreply', 'timeout', 'error', 'refused', 'unreachable'], JSON.stringify(x)).toContain(x.outcome);
-    await expectUpClean(lab, mark, 'UDP, ICMP, IPv6 with Tor off');
+  it('UDP, ICMP and IPv6 from the client never reach up (forwarding off, and on: the forward chain alone)', async () => {
+    await forwardingOffThenOn(lab, async (forwarding) => {
+      const mark = lab.upMark();
+      const r = await lab.probe('client', [
+        { kind: 'udp', host: A.web, port: 443 },
+        { kind: 'udp', host: A.web, port: 123 },
+        { kind: 'icmp', host: A.web },
+        { kind: 'tcp', host: A.web6, port: 443, timeout: 1 },
+        { kind: 'icmp', host: A.web6 },
+      ]);
+      for (const x of r) expect(['noreply', 'timeout', 'error', 'refused', 'unreachable'], `forwarding ${forwarding}: ${JSON.stringify(x)}`).toContain(x.outcome);
+      await expectUpClean(lab, mark, `UDP, ICMP, IPv6 with Tor off, forwarding ${forwarding}`);
+    });
   });
 
   it('tinyproxy still refuses non-.i2p hosts', async () => {

@@ -3,6 +3,9 @@
  * network-providing qube is before our hook runs) the client's traffic DOES reach `up`, and the recorder,
  * the markers and the stand-ins see it. Every "nothing reached up" elsewhere in this suite is therefore a
  * statement about the gateway, not a blind recorder.
+ *
+ * This lab has no package, so it runs with forwarding on (`forwarding: 'on'`), as qubes-network leaves a qube that
+ * provides network; every lab with the package runs with its no-forward.conf applied (lib/lab.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -16,7 +19,7 @@ import { must } from './lib/sh.ts';
 let lab: Lab;
 
 beforeAll(async () => {
-  lab = await Lab.create({ sanctionedUsers: ['debian-tor'] });
+  lab = await Lab.create({ sanctionedUsers: ['debian-tor'], forwarding: 'on' });
 });
 
 afterAll(async () => {
@@ -164,7 +167,7 @@ suite('lab (no gateway package: Qubes base tables only)', () => {
   });
 
   it('destroy() ends every process it started (by pid) and removes its namespaces and scratch directory', async () => {
-    const other = await Lab.create({ sanctionedUsers: [] });
+    const other = await Lab.create({ sanctionedUsers: [], forwarding: 'on' });
     const p = await other.startStandIn('doomed', ['http-proxy', '--listen', '127.0.0.1:4444', '--banner', 'x'], 'nobody');
     const pid = p.proc.pid;
     await other.destroy();

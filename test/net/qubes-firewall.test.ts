@@ -8,11 +8,14 @@
  * upstream (`up` sees nothing of it), our table and input chain are loaded exactly once (the same text as after
  * a plain load), the jump from ip qubes custom-input is there exactly once, and a client connection that was
  * open before still carries data.
+ *
+ * The gateway forwards nothing (the package's no-forward.conf, the lab's default), as every real gateway; where a test
+ * is about our tables alone (qubes-firewall's tables gone) it runs with forwarding on too, and says so.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { A, describe as describeFrames, serverHits, unsanctioned, type HeldTcp, type Lab } from './lib/lab.ts';
 import { DEFAULT_RULES, HOOK_DIR, QubesFirewall43, RW_CONFIG, type HookRun, type QubesRule } from './lib/qubes-firewall.ts';
-import { answersOf, expectNoLeakMarkers, expectUpClean } from './lib/suite.ts';
+import { answersOf, expectNoLeakMarkers, expectUpClean, forwardingOffThenOn } from './lib/suite.ts';
 import { ROUTER_BANNER, UNIT, World, type WorldState } from './lib/world.ts';
 
 const OUR_HOOK = `${HOOK_DIR}/50-qubes-i2p-gateway`;
@@ -181,14 +184,14 @@ describe('Qubes OS 4.3 qubes-firewall.service (stand-in) and our hook', () => {
     }
   });
 
-  it('a restart with the client connected and a connection open: while stopped (qubes-firewall\'s tables gone, Qubes\' forward policy accept alone) the client still reaches nothing; the start runs every hook again; our ruleset stays single and the connection carries on', async () => {
+  it('a restart with the client connected and a connection open: while stopped (qubes-firewall\'s tables gone, Qubes\' forward policy accept alone) the client still reaches nothing, forwarding off and on; the start runs every hook again; our ruleset stays single and the connection carries on', async () => {
     await boot();
     const held = await openConnection('held-restart');
     try {
       await qf.stop();
       expect(await nft(['-s', 'list', 'tables'])).not.toContain('qubes-firewall');
       await expectOursOnce('with qubes-firewall stopped');
-      await expectServed('with qubes-firewall stopped');
+      await forwardingOffThenOn(lab, (forwarding) => expectServed(`with qubes-firewall stopped, forwarding ${forwarding}`));
       const before = (await markers()).length;
       const runs = await qf.start();
       expect(stages(runs), JSON.stringify(runs)).toEqual(ALL_STAGES);
@@ -358,6 +361,8 @@ describe('Qubes OS 4.3 qubes-firewall.service (stand-in) and our hook', () => {
     } finally {
       await mv(away, OUR_HOOK);
       qf.targets = defaults;
+      // Back to a gateway with our package: its no-forward unit turns forwarding off again.
+      await lab.restoreForwarding();
       await boot();
     }
   });

@@ -30,6 +30,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PATHS } from '../../../src/render/gateway/common.ts';
 import { ensureOracles } from '../../util/chroot.ts';
 import { alive, endPid, must, Proc, run, sleep, type RunResult } from './sh.ts';
 
@@ -134,14 +135,26 @@ export interface LabOptions {
   /** Numeric uids sanctioned too: users of a booted gateway's own passwd (test/boot), which the lab's machine lacks. */
   readonly sanctionedUids?: readonly number[];
   /**
-   * 'emulated' (the default): the gateway machine runs the daemons the tests start, with forwarding on and Qubes'
-   * base tables loaded. 'booted': gw keeps only its links, addresses and routes, the kernel's defaults (no
+   * 'emulated' (the default): the gateway machine runs the daemons the tests start, with Qubes' base tables loaded
+   * and kernel forwarding as `forwarding` says. 'booted': gw keeps only its links, addresses and routes, the kernel's defaults (no
    * forwarding) and the lab's tag table, for a booted root (systemd-nspawn --network-namespace-path=/run/netns/<gw>,
    * test/boot) that brings the rest, as a qube does at boot. The lab's gateway machine still exists, for its
    * Debian 13 nft (the tag table, freshBoot), and runs nothing.
    */
   readonly gateway?: 'emulated' | 'booted';
+  /**
+   * The emulated gateway's kernel forwarding. 'off' (the default): as every real gateway runs, the package's own
+   * no-forward.conf (the bytes of the unpacked .deb) applied with the gateway machine's `sysctl -p` right after the
+   * machine starts, before any table is loaded or daemon started; needs `deb`. 'on': what Qubes' qubes-network
+   * leaves (ip_forward and IPv6 forwarding 1), for a qube without our package (the lab's own controls) and the
+   * tests of the layer above the kernel: what our tables do with forwarding on (see forwardingOn()).
+   * Not for a 'booted' gateway, whose root brings its own units.
+   */
+  readonly forwarding?: 'off' | 'on';
 }
+
+/** Where the package ships its sysctl file (no-forward.ts). */
+export const NO_FORWARD_CONF = PATHS.noForwardSysctl;
 
 /** One line of a machine's /etc/passwd. */
 export interface Account {
@@ -168,6 +181,10 @@ export class Lab {
   private clientHolder: Proc | undefined;
   private sanctioned: readonly string[] = [];
   private sanctionedUids: readonly number[] = [];
+  /** The emulated gateway's forwarding as made (restoreForwarding goes back to it); undefined for a booted gateway. */
+  private forwarding: 'off' | 'on' | undefined;
+  /** What the gateway machine's `sysctl -p` printed when the lab applied the package's no-forward.conf last. */
+  noForwardApplied = '';
   /** The Debian 13 tree every machine of the lab runs from (test/util/chroot.ts ensureOracles), on the host. */
   root = '';
   /** The gateway machine's /etc/passwd and /etc/group, read after it starts and after users are added. */
@@ -200,6 +217,11 @@ export class Lab {
     this.sanctioned = opts.sanctionedUsers;
     this.sanctionedUids = opts.sanctionedUids ?? [];
     const booted = opts.gateway === 'booted';
+    if (booted && opts.forwarding !== undefined) throw new Error('lab: forwarding is for the emulated gateway; a booted root brings its own');
+    this.forwarding = booted ? undefined : (opts.forwarding ?? 'off');
+    if (this.forwarding === 'off' && opts.deb === undefined) {
+      throw new Error("lab: forwarding 'off' applies the package's no-forward.conf, and this lab has no package (deb): give one, or say forwarding: 'on' (a qube without our package, as qubes-network leaves it)");
+    }
     this.root = await ensureOracles();
     const s = this.scratch;
     for (const d of ['logs', 'pkg', 'run', 'run/qubes-service', 'client-run', 'machine/etc', 'client/etc', 'tools']) {
@@ -263,10 +285,6 @@ export class Lab {
     // up answers every closed port at once ("port unreachable" is not rate-limited), so nothing waits on it.
     await this.sysctl(up, 'net.ipv4.icmp_ratelimit', '0');
     await this.sysctl(up, 'net.ipv6.icmp.ratelimit', '0');
-    if (!booted) {
-      await this.sysctl(gw, 'net.ipv4.ip_forward', '1');
-      await this.sysctl(gw, 'net.ipv6.conf.all.forwarding', '1');
-    }
 
     // One mount namespace and root for each machine, held by a sleeping process; every process of the machine
     // enters it (nsenter), so they share /, /run and /var like processes on one machine do.
@@ -276,6 +294,9 @@ export class Lab {
       new Proc('gw-machine', ['ip', 'netns', 'exec', gw, 'unshare', '-m', '--propagation', 'private', 'sh', view, 'gw', s, join(s, 'run'), `${join(s, 'pkg')}:${join(s, 'machine')}:${this.root}`, s, ...hold]),
     );
     await this.holder.waitForLine('READY', 5000);
+    // Forwarding first, before any table is loaded or any daemon starts (a real gateway: qubes-network turns it
+    // on, the package's no-forward unit off again before network.target; the lab has no window in between).
+    if (this.forwarding !== undefined) await this.restoreForwarding();
     this.clientHolder = this.track(
       new Proc('client-machine', ['ip', 'netns', 'exec', client, 'unshare', '-m', '--propagation', 'private', 'sh', view, 'client', s, join(s, 'client-run'), `${join(s, 'client')}:${this.root}`, s, ...hold]),
     );
@@ -349,6 +370,35 @@ export class Lab {
     await this.bareFirewall();
     await this.sysctl(this.ns.gw, 'net.ipv4.ip_forward', '0');
     await this.sysctl(this.ns.gw, 'net.ipv6.conf.all.forwarding', '0');
+  }
+
+  /**
+   * The package's no-forward.conf, applied as the packaged unit and udev rule do it but with the gateway machine's
+   * procps `sysctl -p` (the lab has no systemd to run systemd-sysctl for it at every start): the file is the
+   * package's (the .deb's layer of the machine). Returns what sysctl printed (each key it set).
+   */
+  async applyNoForward(): Promise<string> {
+    const r = await this.gwRun(['sysctl', '-p', NO_FORWARD_CONF]);
+    if (r.code !== 0) throw new Error(`lab: sysctl -p ${NO_FORWARD_CONF} in the gateway machine failed (exit ${r.code}): ${r.stderr}`);
+    this.noForwardApplied = r.stdout;
+    return r.stdout;
+  }
+
+  /**
+   * Forwarding on, as Qubes' qubes-network.service (network-proxy-setup.sh) turns it on in a qube that provides
+   * network: for the tests of the layer above the kernel (our tables with forwarding on: the boot window before
+   * our no-forward unit runs, a user who turned it on) and of a qube without our package. restoreForwarding() ends it.
+   */
+  async forwardingOn(): Promise<void> {
+    await this.sysctl(this.ns.gw, 'net.ipv4.ip_forward', '1');
+    await this.sysctl(this.ns.gw, 'net.ipv6.conf.all.forwarding', '1');
+  }
+
+  /** Back to the forwarding the emulated lab was made with: the package's no-forward.conf applied again, or on. */
+  async restoreForwarding(): Promise<void> {
+    if (this.forwarding === undefined) throw new Error('lab: a booted gateway sets its own forwarding (freshBoot for a new boot)');
+    if (this.forwarding === 'on') await this.forwardingOn();
+    else await this.applyNoForward();
   }
 
   async ruleset(stateless = true): Promise<string> {

@@ -2,6 +2,10 @@
  * The leak checklist of issue 6, as one suite that runs against a gateway build (default: i2pd; and the Java
  * router build, whose router is a stand-in). Every test ends by proving, with the sync marker, that `up`
  * received nothing from the client: no unsanctioned frame, no hit on its DNS/TCP/UDP servers.
+ *
+ * The gateway forwards nothing (the package's no-forward.conf, applied by the lab), as every real gateway. Where a
+ * test is about what our tables drop or keep out, it runs a second time with forwarding on (forwardingOffThenOn),
+ * which is what proves our tables alone: with forwarding off the kernel drops what the forward chain would.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -54,6 +58,24 @@ export function expectNoLeakMarkers(results: readonly ProbeResult[]): void {
   for (const r of results) {
     expect(r.data ?? '', `${JSON.stringify(r.probe)} got up's answer`).not.toContain('UP-LEAKED');
     expect(answersOf(r), `${JSON.stringify(r.probe)} got up's DNS answer`).not.toContain(A.leakA);
+  }
+}
+
+/**
+ * `check` as every real gateway runs (forwarding off: the lab's default, the package's no-forward.conf), then again
+ * with forwarding on, as a user could turn it on (or Qubes' qubes-network before our no-forward unit runs): the
+ * second run is the layer above the kernel, our tables alone (the forward chain's drops, the lockdown). The lab's
+ * forwarding is restored after.
+ */
+export async function forwardingOffThenOn(lab: Lab, check: (forwarding: 'off' | 'on') => Promise<void>): Promise<void> {
+  expect(await lab.gwSysctl('net.ipv4.ip_forward'), 'the lab gateway forwards nothing by default').toBe('0');
+  await check('off');
+  await lab.forwardingOn();
+  try {
+    expect(await lab.gwSysctl('net.ipv4.ip_forward')).toBe('1');
+    await check('on');
+  } finally {
+    await lab.restoreForwarding();
   }
 }
 
@@ -365,53 +387,59 @@ export function gatewaySuite(v: Variant): void {
       await expectUpClean(lab, mark, 'clearnet TCP to the real Tor');
     });
 
-    it('private destinations upstream (172.31.1.80) are neither forwarded nor sent to Tor', async () => {
+    it('private destinations upstream (172.31.1.80) are neither forwarded nor sent to Tor (forwarding off, and on: the forward chain alone)', async () => {
       await w.use(recorders);
-      const mark = lab.upMark();
-      const r = await lab.probe('client', [
-        { kind: 'tcp', host: A.lan, port: 80, send: 'GET / HTTP/1.0\r\n\r\n', timeout: 1 },
-        { kind: 'tcp', host: A.upDns, port: 443, timeout: 1 },
-      ]);
-      expect(r.map((x) => x.outcome)).not.toContain('connected');
-      expect(w.torEvents()).toEqual([]);
-      await expectUpClean(lab, mark, 'private TCP');
+      await forwardingOffThenOn(lab, async (forwarding) => {
+        const mark = lab.upMark();
+        const r = await lab.probe('client', [
+          { kind: 'tcp', host: A.lan, port: 80, send: 'GET / HTTP/1.0\r\n\r\n', timeout: 1 },
+          { kind: 'tcp', host: A.upDns, port: 443, timeout: 1 },
+        ]);
+        expect(r.map((x) => x.outcome), `forwarding ${forwarding}`).not.toContain('connected');
+        expect(w.torEvents(), `forwarding ${forwarding}`).toEqual([]);
+        await expectUpClean(lab, mark, `private TCP, forwarding ${forwarding}`);
+      });
     });
 
-    it('UDP (QUIC 443, NTP 123, other), ICMP and IPv6 (TCP, UDP, DNS, ICMPv6) from the client never reach up', async () => {
+    it('UDP (QUIC 443, NTP 123, other), ICMP and IPv6 (TCP, UDP, DNS, ICMPv6) from the client never reach up (forwarding off, and on: the forward chain alone)', async () => {
       await w.use(recorders);
-      const mark = lab.upMark();
       const ntp = '1b' + '00'.repeat(47);
-      const r = await lab.probe('client', [
-        { kind: 'udp', host: A.web, port: 443, hex: 'c300000001' + '00'.repeat(40) },
-        { kind: 'udp', host: A.web, port: 123, hex: ntp },
-        { kind: 'udp', host: A.web, port: 5060 },
-        { kind: 'udp', host: A.lan, port: 443 },
-        { kind: 'icmp', host: A.web },
-        { kind: 'icmp', host: A.upDns },
-        { kind: 'tcp', host: A.web6, port: 80, timeout: 1 },
-        { kind: 'tcp', host: A.web6, port: 443, timeout: 1 },
-        { kind: 'udp', host: A.web6, port: 443 },
-        { kind: 'udp', host: A.web6, port: 123, hex: ntp },
-        { kind: 'dns', server: A.up6, name: 'v6.example', qtype: 'AAAA', timeout: 1 },
-        { kind: 'icmp', host: A.web6 },
-      ]);
-      for (const x of r) expect(['noreply', 'timeout', 'error', 'refused', 'unreachable'], JSON.stringify(x)).toContain(x.outcome);
-      expect(w.torEvents()).toEqual([]);
-      await expectUpClean(lab, mark, 'UDP, ICMP and IPv6');
+      await forwardingOffThenOn(lab, async (forwarding) => {
+        const mark = lab.upMark();
+        const r = await lab.probe('client', [
+          { kind: 'udp', host: A.web, port: 443, hex: 'c300000001' + '00'.repeat(40) },
+          { kind: 'udp', host: A.web, port: 123, hex: ntp },
+          { kind: 'udp', host: A.web, port: 5060 },
+          { kind: 'udp', host: A.lan, port: 443 },
+          { kind: 'icmp', host: A.web },
+          { kind: 'icmp', host: A.upDns },
+          { kind: 'tcp', host: A.web6, port: 80, timeout: 1 },
+          { kind: 'tcp', host: A.web6, port: 443, timeout: 1 },
+          { kind: 'udp', host: A.web6, port: 443 },
+          { kind: 'udp', host: A.web6, port: 123, hex: ntp },
+          { kind: 'dns', server: A.up6, name: 'v6.example', qtype: 'AAAA', timeout: 1 },
+          { kind: 'icmp', host: A.web6 },
+        ]);
+        for (const x of r) expect(['noreply', 'timeout', 'error', 'refused', 'unreachable'], `forwarding ${forwarding}: ${JSON.stringify(x)}`).toContain(x.outcome);
+        expect(w.torEvents()).toEqual([]);
+        await expectUpClean(lab, mark, `UDP, ICMP and IPv6, forwarding ${forwarding}`);
+      });
     });
 
-    it('fragments, TCP with impossible flag combinations and TCP that is not a new connection reach nothing: not dnsmasq, not Tor, not up', async () => {
+    it('fragments, TCP with impossible flag combinations and TCP that is not a new connection reach nothing: not dnsmasq, not Tor, not up (forwarding off, and on)', async () => {
       await w.use(recorders);
-      const mark = lab.upMark();
-      const r = await lab.probe('client', [
-        { kind: 'frag', server: A.dns1, name: 'frag.i2p', qtype: 'A' },
-        { kind: 'frag', server: A.upDns, name: 'frag.example', qtype: 'A' },
-        ...['A', 'F', 'FA', '', 'FPU', 'SF', 'SR', 'U'].map((flags) => ({ kind: 'tcpraw' as const, host: A.web, port: 80, flags })),
-        ...['A', 'SF'].map((flags) => ({ kind: 'tcpraw' as const, host: A.lan, port: 443, flags })),
-      ]);
-      for (const x of r) expect(x.outcome, JSON.stringify(x)).toBe('noreply');
-      expect(w.torEvents(), 'a segment that is not a bare SYN reached Tor\'s TransPort').toEqual([]);
-      await expectUpClean(lab, mark, 'fragments and bad TCP flags');
+      await forwardingOffThenOn(lab, async (forwarding) => {
+        const mark = lab.upMark();
+        const r = await lab.probe('client', [
+          { kind: 'frag', server: A.dns1, name: 'frag.i2p', qtype: 'A' },
+          { kind: 'frag', server: A.upDns, name: 'frag.example', qtype: 'A' },
+          ...['A', 'F', 'FA', '', 'FPU', 'SF', 'SR', 'U'].map((flags) => ({ kind: 'tcpraw' as const, host: A.web, port: 80, flags })),
+          ...['A', 'SF'].map((flags) => ({ kind: 'tcpraw' as const, host: A.lan, port: 443, flags })),
+        ]);
+        for (const x of r) expect(x.outcome, `forwarding ${forwarding}: ${JSON.stringify(x)}`).toBe('noreply');
+        expect(w.torEvents(), 'a segment that is not a bare SYN reached Tor\'s TransPort').toEqual([]);
+        await expectUpClean(lab, mark, `fragments and bad TCP flags, forwarding ${forwarding}`);
+      });
     });
 
     it('the gateway\'s daemons are reachable only through the redirects: direct connections to 10.137.0.1 or 127.0.0.1 get nothing', async () => {
@@ -502,10 +530,12 @@ export function gatewaySuite(v: Variant): void {
       await expectUpClean(lab, mark, 'battery, all up');
     });
 
-    it('at boot, before the hook has run, the packaged lockdown unit already cuts the client off (Qubes alone would forward)', async () => {
+    it('at boot, before the hook has run, the packaged lockdown unit already cuts the client off, with forwarding on (Qubes alone would forward: the lockdown is all that holds)', async () => {
       await w.use(full);
       try {
         await lab.resetFirewall();
+        // The second layer: forwarding on, as Qubes' qubes-network turns it on, before our no-forward unit runs.
+        await lab.forwardingOn();
         await w.gw.runOneshot(UNIT.lockdown);
         const mark = lab.upMark();
         const { reached, results } = await runBattery();
@@ -517,6 +547,7 @@ export function gatewaySuite(v: Variant): void {
         expect(await lab.ruleset()).not.toContain('qubes-i2p-gateway-lockdown');
         expect((await runBattery()).reached['dns .i2p']).toBe(true);
       } finally {
+        await lab.restoreForwarding();
         await w.loadFirewall();
       }
     });
@@ -537,16 +568,18 @@ export function gatewaySuite(v: Variant): void {
       });
     }
 
-    it('with firewall.nft broken (a bad edit), the hook fails and leaves the lockdown: every probe fails, nothing reaches up', async () => {
+    it('with firewall.nft broken (a bad edit), the hook fails and leaves the lockdown: every probe fails, nothing reaches up (forwarding off, and on: the lockdown alone)', async () => {
       await w.use(full);
       try {
         const r = await w.gw.runHook({ override: w.brokenRulesetLayer() });
         expect(r.code, 'the hook must report the failure').not.toBe(0);
         expect(await lab.ruleset()).toContain('table inet qubes-i2p-gateway-lockdown');
-        const mark = lab.upMark();
-        const { reached, results } = await runBattery();
-        expect(Object.entries(reached).filter(([, ok]) => ok), JSON.stringify(results, null, 1)).toEqual([]);
-        await expectUpClean(lab, mark, 'battery with the hook failed');
+        await forwardingOffThenOn(lab, async (forwarding) => {
+          const mark = lab.upMark();
+          const { reached, results } = await runBattery();
+          expect(Object.entries(reached).filter(([, ok]) => ok), `forwarding ${forwarding}: ${JSON.stringify(results, null, 1)}`).toEqual([]);
+          await expectUpClean(lab, mark, `battery with the hook failed, forwarding ${forwarding}`);
+        });
         // The gateway's own new connections are refused too, whoever opens them (Tor's user included: the lockdown
         // cannot know the ruleset's users, one of which may be what is missing). up's servers see none of them.
         const ownMark = lab.upMark();
@@ -561,17 +594,19 @@ export function gatewaySuite(v: Variant): void {
       }
     });
 
-    it('with Qubes\' tables missing (the hook run on an empty ruleset), the hook fails closed too', async () => {
+    it('with Qubes\' tables missing (the hook run on an empty ruleset), the hook fails closed too (forwarding off, and on: the lockdown alone)', async () => {
       await w.use(full);
       try {
         await lab.bareFirewall();
         const r = await w.gw.runHook();
         expect(r.code).not.toBe(0);
         expect(await lab.ruleset()).toContain('table inet qubes-i2p-gateway-lockdown');
-        const mark = lab.upMark();
-        const { reached, results } = await runBattery();
-        expect(Object.entries(reached).filter(([, ok]) => ok), JSON.stringify(results, null, 1)).toEqual([]);
-        await expectUpClean(lab, mark, 'battery with no Qubes tables');
+        await forwardingOffThenOn(lab, async (forwarding) => {
+          const mark = lab.upMark();
+          const { reached, results } = await runBattery();
+          expect(Object.entries(reached).filter(([, ok]) => ok), `forwarding ${forwarding}: ${JSON.stringify(results, null, 1)}`).toEqual([]);
+          await expectUpClean(lab, mark, `battery with no Qubes tables, forwarding ${forwarding}`);
+        });
       } finally {
         await w.loadFirewall();
       }

@@ -34,8 +34,8 @@ export const UNIT = {
   tinyproxy: 'qubes-i2p-gateway-tinyproxy.service',
   i2pd: 'i2pd.service',
   lockdown: 'qubes-i2p-gateway-lockdown.service',
-  // Forwarding off (the layer below our tables): started only by the tests of that layer, so every other test
-  // proves the nft layer alone, with forwarding on as Qubes leaves it.
+  // Forwarding off (the layer below our tables). The lab applies its sysctl file itself before anything starts
+  // (lib/lab.ts, as this unit leaves a real gateway); the unit is run by the tests of that layer.
   noForward: 'qubes-i2p-gateway-no-forward.service',
   target: 'qubes-i2p-gateway.target',
 } as const;
