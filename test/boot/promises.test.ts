@@ -3,8 +3,8 @@
  *
  * One gateway for the file, booted as boot.test.ts boots it (install.sls performed in a booted Debian 13
  * template, then a qube from it joined to the datapath lab), so the kernel forwards nothing, as in every real
- * gateway: what the emulated lab (test/net, forwarding on) proves about the firewall is proved here again where
- * the README's users are. Each `it` names the README's words it checks. The lab has no Tor or I2P network: Tor
+ * gateway: what the emulated lab (test/net: the package's no-forward.conf applied by hand, forwarding on where a test
+ * proves our tables alone) proves about the firewall is proved here again where the README's users are. Each `it` names the README's words it checks. The lab has no Tor or I2P network: Tor
  * and i2pd are Debian's, real, and cannot bootstrap or integrate.
  *
  * Left to others: HTTPS (443/8443) to the virtual IP, the console (not exposed), `.onion` names.
