@@ -9,7 +9,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe as suite, expect, it } from 'vitest';
 import { packageVersions } from '../util/chroot.ts';
@@ -175,6 +176,17 @@ suite('lab (no gateway package: Qubes base tables only)', () => {
     for (const n of Object.values(other.ns)) expect(list).not.toContain(n);
     expect(existsSync(`/proc/${pid}`)).toBe(false);
     expect(existsSync(other.scratch)).toBe(false);
+  });
+
+  it("a lab without the package cannot forward nothing by default: it must say forwarding 'on', and leaves nothing behind", async () => {
+    // This process's namespaces and scratch directories (other runs on the machine make and remove their own).
+    const ours = (): string[] => [
+      ...execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(`qignet-${process.pid}-`)),
+      ...readdirSync(tmpdir()).filter((d) => d.startsWith(`qignet-${process.pid}-`)),
+    ].sort();
+    const before = ours();
+    await expect(Lab.create({ sanctionedUsers: [] })).rejects.toThrow(/no-forward\.conf.*forwarding: 'on'/);
+    expect(ours()).toEqual(before);
   });
 
   it('removes the namespaces of a crashed run (dead pid in the name) and keeps live ones', async () => {
