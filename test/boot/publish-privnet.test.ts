@@ -248,8 +248,10 @@ describe('a site published by a service qube, over the private I2P and Tor netwo
   it("both gateways' routers are in the private network: their router infos reach the network's floodfills", async () => {
     const i2p = need(nets, 'the networks').i2p as I2pNet;
     const infos = await Promise.all([G(), need(gw2, 'gateway 2').machine].map((m) => readInside(m, '/var/lib/i2pd/router.info')));
+    const paths = infos.map((ri) => netDbPath(ri));
+    expect(paths[1], 'two gateways, one router').not.toBe(paths[0]);
     const floodfills = i2p.routers.filter((r) => r.floodfill);
-    const stored = (): Array<[number, string]> => infos.flatMap((ri, i) => floodfills.filter((f) => existsSync(join(f.dir, 'netDb', netDbPath(ri)))).map((f): [number, string] => [i + 1, f.name]));
+    const stored = (): Array<[number, string]> => paths.flatMap((p, i) => floodfills.filter((f) => existsSync(join(f.dir, 'netDb', p))).map((f): [number, string] => [i + 1, f.name]));
     // Floodfills write their netDb to disk once a minute (i2pd's NetDb::SaveUpdated).
     const { last } = await until(async () => stored(), (s) => new Set(s.map(([g]) => g)).size === 2, 240_000);
     log(`router infos on the floodfills' disks: ${JSON.stringify(last)}`);
