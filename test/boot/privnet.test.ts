@@ -8,23 +8,21 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATHS } from '../../src/render/gateway/common.ts';
-import { EEPSITE_MARKER, gatewayI2pdDropIn, gatewaySeedFiles, I2pNet } from '../net/lib/i2pnet.ts';
+import { EEPSITE_MARKER, I2pNet } from '../net/lib/i2pnet.ts';
 import { A, Lab, serverHits, unsanctioned, describe as describeFrames } from '../net/lib/lab.ts';
 import { run } from '../net/lib/sh.ts';
-import { gatewayTorrc, ONION_MARKER, TorNet, WEB_MARKER, WEB_NAME, WEB_PORT } from '../net/lib/torenet.ts';
-import { aptCacheDirs, ensurePristine, makeOverlay, writeAptSources, type Overlay } from '../util/chroot.ts';
+import { ONION_MARKER, TorNet, WEB_MARKER, WEB_NAME, WEB_PORT } from '../net/lib/torenet.ts';
+import type { Overlay } from '../util/chroot.ts';
 import { bootGateway, gatewayServices, shutdown, uidIn, type GatewayQube } from './lib/gateway.ts';
-import { Machine } from './lib/machine.ts';
-import { installCoreAgentStandIns, writeQubesDb } from './lib/qubes.ts';
-import { applyState, buildRelease, downloadFor, installDummy, stageFormula } from './lib/template.ts';
+import { installedTemplate, privateNetEdits, startPrivateNets, stopPrivateNets, until, type PrivateNets } from './lib/privnet.ts';
+import { buildRelease } from './lib/template.ts';
 
 const log = (msg: string): void => console.log(`[boot] ${msg}`);
 const RELEASE = buildRelease({});
-const INSTALL = 'i2p-gateway.install';
 
-let pristine = '';
 let template: Overlay | undefined;
 let lab: Lab | undefined;
+let nets: PrivateNets | undefined;
 let i2p: I2pNet | undefined;
 let tor: TorNet | undefined;
 let gw: GatewayQube | undefined;
@@ -32,55 +30,23 @@ let mark = 0;
 let bootedAt = 0;
 
 beforeAll(async () => {
-  pristine = await ensurePristine(log);
-  await downloadFor(pristine, RELEASE, INSTALL, log);
-  template = await makeOverlay([pristine]);
-  await writeAptSources(template.root);
-  installCoreAgentStandIns(template.root);
-  writeQubesDb(template.root, { type: 'TemplateVM', persistence: 'full', services: [] });
-  stageFormula(template.root, RELEASE);
-  const tm = await Machine.boot(template, { name: 'qig-template-privnet', network: { kind: 'private' }, binds: await aptCacheDirs(), log });
-  try {
-    await installDummy(tm);
-    await applyState(tm, RELEASE, INSTALL, log);
-    await tm.poweroff();
-  } finally {
-    await tm.kill();
-  }
-  await template.unmount();
-
-  const t = template;
+  const installed = await installedTemplate(RELEASE, { name: 'qig-template-privnet', log });
+  template = installed.template;
+  const t = installed.template;
   lab = await Lab.create({ sanctionedUsers: [], sanctionedUids: [uidIn(t.upper, 'debian-tor'), uidIn(t.upper, 'i2pd')], gateway: 'booted' });
-  i2p = await I2pNet.start({ ns: lab.ns.up, scratch: lab.scratch, root: lab.root, startTimeoutMs: 60_000 });
-  tor = await TorNet.start({ ns: lab.ns.up, scratch: lab.scratch, root: lab.root, startTimeoutMs: 150_000 });
-  log(`networks up: i2p ${i2p.routers.length} routers, tor bootstrapped in ${tor.bootstrapMs} ms`);
-  const edits: Array<readonly [string, string | Uint8Array]> = [
-    ['/etc/systemd/system/i2pd.service.d/zz-lab-privnet.conf', gatewayI2pdDropIn(PATHS.i2pdRuntimeConf, true)],
-    ...gatewaySeedFiles(i2p),
-    [`${PATHS.torrcD}/lab-privnet.conf`, gatewayTorrc(tor.dirAuthorities)],
-  ];
+  nets = await startPrivateNets(lab, log);
+  ({ i2p, tor } = nets);
   mark = lab.upMark();
-  gw = await bootGateway(lab, { name: 'sys-i2p', lowers: [t.upper, pristine], rw: join(t.base, 'rw-sys-i2p'), services: gatewayServices(RELEASE.config.qubes.service), edits, log });
+  gw = await bootGateway(lab, { name: 'sys-i2p', lowers: [t.upper, installed.pristine], rw: join(t.base, 'rw-sys-i2p'), services: gatewayServices(RELEASE.config.qubes.service), edits: privateNetEdits(nets), log });
   bootedAt = Date.now();
 }, 600_000);
 
 afterAll(async () => {
   await shutdown(gw);
-  await tor?.stop();
-  await i2p?.stop();
+  await stopPrivateNets(nets);
   await lab?.destroy();
   await template?.dispose();
 });
-
-async function until<T>(f: () => Promise<T>, ok: (t: T) => boolean, ms: number): Promise<{ last: T; took: number }> {
-  const t0 = Date.now();
-  let last = await f();
-  while (!ok(last) && Date.now() - t0 < ms) {
-    await new Promise((r) => setTimeout(r, 1000));
-    last = await f();
-  }
-  return { last, took: Date.now() - t0 };
-}
 
 describe('the booted gateway joins the private I2P and Tor networks', () => {
   it('i2pd runs with the private network\'s options on top of the packaged config, and the seeds in its netDb', async () => {

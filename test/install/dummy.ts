@@ -39,6 +39,8 @@ License: GPL-3.0-or-later
 `;
 
 export interface DummyExtras {
+  /** Another Qubes package than the networking agent (the booted tests' qubes-core-qrexec), with its summary. */
+  readonly package?: { readonly name: string; readonly summary: string };
   /** More files (the booted tests' stand-ins for the real package's units). */
   readonly files?: readonly RenderedFile[];
   /** Depends of the real package that the extra files need (nftables for its firewall units). */
@@ -46,9 +48,11 @@ export interface DummyExtras {
 }
 
 export function buildDummyDeb(sourceDateEpoch: number, extras: DummyExtras = {}): { fileName: string; bytes: Uint8Array } {
-  const files = [textFile(`/usr/share/doc/${DUMMY_PACKAGE}/copyright`, COPYRIGHT), ...(extras.files ?? [])];
+  const name = extras.package?.name ?? DUMMY_PACKAGE;
+  const copyright = COPYRIGHT.replace(`Upstream-Name: ${DUMMY_PACKAGE} `, `Upstream-Name: ${name} `);
+  const files = [textFile(`/usr/share/doc/${name}/copyright`, copyright), ...(extras.files ?? [])];
   const withStandIns: DebMeta['description'] = {
-    summary: 'test dummy standing in for the Qubes networking agent',
+    summary: extras.package?.summary ?? 'test dummy standing in for the Qubes networking agent',
     extended: [
       'Package used by the qubes-i2p-gateway booted tests in a plain Debian root, where the real',
       'package from the Qubes repository is not available. Ships small stand-ins of the real',
@@ -57,6 +61,7 @@ export function buildDummyDeb(sourceDateEpoch: number, extras: DummyExtras = {})
   };
   const meta: DebMeta = {
     ...dummyMeta,
+    package: name,
     depends: [...(extras.depends ?? [])],
     ...(extras.files !== undefined && extras.files.length > 0 ? { description: withStandIns } : {}),
   };

@@ -17,16 +17,14 @@
  * writes the onion service's hostname with no network at all.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { load } from 'js-yaml';
 import { afterAll, beforeAll, beforeEach, describe as suite, expect, it } from 'vitest';
 import { PATHS } from '../../src/render/gateway/common.ts';
 import { CONSOLE_USER } from '../../src/render/gateway/i2pd.ts';
 import { i2pdKeysFile, onionDir, publishSocketUnit } from '../../src/render/gateway/publish.ts';
-import { renderPublishStates } from '../../src/render/salt/publish.ts';
-import { A, PYTHON, type Lab, type UpEvent } from './lib/lab.ts';
-import type { Proc } from './lib/sh.ts';
+import { A, type Lab, type UpEvent } from './lib/lab.ts';
+import { startServiceQube, type ServiceQube } from './lib/service-qube.ts';
 import { expectUpClean, httpStatus, REVEALING_HEADERS } from './lib/suite.ts';
 import { World } from './lib/world.ts';
 
@@ -41,30 +39,18 @@ const CONFIG = {
 
 let w: World;
 let lab: Lab;
-let webapp: Proc;
-let dom0: Proc;
+let svc: ServiceQube;
 
 function logPath(name: string): string {
   return join(lab.scratch, 'logs', name);
 }
 
 function backendHits(): UpEvent[] {
-  return lab.readLog('webapp.jsonl').filter((e) => e.ev === 'proxy');
+  return svc.hits();
 }
 
 function qrexecCalls(): UpEvent[] {
-  return lab.readLog('qrexec.jsonl').filter((e) => e.ev === 'call');
-}
-
-/** The policy file dom0 holds after i2p-gateway.publish: file.managed's contents in the rendered state. */
-function dom0Policy(): string {
-  const sls = renderPublishStates(w.config).find((f) => f.path === 'i2p-gateway/publish.sls');
-  const doc = load(new TextDecoder().decode(sls?.data)) as Record<string, { 'file.managed'?: Array<Record<string, string>> }>;
-  // The state that writes the policy file (the service qubes' netvm states come before it).
-  const args = Object.values(doc).find((s) => s['file.managed'] !== undefined)?.['file.managed'] ?? [];
-  const contents = args.find((a) => 'contents' in a)?.['contents'];
-  if (contents === undefined) throw new Error('publish.sls has no file.managed contents');
-  return contents;
+  return svc.calls();
 }
 
 /** An HTTP request from inside the gateway (as `user`) to the published service's listener. */
@@ -97,27 +83,12 @@ function b32Of(keys: Buffer): string {
 beforeAll(async () => {
   w = await World.create(CONFIG);
   lab = w.lab;
-  for (const f of ['webapp.jsonl', 'qrexec.jsonl']) writeFileSync(logPath(f), '');
-  const tools = join(lab.scratch, 'tools');
-  webapp = lab.nsSpawn('svc', 'webapp', [PYTHON, join(tools, 'netlab.py'), 'http-proxy', '--listen', `127.0.0.1:${BACKEND_PORT}`, '--banner', 'WEBAPP', '--log', logPath('webapp.jsonl')]);
-  await webapp.waitForLine('READY', 5000);
-  const policy = join(lab.scratch, 'dom0', '70-i2p-gateway-publish.policy');
-  mkdirSync(join(lab.scratch, 'dom0'), { recursive: true });
-  writeFileSync(policy, dom0Policy());
-  dom0 = lab.nsSpawn('svc', 'qrexec-dom0', [
-    PYTHON, join(tools, 'qrexec-dom0.py'),
-    '--socket', join(lab.scratch, 'run/qubes/qrexec-agent'),
-    '--source', w.config.qubes.gateway,
-    '--qube', 'webapp',
-    '--policy', policy,
-    '--log', logPath('qrexec.jsonl'),
-  ]);
-  await dom0.waitForLine('READY', 5000);
+  svc = await startServiceQube(lab, { config: w.config, qube: 'webapp', port: BACKEND_PORT, banner: 'WEBAPP', socket: join(lab.scratch, 'run/qubes/qrexec-agent') });
   await w.use({ tor: 'recorder', router: 'recorder', dnsmasq: true, tinyproxy: true });
 });
 
 beforeEach(() => {
-  for (const f of ['webapp.jsonl', 'qrexec.jsonl']) writeFileSync(logPath(f), '');
+  svc.clear();
 });
 
 afterAll(async () => {

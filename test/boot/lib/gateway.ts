@@ -13,7 +13,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { makeOverlay, type Overlay } from '../../util/chroot.ts';
-import { A, type Lab, type Probe } from '../../net/lib/lab.ts';
+import { A, type GatewaySeat, type Probe } from '../../net/lib/lab.ts';
 import { run, sleep } from '../../net/lib/sh.ts';
 import { Machine, monotonicUs } from './machine.ts';
 import { writeQubesDb } from './qubes.ts';
@@ -43,7 +43,7 @@ export class Sampler {
   private stopped = false;
   private readonly loop: Promise<void>;
 
-  constructor(lab: Lab, root: string) {
+  constructor(lab: Pick<GatewaySeat, 'ns'>, root: string) {
     this.loop = (async () => {
       while (!this.stopped) {
         const at = monotonicUs();
@@ -80,7 +80,7 @@ export class Prober {
   private stopped = false;
   private readonly loop: Promise<void>;
 
-  constructor(lab: Lab, probes: readonly Probe[] = LEAK_PROBES) {
+  constructor(lab: Pick<GatewaySeat, 'probe'>, probes: readonly Probe[] = LEAK_PROBES) {
     this.loop = (async () => {
       while (!this.stopped) {
         await lab.probe('client', probes);
@@ -114,11 +114,16 @@ export interface GatewayBootOptions {
   readonly services: readonly string[];
   /** Changes to this boot's root only (a broken file, say), applied before it boots: [path inside, contents]. */
   readonly edits?: ReadonlyArray<readonly [string, string | Uint8Array]>;
+  /** Host directories bound into the qube besides its /rw: [host, inside] (a stand-in's socket directory, say). */
+  readonly binds?: ReadonlyArray<readonly [string, string]>;
   readonly log: (msg: string) => void;
 }
 
-/** Boot a gateway qube in the lab; returns once systemd settled, with what the sampler and prober saw meanwhile. */
-export async function bootGateway(lab: Lab, opts: GatewayBootOptions): Promise<GatewayQube> {
+/**
+ * Boot a gateway qube in the lab (the Lab itself: its gw namespace; or a second gateway's seat, Lab.addGateway);
+ * returns once systemd settled, with what the sampler and prober saw meanwhile.
+ */
+export async function bootGateway(lab: GatewaySeat, opts: GatewayBootOptions): Promise<GatewayQube> {
   const overlay = await makeOverlay(opts.lowers);
   try {
     mkdirSync(opts.rw, { recursive: true, mode: 0o755 });
@@ -136,7 +141,7 @@ export async function bootGateway(lab: Lab, opts: GatewayBootOptions): Promise<G
     const prober = new Prober(lab);
     let machine: Machine;
     try {
-      machine = await Machine.boot(overlay, { name: opts.name, network: { kind: 'netns', name: lab.ns.gw }, binds: [[opts.rw, '/rw']], log: opts.log });
+      machine = await Machine.boot(overlay, { name: opts.name, network: { kind: 'netns', name: lab.ns.gw }, binds: [[opts.rw, '/rw'], ...(opts.binds ?? [])], log: opts.log });
     } finally {
       await prober.stop();
       await sampler.stop();

@@ -12,7 +12,7 @@
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { binaryFile, symlink, textFile, type RenderedFile } from '../../../src/files.ts';
-import { QUBES_BASE_NFT } from '../../net/lib/lab.ts';
+import { QUBES_BASE_NFT, TOOLS } from '../../net/lib/lab.ts';
 import { buildDummyDeb } from '../../install/dummy.ts';
 
 const STAND_INS = join(import.meta.dirname, '..', 'stand-ins');
@@ -55,6 +55,24 @@ export function networkingDummyDeb(sourceDateEpoch: number): { fileName: string;
     if (script !== '') files.push(textFile(`${SCRIPT_DIR}/${script}`, readFileSync(join(STAND_INS, script), 'utf8'), 0o755));
   }
   return buildDummyDeb(sourceDateEpoch, { files, depends: ['nftables'] });
+}
+
+/** qubes-core-qrexec, which the package Depends on when the config publishes a service. */
+export const QREXEC_PACKAGE = 'qubes-core-qrexec';
+
+/**
+ * A dummy qubes-core-qrexec carrying the lab's qrexec-client-vm (test/net/tools/qrexec-client-vm: the real
+ * program's command line, talking to the agent socket's stand-in, test/net/tools/qrexec-dom0.py) where the real
+ * package installs it, /usr/bin/qrexec-client-vm. Python 3, as the stand-in is.
+ */
+export function qrexecDummyDeb(sourceDateEpoch: number): { fileName: string; bytes: Uint8Array } {
+  const files: RenderedFile[] = [textFile('/usr/bin/qrexec-client-vm', readFileSync(join(TOOLS, 'qrexec-client-vm'), 'utf8'), 0o755)];
+  return buildDummyDeb(sourceDateEpoch, { package: { name: QREXEC_PACKAGE, summary: 'test dummy standing in for Qubes qrexec' }, files, depends: ['python3'] });
+}
+
+/** The dummy Qubes packages a release's template needs: the networking agent, and qrexec when the package depends on it. */
+export function dummyDebsFor(depends: readonly string[], sourceDateEpoch: number): Array<{ fileName: string; bytes: Uint8Array }> {
+  return [networkingDummyDeb(sourceDateEpoch), ...(depends.includes(QREXEC_PACKAGE) ? [qrexecDummyDeb(sourceDateEpoch)] : [])];
 }
 
 export interface QubesDb {

@@ -36,7 +36,7 @@ import { build } from '../../../src/pipeline.ts';
 import { renderDebPackage } from '../../../src/render/deb/package.ts';
 import { aptUpdate, describeRun, freshChroot } from '../../util/chroot.ts';
 import { readSls, requisiteOrder, type StateDecl } from '../../salt/apply.ts';
-import { networkingDummyDeb } from './qubes.ts';
+import { dummyDebsFor } from './qubes.ts';
 import type { Machine } from './machine.ts';
 
 export const SOURCE_DATE_EPOCH = 1_700_000_000;
@@ -93,9 +93,8 @@ export function stageFormula(root: string, r: Release): void {
     mkdirSync(dirname(f), { recursive: true });
     writeFileSync(f, data);
   }
-  const dummy = networkingDummyDeb(SOURCE_DATE_EPOCH);
   mkdirSync(join(root, DUMMY_PATH), { recursive: true });
-  writeFileSync(join(root, DUMMY_PATH, dummy.fileName), dummy.bytes);
+  for (const dummy of dummyDebsFor(r.deb.meta.depends, SOURCE_DATE_EPOCH)) writeFileSync(join(root, DUMMY_PATH, dummy.fileName), dummy.bytes);
 }
 
 type Args = Record<string, unknown>;
@@ -126,9 +125,9 @@ export async function downloadFor(pristine: string, r: Release, state: string, l
   const c = await freshChroot(pristine);
   try {
     await aptUpdate(c);
-    const dummy = networkingDummyDeb(SOURCE_DATE_EPOCH);
-    await c.write(`/tmp/${dummy.fileName}`, dummy.bytes);
-    await c.must(['apt-get', '-q', '-y', 'install', `/tmp/${dummy.fileName}`]);
+    const dummies = dummyDebsFor(r.deb.meta.depends, SOURCE_DATE_EPOCH);
+    for (const dummy of dummies) await c.write(`/tmp/${dummy.fileName}`, dummy.bytes);
+    await c.must(['apt-get', '-q', '-y', 'install', ...dummies.map((d) => `/tmp/${d.fileName}`)]);
     const states = statesOf(r, state);
     // Packages the formula brings itself (`sources`), such as the version pin of our own: never from a mirror.
     const own = new Set(states.flatMap((d) => ((d.args['sources'] as Array<Record<string, string>> | undefined) ?? []).map((x) => Object.keys(x)[0] ?? '')));
@@ -149,11 +148,12 @@ export async function downloadFor(pristine: string, r: Release, state: string, l
 /**
  * Install the dummy qubes-core-agent-networking (with its Depends, from the cache), as a template that has the
  * networking agent before the formula runs (debian-13-xfce; a minimal template gets it from the formula's own
- * dependency list, from the Qubes repository, which is not reachable here).
+ * dependency list, from the Qubes repository, which is not reachable here). With a release whose package Depends on
+ * qubes-core-qrexec (a config with `publish`), its dummy too: every Qubes template has qrexec.
  */
-export async function installDummy(m: Machine): Promise<void> {
-  const dummy = networkingDummyDeb(SOURCE_DATE_EPOCH);
-  await m.must(['apt-get', '-q', '-y', 'install', `${DUMMY_PATH}/${dummy.fileName}`], { env: SALT_ENV, timeoutMs: 300_000 });
+export async function installDummy(m: Machine, r?: Release): Promise<void> {
+  const dummies = dummyDebsFor(r?.deb.meta.depends ?? [], SOURCE_DATE_EPOCH);
+  await m.must(['apt-get', '-q', '-y', 'install', ...dummies.map((d) => `${DUMMY_PATH}/${d.fileName}`)], { env: SALT_ENV, timeoutMs: 300_000 });
 }
 
 export interface StateRun {

@@ -13,6 +13,11 @@
  * With `serviceQube`, a fourth namespace `svc`: a service qube with no netvm, loopback and nothing else. It is
  * reached only through the qrexec stand-ins (tools/qrexec-client-vm in the gateway, tools/qrexec-dom0.py here).
  *
+ * `Lab.addGateway()` (test/boot) attaches a second gateway qube to the same up: its own namespace gw<N> with its
+ * own client gw<N>client, the same addresses on the client side, and its upstream link on up's eth<N-1>
+ * (172.31.1<N>.2/24, up 172.31.1<N>.1). up's recorder watches eth0 only: the second gateway's upstream is not
+ * recorded.
+ *
  * Nothing upstream is inside 10.192.0.0/10: that is Tor's VirtualAddrNetwork, which the gateway sends to Tor.
  *
  * The veths are created inside the namespaces (never in the host's), no namespace has a route out, and every
@@ -191,6 +196,10 @@ export class Lab {
   private accounts: { passwd: string; group: string } = { passwd: '', group: '' };
   /** Client qubes added after the first (addClient), in the order they were attached. */
   private readonly extraClients: LabClient[] = [];
+  /** Gateways added after the first (addGateway), in order. */
+  private readonly extraGateways: LabGateway[] = [];
+  /** Their namespaces (gateway and client), removed with the lab. */
+  private readonly extraNamespaces: string[] = [];
 
   private constructor(serviceQube: boolean) {
     this.id = `${process.pid}-${Math.random().toString(36).slice(2, 7)}`;
@@ -523,6 +532,77 @@ export class Lab {
     if (tables.includes('table ip qubes\n') && tables.includes('table ip qubes-firewall')) await this.nft(['-f', '-'], rules);
   }
 
+  /**
+   * Attach a second (third, …) gateway qube to the same up, for a booted root (gateway 'booted'): a namespace of
+   * its own with a bare kernel state (no forwarding, no tables), its client qube's namespace and machine (Debian 13,
+   * Qubes' resolv.conf), wired as the first: the client at 10.137.0.10 behind vif3.0 (group 2), the gateway's
+   * eth0 (group 1) to up, whose side is eth<N-1>. Torn down with the lab.
+   */
+  async addGateway(): Promise<LabGateway> {
+    const n = this.extraGateways.length + 2;
+    const gw = `${PREFIX}-${this.id}-gw${n}`;
+    const client = `${PREFIX}-${this.id}-gw${n}client`;
+    const upIface = `eth${n - 1}`;
+    const up4 = `172.31.1${n}.1`;
+    const gwUp4 = `172.31.1${n}.2`;
+    const up6 = `fd00:20${n}::1`;
+    const gwUp6 = `fd00:20${n}::2`;
+    const s = this.scratch;
+    for (const ns of [gw, client]) {
+      await must(['ip', 'netns', 'add', ns]);
+      this.extraNamespaces.push(ns);
+      await this.sysctl(ns, 'net.ipv6.conf.default.accept_dad', '0');
+      await this.sysctl(ns, 'net.ipv6.conf.default.accept_ra', '0');
+      await this.sysctl(ns, 'net.ipv6.conf.all.accept_dad', '0');
+      await must(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+    }
+    await must(['ip', '-n', gw, 'link', 'add', 'vif3.0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', client]);
+    await must(['ip', '-n', gw, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', upIface, 'netns', this.ns.up]);
+    await must(['ip', '-n', gw, 'link', 'set', 'vif3.0', 'group', '2']);
+    await must(['ip', '-n', gw, 'link', 'set', 'eth0', 'group', '1']);
+    const addrs: Array<[string, string, string]> = [
+      [client, 'eth0', `${A.client4}/24`],
+      [client, 'eth0', `${A.client6}/64`],
+      [gw, 'vif3.0', `${A.gwDown4}/24`],
+      [gw, 'vif3.0', `${A.gwDown6}/64`],
+      [gw, 'eth0', `${gwUp4}/24`],
+      [gw, 'eth0', `${gwUp6}/64`],
+      [this.ns.up, upIface, `${up4}/24`],
+      [this.ns.up, upIface, `${up6}/64`],
+    ];
+    for (const [ns, dev, addr] of addrs) await must(['ip', '-n', ns, 'addr', 'add', addr, 'dev', dev, 'nodad']);
+    for (const [ns, dev] of [[client, 'eth0'], [gw, 'vif3.0'], [gw, 'eth0'], [this.ns.up, upIface]] as const) await must(['ip', '-n', ns, 'link', 'set', dev, 'up']);
+    await must(['ip', '-n', client, 'route', 'add', 'default', 'via', A.gwDown4]);
+    await must(['ip', '-n', client, '-6', 'route', 'add', 'default', 'via', A.gwDown6]);
+    await must(['ip', '-n', gw, 'route', 'add', 'default', 'via', up4]);
+    await must(['ip', '-n', gw, '-6', 'route', 'add', 'default', 'via', up6]);
+    const run = join(s, `gw${n}client-run`);
+    mkdirSync(run, { recursive: true, mode: 0o755 });
+    const view = join(s, 'tools/machine-view.sh');
+    const holder = this.track(
+      new Proc(`gw${n}client-machine`, ['ip', 'netns', 'exec', client, 'unshare', '-m', '--propagation', 'private', 'sh', view, `gw${n}client`, s, run, `${join(s, 'client')}:${this.root}`, s, 'sh', '-c', 'echo READY; exec sleep infinity']),
+    );
+    await holder.waitForLine('READY', 5000);
+    const clientView = (): string[] => ['nsenter', '-t', String(holder.pid), '-m', '-n', '-r', '-w', '--'];
+    const root = this.root;
+    const g: LabGateway = {
+      ns: { gw, client },
+      upIface,
+      up4,
+      gwUp4,
+      clientView,
+      curl: (url, extra = []) => curlIn(clientView(), url, extra),
+      probe: (_where, probes) => this.probeIn(clientView(), probes),
+      freshBoot: async () => {
+        await must(['ip', 'netns', 'exec', gw, 'chroot', root, 'nft', 'flush', 'ruleset']);
+        await this.sysctl(gw, 'net.ipv4.ip_forward', '0');
+        await this.sysctl(gw, 'net.ipv6.conf.all.forwarding', '0');
+      },
+    };
+    this.extraGateways.push(g);
+    return g;
+  }
+
   // ------------------------------------------------------------------------------------------------- running
 
   /** argv prefix that runs a command in the gateway machine, our package installed (see tools/machine-view.sh). */
@@ -654,10 +734,8 @@ export class Lab {
   }
 
   /** curl from the app qube, with its own resolv.conf; -m bounds the whole transfer. */
-  async curl(url: string, extra: readonly string[] = []): Promise<{ code: number | null; status: string; body: string; stderr: string }> {
-    const r = await run([...this.clientView(), 'curl', '-sS', '--connect-timeout', '2', '-m', '3', '-o', '-', '-w', '\n@@%{http_code}', ...extra, url], { timeoutMs: 8000 });
-    const at = r.stdout.lastIndexOf('\n@@');
-    return { code: r.code, status: at >= 0 ? r.stdout.slice(at + 3) : '', body: at >= 0 ? r.stdout.slice(0, at) : r.stdout, stderr: r.stderr };
+  async curl(url: string, extra: readonly string[] = []): Promise<CurlResult> {
+    return curlIn(this.clientView(), url, extra);
   }
 
   // ---------------------------------------------------------------------------------------------- recorders
@@ -715,7 +793,7 @@ export class Lab {
     for (const pid of this.forkedPids) await endPid(pid);
     for (const p of this.procs.values()) if (p !== this.holder && p !== this.clientHolder && p.child.pid !== undefined) await endPid(p.child.pid);
     for (const h of [this.holder, this.clientHolder]) if (h?.child.pid !== undefined) await endPid(h.child.pid);
-    for (const n of [...Object.values(this.ns), ...this.extraClients.map((c) => c.ns)]) if (n !== undefined) await destroyNamespace(n);
+    for (const n of [...Object.values(this.ns), ...this.extraClients.map((c) => c.ns), ...this.extraNamespaces]) if (n !== undefined) await destroyNamespace(n);
     rmSync(this.scratch, { recursive: true, force: true });
   }
 }
@@ -757,6 +835,47 @@ async function waitPrefixed(proc: Proc, prefix: string, timeoutMs: number): Prom
   throw new Error(`${proc.name}: no line starting with "${prefix}" (${proc.exited ? `exited ${JSON.stringify(proc.exited)}` : 'timeout'})\n${proc.diagnostics()}`);
 }
 
+export interface CurlResult {
+  readonly code: number | null;
+  /** The HTTP status curl printed ('000' or '' when there was none). */
+  readonly status: string;
+  readonly body: string;
+  readonly stderr: string;
+}
+
+/** curl with a client's own resolv.conf (argv prefix `view`); -m bounds the whole transfer (3 s unless `extra` says). */
+async function curlIn(view: readonly string[], url: string, extra: readonly string[]): Promise<CurlResult> {
+  const m = extra.indexOf('-m');
+  const maxS = m >= 0 ? Number(extra[m + 1]) : 3;
+  const r = await run([...view, 'curl', '-sS', '--connect-timeout', '2', '-m', '3', '-o', '-', '-w', '\n@@%{http_code}', ...extra, url], { timeoutMs: (Number.isFinite(maxS) ? maxS : 3) * 1000 + 5000 });
+  const at = r.stdout.lastIndexOf('\n@@');
+  return { code: r.code, status: at >= 0 ? r.stdout.slice(at + 3) : '', body: at >= 0 ? r.stdout.slice(0, at) : r.stdout, stderr: r.stderr };
+}
+
+/**
+ * Where a booted gateway sits in the lab (test/boot/lib/gateway.ts bootGateway): its namespace and its client's.
+ * The Lab itself is the first gateway's seat; addGateway gives more.
+ */
+export interface GatewaySeat {
+  readonly ns: { readonly gw: string; readonly client: string };
+  /** What a fresh boot gives the namespace's kernel state: no tables (the first's keeps the lab's tag table), no forwarding. */
+  freshBoot(): Promise<void>;
+  /** Probes from the seat's client qube. */
+  probe(where: 'client', probes: readonly Probe[]): Promise<ProbeResult[]>;
+  /** curl from the seat's client qube. */
+  curl(url: string, extra?: readonly string[]): Promise<CurlResult>;
+  /** argv prefix that runs a command in the seat's client qube. */
+  clientView(): string[];
+}
+
+/** A gateway attached after the first (Lab.addGateway). */
+export interface LabGateway extends GatewaySeat {
+  /** up's interface towards it, up's address there and the gateway's upstream address. */
+  readonly upIface: string;
+  readonly up4: string;
+  readonly gwUp4: string;
+}
+
 /** A client qube attached after the first (Lab.addClient). */
 export interface LabClient {
   readonly ns: string;
@@ -794,7 +913,7 @@ export async function removeLeftovers(): Promise<string[]> {
   const list = await run(['ip', 'netns', 'list'], { timeoutMs: 5000 });
   for (const line of list.stdout.split('\n')) {
     const name = line.split(' ')[0] ?? '';
-    const m = new RegExp(`^${PREFIX}-(\\d+)-[a-z0-9]+-(client\\d*|gw|up|svc)$`).exec(name);
+    const m = new RegExp(`^${PREFIX}-(\\d+)-[a-z0-9]+-(client\\d*|gw\\d*|gw\\d+client|up|svc)$`).exec(name);
     if (m && !alive(Number(m[1]))) {
       await destroyNamespace(name);
       removed.push(name);
