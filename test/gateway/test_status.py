@@ -498,6 +498,53 @@ class EachDaemonStopped(unittest.TestCase):
         c = by_id(run_status(gw))["daemon.tinyproxy"]
         self.assertEqual((c.status, c.summary), (P.FAIL, "qubes-i2p-gateway-tinyproxy.service is not installed"))
 
+    def router_before_its_ports(self, active_for):
+        """i2pd's unit active for `active_for` seconds, its console and HTTP proxy not open yet (it reseeds first)."""
+        gw = FakeGateway(facts("default"))
+        gw.monotonic = lambda: 5000.0
+        gw.units[gw.f["router"]["unit"]]["ActiveEnterTimestampMonotonic"] = str(int((5000.0 - active_for) * 1e6))
+        gw.stop("router")
+        gw.units[gw.f["router"]["unit"]].update(ActiveState="active", SubState="running")
+        return gw
+
+    def test_a_router_reseeding_before_its_ports_open_waits_and_so_do_its_lines(self):
+        # Seen in the booted gateway on the lab's private network: i2pd active 0-5 s after the boot settled, nothing
+        # listening yet (it opens its console and proxies after its first reseed); the report said FAIL.
+        checks = run_status(self.router_before_its_ports(5))
+        c = by_id(checks)
+        self.assertEqual(c["daemon.router"].status, P.WAIT)
+        self.assertIn("i2pd.service has been active (running) for 5 s and does not listen on tcp 127.0.0.1:4444 (HTTP proxy), "
+                      "tcp 127.0.0.1:7070 (console) yet", c["daemon.router"].summary)
+        self.assertIn("journalctl -b -u i2pd", c["daemon.router"].fix)
+        self.assertEqual((c["router.network"].status, c["router.network"].summary),
+                         (P.WAIT, "not asked yet: the i2pd line above is still starting"))
+        self.assertEqual(c["http.i2p"].status, P.WAIT)
+        self.assertIn("HTTP 502 from tinyproxy itself", c["http.i2p"].summary)
+        self.assertEqual([x.id for x in checks if x.status == P.FAIL], [])
+        self.assertEqual(P.EXIT[P.verdict(checks)], 1)
+
+    def test_a_router_whose_ports_stay_closed_fails(self):
+        for active_for in (P.ROUTER_PORTS_SECONDS + 1, 3600):
+            with self.subTest(active_for=active_for):
+                checks = run_status(self.router_before_its_ports(active_for))
+                c = by_id(checks)
+                self.assertEqual(c["daemon.router"].status, P.FAIL)
+                self.assertIn("i2pd.service is active (running) but nothing listens on tcp 127.0.0.1:4444", c["daemon.router"].summary)
+                self.assertEqual(c["router.network"].status, P.FAIL)
+                self.assertEqual(c["http.i2p"].status, P.FAIL)
+                self.assertEqual(P.EXIT[P.verdict(checks)], 2)
+        # Without systemd's timestamp (an older systemd, or none): no claim that it is starting.
+        gw = self.router_before_its_ports(5)
+        del gw.units[gw.f["router"]["unit"]]["ActiveEnterTimestampMonotonic"]
+        self.assertEqual(by_id(run_status(gw))["daemon.router"].status, P.FAIL)
+
+    def test_only_the_router_gets_time_to_open_its_ports(self):
+        gw = FakeGateway(facts("default"))
+        gw.monotonic = lambda: 5000.0
+        gw.units[gw.f["tinyproxy"]["unit"]]["ActiveEnterTimestampMonotonic"] = str(int(4995 * 1e6))
+        gw.sock["tcp"] = [x for x in gw.sock["tcp"] if x[1] != 8888]
+        self.assertEqual(by_id(run_status(gw))["daemon.tinyproxy"].status, P.FAIL)
+
     def test_condition_failed_unit_points_at_the_flag(self):
         gw = FakeGateway(facts("default"))
         gw.units[gw.f["dnsmasq"]["unit"]].update(ActiveState="inactive", SubState="dead", ConditionResult="no")
