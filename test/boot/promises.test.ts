@@ -14,15 +14,19 @@
  *     addresses, the virtual IP and upstream: as booted and with forwarding on; control: every table deleted and
  *     forwarding on, each reaches up. A bare ACK to a port the gateway serves (53, the virtual IP's 80) gets the
  *     kernel's reset, as from any TCP server (conntrack picks it up, our redirect sends it to the daemon's port);
- *   - frames the client addresses to 127.0.0.1 at every TCP port listening in the gateway (suite.ts's direct
- *     connections): as booted, with route_localnet on (our drop counts them), with no table (the kernel's martian
- *     check); control: both gone, every daemon answers. Not ::1: the IPv6 stack drops a loopback destination that
- *     arrives on any other interface unconditionally, so no protection of ours could be removed for a control;
+ *   - frames the client addresses to 127.0.0.1 (suite.ts's direct connections: netlab.py's l2syn, and l2dns for
+ *     UDP) at every TCP and UDP port listening there or on every address in the gateway (the console, i2pd's HTTP
+ *     proxy and IRC tunnel, Tor's TransPort and DNSPort, the DNS TCP relay, tinyproxy, i2pd's transport), plus 53
+ *     and 22: as booted, with route_localnet on (our drop counts them), with no table (the kernel's martian check);
+ *     control: both gone, every TCP listener answers and Tor's DNSPort maps a name. Not ::1: the IPv6 stack drops a
+ *     loopback destination that arrives on any other interface before netfilter, unconditionally, so there is no
+ *     protection of ours to remove for a control;
  *   - `?i2paddresshelper=` (gateway-security.test.ts 2): refused, the booted i2pd's addressbook unchanged; control:
  *     the address helper on, the same requests add the name;
  *   - the gateway's own output (firewall-paths.test.ts 19.12, suite.ts), probed inside the booted root as its users
  *     (the root's python3 running tools/netlab.py from stdin, setpriv): control: our table deleted.
- * Measured: the four add about 18 s to the file (item by item: 4, 4.5, 8.5, 1.5 s on the loaded 2-core machine).
+ * Measured on the loaded 2-core machine: the four add about 19 s to the file (4.4, 4.6, 8.0, 1.7 s; the address
+ * helper's control restarts i2pd twice).
  *
  * Left to others: HTTPS (443/8443) to the virtual IP, the console (not exposed), `.onion` names.
  */
@@ -567,16 +571,28 @@ describe('the datapath checks of test/net, against the booted gateway (forwardin
     }
   });
 
-  it('frames the client addresses to 127.0.0.1 at every TCP port the gateway\'s daemons listen on get no answer: as booted, with route_localnet on (our drop counts them), with every table deleted (the kernel\'s martian check); control: both gone, the daemons answer', async () => {
+  it('frames the client addresses to 127.0.0.1 at every TCP and UDP port the gateway\'s daemons listen on get no answer: as booted, with route_localnet on (our drop counts them), with every table deleted (the kernel\'s martian check); control: both gone, the daemons answer', async () => {
     const m = G().machine;
-    const ss = await run(['ip', 'netns', 'exec', L().ns.gw, 'ss', '-Hltn'], { timeoutMs: 5000 });
-    const listening = ss.stdout.split('\n').map((l) => l.trim().split(/\s+/)[3] ?? '').filter((a) => /^(127\.0\.0\.1|0\.0\.0\.0|\*):\d+$/.test(a)).map((a) => Number(a.split(':').at(-1)));
+    /** Ports listening on 127.0.0.1 or every address in the gateway (the host's ss in its namespace: the root has none). */
+    const local = async (proto: 't' | 'u'): Promise<number[]> => {
+      const ss = await run(['ip', 'netns', 'exec', L().ns.gw, 'ss', `-Hl${proto}n`], { timeoutMs: 5000 });
+      return ss.stdout.split('\n').map((l) => l.trim().split(/\s+/)[3] ?? '').filter((a) => /^(127\.0\.0\.1|0\.0\.0\.0|\*):\d+$/.test(a)).map((a) => Number(a.split(':').at(-1)));
+    };
+    const listening = await local('t');
+    const listeningUdp = await local('u');
     const daemons = [ROUTERS.i2pd.exposable.console, ROUTERS.i2pd.httpProxyPort, RELEASE.config.tor.transPort, RELEASE.config.tinyproxy.port];
     expect(listening, 'the console, i2pd\'s HTTP proxy, Tor\'s TransPort and tinyproxy listen where a frame to 127.0.0.1 could reach them').toEqual(expect.arrayContaining(daemons));
+    expect(listeningUdp, "Tor's DNSPort listens on 127.0.0.1").toContain(RELEASE.config.tor.dnsPort);
     const ports = [...new Set([...listening, 53, 22])].sort((a, b) => a - b);
-    log(`TCP ports on 127.0.0.1 or any address in the booted gateway: ${listening.join(', ')}`);
+    const udpPorts = [...new Set([...listeningUdp, 53])].sort((a, b) => a - b);
+    log(`ports on 127.0.0.1 or any address in the booted gateway: TCP ${listening.join(', ')}; UDP ${listeningUdp.join(', ')}`);
     const mac = await L().gwMac();
-    const probes: Probe[] = ports.map((port) => ({ kind: 'l2syn', iface: 'eth0', mac, src: A.client4, dst: '127.0.0.1', port }));
+    // A fresh .onion name: Tor's DNSPort maps it at once (AutomapHostsOnResolve), network or not.
+    const onion = `${Array.from({ length: 55 }, () => 'abcdefghijklmnopqrstuvwxyz234567'[Math.floor(Math.random() * 32)]).join('')}d.onion`;
+    const probes: Probe[] = [
+      ...ports.map((port) => ({ kind: 'l2syn' as const, iface: 'eth0', mac, src: A.client4, dst: '127.0.0.1', port })),
+      ...udpPorts.map((port) => ({ kind: 'l2dns' as const, iface: 'eth0', mac, src: A.client4, dst: '127.0.0.1', port, name: onion, qtype: 'A' })),
+    ];
     const counted = async (): Promise<number> => {
       const chain = (await m.must(['nft', 'list', 'chain', 'inet', 'qubes-i2p-gateway', 'prerouting-raw'])).stdout;
       return Number(/ip daddr 127\.0\.0\.0\/8 counter packets (\d+) /.exec(chain)?.[1] ?? NaN);
@@ -600,12 +616,16 @@ describe('the datapath checks of test/net, against the booted gateway (forwardin
       await deleteTables();
       await gwSet('net.ipv4.conf.all.route_localnet', '0');
       none(await L().probe('client', probes), 'no tables, route_localnet off');
-      // The control: neither. Every daemon's port answers the client's frame (SYN-ACK from 127.0.0.1).
+      // The control: neither. Every daemon's TCP port answers the client's frame (SYN-ACK from 127.0.0.1), and Tor's
+      // DNSPort maps the name for it.
       await gwSet('net.ipv4.conf.all.route_localnet', '1');
       const bare = await L().probe('client', probes);
-      for (const r of bare.filter((x) => listening.includes(Number(x.probe['port'])))) {
+      for (const r of bare.filter((x) => x.probe.kind === 'l2syn' && listening.includes(Number(x.probe['port'])))) {
         expect([r.outcome, r['from'], r['tcpflags']], `control: ${JSON.stringify(r)}`).toEqual(['reply', '127.0.0.1', SYN_ACK]);
       }
+      const dns = bare.find((x) => x.probe.kind === 'l2dns' && x.probe['port'] === RELEASE.config.tor.dnsPort);
+      expect([dns?.outcome, dns?.['from']], `control: ${JSON.stringify(dns)}`).toEqual(['reply', '127.0.0.1']);
+      expect(dns?.answers?.[0]?.data ?? '', "control: Tor's DNSPort mapped the name").toMatch(/^10\.(19[2-9]|2[0-5]\d)\./);
     } finally {
       await restoreGateway();
     }
