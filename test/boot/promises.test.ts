@@ -25,7 +25,7 @@
  *     the address helper on, the same requests add the name;
  *   - the gateway's own output (firewall-paths.test.ts 19.12, suite.ts), probed inside the booted root as its users
  *     (the root's python3 running tools/netlab.py from stdin, setpriv): control: our table deleted.
- * Measured on the loaded 2-core machine: the four add about 19 s to the file (4.4, 4.6, 8.0, 1.7 s; the address
+ * Measured on the loaded 2-core machine: the four add about 20 s to the file (4.5, 5.4, 8.1, 2.1 s; the address
  * helper's control restarts i2pd twice).
  *
  * Left to others: HTTPS (443/8443) to the virtual IP, the console (not exposed), `.onion` names.
