@@ -7,12 +7,34 @@
  * proves our tables alone) proves about the firewall is proved here again where the README's users are. Each `it` names the README's words it checks. The lab has no Tor or I2P network: Tor
  * and i2pd are Debian's, real, and cannot bootstrap or integrate.
  *
+ * The datapath checks of test/net that can run against a booted gateway run here too (issue 21.4), each with a
+ * control in the same test that removes the protection inside the booted gateway and shows the probe then sees what
+ * it must not (so no check is vacuous):
+ *   - fragments, impossible TCP flags, TCP that is not a new connection (test/net/lib/suite.ts), to the gateway's
+ *     addresses, the virtual IP and upstream: as booted and with forwarding on; control: every table deleted and
+ *     forwarding on, each reaches up. A bare ACK to a port the gateway serves (53, the virtual IP's 80) gets the
+ *     kernel's reset, as from any TCP server (conntrack picks it up, our redirect sends it to the daemon's port);
+ *   - frames the client addresses to 127.0.0.1 (suite.ts's direct connections: netlab.py's l2syn, and l2dns for
+ *     UDP) at every TCP and UDP port listening there or on every address in the gateway (the console, i2pd's HTTP
+ *     proxy and IRC tunnel, Tor's TransPort and DNSPort, the DNS TCP relay, tinyproxy, i2pd's transport), plus 53
+ *     and 22: as booted, with route_localnet on (our drop counts them), with no table (the kernel's martian check);
+ *     control: both gone, every TCP listener answers and Tor's DNSPort maps a name. Not ::1: the IPv6 stack drops a
+ *     loopback destination that arrives on any other interface before netfilter, unconditionally, so there is no
+ *     protection of ours to remove for a control;
+ *   - `?i2paddresshelper=` (gateway-security.test.ts 2): refused, the booted i2pd's addressbook unchanged; control:
+ *     the address helper on, the same requests add the name;
+ *   - the gateway's own output (firewall-paths.test.ts 19.12, suite.ts), probed inside the booted root as its users
+ *     (the root's python3 running tools/netlab.py from stdin, setpriv): control: our table deleted.
+ * Measured on the loaded 2-core machine: the four add about 20 s to the file (4.5, 5.4, 8.1, 2.1 s; the address
+ * helper's control restarts i2pd twice).
+ *
  * Left to others: HTTPS (443/8443) to the virtual IP, the console (not exposed), `.onion` names.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROUTERS } from '../../src/config/routers.ts';
 import { UNITS } from '../../src/render/gateway/common.ts';
 import { A, Lab, serverHits, unsanctioned, describe as describeFrames, type Probe, type ProbeResult } from '../net/lib/lab.ts';
 import { run, sleep } from '../net/lib/sh.ts';
@@ -55,6 +77,13 @@ async function fromClient(probes: readonly Probe[]): Promise<{ results: ProbeRes
 
 /** One TCP exchange from the client: what came back before the gateway closed or went quiet. */
 const tcp = (host: string, port: number, send?: string, readTimeout = 2): Probe => ({ kind: 'tcp', host, port, timeout: 1.5, readTimeout, ...(send !== undefined ? { send } : {}) });
+
+/** A syntactically valid I2P destination (random keys, null certificate), in I2P's base64. */
+function fakeDestination(): string {
+  const bytes = new Uint8Array(387);
+  for (let i = 0; i < 384; i++) bytes[i] = Math.floor(Math.random() * 256);
+  return Buffer.from(bytes).toString('base64').replace(/\+/g, '-').replace(/\//g, '~');
+}
 
 beforeAll(async () => {
   pristine = await ensurePristine(log);
@@ -432,6 +461,281 @@ describe("the journal's words (journalctl -t qubes-i2p-gateway)", () => {
     const msgs = j.map((e) => `${String(e['PRIORITY'])} ${String(e['MESSAGE'])}`);
     expect(msgs.filter((m) => m.includes('firewall loaded from /usr/share/qubes-i2p-gateway/firewall.nft')), msgs.join('\n')).toHaveLength(1);
     expect(j.filter((e) => Number(e['PRIORITY']) <= 4).map((e) => String(e['MESSAGE']))).toEqual([]);
+  });
+});
+
+/** netlab.py, fed to the booted root's own python3 on stdin: probes from inside the gateway, as one of its users. */
+const NETLAB = readFileSync(join(REPO, 'test/net/tools/netlab.py'), 'utf8');
+
+/** Probes run inside the booted gateway as `user` (setpriv with the user's own primary group and groups, as User= gives). */
+async function fromGateway(user: string, probes: readonly Probe[]): Promise<ProbeResult[]> {
+  const m = G().machine;
+  const as = user === 'root' ? [] : ['setpriv', `--reuid=${user}`, `--regid=${(await m.must(['id', '-gn', user])).stdout.trim()}`, '--init-groups', '--'];
+  const r = await m.exec([...as, 'python3', '-', 'probe', JSON.stringify(probes)], { input: NETLAB, timeoutMs: 20_000 });
+  if (r.code !== 0) throw new Error(`probes as ${user} in the booted gateway exited ${String(r.code)}: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as ProbeResult[]).map((x, i) => ({ ...x, probe: probes[i] as Probe }));
+}
+
+/** A kernel setting of the booted gateway, written from inside it (its namespace's /proc/sys/net). */
+async function gwSet(key: string, value: string): Promise<void> {
+  await G().machine.must(['sh', '-c', 'echo "$1" > "$2"', 'sh', value, `/proc/sys/${key.replace(/\./g, '/')}`]);
+}
+const gwGet = async (key: string): Promise<string> => (await G().machine.must(['cat', `/proc/sys/${key.replace(/\./g, '/')}`])).stdout.trim();
+
+/** Every table of the booted gateway deleted but the lab's tag table (which only tags): no firewall at all. */
+async function deleteTables(): Promise<void> {
+  const m = G().machine;
+  const tables = (await m.must(['nft', 'list', 'tables'])).stdout.split('\n').filter((t) => t.startsWith('table ')).map((t) => t.slice(6));
+  expect(tables).toEqual(expect.arrayContaining(['inet qubes-i2p-gateway', 'ip qubes']));
+  await m.must(['nft', '-f', '-'], { input: tables.filter((t) => t !== 'inet qig-lab-tag').map((t) => `delete table ${t}\n`).join('') });
+  expect((await m.must(['nft', 'list', 'tables'])).stdout.trim()).toBe('table inet qig-lab-tag');
+}
+
+/** The booted gateway as it was: Qubes' tables and ours (qubes-iptables, then qubes-firewall, which runs our hook), the
+ * package's no-forward.conf applied again by its own unit, route_localnet off. */
+async function restoreGateway(): Promise<void> {
+  const m = G().machine;
+  await m.must(['systemctl', 'restart', 'qubes-iptables.service']);
+  await m.must(['systemctl', 'restart', 'qubes-firewall.service']);
+  await m.must(['systemctl', 'restart', UNITS.noForward]);
+  await gwSet('net.ipv4.conf.all.route_localnet', '0');
+  expect((await m.must(['nft', 'list', 'tables'])).stdout).toContain('table inet qubes-i2p-gateway\n');
+  expect(await gwGet('net.ipv4.ip_forward')).toBe('0');
+}
+
+/** What a probe got back that counts as an answer. */
+const answered = (r: ProbeResult): boolean => ['connected', 'reply', 'answer'].includes(r.outcome);
+
+// After the journal's test: the controls below restart qubes-firewall, and each restart logs its load again.
+describe('the datapath checks of test/net, against the booted gateway (forwarding off), each with its control', () => {
+  const TCP_FLAGS: Record<string, number> = { F: 0x01, S: 0x02, R: 0x04, P: 0x08, A: 0x10, U: 0x20 };
+  const RST = 0x04;
+  const SYN_ACK = 0x12;
+  const flagBits = (flags: string): number => [...flags].reduce((n, c) => n | (TCP_FLAGS[c] ?? 0), 0);
+
+  it('fragments, impossible TCP flags and TCP that is not a new connection, to the gateway\'s addresses, the virtual IP and upstream: nothing upstream, nothing answered (a stray ACK to a port the gateway serves gets only the kernel\'s reset); forwarding on too; control: every table deleted, they reach up', async () => {
+    // [host, port, served]: served = the gateway's own socket takes the segment (DNS, tinyproxy behind the virtual IP).
+    const targets: Array<readonly [string, number, boolean]> = [
+      [A.gwDown4, 53, true], [A.gwDown4, 22, false], [A.gwUp4, 22, false], [VIP, 80, true], [A.dns1, 53, true],
+      [A.web, 80, false], [A.lan, 443, false], [A.up4, 22, false],
+    ];
+    const FLAGS = ['A', 'F', 'FA', '', 'FPU', 'SF', 'SR', 'U'];
+    const probes: Probe[] = [
+      { kind: 'frag', server: A.gwDown4, name: 'frag-own.i2p', qtype: 'A' },
+      { kind: 'frag', server: A.dns1, name: 'frag.i2p', qtype: 'A' },
+      { kind: 'frag', server: A.upDns, name: 'frag.example', qtype: 'A' },
+      ...targets.flatMap(([host, port]) => FLAGS.map((flags) => ({ kind: 'tcpraw' as const, host, port, flags }))),
+    ];
+    const served = (p: Probe): boolean => targets.some(([h, port, s]) => s && h === p['host'] && port === p['port']);
+    const check = (results: readonly ProbeResult[], when: string): void => {
+      for (const r of results) {
+        const p = r.probe;
+        // A bare ACK to a socket the gateway serves: conntrack picks it up (nf_conntrack_tcp_loose), our redirect
+        // sends it to the daemon's port, and the kernel answers it as any TCP stack does, with a bare reset; no
+        // daemon sees it. Everything else: no answer at all.
+        if (p.kind === 'tcpraw' && p['flags'] === 'A' && served(p) && r.outcome === 'reply') {
+          expect(r['tcpflags'], `${when}: ${JSON.stringify(r)}`).toBe(RST);
+          continue;
+        }
+        expect(r.outcome, `${when}: ${JSON.stringify(r)}`).toBe('noreply');
+      }
+    };
+    const booted = await fromClient(probes);
+    check(booted.results, 'as booted');
+    log(`stray ACKs answered with a reset (as booted): ${booted.results.filter((r) => r.outcome === 'reply').map((r) => `${String(r.probe['host'])}:${String(r.probe['port'])}`).join(', ')}`);
+    expect(booted.leaked).toBe('');
+    expect(booted.hits).toEqual([]);
+    // Forwarding on (a user turned it on, or Qubes' qubes-network before our unit): our tables alone.
+    await gwSet('net.ipv4.ip_forward', '1');
+    await gwSet('net.ipv6.conf.all.forwarding', '1');
+    try {
+      const on = await fromClient(probes);
+      check(on.results, 'forwarding on');
+      expect(on.leaked).toBe('');
+      expect(on.hits).toEqual([]);
+      // The control: forwarding on and every table deleted. The same probes now reach up, each one, and the
+      // fragmented query to the gateway's own address is reassembled and answered by dnsmasq.
+      await deleteTables();
+      const mark = L().upMark();
+      const bare = await L().probe('client', probes);
+      const events = await L().upSince(mark);
+      const frames = unsanctioned(events);
+      expect(bare[0]?.outcome, `control: ${JSON.stringify(bare[0])}`).toBe('reply');
+      expect(serverHits(events).map((e) => e['name']), 'control: the fragmented query reached up\'s DNS server').toContain('frag.example');
+      for (const p of probes.filter((x) => x.kind === 'tcpraw' && x['host'] !== A.gwDown4 && x['host'] !== A.gwUp4)) {
+        const seen = frames.some((f) => f.src === A.client4 && f.dst === p['host'] && f.dport === p['port'] && f['tcpflags'] === flagBits(String(p['flags'])));
+        expect(seen, `control: ${JSON.stringify(p)} reached up`).toBe(true);
+      }
+    } finally {
+      await restoreGateway();
+    }
+  });
+
+  it('frames the client addresses to 127.0.0.1 at every TCP and UDP port the gateway\'s daemons listen on get no answer: as booted, with route_localnet on (our drop counts them), with every table deleted (the kernel\'s martian check); control: both gone, the daemons answer', async () => {
+    const m = G().machine;
+    /** Ports listening on 127.0.0.1 or every address in the gateway (the host's ss in its namespace: the root has none). */
+    const local = async (proto: 't' | 'u'): Promise<number[]> => {
+      const ss = await run(['ip', 'netns', 'exec', L().ns.gw, 'ss', `-Hl${proto}n`], { timeoutMs: 5000 });
+      return ss.stdout.split('\n').map((l) => l.trim().split(/\s+/)[3] ?? '').filter((a) => /^(127\.0\.0\.1|0\.0\.0\.0|\*):\d+$/.test(a)).map((a) => Number(a.split(':').at(-1)));
+    };
+    const listening = await local('t');
+    const listeningUdp = await local('u');
+    const daemons = [ROUTERS.i2pd.exposable.console, ROUTERS.i2pd.httpProxyPort, RELEASE.config.tor.transPort, RELEASE.config.tinyproxy.port];
+    expect(listening, 'the console, i2pd\'s HTTP proxy, Tor\'s TransPort and tinyproxy listen where a frame to 127.0.0.1 could reach them').toEqual(expect.arrayContaining(daemons));
+    expect(listeningUdp, "Tor's DNSPort listens on 127.0.0.1").toContain(RELEASE.config.tor.dnsPort);
+    const ports = [...new Set([...listening, 53, 22])].sort((a, b) => a - b);
+    const udpPorts = [...new Set([...listeningUdp, 53])].sort((a, b) => a - b);
+    log(`ports on 127.0.0.1 or any address in the booted gateway: TCP ${listening.join(', ')}; UDP ${listeningUdp.join(', ')}`);
+    const mac = await L().gwMac();
+    // A fresh .onion name: Tor's DNSPort maps it at once (AutomapHostsOnResolve), network or not.
+    const onion = `${Array.from({ length: 55 }, () => 'abcdefghijklmnopqrstuvwxyz234567'[Math.floor(Math.random() * 32)]).join('')}d.onion`;
+    const probes: Probe[] = [
+      ...ports.map((port) => ({ kind: 'l2syn' as const, iface: 'eth0', mac, src: A.client4, dst: '127.0.0.1', port })),
+      ...udpPorts.map((port) => ({ kind: 'l2dns' as const, iface: 'eth0', mac, src: A.client4, dst: '127.0.0.1', port, name: onion, qtype: 'A' })),
+    ];
+    const counted = async (): Promise<number> => {
+      const chain = (await m.must(['nft', 'list', 'chain', 'inet', 'qubes-i2p-gateway', 'prerouting-raw'])).stdout;
+      return Number(/ip daddr 127\.0\.0\.0\/8 counter packets (\d+) /.exec(chain)?.[1] ?? NaN);
+    };
+    const none = (results: readonly ProbeResult[], when: string): void => {
+      for (const r of results) expect(r.outcome, `${when}: ${JSON.stringify(r)}`).toBe('noreply');
+    };
+    expect(await gwGet('net.ipv4.conf.all.route_localnet'), 'the default build exposes no router port: route_localnet stays off').toBe('0');
+    const booted = await fromClient(probes);
+    none(booted.results, 'as booted');
+    expect(booted.leaked).toBe('');
+    try {
+      // route_localnet on, as the hook sets it when router ports are exposed: our table's drop alone, and it counts them.
+      await gwSet('net.ipv4.conf.all.route_localnet', '1');
+      const before = await counted();
+      const localnet = await fromClient(probes);
+      none(localnet.results, 'route_localnet on');
+      expect((await counted()) - before, 'our prerouting-raw drop took each frame').toBeGreaterThanOrEqual(probes.length);
+      expect(localnet.leaked).toBe('');
+      // No table at all, route_localnet off: the kernel's martian check alone.
+      await deleteTables();
+      await gwSet('net.ipv4.conf.all.route_localnet', '0');
+      none(await L().probe('client', probes), 'no tables, route_localnet off');
+      // The control: neither. Every daemon's TCP port answers the client's frame (SYN-ACK from 127.0.0.1), and Tor's
+      // DNSPort maps the name for it.
+      await gwSet('net.ipv4.conf.all.route_localnet', '1');
+      const bare = await L().probe('client', probes);
+      for (const r of bare.filter((x) => x.probe.kind === 'l2syn' && listening.includes(Number(x.probe['port'])))) {
+        expect([r.outcome, r['from'], r['tcpflags']], `control: ${JSON.stringify(r)}`).toEqual(['reply', '127.0.0.1', SYN_ACK]);
+      }
+      const dns = bare.find((x) => x.probe.kind === 'l2dns' && x.probe['port'] === RELEASE.config.tor.dnsPort);
+      expect([dns?.outcome, dns?.['from']], `control: ${JSON.stringify(dns)}`).toEqual(['reply', '127.0.0.1']);
+      expect(dns?.answers?.[0]?.data ?? '', "control: Tor's DNSPort mapped the name").toMatch(/^10\.(19[2-9]|2[0-5]\d)\./);
+    } finally {
+      await restoreGateway();
+    }
+  });
+
+  it('"?i2paddresshelper=" through the gateway is refused (first request, the confirmation with its Referer, &update=true) and the booted i2pd\'s addressbook is unchanged; control: with the address helper on, the same requests add the name', async () => {
+    const m = G().machine;
+    const CONF = '/usr/share/qubes-i2p-gateway/i2pd.conf';
+    /** The addressbook's files, each as "<sha256>  <path>". */
+    const book = async (): Promise<string[]> => (await m.must(['sh', '-c', 'cd /var/lib/i2pd && find addressbook -type f | sort | xargs -r sha256sum'])).stdout.split('\n').filter((l) => l !== '');
+    const proxyUp = async (): Promise<void> => {
+      let body = '';
+      for (let i = 0; i < 120 && !body.includes('<title>I2Pd HTTP proxy</title>'); i++) {
+        body = (await L().curl('http://proxy-up.i2p/')).body;
+        if (!body.includes('<title>I2Pd HTTP proxy</title>')) await sleep(500);
+      }
+      expect(body, "i2pd's HTTP proxy answers through the gateway").toContain('<title>I2Pd HTTP proxy</title>');
+    };
+    /** What a page could make a client's browser ask: the helper link, its confirmation (Referer: the same host), a forced update. */
+    const poison = async (name: string): Promise<string[]> => {
+      const url = `http://${name}/?i2paddresshelper=${fakeDestination()}`;
+      const pages: string[] = [];
+      for (const [u, extra] of [[url, []], [url, ['-e', `http://${name}/`]], [`${url}&update=true`, ['-e', `http://${name}/`]]] as const) pages.push((await L().curl(u, extra)).body);
+      return pages;
+    };
+    const before = await book();
+    const mark = L().upMark();
+    const pages = await poison('poisoned.i2p');
+    for (const body of pages) {
+      expect(body).toContain('<title>I2Pd HTTP proxy</title>');
+      expect(body).toMatch(/addresshelper is not supported/i);
+      expect(body).not.toContain("added to router's addressbook");
+    }
+    expect((await L().curl('http://poisoned.i2p/')).body, 'the next request for the name finds nothing').toContain('Host not found');
+    expect(await book(), 'the addressbook is as it was').toEqual(before);
+    const events = await L().upSince(mark);
+    expect(describeFrames(unsanctioned(events))).toBe('');
+    expect(serverHits(events)).toEqual([]);
+    // The control: the address helper on (i2pd's default), i2pd restarted with it.
+    const packaged = (await m.must(['cat', CONF])).stdout;
+    expect(packaged).toMatch(/^addresshelper = false$/m);
+    try {
+      await m.must(['sed', '-i', 's/^addresshelper = false$/addresshelper = true/', CONF]);
+      await m.must(['systemctl', 'restart', 'i2pd.service'], { timeoutMs: 60_000 });
+      await proxyUp();
+      const on = await poison('poisoned-control.i2p');
+      expect(on.join('\n'), 'control: the confirmation adds the name').toContain("added to router's addressbook");
+      const after = await book();
+      expect(after.length, `control: a file for the name in the addressbook (${after.join(', ')})`).toBeGreaterThan(before.length);
+      expect((await L().curl('http://poisoned-control.i2p/')).body, 'control: the name now resolves for every client').not.toContain('Host not found');
+    } finally {
+      // The packaged file again, and the addressbook as it was: i2pd stopped first (it saves addresses.csv as it stops).
+      await m.must(['sh', '-c', 'cat > "$1"', 'sh', CONF], { input: packaged });
+      await m.must(['systemctl', 'stop', 'i2pd.service'], { timeoutMs: 60_000 });
+      const kept = new Set(before.map((l) => l.replace(/^\S+\s+/, '')));
+      for (const f of (await book()).map((l) => l.replace(/^\S+\s+/, '')).filter((f) => !kept.has(f))) await m.must(['rm', '-f', `/var/lib/i2pd/${f}`]);
+      await m.must(['systemctl', 'start', 'i2pd.service'], { timeoutMs: 60_000 });
+    }
+    expect((await m.must(['cat', '/run/i2pd/qubes-i2p-gateway.conf'])).stdout).toMatch(/^addresshelper = false$/m);
+    await proxyUp();
+    expect(await book()).toEqual(before);
+  });
+
+  it('the gateway\'s own output: users other than Tor\'s and the router\'s send nothing upstream; Tor\'s and the router\'s reach upstream only (never a client, the virtual IP or the automap range); control: our table deleted, both reach what they should not', async () => {
+    const upstream: Probe[] = [
+      tcp(A.web, 80, 'GET / HTTP/1.0\r\n\r\n', 1),
+      { kind: 'tcp', host: A.lan, port: 80, timeout: 1 },
+      { kind: 'udp', host: A.web, port: 123 },
+      { kind: 'dns', server: A.upDns, name: 'gw-own.example', qtype: 'A', timeout: 1 },
+    ];
+    const inside: Probe[] = [
+      { kind: 'tcp', host: A.client4, port: 22, timeout: 2 },
+      { kind: 'tcp', host: VIP, port: 80, timeout: 2 },
+      { kind: 'tcp', host: A.torA, port: 80, timeout: 2 },
+    ];
+    const passwd = (await G().machine.must(['cat', '/etc/passwd'])).stdout;
+    const others = ['root', 'nobody', 'dnsmasq', 'tinyproxy', 'systemd-network', 'messagebus'].filter((u) => passwd.includes(`\n${u}:`) || passwd.startsWith(`${u}:`));
+    expect(others).toEqual(expect.arrayContaining(['root', 'nobody', 'dnsmasq', 'tinyproxy']));
+    let mark = L().upMark();
+    for (const user of others) {
+      const r = await fromGateway(user, [...upstream, ...inside, ...(user === 'root' ? [{ kind: 'icmp', host: A.web } as Probe] : [])]);
+      for (const x of r) expect(answered(x), `${user}: ${JSON.stringify(x)}`).toBe(false);
+    }
+    let events = await L().upSince(mark);
+    expect(describeFrames(unsanctioned(events))).toBe('');
+    expect(serverHits(events)).toEqual([]);
+    for (const user of ['debian-tor', 'i2pd']) {
+      mark = L().upMark();
+      const r = await fromGateway(user, [...inside, upstream[0] as Probe]);
+      // The firewall's own refusal (icmp admin-prohibited to the local socket): never the client's reset, a connection or a reply.
+      expect(r.slice(0, inside.length).map((x) => x.outcome), `${user}: ${JSON.stringify(r)}`).toEqual(['unreachable', 'unreachable', 'unreachable']);
+      expect(r[inside.length]?.data ?? r[inside.length]?.outcome, `${user} upstream`).toContain('UP-LEAKED');
+      events = await L().upSince(mark);
+      expect(events.some((e) => e.ev === 'frame' && e['dport'] === 80 && e['dscp'] === 8 && e['src'] === A.gwUp4), `${user}: its upstream packets, tagged`).toBe(true);
+      expect(describeFrames(unsanctioned(events))).toBe('');
+    }
+    // The control: our table deleted (Qubes' stay). nobody reaches up's web server untagged, Tor's user reaches the client.
+    const m = G().machine;
+    await m.must(['nft', 'delete', 'table', 'inet', 'qubes-i2p-gateway']);
+    try {
+      mark = L().upMark();
+      const [web] = await fromGateway('nobody', [upstream[0] as Probe]);
+      expect(web?.data ?? web?.outcome, 'control: nobody reaches up').toContain('UP-LEAKED');
+      expect(unsanctioned(await L().upSince(mark)).some((f) => f.src === A.gwUp4 && f.dport === 80), 'control: untagged, the recorder counts it').toBe(true);
+      const [client] = await fromGateway('debian-tor', [inside[0] as Probe]);
+      expect(client?.outcome, "control: Tor's user reaches the client qube (its reset)").toBe('refused');
+    } finally {
+      await m.must(['systemctl', 'restart', 'qubes-firewall.service']);
+    }
+    expect((await m.must(['nft', 'list', 'tables'])).stdout).toContain('table inet qubes-i2p-gateway\n');
   });
 });
 

@@ -886,7 +886,7 @@ export interface LabClient {
 }
 
 export interface Probe {
-  readonly kind: 'tcp' | 'udp' | 'icmp' | 'dns' | 'tcpraw' | 'frag' | 'l2syn';
+  readonly kind: 'tcp' | 'udp' | 'icmp' | 'dns' | 'tcpraw' | 'frag' | 'l2syn' | 'l2dns';
   readonly [k: string]: unknown;
 }
 

@@ -12,7 +12,8 @@ Subcommands (each long-running one prints READY on stdout once every socket is b
   hold        one client TCP connection that stays open, driven by files (see cmd_hold); with the Tor stand-in,
               which answers every line of a connection that opens with HOLD.
   probe       runs a JSON list of probes (tcp, udp, icmp, dns, tcpraw: one segment with chosen flags, frag: a DNS
-              query in two IPv4 fragments, l2syn: a SYN to any address, e.g. 127.0.0.1, in a frame to a given MAC)
+              query in two IPv4 fragments, l2syn: a SYN to any address, e.g. 127.0.0.1, in a frame to a given MAC,
+              l2dns: a DNS query over UDP the same way)
               concurrently, each bounded, prints JSON results.
 """
 import argparse
@@ -771,6 +772,45 @@ def probe_l2syn(p):
         s.close()
 
 
+def probe_l2dns(p):
+    """A DNS query over UDP to p["dst"]:p["port"] (e.g. 127.0.0.1:5353) in an Ethernet frame addressed to p["mac"]
+    on p["iface"], like l2syn: the routing decision is the receiver's. Any UDP answer from dst:port is a reply."""
+    iface, dst, port = p["iface"], p["dst"], p.get("port", 53)
+    with open(f"/sys/class/net/{iface}/address") as f:
+        own_mac = bytes.fromhex(f.read().strip().replace(":", ""))
+    src = p["src"]
+    sport = 40000 + int.from_bytes(os.urandom(2), "big") % 20000
+    q = build_query(p["name"], QTYPE_NUM.get(p.get("qtype", "A"), 1), int.from_bytes(os.urandom(2), "big"))
+    udp = struct.pack("!HHHH", sport, port, 8 + len(q), 0) + q
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 17, len(udp))
+    udp = udp[:6] + struct.pack("!H", checksum(pseudo + udp) or 0xFFFF) + udp[8:]
+    frame = bytes.fromhex(p["mac"].replace(":", "")) + own_mac + struct.pack("!H", 0x0800) + \
+        ip4_header(src, dst, 17, len(udp), os.getpid() & 0xFFFF, 0) + udp
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    s.bind((iface, 0))
+    try:
+        s.send(frame)
+
+        def match(data, addr):
+            ip = data[14:]
+            if addr[2] == socket.PACKET_OUTGOING or len(ip) < 28 or ip[9] != 17:
+                return None
+            ihl = (ip[0] & 0x0F) * 4
+            sp, dp = struct.unpack("!HH", ip[ihl:ihl + 4])
+            if sp == port and dp == sport:
+                try:
+                    r = parse_response(ip[ihl + 8:])
+                except (struct.error, IndexError, ValueError):
+                    r = {"data": ip[ihl + 8:].decode("latin-1")}  # an answer, if not DNS
+                r.update({"outcome": "reply", "from": socket.inet_ntoa(ip[12:16])})
+                return r
+            return None
+
+        return first_reply(s, p.get("timeout", 1.0), 65535, match)
+    finally:
+        s.close()
+
+
 # ------------------------------------------------------------------------------------------------------ hold
 
 def cmd_hold(a):
@@ -820,7 +860,7 @@ def cmd_hold(a):
     s.close()
 
 
-PROBES = {"l2syn": probe_l2syn, "tcp": probe_tcp, "udp": probe_udp, "icmp": probe_icmp, "dns": probe_dns, "tcpraw": probe_tcpraw, "frag": probe_frag}
+PROBES = {"l2syn": probe_l2syn, "l2dns": probe_l2dns, "tcp": probe_tcp, "udp": probe_udp, "icmp": probe_icmp, "dns": probe_dns, "tcpraw": probe_tcpraw, "frag": probe_frag}
 
 
 def cmd_probe(a):
