@@ -890,7 +890,7 @@ class Published(unittest.TestCase):
         self.assertIn("127.0.0.1:8080", c.fix)
         self.assertEqual(P.verdict(run_status(gw)), P.FAIL)
 
-    def test_addresses_need_root_and_are_not_made_yet(self):
+    def test_addresses_need_root(self):
         gw = FakeGateway(facts("publish"))
         f = [p for p in gw.f["publish"] if p["name"] == "wiki"][0]
         gw.files[f["i2p"]["keysFile"]] = PermissionError(13, "Permission denied")
@@ -898,12 +898,62 @@ class Published(unittest.TestCase):
         c = by_id(run_status(gw))["publish.wiki"]
         self.assertEqual((c.status, c.needs_root), (P.UNKNOWN, True))
         self.assertEqual(c.summary, "no address read (I2P: needs root; onion: needs root); the application answers (HTTP 200)")
-        del gw.files[f["i2p"]["keysFile"]]
-        del gw.files[f["onion"]["hostnameFile"]]
+
+    def test_a_site_without_its_addresses_is_not_published_yet(self):
+        # Right after boot i2pd has not made the site's keys yet (nor Tor its hostname): the site has no address, so
+        # it is not published yet, whatever the application answers. WAIT while the daemons are starting, OK once
+        # made; FAIL when the daemon that makes them is not running, or ran long enough that it should have.
+        gw = FakeGateway(facts("publish"))
+        f = [p for p in gw.f["publish"] if p["name"] == "wiki"][0]
+        keys, hostname = f["i2p"]["keysFile"], f["onion"]["hostnameFile"]
+        old_main = gw.pages["/"]["body"]
+        young_main = old_main.replace("<b>Uptime:</b> 2 hours, 5 minutes, 3 seconds", "<b>Uptime:</b> 8 seconds")
+        self.assertNotEqual(young_main, old_main)
+        gw.pages["/"]["body"] = young_main
+        del gw.files[keys]
+        checks = run_status(gw)
+        c = by_id(checks)["publish.wiki"]
+        self.assertEqual((c.status, c.summary), (P.WAIT, "%s (I2P: no keys yet (i2pd makes them at its start)); the application answers (HTTP 200)" % SITE_ONION))
+        self.assertIn("wait", c.fix)
+        self.assertEqual(P.EXIT[P.verdict(checks)], 1)
+        # Tor's hostname missing too, Tor still bootstrapping: still starting.
+        del gw.files[hostname]
+        gw.tor_reply = {"replies": [fixture("tor-control", "bootstrap-stuck-0.4.9.15.txt").strip()]}
         c = by_id(run_status(gw))["publish.wiki"]
-        self.assertEqual(c.status, P.OK)
-        self.assertIn("I2P: no keys yet", c.summary)
-        self.assertIn("onion: no hostname yet", c.summary)
+        self.assertEqual((c.status, c.summary), (P.WAIT, "no address read (I2P: no keys yet (i2pd makes them at its start); "
+                                                         "onion: no hostname yet (Tor writes it at its start)); the application answers (HTTP 200)"))
+        # Tor bootstrapped without a hostname: it wrote none at its start, and will not.
+        gw.tor_reply = {"replies": [fixture("tor-control", "bootstrap-done.txt").strip()]}
+        c = by_id(run_status(gw))["publish.wiki"]
+        self.assertEqual(c.status, P.FAIL)
+        self.assertIn("journalctl -b -u %s" % P.nice(gw.f["tor"]["unit"]), c.fix)
+        gw.files[hostname] = SITE_ONION + "\n"
+        # i2pd up for two hours without the keys: it will not make them now.
+        gw.pages["/"]["body"] = old_main
+        c = by_id(run_status(gw))["publish.wiki"]
+        self.assertEqual(c.status, P.FAIL)
+        self.assertIn("i2pd has run 2 h without making them", c.summary)
+        self.assertIn("journalctl -b -u %s" % P.nice(gw.f["router"]["unit"]), c.fix)
+        # i2pd not running: not published, and nothing will make the keys until it runs.
+        gw.pages["/"]["body"] = young_main
+        gw.stop("router")
+        c = by_id(run_status(gw))["publish.wiki"]
+        self.assertEqual(c.status, P.FAIL)
+        self.assertIn("i2pd is not running", c.summary)
+        self.assertIn("fix the i2pd line above first", c.fix)
+        # Its unit still starting, or running with its ports not open yet (seen in the booted gateway right after
+        # boot): starting, WAIT.
+        for state, sub in (("activating", "start-pre"), ("active", "running")):
+            gw = FakeGateway(facts("publish"))
+            del gw.files[keys]
+            gw.stop("router")
+            gw.units[gw.f["router"]["unit"]].update(ActiveState=state, SubState=sub)
+            c = by_id(run_status(gw))["publish.wiki"]
+            self.assertEqual(c.status, P.WAIT, state)
+        # Both made: OK.
+        gw = FakeGateway(facts("publish"))
+        gw.pages["/"]["body"] = young_main
+        self.assertEqual(by_id(run_status(gw))["publish.wiki"].status, P.OK)
 
     def test_keys_that_are_not_keys(self):
         self.assertIsNone(P.b32_of_keys(b"short"))

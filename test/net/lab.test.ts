@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe as suite, expect, it } from 'vitest';
 import { packageVersions } from '../util/chroot.ts';
-import { A, describe, Lab, removeLeftovers, serverHits, unsanctioned } from './lib/lab.ts';
+import { A, describe, Lab, onIface, PYTHON, removeLeftovers, SANCTIONED_DSCP, serverHits, unsanctioned } from './lib/lab.ts';
 import { must } from './lib/sh.ts';
 
 let lab: Lab;
@@ -128,6 +128,34 @@ suite('lab (no gateway package: Qubes base tables only)', () => {
     expect(asNobody[0]?.outcome).toBe('connected');
     ev = await lab.upSince(mark);
     expect(unsanctioned(ev).some((f) => f.dport === 8080 && f.ttl === 64)).toBe(true);
+  });
+
+  it("records an added gateway's upstream too: each frame with up's interface (eth0, eth1), a marker on each, the tag table in the new namespace", async () => {
+    const other = await Lab.create({ sanctionedUsers: ['debian-tor'], forwarding: 'on' });
+    try {
+      const g = await other.addGateway();
+      expect(g.upIface).toBe('eth1');
+      await g.freshBoot();
+      const mark = other.upMark();
+      // The first gateway's client, forwarded out of gw's eth0.
+      expect((await other.probe('client', [{ kind: 'tcp', host: A.web, port: 80, send: 'x' }]))[0]?.outcome).toBe('connected');
+      // A client's SYN on the second gateway's eth0 below its netfilter (it has no machine: its namespace only).
+      const upMac = (JSON.parse((await must(['ip', '-n', other.ns.up, '-j', 'link', 'show', g.upIface])).stdout) as Array<{ address: string }>)[0]?.address ?? '';
+      const syn = [{ kind: 'l2syn', iface: 'eth0', mac: upMac, src: A.client4, dst: A.web, port: 8080, timeout: 0.5 }];
+      await must(['ip', 'netns', 'exec', g.ns.gw, PYTHON, join(other.scratch, 'tools/netlab.py'), 'probe', JSON.stringify(syn)]);
+      // debian-tor of the root in the second gateway's namespace: tagged by the table freshBoot loaded there.
+      const tor = other.account('debian-tor');
+      const send = `import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("${A.web}", 443))`;
+      await must(['ip', 'netns', 'exec', g.ns.gw, 'chroot', other.root, 'setpriv', `--reuid=${tor.uid}`, `--regid=${tor.gid}`, '--clear-groups', 'python3', '-c', send]);
+      const ev = await other.upSince(mark);
+      expect(unsanctioned(onIface(ev, 'eth0')).some((f) => f.dport === 80 && f.src === A.gwUp4), describe(ev)).toBe(true);
+      expect(unsanctioned(onIface(ev, 'eth0')).some((f) => f.dport === 8080), describe(ev)).toBe(false);
+      expect(unsanctioned(onIface(ev, 'eth1')).some((f) => f.dport === 8080 && f.src === A.client4), describe(ev)).toBe(true);
+      expect(onIface(ev, 'eth1').some((f) => f.dport === 443 && f.dscp === SANCTIONED_DSCP && f.src === g.gwUp4), describe(ev)).toBe(true);
+      expect(unsanctioned(onIface(ev, 'eth1')).some((f) => f.dport === 443), describe(ev)).toBe(false);
+    } finally {
+      await other.destroy();
+    }
   });
 
   it('sees nothing when nothing is sent (the sync marker alone)', async () => {

@@ -15,15 +15,15 @@
  *
  * `Lab.addGateway()` (test/boot) attaches a second gateway qube to the same up: its own namespace gw<N> with its
  * own client gw<N>client, the same addresses on the client side, and its upstream link on up's eth<N-1>
- * (172.31.1<N>.2/24, up 172.31.1<N>.1). up's recorder watches eth0 only: the second gateway's upstream is not
- * recorded.
+ * (172.31.1<N>.2/24, up 172.31.1<N>.1), with the lab's tag table in its namespace as in gw.
  *
  * Nothing upstream is inside 10.192.0.0/10: that is Tor's VirtualAddrNetwork, which the gateway sends to Tor.
  *
  * The veths are created inside the namespaces (never in the host's), no namespace has a route out, and every
  * address used is one of the above or the gateway's virtual IP, so no packet can leave the lab.
  *
- * `up` runs netlab.py up: it records every frame it receives (AF_PACKET, below its own netfilter) and answers
+ * `up` runs netlab.py up: it records every frame it receives on each interface that faces a gateway (eth0, and
+ * every eth<N> a later gateway gets; AF_PACKET, below its own netfilter), with the interface in each record, and answers
  * DNS and TCP/UDP on its "clearnet" addresses with markers (UP-LEAKED, 172.31.1.66) so that a leak is seen both
  * in its log and in the client's answer.
  *
@@ -89,6 +89,8 @@ export interface UpEvent {
 
 export interface Frame extends UpEvent {
   readonly ev: 'frame';
+  /** up's interface it arrived on: eth0 from the lab's gateway, eth<N-1> from the Nth (LabGateway.upIface). */
+  readonly iface: string;
   readonly l3: 'ip4' | 'ip6' | 'arp' | 'other';
   readonly src?: string;
   readonly dst?: string;
@@ -116,7 +118,12 @@ export function unsanctioned(events: readonly UpEvent[]): Frame[] {
   return events.filter((e): e is Frame => e.ev === 'frame').filter((f) => !housekeeping(f) && f.dscp !== SANCTIONED_DSCP);
 }
 
-/** Hits on up's servers (DNS, TCP, UDP): each one is a client request that got out. */
+/** The frames of these events that arrived on up's interface `iface` (one gateway's upstream). */
+export function onIface(events: readonly UpEvent[], iface: string): Frame[] {
+  return events.filter((e): e is Frame => e.ev === 'frame' && e['iface'] === iface);
+}
+
+/** Hits on up's servers (DNS, TCP, UDP): each one is a client request that got out (of any gateway). */
 export function serverHits(events: readonly UpEvent[]): UpEvent[] {
   return events.filter((e) => e.ev === 'up-dns' || e.ev === 'up-tcp' || e.ev === 'up-udp');
 }
@@ -317,7 +324,8 @@ export class Lab {
 
     const logUp = join(s, 'logs/up.jsonl');
     writeFileSync(logUp, '');
-    const upArgs = ['--iface', 'eth0', '--log', logUp];
+    // eth0 now, and every eth<N> a later gateway brings (addGateway waits until it is watched).
+    const upArgs = ['--iface', 'eth0', '--watch', 'eth[0-9]+', '--log', logUp];
     for (const addr of [A.up4, A.upDns, A.web, A.lan, A.up6, A.web6]) upArgs.push('--addr', addr);
     for (const p of UP_TCP_PORTS) upArgs.push('--tcp', String(p));
     for (const p of UP_UDP_PORTS) upArgs.push('--udp', String(p));
@@ -358,17 +366,22 @@ export class Lab {
   async bareFirewall(): Promise<void> {
     await this.nft(['flush', 'ruleset']);
     await this.sysctl(this.ns.gw, 'net.ipv4.conf.all.route_localnet', '0');
+    const tag = this.tagTable();
+    if (tag !== undefined) await this.nft(['-f', '-'], tag);
+  }
+
+  /** The lab's tag table (DSCP CS1 on the sanctioned users' output), or undefined when no user is sanctioned. */
+  private tagTable(): string | undefined {
     const uids = [...this.sanctioned.map((u) => this.account(u).uid), ...this.sanctionedUids];
-    if (uids.length > 0) {
-      const set = uids.join(', ');
-      const tag =
-        'table inet qig-lab-tag {\n' +
-        '\t# lab instrumentation: tags (never filters) the gateway\'s sanctioned upstream traffic\n' +
-        '\tchain output {\n\t\ttype filter hook output priority 400; policy accept;\n' +
-        `\t\tmeta skuid { ${set} } ip dscp set cs1\n` +
-        `\t\tmeta skuid { ${set} } ip6 dscp set cs1\n\t}\n}\n`;
-      await this.nft(['-f', '-'], tag);
-    }
+    if (uids.length === 0) return undefined;
+    const set = uids.join(', ');
+    return (
+      'table inet qig-lab-tag {\n' +
+      '\t# lab instrumentation: tags (never filters) the gateway\'s sanctioned upstream traffic\n' +
+      '\tchain output {\n\t\ttype filter hook output priority 400; policy accept;\n' +
+      `\t\tmeta skuid { ${set} } ip dscp set cs1\n` +
+      `\t\tmeta skuid { ${set} } ip6 dscp set cs1\n\t}\n}\n`
+    );
   }
 
   /**
@@ -536,7 +549,9 @@ export class Lab {
    * Attach a second (third, …) gateway qube to the same up, for a booted root (gateway 'booted'): a namespace of
    * its own with a bare kernel state (no forwarding, no tables), its client qube's namespace and machine (Debian 13,
    * Qubes' resolv.conf), wired as the first: the client at 10.137.0.10 behind vif3.0 (group 2), the gateway's
-   * eth0 (group 1) to up, whose side is eth<N-1>. Torn down with the lab.
+   * eth0 (group 1) to up, whose side is eth<N-1>. up's recorder watches eth<N-1> before the link comes up, and
+   * freshBoot gives the namespace the lab's tag table (the same sanctioned uids: a gateway of the same template).
+   * Torn down with the lab.
    */
   async addGateway(): Promise<LabGateway> {
     const n = this.extraGateways.length + 2;
@@ -558,6 +573,7 @@ export class Lab {
     }
     await must(['ip', '-n', gw, 'link', 'add', 'vif3.0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', client]);
     await must(['ip', '-n', gw, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', upIface, 'netns', this.ns.up]);
+    await this.waitWatched(upIface);
     await must(['ip', '-n', gw, 'link', 'set', 'vif3.0', 'group', '2']);
     await must(['ip', '-n', gw, 'link', 'set', 'eth0', 'group', '1']);
     const addrs: Array<[string, string, string]> = [
@@ -595,6 +611,8 @@ export class Lab {
       probe: (_where, probes) => this.probeIn(clientView(), probes),
       freshBoot: async () => {
         await must(['ip', 'netns', 'exec', gw, 'chroot', root, 'nft', 'flush', 'ruleset']);
+        const tag = this.tagTable();
+        if (tag !== undefined) await must(['ip', 'netns', 'exec', gw, 'chroot', root, 'nft', '-f', '-'], { input: tag });
         await this.sysctl(gw, 'net.ipv4.ip_forward', '0');
         await this.sysctl(gw, 'net.ipv6.conf.all.forwarding', '0');
       },
@@ -757,24 +775,40 @@ export class Lab {
     return this.readLog('up.jsonl').length;
   }
 
+  /** Wait until up's recorder has a capture socket on its interface `iface` (its `watch` line). */
+  private async waitWatched(iface: string): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      if (this.readLog('up.jsonl').some((e) => e.ev === 'watch' && e['iface'] === iface)) return;
+      await sleep(25);
+    }
+    throw new Error(`up recorder does not watch ${iface} after 10 s: is it running?`);
+  }
+
   /**
-   * Everything up received since `mark`, after proving the recorder has seen every frame sent before now:
-   * a marker frame goes out of gw's eth0 below netfilter and must appear in the log.
+   * Everything up received since `mark` (frames on every interface that faces a gateway, each with its `iface`),
+   * after proving the recorder has seen every frame sent before now: a marker frame goes out of each gateway's
+   * eth0 below netfilter (gw's, and each added gateway's) and each must appear in the log, on its interface.
    */
   async upSince(mark: number): Promise<UpEvent[]> {
-    const token = `sync-${this.id}-${++this.syncCounter}`;
-    await must(['ip', 'netns', 'exec', this.ns.gw, PYTHON, join(this.scratch, 'tools/netlab.py'), 'sync', '--iface', 'eth0', '--token', token]);
+    const seats: Array<[string, string]> = [[this.ns.gw, 'eth0'], ...this.extraGateways.map((g): [string, string] => [g.ns.gw, g.upIface])];
+    const tokens = new Map<string, string>();
+    for (const [ns, upIface] of seats) {
+      const token = `sync-${this.id}-${++this.syncCounter}`;
+      tokens.set(token, upIface);
+      await must(['ip', 'netns', 'exec', ns, PYTHON, join(this.scratch, 'tools/netlab.py'), 'sync', '--iface', 'eth0', '--token', token]);
+    }
     const deadline = Date.now() + 3000;
     while (Date.now() < deadline) {
-      const events = this.readLog('up.jsonl');
-      const at = events.findIndex((e) => e.ev === 'sync' && e['token'] === token);
-      if (at >= 0) {
+      const seen = this.readLog('up.jsonl').filter((e) => e.ev === 'sync' && tokens.get(String(e['token'])) === e['iface']);
+      if (seen.length === tokens.size) {
         await sleep(100); // frames queued on another CPU's backlog a moment before the marker
-        return this.readLog('up.jsonl').slice(mark).filter((e) => e.ev !== 'sync');
+        return this.readLog('up.jsonl').slice(mark).filter((e) => e.ev !== 'sync' && e.ev !== 'watch');
       }
       await sleep(25);
     }
-    throw new Error(`up recorder did not see sync marker ${token}: is it running?`);
+    const seen = this.readLog('up.jsonl').filter((e) => e.ev === 'sync' || e.ev === 'watch');
+    throw new Error(`up recorder did not see every sync marker (${[...tokens].map(([t, i]) => `${t} on ${i}`).join(', ')}): is it running? It saw: ${seen.slice(-10).map((e) => JSON.stringify(e)).join(' ')}`);
   }
 
   /** Start a stand-in from netlab.py in gw as `user`; returns once its sockets are bound. */

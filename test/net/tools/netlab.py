@@ -2,8 +2,10 @@
 """Stand-ins, recorders and probes for the datapath suite (test/net). Standard library only.
 
 Subcommands (each long-running one prints READY on stdout once every socket is bound):
-  up          the "clearnet": records every frame arriving on its interface (AF_PACKET) and runs a DNS server
-              and TCP/UDP servers that client traffic must never reach; every hit is one JSON line in --log.
+  up          the "clearnet": records every frame arriving on the interfaces that face a gateway (AF_PACKET, one
+              socket each; --iface, and every interface whose name matches --watch, also one that appears later),
+              each with the interface it came in on, and runs a DNS server and TCP/UDP servers that client traffic
+              must never reach; every hit is one JSON line in --log.
   tor         a stand-in for Tor's network: TransPort records each connection's ORIGINAL destination
               (SO_ORIGINAL_DST) and answers (a connection that opens with HOLD stays open, one answer per line); DNSPort (UDP only, like tor) records the query and answers.
   http-proxy  a stand-in for an I2P router's HTTP proxy (or any local listener): records the request head.
@@ -17,9 +19,11 @@ Subcommands (each long-running one prints READY on stdout once every socket is b
               concurrently, each bounded, prints JSON results.
 """
 import argparse
+import errno
 import ipaddress
 import json
 import os
+import re
 import select
 import socket
 import struct
@@ -134,14 +138,14 @@ def parse_response(msg):
 
 # ------------------------------------------------------------------------------------------------------- up
 
-def frame_record(frame, pkttype):
+def frame_record(frame, pkttype, iface):
     if len(frame) < 14:
         return None
     ethertype = struct.unpack("!H", frame[12:14])[0]
     p = frame[14:]
-    rec = {"ev": "frame", "pkttype": pkttype, "ethertype": ethertype}
+    rec = {"ev": "frame", "iface": iface, "pkttype": pkttype, "ethertype": ethertype}
     if ethertype == SYNC_ETHERTYPE:
-        return {"ev": "sync", "token": p.split(b"\x00")[0].decode("ascii", "replace")}
+        return {"ev": "sync", "iface": iface, "token": p.split(b"\x00")[0].decode("ascii", "replace")}
     if ethertype == 0x0806:
         rec["l3"] = "arp"
         return rec
@@ -175,12 +179,42 @@ def frame_record(frame, pkttype):
 
 def up_capture(s, log):
     while True:
-        frame, addr = s.recvfrom(65535)
+        try:
+            frame, addr = s.recvfrom(65535)
+        except OSError as e:
+            # A socket bound while its interface was down reports ENETDOWN once (the kernel hooks it in when the
+            # interface comes up): not a reason to stop recording.
+            if e.errno == errno.ENETDOWN:
+                continue
+            raise
         if addr[2] == socket.PACKET_OUTGOING:
             continue
-        rec = frame_record(frame, addr[2])
+        rec = frame_record(frame, addr[2], addr[0])
         if rec is not None:
             log.write(**rec)
+
+
+def up_bind(iface, log):
+    """A capture socket on one interface (it may be down: frames queue on the socket once it is bound)."""
+    cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))  # ETH_P_ALL
+    cap.bind((iface, 0))
+    spawn(up_capture, cap, log)
+    log.write(ev="watch", iface=iface)
+
+
+def up_watch(pattern, bound, log):
+    """Binds a capture socket to every new interface whose name matches `pattern` (a gateway attached later: the
+    lab waits for its `watch` line before it brings the link up, so no frame of it goes unrecorded)."""
+    rx = re.compile(pattern)
+    while True:
+        for _, name in socket.if_nameindex():
+            if name not in bound and rx.fullmatch(name):
+                try:
+                    up_bind(name, log)
+                    bound.add(name)
+                except OSError:
+                    pass  # gone again, or not ready: the next round tries again
+        time.sleep(0.05)
 
 
 def up_dns_udp(sock, log):
@@ -274,9 +308,12 @@ def dual_socket(kind, port, addr="::"):
 def cmd_up(a):
     log = Log(a.log)
     threads = []
-    cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))  # ETH_P_ALL
-    cap.bind((a.iface, 0))
-    threads.append(spawn(up_capture, cap, log))
+    bound = set()
+    for iface in a.iface:
+        up_bind(iface, log)
+        bound.add(iface)
+    if a.watch:
+        threads.append(spawn(up_watch, a.watch, bound, log))
     # UDP sockets are bound per address: a reply must come from the address the query was sent to, or the
     # gateway's masquerade cannot match it (and a leak would look like silence).
     for addr in a.addr:
@@ -295,7 +332,7 @@ def cmd_up(a):
             u = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
             u.bind((addr, port))
             threads.append(spawn(up_udp, u, port, log))
-    ready()  # the capture socket was bound first: frames queue on it even before the thread reads them
+    ready()  # the capture sockets were bound first: frames queue on them even before the threads read them
     while True:
         time.sleep(3600)
 
@@ -883,7 +920,8 @@ def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up")
-    up.add_argument("--iface", required=True)
+    up.add_argument("--iface", action="append", default=[], help="record the frames arriving on this interface")
+    up.add_argument("--watch", help="also record on every interface whose whole name matches this regex, as it appears")
     up.add_argument("--log", required=True)
     up.add_argument("--addr", action="append", default=[], help="serve DNS and UDP on this address")
     up.add_argument("--tcp", type=int, action="append", default=[])
