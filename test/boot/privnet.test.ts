@@ -19,7 +19,7 @@ import { installCoreAgentStandIns, writeQubesDb } from './lib/qubes.ts';
 import { applyState, buildRelease, downloadFor, installDummy, stageFormula } from './lib/template.ts';
 
 const log = (msg: string): void => console.log(`[boot] ${msg}`);
-const RELEASE = buildRelease({});
+const RELEASE = buildRelease({ i2p: { clientDestinations: 'shared' } });
 const INSTALL = 'i2p-gateway.install';
 
 let pristine = '';

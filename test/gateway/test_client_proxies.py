@@ -29,7 +29,7 @@ CONF = {
     "table": "qubes-i2p-gateway", "map": "client-proxy", "pairs": "client-proxy-pairs", "qubesTable": "qubes",
     "qubesSet": "allowed", "clientRanges": ["10.137.0.0/16", "10.138.0.0/16"], "firstPort": 31000, "ports": 4,
     "tunnelsDir": "/nonexistent", "filePrefix": "60-qubes-i2p-gateway-client-", "keysPrefix": "qubes-i2p-gateway-client-",
-    "routerUnit": "i2pd.service", "interval": 1,
+    "routerUnit": "i2pd.service", "routerProxyPort": 4444, "interval": 1,
 }
 CONF["networks"] = [ipaddress.IPv4Network(r) for r in CONF["clientRanges"]]
 
@@ -70,6 +70,20 @@ class Parsers(unittest.TestCase):
         self.assertIsNone(P.parse_tunnel(CONF, "60-qubes-i2p-gateway-client-10.137.0.12.conf", text + "outproxy = http://x.i2p\n"))
         self.assertIsNone(P.parse_tunnel(CONF, "60-qubes-i2p-gateway-client-../etc.conf", text))
         self.assertIsNone(P.parse_tunnel(CONF, "60-qubes-i2p-gateway-client-10.137.0.12.conf", P.tunnel_text(CONF, "10.137.0.12", 4444)))
+
+
+class Ready(unittest.TestCase):
+    # /proc/net/tcp of a gateway whose i2pd listens on 127.0.0.1:4444 and has a connection from 127.0.0.1:31000.
+    TCP = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+           "   0: 0100007F:115C 00000000:0000 0A 00000000:00000000 00:00000000 00000000   104        0 1 1 0 100 0 0 10 0\n"
+           "   1: 0100007F:7918 0100007F:115C 01 00000000:00000000 00:00000000 00000000   104        0 2 1 0 20 4 30 10 -1\n")
+
+    def test_listening_proxy(self):
+        self.assertTrue(P.listens(self.TCP, "127.0.0.1", 4444))
+
+    def test_a_connection_is_not_a_listener(self):
+        self.assertFalse(P.listens(self.TCP, "127.0.0.1", 31000))
+        self.assertFalse(P.listens(self.TCP, "0.0.0.0", 4444))
 
 
 class Plan(unittest.TestCase):

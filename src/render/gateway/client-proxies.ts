@@ -41,6 +41,8 @@ export function clientProxiesFacts(config: GatewayConfig): unknown {
     filePrefix: CLIENT_TUNNEL_PREFIX,
     keysPrefix: CLIENT_KEYS_PREFIX,
     routerUnit: ROUTERS.i2pd.unit,
+    // i2pd's own HTTP proxy (i2pd.conf): once it listens, i2pd handles SIGHUP (a reload) instead of dying of it.
+    routerProxyPort: ROUTERS.i2pd.httpProxyPort,
     interval: CLIENT_POLL_SEC,
   };
 }

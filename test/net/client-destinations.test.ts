@@ -1,0 +1,197 @@
+/**
+ * Each client qube its own I2P destination (issue 22, router i2pd, the default build), on the lab's real private
+ * I2P network (lib/i2pnet.ts): the emulated gateway runs the packaged i2pd (with the one lab drop-in that joins the
+ * private network, as privnet.test.ts) and the packaged i2pd-client-proxies from its unit, which gives each client
+ * address of Qubes' `ip qubes allowed` set its own HTTP proxy tunnel in i2pd. The eepsite records the
+ * X-I2P-DestB32 header i2pd's server tunnel adds: the destination each request came from.
+ *
+ * The config lists no client qube: the gateway knows its clients only by their addresses, the lab's first client
+ * (10.137.0.10) and the ones attached later with addClient, as a qube pointed at the gateway by hand would be.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PATHS } from '../../src/render/gateway/common.ts';
+import { CLIENT_PROXY_PORTS } from '../../src/config/routers.ts';
+import { EEPSITE_MARKER, gatewayI2pdDropIn, I2pNet, netDbPath } from './lib/i2pnet.ts';
+import { A, PYTHON, type Lab, type LabClient } from './lib/lab.ts';
+import { expectUpClean } from './lib/suite.ts';
+import { run } from './lib/sh.ts';
+import { UNIT, World } from './lib/world.ts';
+
+let w: World | undefined;
+let lab: Lab;
+let i2p: I2pNet | undefined;
+let second: LabClient;
+let third: LabClient | undefined;
+
+/** One HTTP request from a client namespace to the virtual IP (host's python3, standard library): status and body. */
+const FETCH = [
+  'import socket, sys',
+  'host, path, port = sys.argv[1], sys.argv[2], int(sys.argv[3])',
+  'try:',
+  '    s = socket.create_connection((sys.argv[4], port), timeout=5)',
+  'except OSError as e:',
+  '    print("CONNECT-FAILED %s" % e); sys.exit(0)',
+  's.settimeout(25)',
+  's.sendall(("GET %s HTTP/1.1\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n" % (path, host)).encode())',
+  'data = b""',
+  'try:',
+  '    while True:',
+  '        c = s.recv(65536)',
+  '        if not c: break',
+  '        data += c',
+  'except OSError as e:',
+  '    print("READ-FAILED %s" % e)',
+  'sys.stdout.write(data.decode("latin-1"))',
+].join('\n');
+
+async function fetchFrom(ns: string, path: string, opts: { to?: string; port?: number } = {}): Promise<{ status: string; body: string }> {
+  const net = i2p as I2pNet;
+  const r = await run(['ip', 'netns', 'exec', ns, PYTHON, '-c', FETCH, net.b32, path, String(opts.port ?? 80), opts.to ?? A.vip], { timeoutMs: 40_000 });
+  const out = r.stdout;
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(out);
+  return { status: m ? (m[1] as string) : out.split('\n')[0] ?? '', body: out };
+}
+
+/** The eepsite's record of the request with this unique path: the visitor's destination. */
+function visitorOf(path: string): string | null | undefined {
+  return (i2p as I2pNet).siteVisitors().find((v) => v.path === path)?.b32;
+}
+
+let seq = 0;
+/** Fetch the eepsite from `ns` until it serves (a new destination needs its tunnels and a LeaseSet); its b32 as the site saw it. */
+async function visit(ns: string, ms: number): Promise<string> {
+  const t0 = Date.now();
+  let last = { status: '', body: '' };
+  while (Date.now() - t0 < ms) {
+    const path = `/v${++seq}-${ns.slice(-8)}`;
+    last = await fetchFrom(ns, path);
+    if (last.status === '200' && last.body.includes(EEPSITE_MARKER)) {
+      const b32 = visitorOf(path);
+      expect(b32, `the eepsite recorded no X-I2P-DestB32 for ${path}`).toMatch(/^[a-z2-7]{52}\.b32\.i2p$/);
+      return b32 as string;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`${ns}: the eepsite not served within ${ms} ms; last: ${last.body.slice(0, 600)}\n${(i2p as I2pNet).logs()}`);
+}
+
+async function gwShell(cmd: string): Promise<string> {
+  const r = await lab.gwRun(['sh', '-c', cmd]);
+  return r.stdout + r.stderr;
+}
+
+beforeAll(async () => {
+  w = await World.create({});
+  lab = w.lab;
+  i2p = await I2pNet.start({ ns: lab.ns.up, scratch: lab.scratch, root: lab.root, startTimeoutMs: 90_000 });
+  await lab.gwRun(['sh', '-c', 'mkdir -p /etc/systemd/system/i2pd.service.d && cat > /etc/systemd/system/i2pd.service.d/zz-lab-privnet.conf'], { input: gatewayI2pdDropIn(PATHS.i2pdRuntimeConf, false) });
+  for (const [i, r] of i2p.routers.entries()) {
+    const dst = join('/var/lib/i2pd/netDb', netDbPath(i2p.routerInfos()[i] as Buffer));
+    const cp = await lab.gwRun(['sh', '-c', 'mkdir -p "$(dirname "$2")" && cp "$1" "$2"', 'sh', join(r.dir, 'router.info'), dst], { user: 'i2pd' });
+    expect(cp.code, cp.stderr).toBe(0);
+  }
+  second = await lab.addClient();
+  try {
+    // The program first, i2pd right after it, as at a gateway's boot: the program must not send i2pd its reload
+    // (SIGHUP) before i2pd handles it (with the program's first version i2pd never listened, twice of two).
+    await w.startClientProxies();
+    await w.use({ tor: 'off', router: 'real', dnsmasq: false, tinyproxy: false });
+  } catch (e) {
+    throw new Error(`${String(e)}\n--- client proxies ---\n${w.gw.get(UNIT.clientProxies)?.proc.diagnostics()}\n${await gwShell('ls -la /etc/i2pd/tunnels.d/ /var/lib/i2pd; ps -eo pid,user,wchan:30,args | grep -v grep | grep i2pd')}`);
+  }
+}, 240_000);
+
+afterAll(async () => {
+  await w?.gw.stopAll();
+  await i2p?.stop();
+  await w?.destroy();
+});
+
+const firstB32: string[] = [];
+const secondB32: string[] = [];
+
+describe('each client qube its own I2P destination (router i2pd, per-client by default)', () => {
+  it('gives each client address its own proxy tunnel in i2pd, with its own keys and port', async () => {
+    let files = '';
+    for (let i = 0; i < 20 && !(files.includes('10.137.0.10') && files.includes(second.addr)); i++) {
+      files = await gwShell('ls /etc/i2pd/tunnels.d/');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(files).toContain('60-qubes-i2p-gateway-client-10.137.0.10.conf');
+    expect(files).toContain(`60-qubes-i2p-gateway-client-${second.addr}.conf`);
+    const map = await gwShell('nft list map inet qubes-i2p-gateway client-proxy');
+    expect(map).toContain(`10.137.0.10 : 127.0.0.1 . ${CLIENT_PROXY_PORTS.first}`);
+    expect(map).toContain(`${second.addr} : 127.0.0.1 . ${CLIENT_PROXY_PORTS.first + 1}`);
+  }, 30_000);
+
+  it('two clients fetch the same eepsite: two different destinations, each the same over many requests', async () => {
+    const mark = lab.upMark();
+    const t0 = Date.now();
+    firstB32.push(await visit(lab.ns.client, 180_000));
+    const t1 = Date.now();
+    secondB32.push(await visit(second.ns, 180_000));
+    console.log(`client destinations: first page ${t1 - t0} ms (client 1), then ${Date.now() - t1} ms (client 2)`);
+    for (let i = 0; i < 5; i++) {
+      firstB32.push(await visit(lab.ns.client, 60_000));
+      secondB32.push(await visit(second.ns, 60_000));
+    }
+    expect(new Set(firstB32).size, firstB32.join(' ')).toBe(1);
+    expect(new Set(secondB32).size, secondB32.join(' ')).toBe(1);
+    expect(firstB32[0]).not.toBe(secondB32[0]);
+    await expectUpClean(lab, mark, 'two clients through their own proxies');
+  }, 420_000);
+
+  it('the keys are i2pd\'s, in its state directory (bind-dirs keeps them), mode 0600', async () => {
+    const ls = await gwShell(`stat -c '%U %a %n' /var/lib/i2pd/qubes-i2p-gateway-client-10.137.0.10.dat /var/lib/i2pd/qubes-i2p-gateway-client-${second.addr}.dat`);
+    expect(ls).toContain('i2pd 600 /var/lib/i2pd/qubes-i2p-gateway-client-10.137.0.10.dat');
+    expect(ls).toContain(`i2pd 600 /var/lib/i2pd/qubes-i2p-gateway-client-${second.addr}.dat`);
+  });
+
+  it('a hostile client cannot reach another client\'s proxy port', async () => {
+    const other = CLIENT_PROXY_PORTS.first + 1; // the second client's
+    // Straight at the gateway's address on its vif: not redirected, so no daemon port is open to it.
+    const direct = await fetchFrom(lab.ns.client, '/hostile-direct', { to: A.gwDown4, port: other });
+    expect(direct.status).not.toBe('200');
+    expect(direct.body).toMatch(/^(CONNECT-FAILED|READ-FAILED)/);
+    // The virtual IP on the other client's port number: the client's own proxy, its own destination, still.
+    const vip = await fetchFrom(lab.ns.client, '/hostile-vip-port', { port: other });
+    expect(vip.status).toBe('200');
+    expect(visitorOf('/hostile-vip-port')).toBe(firstB32[0]);
+    expect(visitorOf('/hostile-direct')).toBeUndefined();
+  }, 120_000);
+
+  it('a client that does not pass its own proxy\'s check is dropped at every other port (the input chain\'s pairs)', async () => {
+    const rules = await gwShell('nft list chain inet qubes-i2p-gateway input-limits');
+    expect(rules).toMatch(/ip daddr 127\.0\.0\.1 tcp dport 31000-32023 ip saddr \. tcp dport != @client-proxy-pairs counter packets \d+ bytes \d+ drop/);
+    const pairs = await gwShell('nft list set inet qubes-i2p-gateway client-proxy-pairs');
+    expect(pairs).toContain(`10.137.0.10 . ${CLIENT_PROXY_PORTS.first}`);
+    expect(pairs).not.toContain(`10.137.0.10 . ${CLIENT_PROXY_PORTS.first + 1}`);
+  });
+
+  it('a qube attached by hand (not in the config) gets a third destination', async () => {
+    third = await lab.addClient();
+    const b32 = await visit(third.ns, 180_000);
+    expect(b32).not.toBe(firstB32[0]);
+    expect(b32).not.toBe(secondB32[0]);
+    expect(await visit(third.ns, 60_000)).toBe(b32);
+  }, 300_000);
+
+  it('the same destinations after a restart of i2pd and the program (the keys stay), and after the ruleset is loaded again', async () => {
+    const world = w as World;
+    await world.gw.stop(UNIT.clientProxies);
+    await world.use({ tor: 'off', router: 'off', dnsmasq: false, tinyproxy: false });
+    await world.loadFirewall(); // qubes-firewall's restart: our table anew, the map empty
+    await world.startClientProxies();
+    await world.use({ tor: 'off', router: 'real', dnsmasq: false, tinyproxy: false });
+    expect(await visit(lab.ns.client, 180_000)).toBe(firstB32[0]);
+    expect(await visit(second.ns, 180_000)).toBe(secondB32[0]);
+  }, 420_000);
+
+  it('i2pd\'s memory with three client proxies', async () => {
+    const pid = (w as World).gw.get(UNIT.i2pd)?.pid;
+    const rss = await gwShell(`grep VmRSS /proc/${pid}/status`);
+    console.log(`i2pd with 3 client proxies: ${rss.trim()}`);
+    expect(rss).toMatch(/VmRSS:\s+\d+ kB/);
+  });
+});
