@@ -46,9 +46,9 @@ const FETCH = [
   'sys.stdout.write(data.decode("latin-1"))',
 ].join('\n');
 
-async function fetchFrom(ns: string, path: string, opts: { to?: string; port?: number } = {}): Promise<{ status: string; body: string }> {
+async function fetchFrom(ns: string, path: string, opts: { to?: string; port?: number; host?: string } = {}): Promise<{ status: string; body: string }> {
   const net = i2p as I2pNet;
-  const r = await run(['ip', 'netns', 'exec', ns, PYTHON, '-c', FETCH, net.b32, path, String(opts.port ?? 80), opts.to ?? A.vip], { timeoutMs: 40_000 });
+  const r = await run(['ip', 'netns', 'exec', ns, PYTHON, '-c', FETCH, opts.host ?? net.b32, path, String(opts.port ?? 80), opts.to ?? A.vip], { timeoutMs: 40_000 });
   const out = r.stdout;
   const m = /^HTTP\/1\.[01] (\d{3})/.exec(out);
   return { status: m ? (m[1] as string) : out.split('\n')[0] ?? '', body: out };
@@ -160,6 +160,22 @@ describe('each client qube its own I2P destination (router i2pd, per-client by d
     expect(vip.status).toBe('200');
     expect(visitorOf('/hostile-vip-port')).toBe(firstB32[0]);
     expect(visitorOf('/hostile-direct')).toBeUndefined();
+  }, 120_000);
+
+  it('the client\'s own proxy (i2pd, no tinyproxy in front) serves .i2p names only: the console, clearnet hosts and tinyproxy\'s tricky hosts get i2pd\'s error', async () => {
+    const mark = lab.upMark();
+    for (const host of ['127.0.0.1:7070', 'localhost:7070', `${A.vip}:7070`, `${A.web}`, 'example.com/.i2p', `${A.lan}:80`]) {
+      const r = await fetchFrom(lab.ns.client, '/', { host });
+      expect(r.status, `${host}: ${r.body.slice(0, 300)}`).toBe('500');
+      expect(r.body).toContain('is not inside I2P network, but outproxy is not enabled');
+    }
+    // A name under .i2p that is not a b32 and not in the addressbook, with a clearnet host in front of the @.
+    for (const host of ['example.com@x.i2p', 'example.com#.i2p']) {
+      const at = await fetchFrom(lab.ns.client, '/', { host });
+      expect(at.status, host).toBe('500');
+      expect(at.body).toContain('Remote host not found in router\'s addressbook');
+    }
+    await expectUpClean(lab, mark, 'non-.i2p hosts through the client\'s own proxy');
   }, 120_000);
 
   it('a client that does not pass its own proxy\'s check is dropped at every other port (the input chain\'s pairs)', async () => {
