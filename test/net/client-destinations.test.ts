@@ -194,6 +194,28 @@ describe('each client qube its own I2P destination (router i2pd, per-client by d
     expect(await visit(third.ns, 60_000)).toBe(b32);
   }, 300_000);
 
+  it('a client that stops loses its proxy and its map element, keeps its keys, and gets the same destination back', async () => {
+    const c = third as LabClient;
+    const before = await visit(c.ns, 60_000);
+    // What vif-route-qubes does when the client's interface goes away: its address leaves Qubes' set.
+    await gwShell(`nft delete element ip qubes allowed '{ "${c.vif}" . ${c.addr} }'`);
+    let files = '';
+    let map = '';
+    for (let i = 0; i < 20; i++) {
+      files = await gwShell('ls /etc/i2pd/tunnels.d/');
+      map = await gwShell('nft list map inet qubes-i2p-gateway client-proxy');
+      if (!files.includes(c.addr) && !map.includes(c.addr)) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(files).not.toContain(c.addr);
+    expect(map).not.toContain(c.addr);
+    expect(await gwShell(`ls /var/lib/i2pd/qubes-i2p-gateway-client-${c.addr}.dat`)).toContain(c.addr);
+    const gone = await fetchFrom(c.ns, '/while-gone');
+    expect(gone.status).not.toBe('200');
+    await gwShell(`nft add element ip qubes allowed '{ "${c.vif}" . ${c.addr} }'`);
+    expect(await visit(c.ns, 180_000)).toBe(before);
+  }, 300_000);
+
   it('the same destinations after a restart of i2pd and the program (the keys stay), and after the ruleset is loaded again', async () => {
     const world = w as World;
     await world.gw.stop(UNIT.clientProxies);
