@@ -4,6 +4,9 @@
  * dnsmasq started as their units say, and an I2P HTTP proxy stand-in on 127.0.0.1:4444.
  *
  *   P2 subject:   wrk in client → http://10.100.100.100/ (Host: bench.i2p) → nft redirect → tinyproxy → stand-in
+ *                 (i2p.clientDestinations: shared), or, with a destination per client (router i2pd's default):
+ *                 → nft DNAT by the client's map element → the stand-in where the client's own i2pd proxy listens
+ *                 (127.0.0.1:31000; the element added as gateway/i2pd-client-proxies adds it), no tinyproxy
  *      reference: wrk in client → the stand-in directly as its proxy (GET http://bench.i2p/ to 10.137.0.1:4444)
  *   P3 subject:   dns-load in client → 10.139.1.1:53 (bench.i2p A) → nft redirect → the packaged dnsmasq
  *      reference: dns-load in client → a plain dnsmasq (address=/x.test/1.2.3.4) on 10.137.0.1:5300
@@ -136,15 +139,21 @@ export async function datapath(opts: DatapathOptions): Promise<DatapathResult | 
   copyFileSync(join(HERE, 'tools/dns-load.mjs'), dnsLoad);
   copyFileSync(join(HERE, 'tools/dns-query.mjs'), join(lab.scratch, 'tools', 'dns-query.mjs'));
   // Node runs outside the gateway machine (its root has none), in the gateway's network namespace.
-  const sp = lab.nsSpawn('gw', 'standin', [process.execPath, standin, `127.0.0.1:${STANDIN_PORT}`, `${A.gwDown4}:${STANDIN_PORT}`]);
+  // A per-client build: the stand-in also where the client's own proxy listens, and the client's map element.
+  const perClient = existsSync(join(lab.pkgRoot, 'usr/share/qubes-i2p-gateway/client-proxies.json'));
+  const clientPort = perClient ? Number((JSON.parse(readFileSync(join(lab.pkgRoot, 'usr/share/qubes-i2p-gateway/client-proxies.json'), 'utf8')) as { firstPort: number }).firstPort) : 0;
+  const sp = lab.nsSpawn('gw', 'standin', [process.execPath, standin, `127.0.0.1:${STANDIN_PORT}`, `${A.gwDown4}:${STANDIN_PORT}`, ...(perClient ? [`127.0.0.1:${clientPort}`] : [])]);
   await sp.waitForLine('READY', 10_000);
+  if (perClient) {
+    await lab.nft(['-f', '-'], `add element inet qubes-i2p-gateway client-proxy { ${A.client4} : 127.0.0.1 . ${clientPort} }\nadd element inet qubes-i2p-gateway client-proxy-pairs { ${A.client4} . ${clientPort} }\n`);
+  }
 
   const result: { -readonly [K in keyof DatapathResult]: DatapathResult[K] } = {};
 
   if (opts.http) {
     const tp = lab.gwSpawn('tinyproxy', execStart(lab.pkgRoot, 'qubes-i2p-gateway-tinyproxy.service'));
     const port = Number(/^Port\s+(\d+)/m.exec(readFileSync(join(lab.pkgRoot, 'usr/share/qubes-i2p-gateway/tinyproxy.conf'), 'utf8'))?.[1] ?? 8888);
-    await lab.waitListening('tcp', port, 10_000, 'tinyproxy');
+    await lab.waitListening('tcp', port, 10_000, 'tinyproxy'); // runs on both builds (the status command's self-test)
     const lua = join(lab.scratch, 'tools', 'proxy-request.lua');
     writeFileSync(lua, `request = function() return wrk.format("GET", "http://${HOST}/") end\n`);
     const wrk = (direct: boolean): string[] =>
@@ -172,7 +181,7 @@ export async function datapath(opts: DatapathOptions): Promise<DatapathResult | 
     result.http = {
       gateway: summarizeHttp(runs.gateway),
       direct: summarizeHttp(runs.direct),
-      wrk: `wrk --latency -t${WRK_THREADS} -c${WRK_CONNECTIONS} -d${WRK_SECONDS}s; one TCP connection per request on both paths (the stand-in and tinyproxy close each)`,
+      wrk: `wrk --latency -t${WRK_THREADS} -c${WRK_CONNECTIONS} -d${WRK_SECONDS}s; one TCP connection per request on both paths (the stand-in and tinyproxy close each); gateway path: ${perClient ? 'the client\'s own proxy (per-client destinations, no tinyproxy)' : 'tinyproxy (one destination for all)'}`,
     };
   }
 

@@ -45,3 +45,15 @@ export const ROUTERS = {
 /** The primary-key fingerprint of the official I2P Debian repository's signing key. */
 export const I2P_REPO_FINGERPRINT = '7840E7610F28B904753549D767ECE5605BCF1346';
 export const I2P_REPO_URL = 'https://deb.i2p.net/';
+
+/**
+ * Loopback ports of the client qubes' own i2pd HTTP proxies (one per client address, the lowest free one when its
+ * interface appears: gateway/i2pd-client-proxies). Above i2pd's own random transport ports (9111-30777) and below
+ * Linux's ephemeral range (32768-60999), so neither i2pd nor an outgoing connection holds one first.
+ */
+export const CLIENT_PROXY_PORTS = { first: 31000, count: 1024 } as const;
+
+/** Whether each client qube gets its own I2P destination: per-client by default with i2pd, shared with the Java router. */
+export function clientDestinations(c: { readonly i2p: { readonly router: keyof typeof ROUTERS; readonly clientDestinations?: 'per-client' | 'shared' | undefined } }): 'per-client' | 'shared' {
+  return c.i2p.clientDestinations ?? (c.i2p.router === 'i2pd' ? 'per-client' : 'shared');
+}

@@ -3,7 +3,7 @@
  * schema.ts; these are the ones a JSON Schema cannot say, so each is named and described here.
  */
 import type { GatewayConfig } from './schema.ts';
-import { ROUTERS } from './routers.ts';
+import { CLIENT_PROXY_PORTS, clientDestinations, ROUTERS } from './routers.ts';
 import { publishListenPort } from './publish.ts';
 
 export interface ConfigIssue {
@@ -261,7 +261,24 @@ export const publishPlacement: Rule = (c) => {
   return issues;
 };
 
-export const RULES: readonly Rule[] = [distinctQubes, memoryRange, virtualIpPlacement, clientRangesPlacement, distinctPorts, keyringOnlyForJavaRouter, noExposedConsole, serviceNotADistroDaemon, serviceNotOnByDefault, publishPlacement];
+/** Per-client destinations are i2pd tunnels: the Java router's tunnels are not generated (its own config, its own user). */
+export const clientDestinationsRouter: Rule = (c) =>
+  c.i2p.router === 'i2p' && c.i2p.clientDestinations === 'per-client'
+    ? [{ path: ['i2p', 'clientDestinations'], input: 'per-client', message: 'needs router i2pd: the Java router\'s tunnels are not generated, so its clients share one destination. Fix: set i2p.router: i2pd, or remove i2p.clientDestinations (or write shared)' }]
+    : [];
+
+/** The per-client proxies' loopback ports (CLIENT_PROXY_PORTS) are the gateway's: no configured port may be among them. */
+export const clientProxyPorts: Rule = (c) => {
+  if (clientDestinations(c) !== 'per-client') return [];
+  const { first, count } = CLIENT_PROXY_PORTS;
+  const ours: [readonly (string | number)[], number][] = [[['tinyproxy', 'port'], c.tinyproxy.port]];
+  if (c.tor.enabled) ours.push([['tor', 'transPort'], c.tor.transPort], [['tor', 'dnsPort'], c.tor.dnsPort]);
+  return ours
+    .filter(([, p]) => p >= first && p < first + count)
+    .map(([path, p]) => ({ path, input: p, message: `is among ${first}-${first + count - 1}, the loopback ports of the client qubes' own I2P proxies. Fix: choose a port outside that range` }));
+};
+
+export const RULES: readonly Rule[] = [distinctQubes, memoryRange, virtualIpPlacement, clientRangesPlacement, distinctPorts, keyringOnlyForJavaRouter, noExposedConsole, serviceNotADistroDaemon, serviceNotOnByDefault, publishPlacement, clientDestinationsRouter, clientProxyPorts];
 
 export function checkRules(c: GatewayConfig): ConfigIssue[] {
   return RULES.flatMap((rule) => rule(c));

@@ -130,6 +130,10 @@ export const GatewayConfigSchema = z
       .strictObject({
         router: z.enum(I2P_ROUTERS, { error: 'is not a known I2P router. Fix: use i2pd (Debian) or i2p (the Java router from the I2P repository)' }).default('i2pd').describe('i2pd from Debian main, or i2p, the Java router from the official I2P apt repository.'),
         keyring: LocalPath.optional().describe('For router i2p: the I2P repository keyring file (binary OpenPGP); relative to this file.'),
+        clientDestinations: z
+          .enum(['per-client', 'shared'], { error: 'is not per-client or shared. Fix: write per-client (each client qube its own I2P destination; router i2pd) or shared (one for all)' })
+          .optional()
+          .describe('per-client (the default with router i2pd): each client qube its own I2P destination, its own HTTP proxy in i2pd; shared (the only choice with router i2p): one destination for all clients, through tinyproxy.'),
         expose: z
           .strictObject({
             console: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Refused when true: the router console stays on the gateway\'s loopback (it shows every client\'s I2P streams and can stop the router for all).'),

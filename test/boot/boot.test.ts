@@ -44,8 +44,8 @@ const log = (msg: string): void => console.log(`[boot] ${msg}`);
 const INSTALL = 'i2p-gateway.install';
 
 /** The build users install first, and a changed one to upgrade to: a new version with another tinyproxy port. */
-const FIRST = buildRelease({});
-const CHANGED = buildRelease({ package: { version: '0.1.1' }, tinyproxy: { port: 8890 } });
+const FIRST = buildRelease({ i2p: { clientDestinations: 'shared' } });
+const CHANGED = buildRelease({ package: { version: '0.1.1' }, tinyproxy: { port: 8890 }, i2p: { clientDestinations: 'shared' } });
 
 /** The template, shared by the describes below, which run in order: install, the gateways, then upgrade and purge. */
 let pristine = '';

@@ -33,7 +33,7 @@ import { applied, sandboxDifferences, serviceSettings } from './lib/running.ts';
 import { buildRelease } from './lib/template.ts';
 
 const log = (msg: string): void => console.log(`[boot] ${msg}`);
-const RELEASE = buildRelease({ publish: [{ name: 'wiki', qube: 'webapp', port: 8080, i2p: true, onion: true }] });
+const RELEASE = buildRelease({ publish: [{ name: 'wiki', qube: 'webapp', port: 8080, i2p: true, onion: true }], i2p: { clientDestinations: 'shared' } });
 const SERVICE = publishedServices(RELEASE.config)[0];
 if (SERVICE === undefined) throw new Error('the test config publishes nothing');
 

@@ -23,7 +23,7 @@ import { installCoreAgentStandIns, writeQubesDb } from './lib/qubes.ts';
 import { applyState, buildRelease, downloadFor, installDummy, SALT_ENV, SALT_ROOT, stageFormula } from './lib/template.ts';
 
 const log = (msg: string): void => console.log(`[boot] ${msg}`);
-const RELEASE = buildRelease({});
+const RELEASE = buildRelease({ i2p: { clientDestinations: 'shared' } });
 const DEB = `${SALT_ROOT}/i2p-gateway/files/${RELEASE.deb.fileName}`;
 const UNITS = [...ourUnits(RELEASE.deb.files), ...DISTRO_UNITS];
 const IDENTITY = ['var/lib/i2pd/router.keys', 'var/lib/i2pd/ntcp2.keys', 'var/lib/i2pd/ssu2.keys', 'var/lib/i2pd/netDb', 'var/lib/tor/state'];

@@ -46,7 +46,7 @@ import { applyState, buildRelease, downloadFor, installDummy, stageFormula } fro
 
 const log = (msg: string): void => console.log(`[promises] ${msg}`);
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const RELEASE = buildRelease({});
+const RELEASE = buildRelease({ i2p: { clientDestinations: 'shared' } });
 const VIP = RELEASE.config.network.virtualIp;
 const SERVICE = RELEASE.config.qubes.service;
 

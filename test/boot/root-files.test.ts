@@ -26,7 +26,7 @@ import { installCoreAgentStandIns, writeQubesDb } from './lib/qubes.ts';
 import { applyState, buildRelease, downloadFor, installDummy, stageFormula } from './lib/template.ts';
 
 const log = (msg: string): void => console.log(`[boot] ${msg}`);
-const RELEASE = buildRelease({});
+const RELEASE = buildRelease({ i2p: { clientDestinations: 'shared' } });
 const I2PD = 'i2pd.service';
 const TARGET = '/etc/qig-root-target';
 const SECRET = '/etc/qig-root-secret';

@@ -15,7 +15,7 @@ import { Machine } from './lib/machine.ts';
 import { buildRelease } from './lib/template.ts';
 
 const log = (msg: string): void => console.log(`[boot] ${msg}`);
-const RELEASE = buildRelease({});
+const RELEASE = buildRelease({ i2p: { clientDestinations: 'shared' } });
 const TOR = UNITS.tor;
 
 let overlay: Overlay | undefined;

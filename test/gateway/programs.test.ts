@@ -59,8 +59,8 @@ interface Facts {
 describe('the programs in the package', () => {
   const files = renderGateway(configOf(), { programs: PROGRAMS });
 
-  it('are gateway/qubes-i2p-gateway and gateway/dns-tcp-relay byte for byte, executable, run by python3 -I', () => {
-    for (const [path, source] of [[PATHS.command, 'gateway/qubes-i2p-gateway'], [PATHS.dnsRelay, 'gateway/dns-tcp-relay']] as const) {
+  it('are gateway/qubes-i2p-gateway, gateway/dns-tcp-relay and gateway/i2pd-client-proxies byte for byte, executable, run by python3 -I', () => {
+    for (const [path, source] of [[PATHS.command, 'gateway/qubes-i2p-gateway'], [PATHS.dnsRelay, 'gateway/dns-tcp-relay'], [PATHS.clientProxies, 'gateway/i2pd-client-proxies']] as const) {
       const f = files.find((x) => x.path === path);
       expect(f?.mode, path).toBe(0o755);
       expect(text(files, path)).toBe(run(['cat', join(PROJECT_ROOT, source)]).stdout);

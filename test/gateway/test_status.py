@@ -127,6 +127,12 @@ class FakeGateway(P.System):
         # each application answering through its listener.
         self.backend = {}
         self.backend_requests = []
+        # Router i2pd, a destination per client: the one client's tunnel (i2pd-client-proxies), its keys, its proxy.
+        cp = f.get("clientProxies")
+        if cp:
+            self.files[cp["tunnelsDir"] + "/" + cp["filePrefix"] + "10.137.0.10.conf"] = "[x]\ntype = httpproxy\nport = 31000\n"
+            self.files["%s/%s10.137.0.10.dat" % (cp["keysDir"], cp["keysPrefix"])] = SITE_KEYS
+            self.sock["tcp"].append(("127.0.0.1", 31000, "0A", self.USERS["i2pd"][0]))
         for pub in f.get("publish") or []:
             l = pub["listen"]
             self.sock["tcp"].append((l["address"], l["port"], "0A", 0))
@@ -168,6 +174,9 @@ class FakeGateway(P.System):
             self.proxy_answer = {"error": "ECONNREFUSED (connection refused)"}
 
     # -- the System interface
+    def list_dir(self, path):
+        return sorted(p[len(path) + 1:] for p in self.files if p.startswith(path + "/") and "/" not in p[len(path) + 1:])
+
     def euid(self):
         return self.uid
 
@@ -391,10 +400,12 @@ class Healthy(unittest.TestCase):
         self.assertEqual([c.id for c in checks], [
             "qube.service", "qube.network", "qube.clients", "firewall.lockdown", "firewall.ruleset", "firewall.jump",
             "daemon.tor", "daemon.dns-relay", "daemon.dnsmasq", "daemon.tinyproxy", "daemon.router", "tor.bootstrap",
-            "router.network", "dns.i2p", "dns.onion", "dns.tcp", "dns.clearnet", "http.i2p", "leak.output"])
+            "router.network", "clients.10.137.0.10", "dns.i2p", "dns.onion", "dns.tcp", "dns.clearnet", "http.i2p", "leak.output"])
         self.assertEqual(P.verdict(checks), P.OK)
         c = by_id(checks)
         self.assertIn("3 tunnels through peers", c["router.network"].summary)
+        # The one client's own destination, as the status shows it for the user to check.
+        self.assertEqual(c["clients.10.137.0.10"].summary, "%s (its proxy 127.0.0.1:31000)" % P.b32_of_keys(SITE_KEYS))
         self.assertIn("bootstrapped 100% (Done)", c["tor.bootstrap"].summary)
         # The leak probe ran as nobody, against the netvm from qubesdb, on the discard port.
         self.assertEqual(gw.leak_calls, [(65534, 65534, "10.138.0.1", 9)])

@@ -11,7 +11,7 @@ import { A, type Lab, type LabClient } from './lib/lab.ts';
 import type { Proc } from './lib/sh.ts';
 import { sleep } from './lib/sh.ts';
 import { answersOf, expectUpClean } from './lib/suite.ts';
-import { ROUTER_BANNER, UNIT, World } from './lib/world.ts';
+import { ROUTER_BANNER, UNIT, World, SHARED_DESTINATION } from './lib/world.ts';
 
 let w: World;
 let lab: Lab;
@@ -19,7 +19,7 @@ let other: LabClient;
 const floods: Proc[] = [];
 
 beforeAll(async () => {
-  w = await World.create({});
+  w = await World.create(SHARED_DESTINATION);
   lab = w.lab;
   await w.use({ tor: 'recorder', router: 'recorder', dnsmasq: true, tinyproxy: true });
   other = await lab.addClient();

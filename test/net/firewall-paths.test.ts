@@ -13,13 +13,13 @@ import { afterAll, beforeAll, describe as suite, expect, it } from 'vitest';
 import { renderNoForwardSysctl } from '../../src/render/gateway/no-forward.ts';
 import { A, NO_FORWARD_CONF, type Lab, type Probe } from './lib/lab.ts';
 import { expectUpClean } from './lib/suite.ts';
-import { World } from './lib/world.ts';
+import { World, SHARED_DESTINATION } from './lib/world.ts';
 
 let w: World;
 let lab: Lab;
 
 beforeAll(async () => {
-  w = await World.create({});
+  w = await World.create(SHARED_DESTINATION);
   lab = w.lab;
   await w.use({ tor: 'recorder', router: 'recorder', dnsmasq: true, tinyproxy: true });
 });

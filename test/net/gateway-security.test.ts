@@ -31,7 +31,7 @@ const RECORDERS: WorldState = { tor: 'recorder', router: 'recorder', dnsmasq: tr
 const CONSOLE = 7070;
 
 beforeAll(async () => {
-  w = await World.create({ i2p: { expose: { irc: true } } });
+  w = await World.create({ i2p: { expose: { irc: true }, clientDestinations: 'shared' } });
   lab = w.lab;
 });
 

@@ -16,7 +16,7 @@ import { A, type Lab } from './lib/lab.ts';
 import { expectUpClean } from './lib/suite.ts';
 import { gatewayTorrc, ONION_MARKER, TorNet, WEB_MARKER, WEB_NAME, WEB_PORT } from './lib/torenet.ts';
 import { run } from './lib/sh.ts';
-import { World } from './lib/world.ts';
+import { World, SHARED_DESTINATION } from './lib/world.ts';
 
 let w: World | undefined;
 let lab: Lab;
@@ -27,7 +27,7 @@ let tor: TorNet | undefined;
 let torStartMs = 0;
 
 beforeAll(async () => {
-  w = await World.create({});
+  w = await World.create(SHARED_DESTINATION);
   lab = w.lab;
   const t0 = Date.now();
   i2pStartedAt = t0;

@@ -34,7 +34,7 @@ const CONFIG = {
   publish: [{ name: 'wiki', qube: 'webapp', port: BACKEND_PORT, onion: true }],
   // An exposed router port: the firewall then DNATs to 127.0.0.1 and sets route_localnet, the path a client
   // would need to reach a loopback listener. The published listener must stay out of reach all the same.
-  i2p: { expose: { irc: true } },
+  i2p: { expose: { irc: true }, clientDestinations: 'shared' },
 };
 
 let w: World;

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { A, describe as describeFrames, serverHits, unsanctioned, type HeldTcp, type Lab } from './lib/lab.ts';
 import { DEFAULT_RULES, HOOK_DIR, QubesFirewall43, RW_CONFIG, type HookRun, type QubesRule } from './lib/qubes-firewall.ts';
 import { answersOf, expectNoLeakMarkers, expectUpClean, forwardingOffThenOn } from './lib/suite.ts';
-import { ROUTER_BANNER, UNIT, World, type WorldState } from './lib/world.ts';
+import { ROUTER_BANNER, UNIT, World, type WorldState, SHARED_DESTINATION } from './lib/world.ts';
 
 const OUR_HOOK = `${HOOK_DIR}/50-qubes-i2p-gateway`;
 const RW_HOOK = `${RW_CONFIG}/qubes-firewall.d/10-lab-marker`;
@@ -130,7 +130,7 @@ async function openConnection(name: string): Promise<HeldTcp> {
 }
 
 beforeAll(async () => {
-  w = await World.create({});
+  w = await World.create(SHARED_DESTINATION);
   lab = w.lab;
   qf = new QubesFirewall43(lab);
   // The private volume's hooks: each appends its path to a log, so a test sees which really ran.

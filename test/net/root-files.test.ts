@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe as suite, expect, it } from 'vitest';
 import { PATHS } from '../../src/render/gateway/common.ts';
 import type { Lab } from './lib/lab.ts';
 import { parseExec } from './lib/units.ts';
-import { UNIT, World } from './lib/world.ts';
+import { UNIT, World, SHARED_DESTINATION } from './lib/world.ts';
 
 let w: World;
 let lab: Lab;
@@ -32,7 +32,7 @@ const SECRET = '/etc/qig-root-secret';
 const SECRET_TEXT = 'RootOnlySecretRootOnlySecret0123';
 
 beforeAll(async () => {
-  w = await World.create({});
+  w = await World.create(SHARED_DESTINATION);
   lab = w.lab;
 });
 

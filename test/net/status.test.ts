@@ -21,7 +21,7 @@ import { SYSTEMD_PATH } from './lib/gateway.ts';
 import { A, type Lab } from './lib/lab.ts';
 import type { Proc } from './lib/sh.ts';
 import { expectUpClean } from './lib/suite.ts';
-import { ROUTER_BANNER, UNIT, World } from './lib/world.ts';
+import { ROUTER_BANNER, UNIT, World, SHARED_DESTINATION } from './lib/world.ts';
 
 const GOLDEN = join(import.meta.dirname, '..', 'golden', 'status');
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
@@ -61,7 +61,7 @@ interface JsonCheck {
 }
 
 beforeAll(async () => {
-  w = await World.create({});
+  w = await World.create(SHARED_DESTINATION);
   lab = w.lab;
   // The stand-ins' files where every machine user can read them (the lab's scratch dir is shared into the machine).
   const fx = join(lab.scratch, 'status-fixtures');

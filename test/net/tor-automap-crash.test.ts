@@ -10,14 +10,14 @@ import { PATHS } from '../../src/render/gateway/common.ts';
 import { A, type Lab } from './lib/lab.ts';
 import { run, sleep } from './lib/sh.ts';
 import { gatewayTorrc, ONION_MARKER, TorNet, WEB_MARKER, WEB_NAME, WEB_PORT } from './lib/torenet.ts';
-import { UNIT, World } from './lib/world.ts';
+import { UNIT, World, SHARED_DESTINATION } from './lib/world.ts';
 
 let w: World | undefined;
 let lab: Lab;
 let tor: TorNet | undefined;
 
 beforeAll(async () => {
-  w = await World.create({});
+  w = await World.create(SHARED_DESTINATION);
   lab = w.lab;
   tor = await TorNet.start({ ns: lab.ns.up, scratch: lab.scratch, root: lab.root, startTimeoutMs: 150_000 });
   const wr = await lab.gwRun(['sh', '-c', `cat > ${PATHS.torrcD}/lab-privnet.conf`], { input: gatewayTorrc(tor.dirAuthorities) });

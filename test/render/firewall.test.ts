@@ -110,7 +110,7 @@ describe('the ruleset', () => {
   });
 
   it('accepts DNS from client qubes redirected or not (a query to the gateway\'s own address carries no dnat status), every other port only when redirected', () => {
-    const config = configOf({ i2p: { expose: { irc: true } } });
+    const config = configOf({ i2p: { expose: { irc: true }, clientDestinations: 'shared' } });
     const gw = gateway(config);
     const hook = gw.hook();
     expect(hook.code, hook.stderr).toBe(0);
@@ -121,6 +121,19 @@ describe('the ruleset', () => {
     expect(redirectedOnly).toEqual([config.tinyproxy.port, config.tor.transPort, ROUTERS.i2pd.exposable.irc].map(String));
     // TLS to the virtual IP, redirected to the gateway with its port kept, is refused here (the input path).
     expect(rules.filter((r) => r.includes('reject'))).toEqual([`iifgroup 2 ct status dnat ct original ip daddr ${config.network.virtualIp} tcp dport { 443, 8443 } counter packets 0 bytes 0 reject with tcp reset`]);
+  });
+
+  it('with a destination per client (the default): the virtual IP\'s TCP goes to each client\'s own proxy port on loopback, never tinyproxy', () => {
+    const config = configOf();
+    const gw = gateway(config);
+    expect(gw.hook().code).toBe(0);
+    const chain = gw.nft(['list', 'chain', 'ip', 'qubes', INPUT_CHAIN]);
+    const rules = chain.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('iifgroup') && l.endsWith(' accept'));
+    expect(rules).toContain('iifgroup 2 ct status dnat ip daddr 127.0.0.1 tcp dport 31000-32023 accept');
+    expect(rules.some((r) => r.includes(`dport ${config.tinyproxy.port} `))).toBe(false);
+    const nat = gw.nft(['list', 'chain', 'inet', 'qubes-i2p-gateway', 'prerouting-nat']);
+    expect(nat).toContain(`ip daddr ${config.network.virtualIp} meta l4proto tcp dnat ip to ip saddr map @client-proxy`);
+    expect(nat).not.toContain(`redirect to :${config.tinyproxy.port}`);
   });
 
   it('has no Tor rules with Tor off', () => {
@@ -216,9 +229,12 @@ describe('the hook', () => {
     expect(hasTable(gw.ruleset(), LOCKDOWN_TABLE)).toBe(true);
   });
 
-  it('sets route_localnet only when router ports are exposed', () => {
+  it('sets route_localnet only when router ports are exposed or client qubes have proxies of their own (both on loopback)', () => {
     const localnet = (gw: Gateway): string => must(['ip', 'netns', 'exec', gw.ns, 'cat', '/proc/sys/net/ipv4/conf/all/route_localnet']).stdout.trim();
-    const plain = gateway(configOf());
+    const own = gateway(configOf());
+    expect(own.hook().code).toBe(0);
+    expect(localnet(own)).toBe('1');
+    const plain = gateway(configOf({ i2p: { clientDestinations: 'shared' } }));
     expect(plain.hook().code).toBe(0);
     expect(localnet(plain)).toBe('0');
     const exposed = gateway(configOf({ i2p: { expose: { irc: true } } }));

@@ -105,7 +105,9 @@ describe('the units', () => {
   });
 
   it('the target wants every part of the gateway and is enabled by a shipped link', () => {
-    expect(targetWants(config)).toEqual([LOCKDOWN_UNIT, UNITS.noForward, UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS.i2pd.unit]);
+    expect(targetWants(config)).toEqual([LOCKDOWN_UNIT, UNITS.noForward, UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS.i2pd.unit, UNITS.clientProxies]);
+    expect(targetWants(configOf({ i2p: { clientDestinations: 'shared' } }))).not.toContain(UNITS.clientProxies);
+    expect(targetWants(configOf({ i2p: { router: 'i2p' } }))).not.toContain(UNITS.clientProxies);
     expect(unit(UNITS.target)).toContain(`Wants=${targetWants(config).join(' ')}\n`);
     const link = files.find((f) => f.path === `${UNIT_DIR}/multi-user.target.wants/${UNITS.target}`);
     expect(link).toMatchObject({ kind: 'symlink', target: `../${UNITS.target}` });

@@ -74,6 +74,10 @@ export const PATHS = {
   noForwardSysctl: `${SHARE_DIR}/no-forward.conf`,
   /** Generates i2pd's console password at its first start and i2pd's configuration with it (i2pd.ts). */
   i2pdConsoleAuth: `${LIBEXEC_DIR}/i2pd-console-auth`,
+  /** Router i2pd, per-client destinations: the program that gives each client qube its own HTTP proxy (client-proxies.ts). */
+  clientProxies: `${LIBEXEC_DIR}/i2pd-client-proxies`,
+  /** Its facts of this gateway (JSON, read, never executed). */
+  clientProxiesConf: `${SHARE_DIR}/client-proxies.json`,
   /** i2pd's configuration as it runs: the packaged i2pd.conf plus the console's credentials (mode 0600, i2pd). */
   i2pdRuntimeConf: '/run/i2pd/qubes-i2p-gateway.conf',
   /** udev rule: forwarding off for each client interface as it appears (see no-forward.ts). */
@@ -102,6 +106,8 @@ export const UNITS = {
   target: 'qubes-i2p-gateway.target',
   /** Forwarding off in every qube from this template that provides network (see no-forward.ts). */
   noForward: 'qubes-i2p-gateway-no-forward.service',
+  /** Router i2pd, per-client destinations: each client qube its own HTTP proxy in i2pd (client-proxies.ts). */
+  clientProxies: 'qubes-i2p-gateway-client-proxies.service',
 } as const;
 
 /** Every drop-in we add to someone else's unit has this name, so `systemctl cat` shows whose it is. */

@@ -25,7 +25,7 @@
  *   "off" table of a time the service was off).
  */
 import type { GatewayConfig } from '../../config/schema.ts';
-import { ROUTERS } from '../../config/routers.ts';
+import { CLIENT_PROXY_PORTS, clientDestinations, ROUTERS } from '../../config/routers.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
 import { generatedHeader, PATHS } from './common.ts';
 import { TOR_USER, TOR_VIRTUAL_NET } from './tor.ts';
@@ -41,6 +41,21 @@ export const OFF_TABLE = 'qubes-i2p-gateway-off';
  * HTTP proxy transparently (tinyproxy sees only encrypted bytes and would wait out its timeout on them).
  */
 export const VIP_TLS_PORTS: readonly number[] = [443, 8443];
+/** Per-client destinations: client address → 127.0.0.1 . its own proxy's port (filled by i2pd-client-proxies). */
+export const CLIENT_PROXY_MAP = 'client-proxy';
+/** The same pairs as a set, address . port: the input chain lets a client reach its own proxy's port only. */
+export const CLIENT_PROXY_PAIRS = 'client-proxy-pairs';
+
+/** Router i2pd with per-client destinations: the virtual IP's HTTP goes to each client's own i2pd proxy. */
+export function perClientProxies(config: GatewayConfig): boolean {
+  return config.i2p.router === 'i2pd' && clientDestinations(config) === 'per-client';
+}
+
+/** The loopback port range of the per-client proxies, as nft writes it. */
+export function clientProxyRange(): string {
+  return `${CLIENT_PROXY_PORTS.first}-${CLIENT_PROXY_PORTS.first + CLIENT_PROXY_PORTS.count - 1}`;
+}
+
 /** Our chain inside Qubes' `ip qubes` table, jumped to from `custom-input`. */
 export const INPUT_CHAIN = 'qubes-i2p-gateway-input';
 
@@ -96,6 +111,8 @@ export function renderRuleset(config: GatewayConfig): string {
   const tor = config.tor.enabled;
   const transPort = port(config.tor.transPort);
   const exposed = exposedPorts(config);
+  const own = perClientProxies(config);
+  const range = clientProxyRange();
   const L: string[] = [];
   const add = (...lines: string[]): void => {
     L.push(...lines);
@@ -113,6 +130,20 @@ export function renderRuleset(config: GatewayConfig): string {
     `delete table inet ${TABLE}`,
     '',
     `table inet ${TABLE} {`,
+    ...(own
+      ? [
+          "\t# Each client qube's own I2P HTTP proxy in i2pd (its own destination): client address -> 127.0.0.1 . its port,",
+          '\t# and the same pairs as a set. Empty here: /usr/libexec/qubes-i2p-gateway/i2pd-client-proxies fills both as',
+          "\t# each client's interface appears (and again after every load of this ruleset), and empties them as it goes.",
+          `\tmap ${CLIENT_PROXY_MAP} {`,
+          '\t\ttype ipv4_addr : ipv4_addr . inet_service',
+          '\t}',
+          `\tset ${CLIENT_PROXY_PAIRS} {`,
+          '\t\ttype ipv4_addr . inet_service',
+          '\t}',
+          '',
+        ]
+      : []),
     '\t# Before defragmentation (-400) and conntrack: stateless drops.',
     '\tchain prerouting-raw {',
     '\t\ttype filter hook prerouting priority -450; policy accept;',
@@ -153,15 +184,25 @@ export function renderRuleset(config: GatewayConfig): string {
     add('\t\t# Router ports exposed on the virtual IP go to the router on loopback (needs route_localnet, set by the hook).');
     for (const e of exposed) add(`\t\tip daddr ${vip} tcp dport ${port(e.port)} dnat ip to 127.0.0.1:${port(e.port)}`);
   }
+  if (own) add('\t\t# Each client\'s own I2P proxy listens on loopback (needs route_localnet, set by the hook).');
   add(
     '\t\t# TLS to the virtual IP cannot be served: the I2P router\'s HTTP proxy cannot speak TLS to an .i2p site for a',
     '\t\t# client, and tinyproxy would wait out its timeout on the encrypted bytes. Redirected to the same port of the',
     '\t\t# gateway itself, where our input chain resets it: with forwarding off (no-forward.conf) a packet to the',
     '\t\t# virtual IP that stayed unredirected would reach no chain that could answer it, and the client would time out.',
     `\t\tip daddr ${vip} tcp dport { ${VIP_TLS_PORTS.map(port).join(', ')} } redirect`,
-    '\t\t# Plain HTTP on any other port of the virtual IP (http://site.i2p:8080/) goes to tinyproxy, which takes the host',
-    '\t\t# and port from the Host header and passes .i2p requests to the I2P router (other protocols: its 400, or its timeout).',
-    `\t\tip daddr ${vip} meta l4proto tcp redirect to :${proxyPort}`,
+    ...(own
+      ? [
+          "\t\t# Plain HTTP on any other port of the virtual IP (http://site.i2p:8080/) goes to the client's own I2P HTTP proxy",
+          "\t\t# in i2pd (its own destination), which takes the host and port from the Host header and serves .i2p names only.",
+          '\t\t# A client not in the map yet (its interface appeared less than a second ago) is not redirected: forward drops it.',
+          `\t\tip daddr ${vip} meta l4proto tcp dnat ip to ip saddr map @${CLIENT_PROXY_MAP}`,
+        ]
+      : [
+          '\t\t# Plain HTTP on any other port of the virtual IP (http://site.i2p:8080/) goes to tinyproxy, which takes the host',
+          '\t\t# and port from the Host header and passes .i2p requests to the I2P router (other protocols: its 400, or its timeout).',
+          `\t\tip daddr ${vip} meta l4proto tcp redirect to :${proxyPort}`,
+        ]),
     '\t\t# Nothing else to the virtual IP is redirected (forward refuses it): it must not reach Tor either.',
     `\t\tip daddr ${vip} accept`,
   );
@@ -209,8 +250,17 @@ export function renderRuleset(config: GatewayConfig): string {
     `\t\tudp dport 53 update @client-dns-rate { ip saddr limit rate over ${lim.dnsPerSecond}/second burst ${lim.dnsBurst} packets } counter drop`,
     `\t\ttcp dport 53 ct state new update @client-dns-rate { ip saddr limit rate over ${lim.dnsPerSecond}/second burst ${lim.dnsBurst} packets } counter reject with tcp reset`,
     `\t\ttcp dport 53 ct state new add @client-dns-tcp-conns { ip saddr ct count over ${lim.dnsTcpConnections} } counter reject with tcp reset`,
-    `\t\t# tinyproxy: at most ${lim.proxyConnections} open connections per client (its MaxClients is shared by all).`,
-    `\t\ttcp dport ${proxyPort} ct state new ct status dnat add @client-proxy-conns { ip saddr ct count over ${lim.proxyConnections} } counter reject with tcp reset`,
+    ...(own
+      ? [
+          "\t\t# The client proxies' ports: a client reaches its own proxy's port and no other (the map gives it only its own; this",
+          '\t\t# holds should anything else ever DNAT a client there), and holds at most ' + `${lim.proxyConnections} open connections to it.`,
+          `\t\tip daddr 127.0.0.1 tcp dport ${range} ip saddr . tcp dport != @${CLIENT_PROXY_PAIRS} counter drop`,
+          `\t\tip daddr 127.0.0.1 tcp dport ${range} ct state new ct status dnat add @client-proxy-conns { ip saddr ct count over ${lim.proxyConnections} } counter reject with tcp reset`,
+        ]
+      : [
+          `\t\t# tinyproxy: at most ${lim.proxyConnections} open connections per client (its MaxClients is shared by all).`,
+          `\t\ttcp dport ${proxyPort} ct state new ct status dnat add @client-proxy-conns { ip saddr ct count over ${lim.proxyConnections} } counter reject with tcp reset`,
+        ]),
   );
   if (tor) {
     addLimit(
@@ -276,7 +326,7 @@ export function renderRuleset(config: GatewayConfig): string {
     '\t\t# TLS to the virtual IP (redirected here by our NAT chain, port kept): refused at once with a reset.',
     `\t\tiifgroup 2 ct status dnat ct original ip daddr ${vip} tcp dport { ${VIP_TLS_PORTS.map(port).join(', ')} } counter reject with tcp reset`,
     '\t\t# Everything else: only connections our NAT chain redirected (ct status dnat), only to our daemons\' ports.',
-    `\t\tiifgroup 2 ct status dnat tcp dport ${proxyPort} accept`,
+    own ? `\t\tiifgroup 2 ct status dnat ip daddr 127.0.0.1 tcp dport ${range} accept` : `\t\tiifgroup 2 ct status dnat tcp dport ${proxyPort} accept`,
   );
   if (tor) add(`\t\tiifgroup 2 ct status dnat tcp dport ${transPort} accept`);
   for (const e of exposed) add(`\t\tiifgroup 2 ct status dnat ip daddr 127.0.0.1 tcp dport ${port(e.port)} accept`);

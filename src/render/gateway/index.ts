@@ -15,6 +15,7 @@
  *   /usr/share/qubes-i2p-gateway/lockdown.nft, off.nft, qubes-i2p-gateway-lockdown.service lockdown.ts
  *   /usr/share/qubes-i2p-gateway/no-forward.conf, qubes-i2p-gateway-no-forward.service, its udev rule no-forward.ts
  *   /usr/libexec/qubes-i2p-gateway/i2pd-console-auth                                 i2pd.ts
+ *   /usr/libexec/qubes-i2p-gateway/i2pd-client-proxies, client-proxies.json, its unit client-proxies.ts
  *   qubes-i2p-gateway.target and its multi-user.target.wants/ link                    target.ts
  *   /usr/lib/qubes-bind-dirs.d/, /var/lib/qubes-i2p-gateway                           persistence.ts
  *   qubes-i2p-gateway-publish-*.socket, -publish-*@.service, /usr/share/qubes-i2p-gateway/i2pd-tunnels.conf
@@ -28,6 +29,7 @@
  */
 import type { GatewayConfig } from '../../config/schema.ts';
 import { mergeTrees, type RenderedFile } from '../../files.ts';
+import { renderClientProxies } from './client-proxies.ts';
 import { renderDnsmasq } from './dnsmasq.ts';
 import { renderDnsRelay } from './dns-relay.ts';
 import { renderFirewallRuleset } from './firewall.ts';
@@ -54,6 +56,8 @@ export interface GatewayPrograms {
   readonly firewallHook: string;
   /** gateway/i2pd-console-auth */
   readonly i2pdConsoleAuth: string;
+  /** gateway/i2pd-client-proxies */
+  readonly i2pdClientProxies: string;
 }
 
 export interface GatewayRenderOptions {
@@ -85,6 +89,7 @@ export function renderGateway(config: GatewayConfig, opts: GatewayRenderOptions)
     renderFirewallHook(config, opts.programs.firewallHook),
     renderLockdown(config),
     renderNoForward(config),
+    renderClientProxies(config, opts.programs.i2pdClientProxies),
     renderTarget(config),
     renderPersistence(config),
     renderPublish(config),

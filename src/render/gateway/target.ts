@@ -10,10 +10,11 @@ import { symlink, textFile, type RenderedFile } from '../../files.ts';
 import { comment, gatewayFlag, generatedHeader, UNIT_DIR, UNITS, unitPath } from './common.ts';
 import { LOCKDOWN_UNIT } from './lockdown.ts';
 import { publishUnits } from './publish.ts';
+import { perClientProxies } from './firewall.ts';
 
 export function targetWants(config: GatewayConfig): string[] {
   // The published services' listeners last: each is a socket, started here, whose connections start their own units.
-  return [LOCKDOWN_UNIT, UNITS.noForward, ...(config.tor.enabled ? [UNITS.tor, UNITS.dnsRelay] : []), UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS[config.i2p.router].unit, ...publishUnits(config)];
+  return [LOCKDOWN_UNIT, UNITS.noForward, ...(config.tor.enabled ? [UNITS.tor, UNITS.dnsRelay] : []), UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS[config.i2p.router].unit, ...(perClientProxies(config) ? [UNITS.clientProxies] : []), ...publishUnits(config)];
 }
 
 export function renderTargetUnit(config: GatewayConfig): string {

@@ -21,7 +21,7 @@
  * so it never tries to reach the Tor network (the lab must send nothing towards real addresses). Its listeners
  * (TransPort, DNSPort) and .onion automapping work as packaged.
  */
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfigValue } from '../../../src/config/load.ts';
@@ -125,7 +125,7 @@ export class Gateway {
    * Start `name` as systemd would. `ready`: the ports that must be listening before we return (the caller
    * knows them from the config). `extraArgs`: appended to ExecStart (only Tor's --DisableNetwork 1).
    */
-  async start(name: string, ready: ReadonlyArray<readonly ['tcp' | 'udp', number]>, extraArgs: readonly string[] = []): Promise<RunningUnit> {
+  async start(name: string, ready: ReadonlyArray<readonly ['tcp' | 'udp', number]>, extraArgs: readonly string[] = [], opts: { override?: string } = {}): Promise<RunningUnit> {
     if (this.running.has(name)) throw new Error(`${name} is already running`);
     const unit = this.unit(name);
     if (!(await this.conditionsHold(unit))) throw new Error(`${name}: a Condition of the unit does not hold, systemd would not start it`);
@@ -179,7 +179,8 @@ export class Gateway {
     const ex = parseExec(starts[0] as string, env);
     const argv = [...ex.argv, ...extraArgs];
     const type = unit.get(S, 'Type') ?? 'simple';
-    const proc = this.lab.gwSpawn(name, [...envArgs, ...withUmask(unit.get(S, 'UMask'), argv)], ex.privileged ? {} : { user, privFlags });
+    const over = opts.override === undefined ? {} : { override: opts.override };
+    const proc = this.lab.gwSpawn(name, [...envArgs, ...withUmask(unit.get(S, 'UMask'), argv)], ex.privileged ? over : { user, privFlags, ...over });
     let pid = proc.pid;
     if (type === 'forking') {
       if (!(await proc.waitExit(30_000)) || proc.exited?.code !== 0) throw new Error(`${name}: forking start failed\n${proc.diagnostics()}`);
@@ -193,6 +194,9 @@ export class Gateway {
     const killSignal = (unit.get(S, 'KillSignal') ?? 'SIGTERM') as NodeJS.Signals;
     const running: RunningUnit = { unit, argv, pid, proc, killSignal };
     this.running.set(name, running);
+    // Its main pid where the lab's systemctl stand-in (tools/lab-systemctl) finds it for `systemctl reload`.
+    mkdirSync(join(this.lab.scratch, 'run', 'qig-lab-units'), { recursive: true, mode: 0o755 });
+    writeFileSync(join(this.lab.scratch, 'run', 'qig-lab-units', `${name}.pid`), `${pid}\n`);
     for (const [proto, port] of ready) {
       try {
         await this.lab.waitListening(proto, port, 20_000, name);

@@ -38,6 +38,31 @@ export const I2P_PROXY_PORT = 24444;
 /** What the eepsite serves: a test that sees it has fetched it through I2P. */
 export const EEPSITE_MARKER = 'QIG-PRIVATE-EEPSITE';
 
+/**
+ * The eepsite's web server (Debian 13's python3, standard library): serves index.html for every GET and appends one
+ * JSON line per request to visitors.jsonl: the path and the X-I2P-DestB32 header, the visitor's destination that
+ * i2pd's http server tunnel adds (after removing any X-I2P-* the visitor sent).
+ */
+const SITE_SERVER = [
+  'import http.server, json, os, sys',
+  'root = sys.argv[1]',
+  'class H(http.server.BaseHTTPRequestHandler):',
+  '    def do_GET(self):',
+  '        with open(os.path.join(root, "visitors.jsonl"), "a") as f:',
+  '            f.write(json.dumps({"path": self.path, "b32": self.headers.get("X-I2P-DestB32")}) + "\\n")',
+  '        with open(os.path.join(root, "index.html"), "rb") as f:',
+  '            body = f.read()',
+  '        self.send_response(200)',
+  '        self.send_header("Content-Type", "text/html")',
+  '        self.send_header("Content-Length", str(len(body)))',
+  '        self.end_headers()',
+  '        self.wfile.write(body)',
+  '    def log_message(self, *a):',
+  '        pass',
+  'http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), H).serve_forever()',
+  '',
+].join('\n');
+
 export interface I2pRouter {
   readonly name: string;
   readonly addr: string;
@@ -266,6 +291,9 @@ export class I2pNet {
     const site = join(this.base, 'site');
     mkdirSync(site, { recursive: true, mode: 0o755 });
     writeFileSync(join(site, 'index.html'), `<html><body>${EEPSITE_MARKER}</body></html>\n`);
+    writeFileSync(join(site, 'visitors.jsonl'), '');
+    chownSync(join(site, 'visitors.jsonl'), 65534, 65534);
+    writeFileSync(join(this.base, 'site.py'), SITE_SERVER);
     for (const r of this.routers) {
       await must(['ip', '-n', this.opts.ns, 'addr', 'add', `${r.addr}/32`, 'dev', 'eth0', 'nodad']);
       mkdirSync(join(r.dir, 'netDb'), { recursive: true, mode: 0o700 });
@@ -295,7 +323,7 @@ export class I2pNet {
     }
 
     // The site's web server (Debian 13's python3, as nobody) and round 2.
-    const web = new Proc('eepsite-web', [...this.machine('web'), 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'python3', '-m', 'http.server', '--bind', '127.0.0.1', '--directory', site, String(SITE_PORT)]);
+    const web = new Proc('eepsite-web', [...this.machine('web'), 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'python3', join(this.base, 'site.py'), site, String(SITE_PORT)]);
     this.procs.push(web);
     const t0 = Date.now();
     for (const r of this.routers) this.spawnRouter(r);
@@ -369,6 +397,12 @@ export class I2pNet {
       await sleep(1000);
     }
     throw new Error(`i2pnet: ${url} not served within ${timeoutMs} ms (${tries} tries); last: HTTP ${last.status} ${last.err}\n${last.body.slice(0, 800)}\n${this.logs()}`);
+  }
+
+  /** Every request the eepsite served, in order: its path and the visitor's X-I2P-DestB32 (null: none came). */
+  siteVisitors(): Array<{ path: string; b32: string | null }> {
+    const text = readFileSync(join(this.base, 'site', 'visitors.jsonl'), 'utf8');
+    return text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { path: string; b32: string | null });
   }
 
   /** CPU seconds (user + system) its processes have used so far. */

@@ -38,12 +38,21 @@ export const UNIT = {
   // (lib/lab.ts, as this unit leaves a real gateway); the unit is run by the tests of that layer.
   noForward: 'qubes-i2p-gateway-no-forward.service',
   target: 'qubes-i2p-gateway.target',
+  // Router i2pd with per-client destinations: each client's own proxy (started by the tests of that, clientProxies()).
+  clientProxies: 'qubes-i2p-gateway-client-proxies.service',
 } as const;
 
 /** The only change to a packaged command line: Tor's network is one unreachable bridge inside the lab. */
 export const TOR_NO_NETWORK = ['--UseBridges', '1', '--Bridge', `${A.up4}:9`];
 
 export const ROUTER_BANNER = 'I2P-RECORDER';
+
+/**
+ * The config input of the tests of the shared HTTP path (the virtual IP -> tinyproxy -> the router's one proxy): the
+ * Java router's and `i2p.clientDestinations: shared`. Router i2pd's default, a destination per client, has its own
+ * tests (client-destinations.test.ts), with the real i2pd its per-client proxies need.
+ */
+export const SHARED_DESTINATION = { i2p: { clientDestinations: 'shared' } } as const;
 
 export interface Listen {
   readonly host: string;
@@ -126,6 +135,19 @@ export class World {
     await this.lab.resetFirewall();
     const r = await this.gw.runHook();
     if (r.code !== 0) throw new Error(`the packaged firewall hook failed (exit ${r.code}): ${r.stderr}`);
+  }
+
+  /**
+   * Start the per-client proxies' program from its unit, with the lab's systemctl stand-in (tools/lab-systemctl:
+   * `systemctl reload UNIT` sends SIGHUP to the process the lab started for UNIT, as Debian's i2pd unit's ExecReload=).
+   */
+  async startClientProxies(): Promise<void> {
+    const dir = join(this.lab.scratch, 'layer-systemctl');
+    const bin = join(dir, 'usr/bin/systemctl');
+    mkdirSync(dirname(bin), { recursive: true });
+    copyFileSync(join(this.lab.scratch, 'tools/lab-systemctl'), bin);
+    chmodSync(bin, 0o755);
+    await this.gw.start(UNIT.clientProxies, [], [], { override: dir });
   }
 
   /** The layer that puts the qrexec-client-vm stand-in where Qubes installs the real one (qubes-core-qrexec). */

@@ -1,0 +1,115 @@
+"""Unit tests of gateway/i2pd-client-proxies (each client qube its own i2pd HTTP proxy): its parsers against the
+shapes Debian 13's nft 1.1.3 prints (`nft -j list set` / `list map`, as captured in the lab), the port plan and the
+nft commands it sends. Run by test/gateway/programs.test.ts (`python3 -m unittest`); the program runs for real, with
+the real i2pd on the lab's private I2P network, in test/net/client-destinations.test.ts.
+"""
+import importlib.machinery
+import importlib.util
+import ipaddress
+import os
+import sys
+import unittest
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def load_program():
+    path = os.path.join(ROOT, "gateway", "i2pd-client-proxies")
+    loader = importlib.machinery.SourceFileLoader("qig_client_proxies", path)
+    spec = importlib.util.spec_from_loader("qig_client_proxies", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+P = load_program()
+CONF = {
+    "table": "qubes-i2p-gateway", "map": "client-proxy", "pairs": "client-proxy-pairs", "qubesTable": "qubes",
+    "qubesSet": "allowed", "clientRanges": ["10.137.0.0/16", "10.138.0.0/16"], "firstPort": 31000, "ports": 4,
+    "tunnelsDir": "/nonexistent", "filePrefix": "60-qubes-i2p-gateway-client-", "keysPrefix": "qubes-i2p-gateway-client-",
+    "routerUnit": "i2pd.service", "routerProxyPort": 4444, "interval": 1,
+}
+CONF["networks"] = [ipaddress.IPv4Network(r) for r in CONF["clientRanges"]]
+
+# `nft -j list set ip qubes allowed` (nft 1.1.3), two clients and an address outside the client ranges.
+ALLOWED = ('{"nftables": [{"metainfo": {"version": "1.1.3", "release_name": "Commodore Bullmoose #4", "json_schema_version": 1}}, '
+           '{"set": {"family": "ip", "name": "allowed", "table": "qubes", "type": ["ifname", "ipv4_addr"], "handle": 2, '
+           '"elem": [{"concat": ["vif3.0", "10.137.0.10"]}, {"concat": ["vif5.0", "10.137.0.12"]}, {"concat": ["vif9.0", "192.168.1.5"]}]}}]}')
+EMPTY_SET = ('{"nftables": [{"metainfo": {"version": "1.1.3", "release_name": "Commodore Bullmoose #4", "json_schema_version": 1}}, '
+             '{"set": {"family": "ip", "name": "allowed", "table": "qubes", "type": ["ifname", "ipv4_addr"], "handle": 2}}]}')
+# `nft -j list map inet qubes-i2p-gateway client-proxy` (nft 1.1.3).
+MAP = ('{"nftables": [{"metainfo": {"version": "1.1.3", "release_name": "Commodore Bullmoose #4", "json_schema_version": 1}}, '
+       '{"map": {"family": "inet", "name": "client-proxy", "table": "t", "type": "ipv4_addr", "handle": 3, '
+       '"map": ["ipv4_addr", "inet_service"], "elem": [["10.137.0.10", {"concat": ["127.0.0.1", 31000]}]]}}]}')
+
+
+class Parsers(unittest.TestCase):
+    def test_client_addresses_in_the_ranges_only(self):
+        self.assertEqual(P.client_addresses(ALLOWED, CONF["networks"]), ["10.137.0.10", "10.137.0.12"])
+
+    def test_no_clients(self):
+        self.assertEqual(P.client_addresses(EMPTY_SET, CONF["networks"]), [])
+
+    def test_map_elements(self):
+        self.assertEqual(P.map_elements(MAP), {"10.137.0.10": 31000})
+
+    def test_tunnel_file_round_trip(self):
+        text = P.tunnel_text(CONF, "10.137.0.12", 31002)
+        self.assertIn("type = httpproxy\n", text)
+        self.assertIn("keys = qubes-i2p-gateway-client-10.137.0.12.dat\n", text)
+        self.assertIn("addresshelper = false\n", text)
+        self.assertIn("outproxy =\n", text)
+        self.assertIn("address = 127.0.0.1\n", text)
+        self.assertEqual(P.parse_tunnel(CONF, "60-qubes-i2p-gateway-client-10.137.0.12.conf", text), ("10.137.0.12", 31002))
+
+    def test_a_file_it_did_not_write_is_not_taken(self):
+        text = P.tunnel_text(CONF, "10.137.0.12", 31002)
+        self.assertIsNone(P.parse_tunnel(CONF, "60-qubes-i2p-gateway-client-10.137.0.13.conf", text))  # name and content disagree
+        self.assertIsNone(P.parse_tunnel(CONF, "60-qubes-i2p-gateway-client-10.137.0.12.conf", text + "outproxy = http://x.i2p\n"))
+        self.assertIsNone(P.parse_tunnel(CONF, "60-qubes-i2p-gateway-client-../etc.conf", text))
+        self.assertIsNone(P.parse_tunnel(CONF, "60-qubes-i2p-gateway-client-10.137.0.12.conf", P.tunnel_text(CONF, "10.137.0.12", 4444)))
+
+
+class Ready(unittest.TestCase):
+    # /proc/net/tcp of a gateway whose i2pd listens on 127.0.0.1:4444 and has a connection from 127.0.0.1:31000.
+    TCP = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+           "   0: 0100007F:115C 00000000:0000 0A 00000000:00000000 00:00000000 00000000   104        0 1 1 0 100 0 0 10 0\n"
+           "   1: 0100007F:7918 0100007F:115C 01 00000000:00000000 00:00000000 00000000   104        0 2 1 0 20 4 30 10 -1\n")
+
+    def test_listening_proxy(self):
+        self.assertTrue(P.listens(self.TCP, "127.0.0.1", 4444))
+
+    def test_a_connection_is_not_a_listener(self):
+        self.assertFalse(P.listens(self.TCP, "127.0.0.1", 31000))
+        self.assertFalse(P.listens(self.TCP, "0.0.0.0", 4444))
+
+
+class Plan(unittest.TestCase):
+    def test_new_clients_get_the_lowest_free_ports_in_address_order(self):
+        self.assertEqual(P.plan({}, ["10.137.0.10", "10.137.0.12"], 31000, 4), ({"10.137.0.10": 31000, "10.137.0.12": 31001}, []))
+
+    def test_a_client_keeps_its_port_and_a_gone_one_frees_its_own(self):
+        added, removed = P.plan({"10.137.0.10": 31000, "10.137.0.11": 31001}, ["10.137.0.11", "10.137.0.12"], 31000, 4)
+        self.assertEqual(removed, ["10.137.0.10"])
+        self.assertEqual(added, {"10.137.0.12": 31000})
+
+    def test_a_full_range_gives_no_port(self):
+        current = {"10.137.0.%d" % i: 31000 + i for i in range(4)}
+        added, removed = P.plan(current, sorted(current) + ["10.137.0.99"], 31000, 4)
+        self.assertEqual((added, removed), ({}, []))
+
+    def test_nft_script_removes_stale_and_adds_missing(self):
+        s = P.nft_script(CONF, {"10.137.0.10": 31000, "10.137.0.11": 31001}, {"10.137.0.11": 31001, "10.137.0.12": 31002})
+        self.assertEqual(s.splitlines(), [
+            "delete element inet qubes-i2p-gateway client-proxy { 10.137.0.10 }",
+            "delete element inet qubes-i2p-gateway client-proxy-pairs { 10.137.0.10 . 31000 }",
+            "add element inet qubes-i2p-gateway client-proxy { 10.137.0.12 : 127.0.0.1 . 31002 }",
+            "add element inet qubes-i2p-gateway client-proxy-pairs { 10.137.0.12 . 31002 }",
+        ])
+        self.assertEqual(P.nft_script(CONF, {"10.137.0.11": 31001}, {"10.137.0.11": 31001}), "")
+
+
+if __name__ == "__main__":
+    unittest.main()
