@@ -130,10 +130,10 @@ describe('the data path, from a client qube of a booted gateway (forwarding off)
     }
     expect(leaked).toBe('');
     expect(hits).toEqual([]);
-    // Tor's DNSPort was asked: its socket counters show the query (dnsmasq forwards it to 127.0.0.1:5353).
+    // dnsmasq forwarded it to the DNS relay in front of Tor's DNSPort (127.0.0.2:5353; the relay asks 127.0.0.1:5353).
     const j = await G().machine.journal(['SYSLOG_IDENTIFIER=dnsmasq']);
     const msgs = j.map((e) => String(e['MESSAGE']));
-    expect(msgs.some((m) => /using nameserver 127\.0\.0\.1#5353/.test(m)), msgs.join('\n')).toBe(true);
+    expect(msgs.some((m) => /using nameserver 127\.0\.0\.2#5353/.test(m)), msgs.join('\n')).toBe(true);
   });
 
   it('"http://foo.i2p/x … also :8080 etc.": HTTP to the virtual IP on 80, 8080 and another port reaches tinyproxy, then i2pd\'s HTTP proxy', async () => {
