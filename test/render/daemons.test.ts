@@ -220,12 +220,13 @@ describe('dnsmasq', () => {
 describe('the DNS relay (dnsmasq to Tor, each client from its own address)', () => {
   /**
    * A stand-in for Tor's DNSPort, UDP only like Tor's: every A query gets 10.192.0.99, except names starting
-   * "silent" (no answer at all) and "stray" (first a response with another ID, which the relay must skip). It
+   * "silent" (no answer at all), "slow" (answered after 3 s, the server's only thread sleeping) and "stray" (first
+   * a response with another ID, which the relay must skip). It
    * prints each name it is asked with the address it came from and whether the query had anything after its
    * question (EDNS), so a test sees what reached "Tor" and from where.
    */
   const UDP_DNS = String.raw`
-import socket, sys
+import socket, sys, time
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 u.bind(("127.0.0.1", int(sys.argv[1])))
 print("READY", flush=True)
@@ -239,6 +240,8 @@ while True:
     print("Q %s %s %s" % (name, peer[0], "extra" if len(q) > end or q[10:12] != b"\0\0" else "bare"), flush=True)
     if name.startswith("silent"):
         continue
+    if name.startswith("slow"):
+        time.sleep(3)
     a = q[:2] + b"\x81\x80" + q[4:6] + b"\x00\x01\x00\x00\x00\x00" + q[12:end] + b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([10, 192, 0, 99])
     if name.startswith("stray"):
         u.sendto(bytes([q[0] ^ 0xFF, q[1]]) + a[2:], peer)
@@ -556,6 +559,22 @@ elif cmd == "hold":
       'spoof.example 127.137.0.11 bare',
       'spoof-tcp.example 127.137.0.11 bare',
     ]);
+  });
+
+  it('a documented limit (SECURITY.md): a second client asking the same name while the first\'s query is in flight gets the first\'s answer; only one query reaches "Tor"', async () => {
+    const { argv } = prepareDnsmasq(true);
+    const { gw, client: app } = clientAndGateway({ linkNow: true });
+    must(['ip', '-n', app, 'addr', 'add', '10.137.0.11/32', 'dev', 'eth0', 'nodad']);
+    const { asked } = await start([], gw);
+    const dns = scratch.spawn(['ip', 'netns', 'exec', gw, ...T(), ...argv]);
+    await waitForOutput(dns, /started/);
+    await waitListening(gw, 'tcp', /10\.137\.0\.1:53\b/);
+    // Both at once from the two addresses (dig's -b), the name answered after 3 s.
+    const both = run(['ip', 'netns', 'exec', app, ...T(), 'sh', '-c',
+      'dig -b 10.137.0.10 +time=8 +tries=1 +short @10.137.0.1 slow-same.example A & dig -b 10.137.0.11 +time=8 +tries=1 +short @10.137.0.1 slow-same.example A; wait']);
+    expect(both.stdout.trim().split('\n')).toEqual(['10.192.0.99', '10.192.0.99']);
+    const seen = await asked();
+    expect(seen.filter((l) => l.startsWith('slow-same.example'))).toHaveLength(1);
   });
 });
 
