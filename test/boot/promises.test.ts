@@ -307,7 +307,7 @@ describe('`qubes-i2p-gateway status` in the booted gateway, as the README shows 
     for (const c of checks) expect(c, 'a mark the README names').toMatch(/^ {2}\[( OK |WAIT|FAIL)\] /);
     expectFixes(lines);
     // What the booted gateway has, though the lab has no Tor or I2P network:
-    for (const id of ['service flag', 'provides network', 'client qubes', 'lockdown', 'ruleset', 'input jump', 'Tor', 'DNS TCP relay', 'dnsmasq', 'tinyproxy', 'i2pd', '.i2p name', "gateway's own traffic"]) {
+    for (const id of ['service flag', 'provides network', 'client qubes', 'lockdown', 'ruleset', 'input jump', 'Tor', 'DNS relay', 'dnsmasq', 'tinyproxy', 'i2pd', '.i2p name', "gateway's own traffic"]) {
       expect(checks.find((c) => c.slice(9).startsWith(`${id} `)), id).toMatch(/^ {2}\[ OK \]/);
     }
     const verdict = lines.filter((l) => l !== '').at(-1) ?? '';
@@ -372,7 +372,7 @@ describe('`qubes-i2p-gateway status` in the booted gateway, as the README shows 
     expect(example, "the README's example with i2pd stopped").toBeDefined();
     const shown = report(example ?? '');
     expect(shown.get('i2pd')?.mark).toBe('FAIL');
-    for (const title of ['service flag', 'lockdown', 'ruleset', 'input jump', 'Tor', 'DNS TCP relay', 'dnsmasq', 'tinyproxy', 'i2pd', 'I2P network', '.i2p name', '.i2p over HTTP', "gateway's own traffic"]) {
+    for (const title of ['service flag', 'lockdown', 'ruleset', 'input jump', 'Tor', 'DNS relay', 'dnsmasq', 'tinyproxy', 'i2pd', 'I2P network', '.i2p name', '.i2p over HTTP', "gateway's own traffic"]) {
       expect(shown.get(title), `the README shows ${title}`).toBeDefined();
       expect(entries.get(title), title).toEqual(shown.get(title));
     }
