@@ -233,10 +233,14 @@ print("READY", flush=True)
 while True:
     q, peer = u.recvfrom(65535)
     i, labels = 12, []
-    while q[i]:
-        labels.append(q[i + 1:i + 1 + q[i]].decode())
-        i += 1 + q[i]
-    name, end = ".".join(labels), i + 5
+    try:
+        while q[i]:
+            labels.append(q[i + 1:i + 1 + q[i]].decode())
+            i += 1 + q[i]
+        name, end = ".".join(labels), i + 5
+    except Exception:
+        print("Q unparsable", flush=True)
+        continue
     print("Q %s %s %s" % (name, peer[0], "extra" if len(q) > end or q[10:12] != b"\0\0" else "bare"), flush=True)
     if name.startswith("silent"):
         continue
@@ -337,6 +341,25 @@ elif cmd == "burst":
     except OSError:
         pass
     print(json.dumps(got))
+elif cmd == "fuzz":
+    import random
+    rnd = random.Random(int(sys.argv[3]))
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    base = query("fuzz.example", "10.137.0.10")[1]
+    for i in range(int(sys.argv[4])):
+        if i % 2:
+            m = bytearray(base)
+            for _ in range(rnd.randint(1, 6)):
+                m[rnd.randrange(len(m))] = rnd.randrange(256)
+            m = bytes(m[:rnd.randint(0, len(m))] if rnd.random() < 0.3 else m)
+        else:
+            m = bytes(rnd.randrange(256) for _ in range(rnd.randint(0, 300)))
+        s.sendto(m, ("127.0.0.2", port))
+        c = socket.create_connection(("127.0.0.2", port), timeout=2) if i % 50 == 0 else None
+        if c:
+            c.sendall(struct.pack("!H", len(m)) + m)
+            c.close()
+    print(json.dumps(int(sys.argv[4])))
 elif cmd == "raw":
     s = conn(port)
     s.sendall(bytes.fromhex(sys.argv[3]))
@@ -493,6 +516,16 @@ elif cmd == "hold":
     expect(seen.filter((l) => l.startsWith('silent')).map((l) => l.split(' ')[1])).toEqual(Array(4).fill('127.137.0.10'));
     expect(seen.filter((l) => !l.startsWith('silent'))).toEqual(['other.example 127.137.0.11 bare']);
     expect(await log()).toContain('a client has 4 queries waiting on Tor: dropping its new ones');
+  }, 60_000);
+
+  it('survives 1000 malformed and mutated queries (UDP, some over TCP): still answers, logs no unexpected error', async () => {
+    const { ns, log, asked } = await start();
+    // 1000: what the stand-in prints of them stays within a pipe's 64 KiB while spawnSync holds Node's event loop.
+    expect(client(ns, 'fuzz', '5353', '22', '1000')).toBe(1000);
+    const after = client(ns, 'udp', '5353', A10, 'after-fuzz.example');
+    expect(after, `${await log()}\n${(await asked()).slice(-30).join('\n')}`).toEqual([answer]);
+    expect(client(ns, 'ask', '5353', '10.137.0.11', 'after-fuzz-tcp.example')).toEqual([answer]);
+    expect(await log()).not.toMatch(/unexpected|Traceback/);
   }, 60_000);
 
   it('closes a TCP connection on garbage (too short, a response, oversize) without asking the server', async () => {
