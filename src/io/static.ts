@@ -31,7 +31,7 @@ export function readStaticSources(root: string = PROJECT_ROOT): StaticSources {
       postrm: read('debian/postrm'),
       copyright: read('debian/copyright'),
       programs: {
-        dnsRelay: read('gateway/dns-tcp-relay'),
+        dnsRelay: read('gateway/dns-relay'),
         firewallHook: read('gateway/firewall-hook'),
         i2pdConsoleAuth: read('gateway/i2pd-console-auth'),
         i2pdClientProxies: read('gateway/i2pd-client-proxies'),

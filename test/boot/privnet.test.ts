@@ -20,7 +20,8 @@ import { chromiumLoad, ensureChromiumLayer } from '../net/lib/chromium.ts';
 import { EEPSITE_MARKER, I2pNet } from '../net/lib/i2pnet.ts';
 import { A, Lab, SANCTIONED_DSCP, serverHits, unsanctioned, describe as describeFrames, type Frame, type Probe, type UpEvent } from '../net/lib/lab.ts';
 import { run, sleep } from '../net/lib/sh.ts';
-import { ONION_MARKER, TorNet, WEB_MARKER, WEB_NAME, WEB_PORT } from '../net/lib/torenet.ts';
+import { MORE_NAMES, ONION_MARKER, TorNet, WEB_ADDR, WEB_MARKER, WEB_NAME, WEB_PORT } from '../net/lib/torenet.ts';
+import { circuitsOf, clientStreams, standIn, streams, summary, WATCH } from '../net/lib/torstreams.ts';
 import type { Overlay } from '../util/chroot.ts';
 import { bootGateway, gatewayServices, LEAK_PROBES, shutdown, uidIn, type GatewayQube } from './lib/gateway.ts';
 import { installedTemplate, privateNetEdits, startPrivateNets, stopPrivateNets, until, type PrivateNets } from './lib/privnet.ts';
@@ -294,6 +295,42 @@ describe('the booted gateway joins the private I2P and Tor networks', () => {
     const { last } = await until(() => (lab as Lab).curl(`http://${addr}/`, ['-H', `Host: ${net.onion}`, '--connect-timeout', '7', '-m', '7']), (r) => r.status === '200' && r.body.includes(ONION_MARKER), 120_000);
     expect(last.status, `${last.stderr}\n${last.body.slice(0, 800)}`).toBe('200');
     expect(last.body).toContain(ONION_MARKER);
+  }, 150_000);
+
+  it('two client qubes\' lookups reach Tor from their own stand-ins (the relay under the real systemd), never on one circuit (Tor\'s control socket, as root)', async () => {
+    const g = gw as GatewayQube;
+    const l = lab as Lab;
+    const second = await l.addClient();
+    const out = '/run/qig-stream-events.txt';
+    const watcher = g.machine.exec(['python3', '-c', WATCH, PATHS.torControl, PATHS.torCookie, out, '45'], { timeoutMs: 90_000 });
+    const t0 = Date.now();
+    const read = async (): Promise<string> => (await g.machine.exec(['cat', out])).stdout;
+    while (!(await read()).startsWith('READY') && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 300));
+    expect(await read(), 'the watcher did not authenticate on the control socket').toMatch(/^READY/);
+    const first = MORE_NAMES.filter((n) => n.startsWith('a'));
+    const other = MORE_NAMES.filter((n) => n.startsWith('b'));
+    for (const [i, x] of first.entries()) {
+      const y = other[i] as string;
+      const [ra, rb] = await Promise.all([
+        run([...l.clientView(), 'dig', '+short', '+time=8', '+tries=1', `@${A.dns1}`, x, 'A'], { timeoutMs: 15_000 }),
+        second.probe([{ kind: 'dns', server: A.dns1, name: y, qtype: 'A', timeout: 8 }]),
+      ]);
+      expect(ra.stdout.trim(), x).toBe(WEB_ADDR);
+      expect((rb[0]?.answers ?? []).map((a) => a.data), y).toEqual([WEB_ADDR]);
+    }
+    const w = await watcher;
+    expect(w.code, w.stderr).toBe(0);
+    const all = streams((await read()).split('\n'));
+    const a = clientStreams(all, first, A.client4, WEB_ADDR).lookups;
+    const b = clientStreams(all, other, second.addr, WEB_ADDR).lookups;
+    log(`stream events: first client\n${summary(a)}\nsecond client\n${summary(b)}`);
+    expect(new Set(a.map((s) => s.target))).toEqual(new Set(first.map((n) => `${n}:0`)));
+    expect(new Set(b.map((s) => s.target))).toEqual(new Set(other.map((n) => `${n}:0`)));
+    for (const s of a) expect(s.source.split(':')[0], summary([s])).toBe(standIn(A.client4));
+    for (const s of b) expect(s.source.split(':')[0], summary([s])).toBe(standIn(second.addr));
+    const cb = circuitsOf(b);
+    expect(circuitsOf(a).size).toBeGreaterThan(0);
+    expect([...circuitsOf(a)].filter((c) => cb.has(c)), 'a circuit with both clients\' lookups').toEqual([]);
   }, 150_000);
 
   it('0 client packets upstream: not while it booted, not since; every packet of the gateway went to a node of the private networks', async () => {

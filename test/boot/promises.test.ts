@@ -159,10 +159,10 @@ describe('the data path, from a client qube of a booted gateway (forwarding off)
     }
     expect(leaked).toBe('');
     expect(hits).toEqual([]);
-    // Tor's DNSPort was asked: its socket counters show the query (dnsmasq forwards it to 127.0.0.1:5353).
+    // dnsmasq forwarded it to the DNS relay in front of Tor's DNSPort (127.0.0.2:5353; the relay asks 127.0.0.1:5353).
     const j = await G().machine.journal(['SYSLOG_IDENTIFIER=dnsmasq']);
     const msgs = j.map((e) => String(e['MESSAGE']));
-    expect(msgs.some((m) => /using nameserver 127\.0\.0\.1#5353/.test(m)), msgs.join('\n')).toBe(true);
+    expect(msgs.some((m) => /using nameserver 127\.0\.0\.2#5353/.test(m)), msgs.join('\n')).toBe(true);
   });
 
   it('"http://foo.i2p/x … also :8080 etc.": HTTP to the virtual IP on 80, 8080 and another port reaches tinyproxy, then i2pd\'s HTTP proxy', async () => {
@@ -336,7 +336,7 @@ describe('`qubes-i2p-gateway status` in the booted gateway, as the README shows 
     for (const c of checks) expect(c, 'a mark the README names').toMatch(/^ {2}\[( OK |WAIT|FAIL)\] /);
     expectFixes(lines);
     // What the booted gateway has, though the lab has no Tor or I2P network:
-    for (const id of ['service flag', 'provides network', 'client qubes', 'lockdown', 'ruleset', 'input jump', 'Tor', 'DNS TCP relay', 'dnsmasq', 'tinyproxy', 'i2pd', '.i2p name', "gateway's own traffic"]) {
+    for (const id of ['service flag', 'provides network', 'client qubes', 'lockdown', 'ruleset', 'input jump', 'Tor', 'DNS relay', 'dnsmasq', 'tinyproxy', 'i2pd', '.i2p name', "gateway's own traffic"]) {
       expect(checks.find((c) => c.slice(9).startsWith(`${id} `)), id).toMatch(/^ {2}\[ OK \]/);
     }
     const verdict = lines.filter((l) => l !== '').at(-1) ?? '';
@@ -401,7 +401,7 @@ describe('`qubes-i2p-gateway status` in the booted gateway, as the README shows 
     expect(example, "the README's example with i2pd stopped").toBeDefined();
     const shown = report(example ?? '');
     expect(shown.get('i2pd')?.mark).toBe('FAIL');
-    for (const title of ['service flag', 'lockdown', 'ruleset', 'input jump', 'Tor', 'DNS TCP relay', 'dnsmasq', 'tinyproxy', 'i2pd', 'I2P network', '.i2p name', '.i2p over HTTP', "gateway's own traffic"]) {
+    for (const title of ['service flag', 'lockdown', 'ruleset', 'input jump', 'Tor', 'DNS relay', 'dnsmasq', 'tinyproxy', 'i2pd', 'I2P network', '.i2p name', '.i2p over HTTP', "gateway's own traffic"]) {
       expect(shown.get(title), `the README shows ${title}`).toBeDefined();
       expect(entries.get(title), title).toEqual(shown.get(title));
     }

@@ -32,7 +32,7 @@ for (const d of ['gateway', 'test/gateway', 'test/fixtures/i2pd-console', 'test/
   cpSync(join(PROJECT_ROOT, d), join(REPO, d), { recursive: true, filter: (src) => !src.endsWith('.ts') });
 }
 const COMMAND = join(REPO, 'gateway', 'qubes-i2p-gateway');
-const RELAY = join(REPO, 'gateway', 'dns-tcp-relay');
+const RELAY = join(REPO, 'gateway', 'dns-relay');
 
 const BUILDS = {
   default: {},
@@ -59,8 +59,8 @@ interface Facts {
 describe('the programs in the package', () => {
   const files = renderGateway(configOf(), { programs: PROGRAMS });
 
-  it('are gateway/qubes-i2p-gateway, gateway/dns-tcp-relay and gateway/i2pd-client-proxies byte for byte, executable, run by python3 -I', () => {
-    for (const [path, source] of [[PATHS.command, 'gateway/qubes-i2p-gateway'], [PATHS.dnsRelay, 'gateway/dns-tcp-relay'], [PATHS.clientProxies, 'gateway/i2pd-client-proxies']] as const) {
+  it('are gateway/qubes-i2p-gateway, gateway/dns-relay and gateway/i2pd-client-proxies byte for byte, executable, run by python3 -I', () => {
+    for (const [path, source] of [[PATHS.command, 'gateway/qubes-i2p-gateway'], [PATHS.dnsRelay, 'gateway/dns-relay'], [PATHS.clientProxies, 'gateway/i2pd-client-proxies']] as const) {
       const f = files.find((x) => x.path === path);
       expect(f?.mode, path).toBe(0o755);
       expect(text(files, path)).toBe(run(['cat', join(PROJECT_ROOT, source)]).stdout);

@@ -148,7 +148,7 @@ class FakeGateway(P.System):
         if f["tor"]["enabled"]:
             t = f["tor"]
             out.append(("tor", t["unit"], t["user"], [("tcp", t["transPort"]), ("udp", t["dnsPort"])]))
-            out.append(("dns-relay", f["dnsRelay"]["unit"], None, [("tcp", f["dnsRelay"]["listen"])]))
+            out.append(("dns-relay", f["dnsRelay"]["unit"], None, [("udp", f["dnsRelay"]["listen"]), ("tcp", f["dnsRelay"]["listen"])]))
         d = {"address": "10.137.0.1", "port": 53}
         out.append(("dnsmasq", f["dnsmasq"]["unit"], f["dnsmasq"]["user"], [("udp", d), ("tcp", d)]))
         out.append(("tinyproxy", f["tinyproxy"]["unit"], f["tinyproxy"]["user"], [("tcp", f["tinyproxy"]["listen"])]))
@@ -263,6 +263,8 @@ class FakeGateway(P.System):
         if not t["enabled"]:
             return {"rcode": 3, "addresses": []}
         if (t["dnsPort"]["address"], t["dnsPort"]["port"]) not in {(s[0], s[1]) for s in self.sock["udp"]}:
+            return {"rcode": 2, "addresses": []}
+        if (self.f["dnsRelay"]["listen"]["address"], self.f["dnsRelay"]["listen"]["port"]) not in {(s[0], s[1]) for s in self.sock["udp"]}:
             return {"rcode": 2, "addresses": []}
         if tcp and (self.f["dnsRelay"]["listen"]["address"], self.f["dnsRelay"]["listen"]["port"]) not in {(s[0], s[1]) for s in self.sock["tcp"]}:
             return {"rcode": 2, "addresses": []}
@@ -477,7 +479,7 @@ class EachDaemonStopped(unittest.TestCase):
                 failing = sorted(x.id for x in checks if x.status == P.FAIL)
                 # Only the daemon and what depends on it fail, and those point at the daemon's line.
                 expected = {"tor": ["daemon.tor", "dns.clearnet", "dns.onion", "dns.tcp", "tor.bootstrap"],
-                            "dns-relay": ["daemon.dns-relay", "dns.tcp"],
+                            "dns-relay": ["daemon.dns-relay", "dns.clearnet", "dns.onion", "dns.tcp"],
                             "dnsmasq": ["daemon.dnsmasq", "dns.clearnet", "dns.i2p", "dns.onion", "dns.tcp"],
                             "tinyproxy": ["daemon.tinyproxy", "http.i2p"],
                             "router": ["daemon.router", "http.i2p", "router.network"]}[key]

@@ -176,6 +176,23 @@ suite('3. no DNS answer is shared between clients', () => {
     expect(asked.filter((n) => n === name), 'the second client got the first client\'s cached answer').toHaveLength(2);
     await expectUpClean(lab, mark, 'two clients');
   });
+
+  it('each client\'s names reach Tor\'s DNSPort from a loopback address of its own (Tor isolates by it), UDP and TCP, whatever client-subnet option it sends', async () => {
+    await w.use(RECORDERS);
+    const second = await lab.addClient();
+    const mark = lab.upMark();
+    const stand = (addr: string): string => addr.replace(/^10\./, '127.');
+    const n = Array.from({ length: 5 }, () => freshOnion());
+    const q = (name: string, extra: Record<string, unknown> = {}): Probe => ({ kind: 'dns', server: A.dns1, name, qtype: 'A', ...extra });
+    const a = await lab.probe('client', [q(n[0] as string), q(n[1] as string, { tcp: true })]);
+    // The second client claims the first's address in a client-subnet option of its own: dnsmasq strips it.
+    const b = await second.probe([q(n[2] as string), q(n[3] as string, { ecs: A.client4 }), q(n[4] as string, { ecs: A.client4, tcp: true })]);
+    for (const x of [...a, ...b]) expect(x.outcome, JSON.stringify(x)).toBe('answer');
+    const peers = new Map(w.torEvents().map((e) => [e['name'], e['peer']]));
+    expect(n.map((x) => peers.get(x))).toEqual([A.client4, A.client4, second.addr, second.addr, second.addr].map(stand));
+    expect(stand(A.client4)).not.toBe(stand(second.addr));
+    await expectUpClean(lab, mark, 'two clients, their own DNS sources');
+  });
 });
 
 suite('4. the console is not exposed to clients; on loopback it needs the password made in the gateway', () => {

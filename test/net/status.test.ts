@@ -1,6 +1,6 @@
 /**
  * `qubes-i2p-gateway status`, the packaged command, run in the lab's gateway machine against the packaged units,
- * firewall and real daemons (dnsmasq, tinyproxy, the DNS TCP relay; Tor and i2pd where the lab can run them).
+ * firewall and real daemons (dnsmasq, tinyproxy, the DNS relay; Tor and i2pd where the lab can run them).
  *
  * What the lab cannot have is stood in for, each stand-in saying what it stands for (test/net/tools/):
  * - systemd's answers (`systemctl show`): the lab starts units itself; fake-systemctl reports a unit active while
@@ -45,7 +45,7 @@ interface Status {
 /** What fails with each daemon, besides its own line (the checks that need it). */
 const DEPENDANTS: Readonly<Record<string, readonly string[]>> = {
   Tor: ['dns.clearnet', 'dns.onion', 'dns.tcp', 'tor.bootstrap'],
-  'DNS TCP relay': ['dns.tcp'],
+  'DNS relay': ['dns.clearnet', 'dns.onion', 'dns.tcp'],
   dnsmasq: ['dns.clearnet', 'dns.i2p', 'dns.onion', 'dns.tcp'],
   tinyproxy: ['http.i2p'],
   i2pd: ['http.i2p', 'router.network'],
@@ -245,7 +245,7 @@ describe('qubes-i2p-gateway status in the lab\'s gateway', () => {
   describe('each daemon stopped in turn: its line FAILs with the fix, exit 2', () => {
     const cases: Array<[string, string, () => Promise<void>]> = [
       ['Tor', UNIT.tor, stopTorStandIn],
-      ['DNS TCP relay', UNITS.dnsRelay, () => w.gw.stop(UNITS.dnsRelay)],
+      ['DNS relay', UNITS.dnsRelay, () => w.gw.stop(UNITS.dnsRelay)],
       ['dnsmasq', UNIT.dnsmasq, () => w.use({ tor: 'off', router: 'off', dnsmasq: false, tinyproxy: true })],
       ['tinyproxy', UNIT.tinyproxy, () => w.use({ tor: 'off', router: 'off', dnsmasq: true, tinyproxy: false })],
       ['i2pd', UNIT.i2pd, stopRouterStandIn],

@@ -62,7 +62,7 @@ export const PATHS = {
   keyring: '/etc/apt/keyrings/qubes-i2p-gateway-i2p-archive-keyring.gpg',
   aptSources: '/etc/apt/sources.list.d/i2p.sources',
   /** Our own program (Tor on): DNS over TCP from dnsmasq to Tor's UDP-only DNSPort. Not a command for users. */
-  dnsRelay: `${LIBEXEC_DIR}/dns-tcp-relay`,
+  dnsRelay: `${LIBEXEC_DIR}/dns-relay`,
   /**
    * The i2pd web console's password: made at i2pd's first start in the gateway (never in the template or this
    * package), kept with i2pd's state (bind-dirs), readable by root and the router user only. User name: i2pd.

@@ -9,6 +9,7 @@ import { comment, gatewayFlag, generatedHeader, PATHS, UNITS, unitPath } from '.
 import { SANDBOX } from './hardening.ts';
 import { ipv4, port } from './values.ts';
 import { CLIENT_LIMITS } from './firewall.ts';
+import { RELAY_ADDRESS } from './dns-relay.ts';
 
 /** Created by dnsmasq-base's postinst on Debian 12 and 13 (primary group nogroup). */
 export const DNSMASQ_USER = 'dnsmasq';
@@ -20,11 +21,16 @@ export function renderDnsmasqConf(config: GatewayConfig): string {
   const vip = ipv4(config.network.virtualIp);
   const upstream = config.tor.enabled
     ? comment([
-        'Every other name goes to Tor\'s DNSPort over loopback: client qubes\' names never reach the upstream resolver.',
-        'A query that came over TCP goes on over TCP to the same address, where qubes-i2p-gateway-dns-relay.service',
-        'listens and passes it to DNSPort over UDP (Tor answers UDP only).',
+        'Every other name goes to Tor\'s DNSPort through qubes-i2p-gateway-dns-relay.service on loopback (UDP, and TCP',
+        'for a query that came over TCP): client qubes\' names never reach the upstream resolver. The relay sends each',
+        'query to Tor from a loopback address of the client qube that asked, so Tor (IsolateClientAddr) puts no two',
+        'clients\' lookups on one circuit; it learns the client from the address added here, never from the client:',
+        'strip-subnet first removes any client-subnet option a client sent, add-subnet then adds its whole address',
+        '(measured with Debian 13\'s dnsmasq 2.91: add-subnet alone keeps an option the client sent). The relay sends',
+        'Tor only the question, so the option goes no further.',
       ]) +
-      `server=127.0.0.1#${port(config.tor.dnsPort)}\n`
+      `server=${RELAY_ADDRESS}#${port(config.tor.dnsPort)}\n` +
+      'strip-subnet\nadd-subnet=32,128\n'
     : comment([
         'Tor is off: every other name is NXDOMAIN at once. There is no upstream a client\'s name could safely go to,',
         'and an immediate answer beats a client waiting out a timeout (or retrying the other virtual DNS address).',

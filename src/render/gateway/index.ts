@@ -5,7 +5,7 @@
  *   /usr/share/qubes-i2p-gateway/torrc, /etc/qubes-i2p-gateway/torrc.d/,
  *     qubes-i2p-gateway-tor.service, tor*.service.d/                                  tor.ts
  *   /usr/share/qubes-i2p-gateway/dnsmasq.conf, qubes-i2p-gateway-dnsmasq.service    dnsmasq.ts
- *   /usr/libexec/qubes-i2p-gateway/dns-tcp-relay, qubes-i2p-gateway-dns-relay.service dns-relay.ts
+ *   /usr/libexec/qubes-i2p-gateway/dns-relay, qubes-i2p-gateway-dns-relay.service dns-relay.ts
  *   /usr/bin/qubes-i2p-gateway, its man page, /usr/share/qubes-i2p-gateway/status.json status.ts
  *   /usr/share/qubes-i2p-gateway/tinyproxy.*, qubes-i2p-gateway-tinyproxy.service, ... tinyproxy.ts
  *   /usr/share/qubes-i2p-gateway/i2pd.conf, i2pd.service.d/                          i2pd.ts
@@ -48,7 +48,7 @@ import { renderTor } from './tor.ts';
 
 /** The programs under gateway/ (read by src/io/static.ts), as they are placed into the package. */
 export interface GatewayPrograms {
-  /** gateway/dns-tcp-relay */
+  /** gateway/dns-relay */
   readonly dnsRelay: string;
   /** gateway/qubes-i2p-gateway and gateway/qubes-i2p-gateway.1 */
   readonly status: StatusProgram;

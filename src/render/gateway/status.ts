@@ -14,6 +14,7 @@ import { binaryFile, textFile, type RenderedFile } from '../../files.ts';
 import { gzip } from '../../pack/gzip.ts';
 import { gatewayFlag, PATHS, UNITS } from './common.ts';
 import { DNSMASQ_USER } from './dnsmasq.ts';
+import { RELAY_ADDRESS } from './dns-relay.ts';
 import { CONSOLE_USER } from './i2pd.ts';
 import { INPUT_CHAIN, LOCKDOWN_TABLE, perClientProxies, TABLE } from './firewall.ts';
 import { CLIENT_KEYS_PREFIX, CLIENT_TUNNEL_PREFIX, I2PD_TUNNELS_DIR } from './client-proxies.ts';
@@ -72,8 +73,8 @@ export function statusFacts(config: GatewayConfig): unknown {
           cookieFile: PATHS.torCookie,
         }
       : { enabled: false },
-    // The relay listens on TCP where Tor's DNSPort listens on UDP (dns-relay.ts); its user is dynamic.
-    ...(t.enabled ? { dnsRelay: { unit: UNITS.dnsRelay, listen: at('127.0.0.1', t.dnsPort) } } : {}),
+    // The relay listens on UDP and TCP at its own loopback address, DNSPort's port (dns-relay.ts); its user is dynamic.
+    ...(t.enabled ? { dnsRelay: { unit: UNITS.dnsRelay, listen: at(RELAY_ADDRESS, t.dnsPort) } } : {}),
     // dnsmasq binds port 53 on each client interface's address (bind-dynamic, interface=vif*).
     dnsmasq: { unit: UNITS.dnsmasq, user: userName(DNSMASQ_USER), port: 53 },
     tinyproxy: { unit: UNITS.tinyproxy, user: userName(TINYPROXY_USER), listen: at('0.0.0.0', config.tinyproxy.port) },

@@ -80,7 +80,11 @@ export function renderTorrc(config: GatewayConfig): string {
       'redirected here. IsolateClientAddr (the default, written out): each client qube gets its own circuits.',
     ]) +
     `TransPort 0.0.0.0:${port(t.transPort)} IsolateClientAddr\n` +
-    comment(['Only dnsmasq asks this, over loopback. DNSPort answers UDP queries (A, AAAA, PTR) only.']) +
+    comment([
+      'Only the DNS relay asks this, over loopback, for dnsmasq: each client qube\'s names from a loopback address of',
+      'that client\'s own (127.B.C.D for 10.B.C.D), so IsolateClientAddr (the default here too) keeps two clients\'',
+      'lookups off one circuit. DNSPort answers UDP queries (A, AAAA, PTR) only.',
+    ]) +
     `DNSPort 127.0.0.1:${port(t.dnsPort)}\n` +
     comment(['.onion names resolve to addresses in this range; the firewall redirects connections to them here.']) +
     `VirtualAddrNetworkIPv4 ${TOR_VIRTUAL_NET}\n` +

@@ -12,7 +12,7 @@ import type { Machine } from './machine.ts';
 export const DISTRO_UNITS = ['i2pd.service', 'tor.service', 'tor@default.service', 'tinyproxy.service', 'dnsmasq.service'] as const;
 
 /** Process names of the daemons (i2pd names its main thread i2pd-daemon; the DNS relay runs in python3). */
-const DAEMON_COMMS = /^(tor|i2pd.*|tinyproxy|dnsmasq|python3.*|dns-tcp-relay)$/;
+const DAEMON_COMMS = /^(tor|i2pd.*|tinyproxy|dnsmasq|python3.*|dns-relay)$/;
 
 /**
  * systemd's catalog ids of "Starting …" and "Started …" (src/core/job.c): a unit that has been started. A start

@@ -210,7 +210,7 @@ export function expectedListeners(files: readonly RenderedFile[], opts: { vifAdd
   const sorted = (xs: string[]): string[] => [...xs].sort();
   return new Map([
     [UNITS.tor, sorted([`tcp ${trans.host}:${trans.port}`, `udp ${dns.host}:${dns.port}`])],
-    [UNITS.dnsRelay, [`tcp ${relayListen}`]],
+    [UNITS.dnsRelay, [`tcp ${relayListen}`, `udp ${relayListen}`]],
     [UNITS.dnsmasq, sorted(opts.vifAddrs.flatMap((a) => ['tcp', 'udp'].map((p) => `${p} ${ssAddress(a, dnsmasqPort, opts.vif)}`)))],
     [UNITS.tinyproxy, [`tcp ${tinyAddr}:${tinyPort}`]],
     [

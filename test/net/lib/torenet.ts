@@ -22,6 +22,8 @@ export const TOR_SOCKS_PORT = 29050;
 export const WEB_ADDR = '198.51.100.80';
 export const DNS_ADDR = '198.51.100.53';
 export const WEB_NAME = 'www.qig-clearnet.test';
+/** More names of the web server, one set per client qube of a test (dns-isolation.test.ts): a name per lookup. */
+export const MORE_NAMES: readonly string[] = ['a', 'b'].flatMap((c) => [1, 2, 3, 4].map((i) => `${c}${i}.qig-clearnet.test`));
 /** What the web server serves: a test that sees it has fetched it through the exit. */
 /** Its port: not 80, which up's recorder holds on every address (a wildcard listener). */
 export const WEB_PORT = 8000;
@@ -170,7 +172,7 @@ export class TorNet {
     const site = join(this.base, 'site');
     mkdirSync(site, { recursive: true, mode: 0o755 });
     writeFileSync(join(site, 'index.html'), `<html><body>${WEB_MARKER}</body></html>\n`);
-    this.procs.push(new Proc('clearnet-dns', [...this.machines.argv('dns'), 'dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--bind-interfaces', `--listen-address=${DNS_ADDR}`, '--except-interface=lo', `--address=/${WEB_NAME}/${WEB_ADDR}`, '--user=dnsmasq', '--pid-file=', '--log-facility=-', '--log-queries']));
+    this.procs.push(new Proc('clearnet-dns', [...this.machines.argv('dns'), 'dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--bind-interfaces', `--listen-address=${DNS_ADDR}`, '--except-interface=lo', `--address=/${WEB_NAME}/${WEB_ADDR}`, ...MORE_NAMES.map((n) => `--address=/${n}/${WEB_ADDR}`), '--user=dnsmasq', '--pid-file=', '--log-facility=-', '--log-queries']));
     const onionSite = join(this.base, 'onion-site');
     mkdirSync(onionSite, { recursive: true, mode: 0o755 });
     writeFileSync(join(onionSite, 'index.html'), `<html><body>${ONION_MARKER}</body></html>\n`);

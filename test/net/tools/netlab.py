@@ -109,8 +109,13 @@ def build_answer(msg, rdatas):
     return hdr + body
 
 
-def build_query(name, qtype, qid):
-    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + encode_name(name) + struct.pack("!HH", qtype, 1)
+def build_query(name, qtype, qid, ecs=None):
+    """A query; ecs: an IPv4 address for an EDNS client-subnet option (/32), as a client may add one itself."""
+    if ecs is None:
+        return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + encode_name(name) + struct.pack("!HH", qtype, 1)
+    opt = struct.pack("!HHHBB", 8, 8, 1, 32, 0) + socket.inet_aton(ecs)
+    return (struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 1) + encode_name(name) + struct.pack("!HH", qtype, 1)
+            + b"\x00" + struct.pack("!HHIH", 41, 1232, 0, len(opt)) + opt)
 
 
 def parse_response(msg):
@@ -664,7 +669,7 @@ def probe_icmp(p):
 def probe_dns(p):
     qtype = QTYPE_NUM.get(p.get("qtype", "A"), 1)
     qid = int.from_bytes(os.urandom(2), "big")
-    q = build_query(p["name"], qtype, qid)
+    q = build_query(p["name"], qtype, qid, p.get("ecs"))
     fam = socket.AF_INET6 if is6(p["server"]) else socket.AF_INET
     timeout = p.get("timeout", 1.5)
     try:
