@@ -14,7 +14,7 @@ let w: World;
 let lab: Lab;
 
 beforeAll(async () => {
-  w = await World.create({ tor: { enabled: false } });
+  w = await World.create({ tor: { enabled: false }, i2p: { clientDestinations: 'shared' } });
   lab = w.lab;
   await w.use({ tor: 'off', router: 'recorder', dnsmasq: true, tinyproxy: true });
 });
