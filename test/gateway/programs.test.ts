@@ -106,7 +106,7 @@ describe('the programs in the package', () => {
     const i2pd = text(tree, PATHS.i2pdConf);
     expect(i2pd).toMatch(new RegExp(`\\n\\[http\\]\\n(#.*\\n)*enabled = true\\naddress = ${facts.router.console.address}\\nport = ${facts.router.console.port}\\n`));
     // The console's password: the file and user the router's unit gives i2pd-console-auth.
-    expect(text(tree, dropInPath('i2pd.service'))).toContain(` ${facts.router.console.passwordFile} ${facts.router.console.user}\n`);
+    expect(text(tree, dropInPath('i2pd.service'))).toContain(` ${facts.router.console.passwordFile} ${facts.router.console.user} ${PATHS.i2pdData}\n`);
     expect(i2pd).toContain(`\naddress = ${facts.router.httpProxy.address}\nport = ${facts.router.httpProxy.port}\n`);
     expect(text(tree, PATHS.dnsmasqConf)).toContain(`address=/i2p/${facts.virtualIp}\n`);
     expect(facts.serviceFlag).toBe('/run/qubes-service/i2pgw');
