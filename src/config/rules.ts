@@ -3,7 +3,7 @@
  * schema.ts; these are the ones a JSON Schema cannot say, so each is named and described here.
  */
 import { I2P_DEFAULTS, type GatewayConfig } from './schema.ts';
-import { ROUTERS } from './routers.ts';
+import { ROUTERS, WAIT_PAGE_PORT } from './routers.ts';
 import { publishListenPort } from './publish.ts';
 
 export interface ConfigIssue {
@@ -113,6 +113,7 @@ export const distinctPorts: Rule = (c) => {
   const router = ROUTERS[c.i2p.router];
   const taken = new Map<number, string>([[53, 'dnsmasq (DNS)']]);
   for (const p of router.listens) taken.set(p, `the ${c.i2p.router} router`);
+  if (c.i2p.router === 'i2pd') taken.set(WAIT_PAGE_PORT, "the waiting page's relay (127.0.0.1, in front of i2pd's HTTP proxy)");
   const issues: ConfigIssue[] = [];
   c.publish.forEach((_s, i) => {
     const listen = publishListenPort(i);

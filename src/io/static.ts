@@ -34,6 +34,7 @@ export function readStaticSources(root: string = PROJECT_ROOT): StaticSources {
         dnsRelay: read('gateway/dns-tcp-relay'),
         firewallHook: read('gateway/firewall-hook'),
         i2pdConsoleAuth: read('gateway/i2pd-console-auth'),
+        waitPage: read('gateway/i2p-wait-page'),
         status: { command: read('gateway/qubes-i2p-gateway'), manPage: read('gateway/qubes-i2p-gateway.1') },
       },
     },

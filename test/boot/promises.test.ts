@@ -352,7 +352,7 @@ describe('`qubes-i2p-gateway status` in the booted gateway, as the README shows 
     log(`man in the booted root: ${(await m.exec(['sh', '-c', 'command -v man || echo none'])).stdout.trim()}`);
   });
 
-  it('the README\'s second example, i2pd stopped: its FAIL line and fix, the router not asked, HTTP 502 from tinyproxy itself, exit 2; the client gets tinyproxy\'s 502', async () => {
+  it('the README\'s second example, i2pd stopped: its FAIL line and fix, the router not asked, the waiting page (HTTP 503), exit 2; the client gets the waiting page', async () => {
     const m = G().machine;
     await m.must(['systemctl', 'stop', 'i2pd.service']);
     let r;
@@ -379,7 +379,8 @@ describe('`qubes-i2p-gateway status` in the booted gateway, as the README shows 
     const verdict = r.stdout.split('\n').filter((l) => l !== '').at(-1) ?? '';
     expect(verdict).toMatch(/^FAIL: the gateway is broken: 3 failing(, \d+ waiting)? \(exit 2\)$/);
     expect(r.code).toBe(2);
-    expect(page.status).toBe('502');
+    expect(page.status).toBe('503');
+    expect(page.body).toContain('<meta name="qubes-i2p-gateway" content="router-not-ready">');
   });
 
   it('--json prints one document with the verdict and exit status', async () => {

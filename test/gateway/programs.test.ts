@@ -59,8 +59,8 @@ interface Facts {
 describe('the programs in the package', () => {
   const files = renderGateway(configOf(), { programs: PROGRAMS });
 
-  it('are gateway/qubes-i2p-gateway and gateway/dns-tcp-relay byte for byte, executable, run by python3 -I', () => {
-    for (const [path, source] of [[PATHS.command, 'gateway/qubes-i2p-gateway'], [PATHS.dnsRelay, 'gateway/dns-tcp-relay']] as const) {
+  it('are gateway/qubes-i2p-gateway, gateway/dns-tcp-relay and gateway/i2p-wait-page byte for byte, executable, run by python3 -I', () => {
+    for (const [path, source] of [[PATHS.command, 'gateway/qubes-i2p-gateway'], [PATHS.dnsRelay, 'gateway/dns-tcp-relay'], [PATHS.waitPage, 'gateway/i2p-wait-page']] as const) {
       const f = files.find((x) => x.path === path);
       expect(f?.mode, path).toBe(0o755);
       expect(text(files, path)).toBe(run(['cat', join(PROJECT_ROOT, source)]).stdout);
@@ -158,6 +158,9 @@ describe('qubes-i2p-gateway status: unit tests (python3 -m unittest, Debian 13)'
     // Every test ran: none skipped, none quietly missing.
     expect(r.stderr).not.toMatch(/skipped/);
     expect(ran).toBeGreaterThanOrEqual(45);
+    // gateway/i2p-wait-page's tests (test_wait_page.py) are among them.
+    expect(r.stderr).toMatch(/^test_page_while_not_integrated \(test_wait_page\.Relay/m);
+    expect(r.stderr).toMatch(/^test_names_not_fetched \(test_wait_page\.Verdicts/m);
   });
 });
 

@@ -9,6 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ROUTERS } from '../../src/config/routers.ts';
 import { PATHS, UNITS, dropInPath, unitPath } from '../../src/render/gateway/common.ts';
 import { renderGateway } from '../../src/render/gateway/index.ts';
 import { Trixie } from '../util/trixie.ts';
@@ -458,13 +459,15 @@ elif cmd == "hold":
 });
 
 describe('tinyproxy', () => {
-  const STAND_IN = [
-    "const http = require('http');",
-    'http.createServer((req, res) => {',
-    "  res.setHeader('content-type', 'application/json');",
-    '  res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers }));',
-    "}).listen(4444, '127.0.0.1', () => console.log('READY'));",
-  ].join('\n');
+  /** A stand-in for what tinyproxy's `upstream` names (with i2pd: the waiting page's relay, which passes it on). */
+  const STAND_IN = (port: number): string =>
+    [
+      "const http = require('http');",
+      'http.createServer((req, res) => {',
+      "  res.setHeader('content-type', 'application/json');",
+      '  res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers }));',
+      `}).listen(${port}, '127.0.0.1', () => console.log('READY'));`,
+    ].join('\n');
 
   async function start(): Promise<{ gw: string; client: string }> {
     const files = renderGateway(configOf(), { programs: PROGRAMS });
@@ -478,7 +481,8 @@ describe('tinyproxy', () => {
     chmodSync(filter, 0o644);
     chmodSync(conf, 0o644);
     const { gw, client } = clientAndGateway({ linkNow: true });
-    const up = scratch.spawn(['ip', 'netns', 'exec', gw, ...asUser('nobody', 'nogroup'), process.execPath, '-e', STAND_IN]);
+    const upstream = Number(/^upstream http 127\.0\.0\.1:(\d+) "\.i2p"$/m.exec(text(files, PATHS.tinyproxyConf))?.[1]);
+    const up = scratch.spawn(['ip', 'netns', 'exec', gw, ...asUser('nobody', 'nogroup'), process.execPath, '-e', STAND_IN(upstream)]);
     await waitForOutput(up, /READY/);
     const argv = execStart(unit).map((a) => (a === PATHS.tinyproxyConf ? conf : a));
     scratch.spawn(['ip', 'netns', 'exec', gw, ...T(), ...asUser('tinyproxy'), ...argv]);
@@ -596,7 +600,7 @@ describe('i2pd', () => {
  * config it made) in a namespace with no route, with a data directory laid out as Debian's package lays it out
  * (subscriptions.txt a link to /etc/i2pd/subscriptions.txt). Returns its output so far and a console fetcher.
  */
-async function startI2pd(config: ReturnType<typeof configOf>): Promise<{ out: () => string; page: (query: string) => string; conf: string }> {
+async function startI2pd(config: ReturnType<typeof configOf>): Promise<{ out: () => string; page: (query: string) => string; conf: string; ns: string; data: string; files: ReturnType<typeof renderGateway> }> {
   const files = renderGateway(config, { programs: PROGRAMS });
   const dropIn = text(files, dropInPath('i2pd.service'));
   const dir = scratch.dir('i2pd-settings');
@@ -637,7 +641,7 @@ async function startI2pd(config: ReturnType<typeof configOf>): Promise<{ out: ()
   expect(tcp, out).toMatch(/127\.0\.0\.1:7070\b/);
   const page = (query: string): string =>
     must(['ip', 'netns', 'exec', ns, ...T(), 'curl', '-s', '-m', '5', '-u', `i2pd:${pass}`, `http://127.0.0.1:7070/${query}`]).stdout;
-  return { out: () => out, page, conf: text(files, PATHS.i2pdConf) };
+  return { out: () => out, page, conf: text(files, PATHS.i2pdConf), ns, data, files };
 }
 
 describe('i2pd router settings', () => {
@@ -673,6 +677,49 @@ describe('i2pd router settings', () => {
     for (let i = 0; i < 50 && !/subscriptions urls loaded/.test(r.out()); i++) await sleep(100);
     expect(r.out()).toMatch(/Addressbook: 4 subscriptions urls loaded/);
     expect(r.out()).not.toMatch(/subscriptions\.txt usage is deprecated/);
+  });
+});
+
+describe('the waiting page in front of i2pd 2.56', () => {
+  it('answers i2pd\'s own error for a request while the router has no network with its page (the same for every request)', async () => {
+    const r = await startI2pd(configOf());
+    const unit = text(r.files, unitPath(UNITS.waitPage));
+    expect(unitKey(unit, 'User')).toBe('i2pd');
+    const dir = scratch.dir('wait-page');
+    chmodSync(dir, 0o755);
+    const program = join(dir, 'i2p-wait-page');
+    writeFileSync(program, text(r.files, PATHS.waitPage));
+    chmodSync(program, 0o755);
+    const moved: Record<string, string> = { [PATHS.waitPage]: program, [PATHS.consolePassword]: join(r.data, 'console.pass'), [`${PATHS.i2pdData}/addressbook`]: join(r.data, 'addressbook') };
+    const argv = execStart(unit).map((a) => moved[a] ?? a);
+    const relay = scratch.spawn(['ip', 'netns', 'exec', r.ns, ...T(), ...asUser('i2pd'), ...argv]);
+    let errs = '';
+    relay.stderr?.on('data', (c: string) => (errs += c));
+    const listen = /--listen 127\.0\.0\.1:(\d+)/.exec(unit)?.[1];
+    await waitListening(r.ns, 'tcp', new RegExp(`127\\.0\\.0\\.1:${listen}\\b`));
+    const ask = (host: string): { status: string; body: string } => {
+      const c = run(['ip', 'netns', 'exec', r.ns, ...T(), 'curl', '-s', '-m', '30', '-x', `http://127.0.0.1:${listen}`, '-w', '\n%{http_code}', `http://${host}/`]);
+      const at = c.stdout.lastIndexOf('\n');
+      return { status: c.stdout.slice(at + 1), body: c.stdout.slice(0, at) };
+    };
+    // i2pd opens its proxy after its reseed attempts (a few seconds without network): until then "starting".
+    let got = ask('unknown-name.i2p');
+    for (let i = 0; i < 60 && !got.body.includes('still joining'); i++) {
+      await sleep(500);
+      got = ask('unknown-name.i2p');
+    }
+    expect(got.status, `${got.body.slice(0, 500)}\n${errs}\n${r.out().slice(-2000)}`).toBe('503');
+    expect(got.body).toContain('<meta name="qubes-i2p-gateway" content="router-not-ready">');
+    expect(got.body).toContain('The I2P router is still joining the network');
+    expect(got.body).toMatch(/<tr><th>Routers known<\/th><td>[01]<\/td><\/tr>/);
+    expect(got.body).toContain('<tr><th>Tunnels through other routers</th><td>0</td></tr>');
+    expect(got.body).not.toContain('unknown-name');
+    // The same page for another name (nothing of the request in it), but for the figures of the moment.
+    expect(ask('other.i2p').body.replace(/<td>[^<]*<\/td>/g, '')).toBe(got.body.replace(/<td>[^<]*<\/td>/g, ''));
+    // Without the relay, the same request gets i2pd's own "Host not found" (what the relay recognises).
+    const direct = run(['ip', 'netns', 'exec', r.ns, ...T(), 'curl', '-s', '-m', '30', '-x', `http://127.0.0.1:${ROUTERS.i2pd.httpProxyPort}`, '-w', '\n%{http_code}', 'http://unknown-name.i2p/']);
+    expect(direct.stdout).toContain('<h1>Proxy error: Host not found</h1>');
+    expect(direct.stdout.endsWith('\n500')).toBe(true);
   });
 });
 
