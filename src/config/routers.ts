@@ -42,6 +42,12 @@ export const ROUTERS = {
   },
 } as const satisfies Record<string, RouterFacts>;
 
+/**
+ * Router i2pd only: where the waiting page's relay (gateway/i2p-wait-page) listens on loopback, between tinyproxy
+ * and i2pd's HTTP proxy. Not a port either router uses.
+ */
+export const WAIT_PAGE_PORT = 4446;
+
 /** The primary-key fingerprint of the official I2P Debian repository's signing key. */
 export const I2P_REPO_FINGERPRINT = '7840E7610F28B904753549D767ECE5605BCF1346';
 export const I2P_REPO_URL = 'https://deb.i2p.net/';

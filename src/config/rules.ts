@@ -2,8 +2,8 @@
  * Cross-field rules: each a small pure function from a parsed config to issues. Field-level rules are in
  * schema.ts; these are the ones a JSON Schema cannot say, so each is named and described here.
  */
-import type { GatewayConfig } from './schema.ts';
-import { CLIENT_PROXY_PORTS, clientDestinations, ROUTERS } from './routers.ts';
+import { I2P_DEFAULTS, type GatewayConfig } from './schema.ts';
+import { CLIENT_PROXY_PORTS, clientDestinations, ROUTERS, WAIT_PAGE_PORT } from './routers.ts';
 import { publishListenPort } from './publish.ts';
 
 export interface ConfigIssue {
@@ -113,6 +113,7 @@ export const distinctPorts: Rule = (c) => {
   const router = ROUTERS[c.i2p.router];
   const taken = new Map<number, string>([[53, 'dnsmasq (DNS)']]);
   for (const p of router.listens) taken.set(p, `the ${c.i2p.router} router`);
+  if (c.i2p.router === 'i2pd') taken.set(WAIT_PAGE_PORT, "the waiting page's relay (127.0.0.1, in front of i2pd's HTTP proxy)");
   const issues: ConfigIssue[] = [];
   c.publish.forEach((_s, i) => {
     const listen = publishListenPort(i);
@@ -278,7 +279,62 @@ export const clientProxyPorts: Rule = (c) => {
     .map(([path, p]) => ({ path, input: p, message: `is among ${first}-${first + count - 1}, the loopback ports of the client qubes' own I2P proxies. Fix: choose a port outside that range` }));
 };
 
-export const RULES: readonly Rule[] = [distinctQubes, memoryRange, virtualIpPlacement, clientRangesPlacement, distinctPorts, keyringOnlyForJavaRouter, noExposedConsole, serviceNotADistroDaemon, serviceNotOnByDefault, publishPlacement, clientDestinationsRouter, clientProxyPorts];
+/**
+ * No floodfill. A floodfill stores and answers the network database for the whole I2P network: it must be reachable
+ * from outside (a gateway behind Qubes' NAT and sys-firewall is "Firewalled", and i2pd drops the floodfill cap of
+ * an unreachable router), it carries far more traffic and stays up for days, and its role is public in the
+ * network database: it would mark the user's address as a long-lived I2P router to anyone who looks.
+ */
+export const noFloodfill: Rule = (c) =>
+  c.i2p.floodfill
+    ? [
+        {
+          path: ['i2p', 'floodfill'],
+          input: true,
+          message:
+            "cannot be turned on: a floodfill serves the I2P network database to every router, must be reachable from the internet (a gateway behind Qubes' NAT is not), carries much more traffic, and is listed publicly as one. Fix: remove i2p.floodfill (or set it to false)",
+        },
+      ]
+    : [];
+
+/** Each subscription once: i2pd would fetch the same list twice. */
+export const distinctSubscriptions: Rule = (c) => {
+  const seen = new Map<string, number>();
+  const issues: ConfigIssue[] = [];
+  c.i2p.subscriptions.forEach((url, i) => {
+    const key = url.toLowerCase();
+    const first = seen.get(key);
+    if (first !== undefined) issues.push({ path: ['i2p', 'subscriptions', i], input: url, message: `is also i2p.subscriptions.${first}. Fix: list each URL once` });
+    else seen.set(key, i);
+  });
+  return issues;
+};
+
+/**
+ * The Java router keeps its settings in its own config directory, which it writes itself as its user (router.config,
+ * addressbook/subscriptions.txt): this build renders them for i2pd only, so a changed value with router i2p would
+ * silently do nothing. Refused, with the way to set it in the Java router (README, "The router's settings").
+ */
+export const routerSettingsOnlyForI2pd: Rule = (c) => {
+  if (c.i2p.router === 'i2pd') return [];
+  const issues: ConfigIssue[] = [];
+  const keys = ['bandwidth', 'share', 'transitTunnels', 'subscriptions'] as const;
+  for (const key of keys) {
+    const value = c.i2p[key];
+    const dflt = I2P_DEFAULTS[key];
+    const same = Array.isArray(value) ? JSON.stringify(value) === JSON.stringify(dflt) : value === dflt;
+    if (!same) {
+      issues.push({
+        path: ['i2p', key],
+        input: value,
+        message: `is only rendered for router i2pd: the Java router (i2p.router: i2p) keeps its settings in its own config directory, which it writes itself. Fix: remove i2p.${key}, and set it in the Java router's console in the gateway (README, "The router's settings")`,
+      });
+    }
+  }
+  return issues;
+};
+
+export const RULES: readonly Rule[] = [distinctQubes, memoryRange, virtualIpPlacement, clientRangesPlacement, distinctPorts, keyringOnlyForJavaRouter, noExposedConsole, serviceNotADistroDaemon, serviceNotOnByDefault, publishPlacement, clientDestinationsRouter, clientProxyPorts, noFloodfill, distinctSubscriptions, routerSettingsOnlyForI2pd];
 
 export function checkRules(c: GatewayConfig): ConfigIssue[] {
   return RULES.flatMap((rule) => rule(c));

@@ -83,6 +83,41 @@ export const PublishName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,31}$/, {
 export const MAX_PUBLISHED = 32;
 
 /** Debian codenames a template may have. The first is the one Qubes OS 4.3 supports today (see warnings.ts). */
+/**
+ * The router's settings (router i2pd: rendered into its i2pd.conf, see src/render/gateway/i2pd.ts). The defaults are
+ * what the gateway ran with before they could be set: i2pd 2.56's own (bandwidth L, share 100, 10000 transit
+ * tunnels, no floodfill) and the address book subscriptions Debian's i2pd package ships (/etc/i2pd/subscriptions.txt).
+ */
+/** i2pd's bandwidth classes (2.56 Daemon.cpp: one letter K-P or X): K 12, L 48, M 64, N 128, O 256, P 2048 KB/s, X unlimited. */
+export const BANDWIDTH_CLASSES = ['K', 'L', 'M', 'N', 'O', 'P', 'X'] as const;
+/** A rate below class K's 12 KB/s is not a class I2P knows; above 1000000 KB/s (1 GB/s) is class X, i2pd's cap. */
+export const MIN_RATE_KBPS = 12;
+export const MAX_RATE_KBPS = 1000000;
+/** i2pd's console caps its transit tunnel limit here (2.56 HTTPServer.h TRANSIT_TUNNELS_LIMIT). */
+export const MAX_TRANSIT_TUNNELS = 1000000;
+export const MAX_SUBSCRIPTIONS = 16;
+export const DEFAULT_SUBSCRIPTIONS: readonly string[] = [
+  'http://reg.i2p/hosts.txt',
+  'http://identiguy.i2p/hosts.txt',
+  'http://stats.i2p/cgi-bin/newhosts.txt',
+  'http://i2p-projekt.i2p/hosts.txt',
+];
+export const I2P_DEFAULTS = { bandwidth: 'L', share: 100, transitTunnels: 10000, floodfill: false, subscriptions: DEFAULT_SUBSCRIPTIONS } as const;
+
+/**
+ * An address book subscription: plain http to a host in .i2p (DNS labels then "i2p", a b32 address too), an optional
+ * port and a path. i2pd separates the list with "," and its config is an ini file: no ",", ";", "#", space,
+ * quote or control character can pass.
+ */
+export const SUBSCRIPTION_RE = /^http:\/\/([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+i2p(:([1-9][0-9]{0,4}))?\/[A-Za-z0-9._~\/?=&%+-]*$/;
+const Subscription = z
+  .string({ error: 'is not text. Fix: write a URL such as http://reg.i2p/hosts.txt' })
+  .max(255, { error: 'is longer than 255 characters. Fix: give a shorter URL' })
+  .regex(SUBSCRIPTION_RE, {
+    error:
+      'is not an http URL of a .i2p host. Fix: write http://HOST.i2p/PATH (plain http: I2P encrypts it end to end; letters, digits and "._~/?=&%+-" in the path), e.g. http://reg.i2p/hosts.txt',
+  });
+
 export const DEBIAN_RELEASES = ['trixie', 'bookworm'] as const;
 export const I2P_ROUTERS = ['i2pd', 'i2p'] as const;
 
@@ -141,6 +176,33 @@ export const GatewayConfigSchema = z
             i2cp: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Expose I2CP (7654) on the virtual IP.'),
           })
           .prefault({}),
+        bandwidth: z
+          .union([z.enum(BANDWIDTH_CLASSES), z.int().min(MIN_RATE_KBPS, { error: `is below ${MIN_RATE_KBPS} KB/s, class K, the lowest I2P knows. Fix: give a rate from ${MIN_RATE_KBPS} to ${MAX_RATE_KBPS} KB/s, or a class letter (K L M N O P X)` }).max(MAX_RATE_KBPS, { error: `is above ${MAX_RATE_KBPS} KB/s (1 GB/s, i2pd's class X). Fix: give a rate from ${MIN_RATE_KBPS} to ${MAX_RATE_KBPS} KB/s, or X for unlimited` })], {
+            error: `is not a bandwidth class or a rate. Fix: write one of ${BANDWIDTH_CLASSES.join(' ')} (K 12, L 48, M 64, N 128, O 256, P 2048 KB/s, X unlimited), or a whole number of KB/s from ${MIN_RATE_KBPS} to ${MAX_RATE_KBPS}`,
+          })
+          .default(I2P_DEFAULTS.bandwidth)
+          .describe('The router\'s bandwidth: a class letter (K 12, L 48, M 64, N 128, O 256, P 2048 KB/s, X unlimited) or a rate in KB/s. Router i2pd only.'),
+        share: z
+          .int({ error: 'is not a whole number of percent. Fix: give 0 to 100, e.g. 80' })
+          .min(0, { error: 'is below 0. Fix: give 0 to 100 (percent of the bandwidth the router lends to other routers\' tunnels)' })
+          .max(100, { error: 'is above 100. Fix: give 0 to 100 (percent of the bandwidth the router lends to other routers\' tunnels)' })
+          .default(I2P_DEFAULTS.share)
+          .describe('Percent of the bandwidth the router lends to transit tunnels (other routers\' traffic). Router i2pd only.'),
+        transitTunnels: z
+          .union([z.literal('none'), z.int().min(1, { error: 'is below 1. Fix: give at least 1 transit tunnel, or none to take part in no other router\'s tunnels' }).max(MAX_TRANSIT_TUNNELS, { error: `is above ${MAX_TRANSIT_TUNNELS}, i2pd's own limit. Fix: give at most ${MAX_TRANSIT_TUNNELS}, or none` })], {
+            error: `is not a number of tunnels or none. Fix: give a whole number from 1 to ${MAX_TRANSIT_TUNNELS}, or none to take part in no other router's tunnels`,
+          })
+          .default(I2P_DEFAULTS.transitTunnels)
+          .describe('At most this many transit tunnels (other routers\' tunnels through this one), or none. Router i2pd only.'),
+        floodfill: z
+          .boolean({ error: 'is not true or false. Fix: write false (or leave it out)' })
+          .default(I2P_DEFAULTS.floodfill)
+          .describe('Refused when true: a gateway behind Qubes\' NAT is no floodfill (see README).'),
+        subscriptions: z
+          .array(Subscription, { error: 'is not a list. Fix: list URLs, e.g. [http://reg.i2p/hosts.txt]' })
+          .max(MAX_SUBSCRIPTIONS, { error: `lists more than ${MAX_SUBSCRIPTIONS} URLs. Fix: list at most ${MAX_SUBSCRIPTIONS}` })
+          .default([...DEFAULT_SUBSCRIPTIONS])
+          .describe('Address book subscriptions: hosts.txt files of .i2p sites the router fetches names from (the address helper is off). Router i2pd only.'),
       })
       .prefault({}),
     publish: z

@@ -35,6 +35,7 @@ export function readStaticSources(root: string = PROJECT_ROOT): StaticSources {
         firewallHook: read('gateway/firewall-hook'),
         i2pdConsoleAuth: read('gateway/i2pd-console-auth'),
         i2pdClientProxies: read('gateway/i2pd-client-proxies'),
+        waitPage: read('gateway/i2p-wait-page'),
         status: { command: read('gateway/qubes-i2p-gateway'), manPage: read('gateway/qubes-i2p-gateway.1') },
       },
     },

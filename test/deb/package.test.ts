@@ -95,7 +95,7 @@ describe.each(VARIANTS)('%s', (_name, value, withKeyring) => {
     expect(postinst).toContain('[ "$1" = configure ] && [ -n "${2:-}" ]');
     expect(postinst).toContain(`HOOK=${PATHS.hookProgram}\n`);
     const units = /UNITS="([^"]*)"/.exec(postinst)?.[1]?.split(' ');
-    expect(units).toEqual([UNITS.noForward, UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS.i2pd.unit, ROUTERS.i2p.unit]);
+    expect(units).toEqual([UNITS.noForward, UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, UNITS.waitPage, ROUTERS.i2pd.unit, ROUTERS.i2p.unit]);
     expect(postinst.indexOf('"$HOOK"')).toBeLessThan(postinst.indexOf('try-restart'));
     expect(postinst).toMatch(/if systemctl --quiet is-active "\$unit"; then\n(\s+#.*\n)?\s+deb-systemd-invoke try-restart "\$unit"/);
     // No prerm, and no maintainer script enables or disables another package's unit: the removal changes nothing

@@ -59,8 +59,8 @@ interface Facts {
 describe('the programs in the package', () => {
   const files = renderGateway(configOf(), { programs: PROGRAMS });
 
-  it('are gateway/qubes-i2p-gateway, gateway/dns-relay and gateway/i2pd-client-proxies byte for byte, executable, run by python3 -I', () => {
-    for (const [path, source] of [[PATHS.command, 'gateway/qubes-i2p-gateway'], [PATHS.dnsRelay, 'gateway/dns-relay'], [PATHS.clientProxies, 'gateway/i2pd-client-proxies']] as const) {
+  it('are gateway/qubes-i2p-gateway, gateway/dns-relay, gateway/i2pd-client-proxies and gateway/i2p-wait-page byte for byte, executable, run by python3 -I', () => {
+    for (const [path, source] of [[PATHS.command, 'gateway/qubes-i2p-gateway'], [PATHS.dnsRelay, 'gateway/dns-relay'], [PATHS.clientProxies, 'gateway/i2pd-client-proxies'], [PATHS.waitPage, 'gateway/i2p-wait-page']] as const) {
       const f = files.find((x) => x.path === path);
       expect(f?.mode, path).toBe(0o755);
       expect(text(files, path)).toBe(run(['cat', join(PROJECT_ROOT, source)]).stdout);
@@ -106,7 +106,7 @@ describe('the programs in the package', () => {
     const i2pd = text(tree, PATHS.i2pdConf);
     expect(i2pd).toMatch(new RegExp(`\\n\\[http\\]\\n(#.*\\n)*enabled = true\\naddress = ${facts.router.console.address}\\nport = ${facts.router.console.port}\\n`));
     // The console's password: the file and user the router's unit gives i2pd-console-auth.
-    expect(text(tree, dropInPath('i2pd.service'))).toContain(` ${facts.router.console.passwordFile} ${facts.router.console.user}\n`);
+    expect(text(tree, dropInPath('i2pd.service'))).toContain(` ${facts.router.console.passwordFile} ${facts.router.console.user} ${PATHS.i2pdData}\n`);
     expect(i2pd).toContain(`\naddress = ${facts.router.httpProxy.address}\nport = ${facts.router.httpProxy.port}\n`);
     expect(text(tree, PATHS.dnsmasqConf)).toContain(`address=/i2p/${facts.virtualIp}\n`);
     expect(facts.serviceFlag).toBe('/run/qubes-service/i2pgw');
@@ -158,6 +158,9 @@ describe('qubes-i2p-gateway status: unit tests (python3 -m unittest, Debian 13)'
     // Every test ran: none skipped, none quietly missing.
     expect(r.stderr).not.toMatch(/skipped/);
     expect(ran).toBeGreaterThanOrEqual(45);
+    // gateway/i2p-wait-page's tests (test_wait_page.py) are among them.
+    expect(r.stderr).toMatch(/^test_page_while_not_integrated \(test_wait_page\.Relay/m);
+    expect(r.stderr).toMatch(/^test_names_not_fetched \(test_wait_page\.Verdicts/m);
   });
 });
 

@@ -588,6 +588,16 @@ class Router(unittest.TestCase):
         self.assertEqual(c.summary, "still integrating: network Unknown, 1 routers known, 0 tunnels through peers (2 zero-hop), 0 participating, up 8 s")
         self.assertEqual(P.EXIT[P.verdict(checks)], 1)
 
+    def test_the_waiting_page_is_a_wait_not_a_working_path(self):
+        gw = self.young_router_without_tunnels()
+        gw.proxy_answer = {"status": 503, "headers": {}, "body": '<meta name="qubes-i2p-gateway" content="router-not-ready">\n<h1>The I2P router is still joining the network</h1>'}
+        c = by_id(run_status(gw))["http.i2p"]
+        self.assertEqual(c.status, P.WAIT)
+        self.assertIn("waiting page", c.summary)
+        # Any other 503 (a site's own) is the router's answer: the path works.
+        gw.proxy_answer = {"status": 503, "headers": {}, "body": "<h1>busy</h1>"}
+        self.assertEqual(by_id(run_status(gw))["http.i2p"].status, P.OK)
+
     def test_no_tunnels_long_after_start_is_broken(self):
         gw = self.young_router_without_tunnels()
         gw.pages["/"]["body"] = gw.pages["/"]["body"].replace("<b>Uptime:</b> 8 seconds", "<b>Uptime:</b> 1 hour, 2 minutes, 0 seconds")

@@ -153,9 +153,12 @@ suite('2. no client can write the shared addressbook', () => {
       expect(c.body).not.toContain('added to router');
       expect(c.body).toMatch(/addresshelper is not supported/i);
     }
-    // Another client's request for the name still finds nothing.
+    // Another client's request for the name still finds nothing: i2pd's "Host not found", which the waiting page
+    // answers here (the router has no network in this lab); i2pd itself, asked past the relay, says so.
     const later = await lab.curl('http://poisoned.i2p/');
-    expect(later.body).toContain('Host not found');
+    expect(later.body).toContain('The I2P router is still joining the network');
+    const direct = await lab.gwRun(['curl', '-s', '-m', '5', '-x', 'http://127.0.0.1:4444', 'http://poisoned.i2p/']);
+    expect(direct.stdout).toContain('Host not found');
     expect(await addressbook()).toBe(before);
     await expectUpClean(lab, mark, 'addresshelper');
   });
@@ -407,3 +410,18 @@ function listTree(root: string): string[] {
   walk(root);
   return out;
 }
+
+suite('issue 23: the waiting page\'s relay (router i2pd) is for tinyproxy, not for clients', () => {
+  it('listens on the gateway\'s loopback only, as i2pd\'s user; a client reaches it neither at the gateway\'s address nor at 127.0.0.1', async () => {
+    await w.use(RECORDERS);
+    const ss = await lab.gwRun(['ss', '-Hltn', 'sport = :4446']);
+    expect(ss.stdout.trim().split('\n').map((l) => l.split(/\s+/)[3]), ss.stdout).toEqual(['127.0.0.1:4446']);
+    expect(w.gw.unit(UNITS.waitPage).get('Service', 'User')).toBe('i2pd');
+    const r = await lab.probe('client', [
+      { kind: 'tcp', host: A.gwDown4, port: 4446, timeout: 2 },
+      { kind: 'tcp', host: '127.0.0.1', port: 4446, timeout: 2 },
+    ]);
+    for (const x of r) expect(x.outcome, JSON.stringify(x)).not.toBe('connected');
+  });
+});
+

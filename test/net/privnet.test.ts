@@ -106,6 +106,93 @@ describe('a private Tor network of Debian 13 tor in up (3 authorities that are r
   }, 40_000);
 });
 
+/** Where the screenshots are kept: the checkout's .cache/ (beside the suite's JSON report). */
+const ARTIFACTS = resolve(import.meta.dirname, '..', '..', '.cache', 'privnet');
+/** The mark of the gateway's waiting page (gateway/i2p-wait-page). */
+const WAIT_MARK = '<meta name="qubes-i2p-gateway" content="router-not-ready">';
+
+/** curl in the app qube, with time for the router's own answer (lab.curl gives up after a few seconds). */
+async function curlFor(url: string, seconds: number): Promise<{ status: string; body: string; stderr: string }> {
+  const r = await run([...lab.clientView(), 'curl', '-sS', '--connect-timeout', '5', '-m', String(seconds), '-o', '-', '-w', '\n@@%{http_code}', url], { timeoutMs: (seconds + 10) * 1000 });
+  const at = r.stdout.lastIndexOf('\n@@');
+  return { status: at >= 0 ? r.stdout.slice(at + 3) : '', body: at >= 0 ? r.stdout.slice(0, at) : r.stdout, stderr: r.stderr };
+}
+
+describe('while the gateway\'s router integrates, the app qube gets the gateway\'s waiting page; once it is ready, the site (issue 23)', () => {
+  it('right after i2pd starts, knowing no router of the network yet: curl and Chromium in the app qube get the waiting page with the router\'s figures', async () => {
+    const world = w as World;
+    const net = i2p as I2pNet;
+    // The private network's options, but no seeds: the router cannot integrate until it is given them below.
+    await lab.gwRun(['sh', '-c', 'mkdir -p /etc/systemd/system/i2pd.service.d && cat > /etc/systemd/system/i2pd.service.d/zz-lab-privnet.conf'], { input: gatewayI2pdDropIn(PATHS.i2pdRuntimeConf, false) });
+    const t0 = Date.now();
+    await world.use({ tor: 'off', router: 'real', dnsmasq: true, tinyproxy: true });
+    const url = `http://${net.b32}/`;
+    const seen: string[] = [];
+    const { last, took } = await until(
+      async () => {
+        const r = await curlFor(url, 30);
+        seen.push(`${r.status}${r.body.includes(WAIT_MARK) ? ' (waiting page)' : ''}`);
+        return r;
+      },
+      (r) => r.status === '503' && r.body.includes('The I2P router is still joining the network'),
+      90_000,
+    );
+    console.log(`gateway: waiting page ("still joining") ${took} ms after the first request, ${Date.now() - t0} ms after i2pd's start; answers seen: ${seen.join(', ')}`);
+    expect(last.status, `${last.stderr}\n${last.body.slice(0, 800)}`).toBe('503');
+    expect(last.body).toContain(WAIT_MARK);
+    expect(last.body).toMatch(/<tr><th>Routers known<\/th><td>[01]<\/td><\/tr>/);
+    expect(last.body).toContain('<tr><th>Tunnels through other routers</th><td>0</td></tr>');
+    expect(last.body).toContain('qubes-i2p-gateway status');
+    // Nothing of the request or the client in it, no script, nothing to fetch.
+    expect(last.body).not.toContain(net.b32);
+    expect(last.body).not.toContain(A.client4);
+    expect(last.body).not.toMatch(/<script|src=|href=|url\(/i);
+    // Every answer while the router integrates is the page (000: curl's own time limit, no answer at all).
+    expect(seen.every((s) => s.endsWith('(waiting page)') || s === '000' || s === ''), seen.join(', ')).toBe(true);
+
+    // What a browser in the app qube shows (Debian 13's Chromium, headless): the page, kept as .cache/privnet/waiting.png.
+    const layer = await ensureChromiumLayer();
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const png = join(lab.scratch, 'waiting.png');
+    const r = await chromiumLoad({ ns: lab.ns.client, layer, lowers: [join(lab.scratch, 'client')], root: lab.root, share: lab.scratch, state: lab.scratch, url, png, timeoutS: 28 });
+    expect(r.dom, r.result.stderr.slice(-2000)).toContain('The I2P router is still joining the network');
+    expect(existsSync(png), r.result.stderr.slice(-2000)).toBe(true);
+    copyFileSync(png, join(ARTIFACTS, 'waiting.png'));
+  }, 600_000);
+
+  it('given the network\'s routers (its netDb), the router integrates and the same request gets the real site', async () => {
+    const world = w as World;
+    const net = i2p as I2pNet;
+    await world.use({ tor: 'off', router: 'off', dnsmasq: true, tinyproxy: true });
+    for (const [i, r] of net.routers.entries()) {
+      const dst = join('/var/lib/i2pd/netDb', netDbPath(net.routerInfos()[i] as Buffer));
+      const cp = await lab.gwRun(['sh', '-c', 'mkdir -p "$(dirname "$2")" && cp "$1" "$2"', 'sh', join(r.dir, 'router.info'), dst], { user: 'i2pd' });
+      expect(cp.code, cp.stderr).toBe(0);
+    }
+    await world.use({ tor: 'off', router: 'real', dnsmasq: true, tinyproxy: true });
+    const seen: string[] = [];
+    const { last, took } = await until(
+      async () => {
+        const r = await curlFor(`http://${net.b32}/`, 30);
+        seen.push(`${r.status}${r.body.includes(WAIT_MARK) ? ' (waiting page)' : ''}`);
+        return r;
+      },
+      (r) => r.status === '200' && r.body.includes(EEPSITE_MARKER),
+      150_000,
+    );
+    console.log(`gateway: the real site ${took} ms after i2pd's start with the network's routers; answers before it: ${seen.join(', ')}`);
+    expect(last.status, `${last.stderr}\n${last.body.slice(0, 800)}`).toBe('200');
+    expect(last.body).toContain(EEPSITE_MARKER);
+    expect(last.body).not.toContain(WAIT_MARK);
+    // Once ready, an error of the router's own is the router's: a destination nobody publishes gets i2pd's page.
+    const nobody = await curlFor(`http://${'a'.repeat(52)}.b32.i2p/`, 60);
+    expect(nobody.body, nobody.body.slice(0, 800)).not.toContain(WAIT_MARK);
+    expect(nobody.body).toContain('Proxy error');
+    // The blocks below start from a stopped router, as they would without this one.
+    await world.use({ tor: 'off', router: 'off', dnsmasq: true, tinyproxy: true });
+  }, 300_000);
+});
+
 describe('the gateway joins both networks: the app qube loads an eepsite, a clearnet page and an onion site through it', () => {
   beforeAll(async () => {
     const world = w as World;
@@ -167,9 +254,6 @@ describe('the gateway joins both networks: the app qube loads an eepsite, a clea
     await expectUpClean(lab, mark, 'onion site through the gateway');
   }, 150_000);
 });
-
-/** Where the screenshots are kept: the checkout's .cache/ (beside the suite's JSON report). */
-const ARTIFACTS = resolve(import.meta.dirname, '..', '..', '.cache', 'privnet');
 
 describe('headless Chromium (Debian 13\'s) in the app qube loads the same pages through the gateway', () => {
   let layer = '';

@@ -6,9 +6,10 @@
  * i2pd's listeners. Every namespace here is private and has no route out: nothing leaves the machine.
  */
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ROUTERS } from '../../src/config/routers.ts';
 import { PATHS, UNITS, dropInPath, unitPath } from '../../src/render/gateway/common.ts';
 import { renderGateway } from '../../src/render/gateway/index.ts';
 import { Trixie } from '../util/trixie.ts';
@@ -612,13 +613,15 @@ elif cmd == "hold":
 });
 
 describe('tinyproxy', () => {
-  const STAND_IN = [
-    "const http = require('http');",
-    'http.createServer((req, res) => {',
-    "  res.setHeader('content-type', 'application/json');",
-    '  res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers }));',
-    "}).listen(4444, '127.0.0.1', () => console.log('READY'));",
-  ].join('\n');
+  /** A stand-in for what tinyproxy's `upstream` names (with i2pd: the waiting page's relay, which passes it on). */
+  const STAND_IN = (port: number): string =>
+    [
+      "const http = require('http');",
+      'http.createServer((req, res) => {',
+      "  res.setHeader('content-type', 'application/json');",
+      '  res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers }));',
+      `}).listen(${port}, '127.0.0.1', () => console.log('READY'));`,
+    ].join('\n');
 
   async function start(): Promise<{ gw: string; client: string }> {
     const files = renderGateway(configOf(), { programs: PROGRAMS });
@@ -632,7 +635,8 @@ describe('tinyproxy', () => {
     chmodSync(filter, 0o644);
     chmodSync(conf, 0o644);
     const { gw, client } = clientAndGateway({ linkNow: true });
-    const up = scratch.spawn(['ip', 'netns', 'exec', gw, ...asUser('nobody', 'nogroup'), process.execPath, '-e', STAND_IN]);
+    const upstream = Number(/^upstream http 127\.0\.0\.1:(\d+) "\.i2p"$/m.exec(text(files, PATHS.tinyproxyConf))?.[1]);
+    const up = scratch.spawn(['ip', 'netns', 'exec', gw, ...asUser('nobody', 'nogroup'), process.execPath, '-e', STAND_IN(upstream)]);
     await waitForOutput(up, /READY/);
     const argv = execStart(unit).map((a) => (a === PATHS.tinyproxyConf ? conf : a));
     scratch.spawn(['ip', 'netns', 'exec', gw, ...T(), ...asUser('tinyproxy'), ...argv]);
@@ -700,10 +704,10 @@ describe('i2pd', () => {
     writeFileSync(program, text(files, PATHS.i2pdConsoleAuth));
     chmodSync(program, 0o755);
     const pre = dropIn.split('\n').filter((l) => l.startsWith('ExecStartPre=') && l !== 'ExecStartPre=');
-    expect(pre).toEqual([`ExecStartPre=${PATHS.i2pdConsoleAuth} ${PATHS.i2pdConf} ${PATHS.i2pdRuntimeConf} ${PATHS.consolePassword} i2pd`]);
+    expect(pre).toEqual([`ExecStartPre=${PATHS.i2pdConsoleAuth} ${PATHS.i2pdConf} ${PATHS.i2pdRuntimeConf} ${PATHS.consolePassword} i2pd ${PATHS.i2pdData}`]);
     const runtime = join(runDir, 'runtime.conf');
     const passFile = join(data, 'console.pass');
-    const asI2pd = [...T(), ...asUser('i2pd'), program, conf, runtime, passFile, 'i2pd'];
+    const asI2pd = [...T(), ...asUser('i2pd'), program, conf, runtime, passFile, 'i2pd', data];
     must(asI2pd);
     const pass = readFileSync(passFile, 'utf8');
     expect(pass).toMatch(/^[A-Za-z0-9]{32}$/);
@@ -716,7 +720,7 @@ describe('i2pd', () => {
     expect(run(asI2pd).code, 'a password file it did not make is refused').not.toBe(0);
     writeFileSync(passFile, pass);
     // Never as root (it writes in i2pd's own directories, where i2pd's user can plant links).
-    const asRoot = run([...T(), program, conf, runtime, passFile, 'i2pd']);
+    const asRoot = run([...T(), program, conf, runtime, passFile, 'i2pd', data]);
     expect(asRoot.code).not.toBe(0);
     expect(asRoot.stderr).toContain('refusing to run as root');
 
@@ -744,3 +748,132 @@ describe('i2pd', () => {
     expect(status('10.100.100.100:7070', ['-u', `i2pd:${pass}`]), 'the virtual IP: no client reaches the console by it').toBe('403');
   });
 });
+
+/**
+ * i2pd 2.56 started as the unit starts it (the console password program first, as i2pd's user, then i2pd with the
+ * config it made) in a namespace with no route, with a data directory laid out as Debian's package lays it out
+ * (subscriptions.txt a link to /etc/i2pd/subscriptions.txt). Returns its output so far and a console fetcher.
+ */
+async function startI2pd(config: ReturnType<typeof configOf>): Promise<{ out: () => string; page: (query: string) => string; conf: string; ns: string; data: string; files: ReturnType<typeof renderGateway> }> {
+  const files = renderGateway(config, { programs: PROGRAMS });
+  const dropIn = text(files, dropInPath('i2pd.service'));
+  const dir = scratch.dir('i2pd-settings');
+  chmodSync(dir, 0o755);
+  const conf = join(dir, 'i2pd.conf');
+  writeFileSync(conf, text(files, PATHS.i2pdConf));
+  chmodSync(conf, 0o644);
+  const i2pd = trixie.account('i2pd');
+  const data = join(dir, 'data');
+  mkdirSync(data, { mode: 0o755 });
+  chownSync(data, i2pd.uid, i2pd.gid);
+  symlinkSync('/etc/i2pd/subscriptions.txt', join(data, 'subscriptions.txt'));
+  const runDir = join(dir, 'run');
+  mkdirSync(runDir, { mode: 0o700 });
+  chownSync(runDir, i2pd.uid, i2pd.gid);
+  const program = join(dir, 'i2pd-console-auth');
+  writeFileSync(program, text(files, PATHS.i2pdConsoleAuth));
+  chmodSync(program, 0o755);
+  const runtime = join(runDir, 'runtime.conf');
+  const passFile = join(data, 'console.pass');
+  // The drop-in's ExecStartPre=, with its paths moved into the scratch dir.
+  const pre = dropIn.split('\n').find((l) => l.startsWith('ExecStartPre=') && l !== 'ExecStartPre=')!.slice('ExecStartPre='.length).split(' ');
+  const moved: Record<string, string> = { [PATHS.i2pdConsoleAuth]: program, [PATHS.i2pdConf]: conf, [PATHS.i2pdRuntimeConf]: runtime, [PATHS.consolePassword]: passFile, [PATHS.i2pdData]: data };
+  must([...T(), ...asUser('i2pd'), ...pre.map((a) => moved[a] ?? a)]);
+  const pass = readFileSync(passFile, 'utf8');
+  const argv = execStart(dropIn).map((a) => (a === `--conf=${PATHS.i2pdRuntimeConf}` ? `--conf=${runtime}` : a.startsWith('--datadir=') ? `--datadir=${data}` : a));
+  const ns = scratch.netns();
+  // --loglevel=info on the command line (it wins over the config's warn): the address book says what it loaded.
+  const child = scratch.spawn(['ip', 'netns', 'exec', ns, ...T(), ...asUser('i2pd'), ...argv, '--loglevel=info']);
+  let out = '';
+  child.stdout?.on('data', (c: string) => (out += c));
+  child.stderr?.on('data', (c: string) => (out += c));
+  let tcp = '';
+  for (let i = 0; i < 100 && !/127\.0\.0\.1:7070\b/.test(tcp); i++) {
+    await sleep(100);
+    tcp = must(['ip', 'netns', 'exec', ns, 'ss', '-Hltn']).stdout;
+  }
+  expect(tcp, out).toMatch(/127\.0\.0\.1:7070\b/);
+  const page = (query: string): string =>
+    must(['ip', 'netns', 'exec', ns, ...T(), 'curl', '-s', '-m', '5', '-u', `i2pd:${pass}`, `http://127.0.0.1:7070/${query}`]).stdout;
+  return { out: () => out, page, conf: text(files, PATHS.i2pdConf), ns, data, files };
+}
+
+describe('i2pd router settings', () => {
+  it('i2pd 2.56 runs with a bandwidth class, a share, a transit limit and our subscriptions, not Debian\'s subscriptions.txt', async () => {
+    const subscriptions = ['http://hosts.lab.i2p/hosts.txt', `http://${'a'.repeat(52)}.b32.i2p:8080/cgi-bin/newhosts.txt?since=1`];
+    const r = await startI2pd(configOf({ i2p: { bandwidth: 'P', share: 50, transitTunnels: 321, subscriptions } }));
+    expect(r.conf).toContain('\nbandwidth = P\nshare = 50\nnotransit = false\n');
+    expect(r.conf).toContain(`\n[addressbook]\n`);
+    // The config's subscriptions are the ones loaded: Debian's link (4 URLs) was moved aside before i2pd started.
+    for (let i = 0; i < 50 && !/subscriptions urls loaded/.test(r.out()); i++) await sleep(100);
+    expect(r.out()).toMatch(/Addressbook: 2 subscriptions urls loaded/);
+    expect(r.out()).not.toMatch(/subscriptions\.txt usage is deprecated/);
+    expect(r.out()).not.toMatch(/\b(error|unknown option)\b/i);
+    const main = r.page('');
+    // Class P: the router's caps carry P (extra bandwidth), never f (floodfill).
+    const caps = /Router Caps:<\/b> (\w+)/.exec(main)?.[1];
+    expect(caps, main.slice(0, 2000)).toMatch(/P/);
+    expect(caps).not.toMatch(/f/);
+    const commands = r.page('?page=commands');
+    expect(commands).toContain('value="321"');
+    expect(commands).toContain('Decline transit tunnels');
+  });
+
+  it('i2pd 2.56 accepts a rate in KB/s and transit none (it then declines transit tunnels)', async () => {
+    const r = await startI2pd(configOf({ i2p: { bandwidth: 3000, transitTunnels: 'none' } }));
+    expect(r.conf).toContain('\nbandwidth = 3000\n');
+    expect(r.conf).toContain('\nnotransit = true\n');
+    expect(r.conf).not.toContain('[limits]');
+    const caps = /Router Caps:<\/b> (\w+)/.exec(r.page(''))?.[1];
+    // More than 2000 KB/s is class X: i2pd sets both the high and the extra bandwidth flags (X, shown as O and P or X).
+    expect(caps).toMatch(/X|OP|PO/);
+    expect(r.page('?page=commands')).toContain('Accept transit tunnels');
+    for (let i = 0; i < 50 && !/subscriptions urls loaded/.test(r.out()); i++) await sleep(100);
+    expect(r.out()).toMatch(/Addressbook: 4 subscriptions urls loaded/);
+    expect(r.out()).not.toMatch(/subscriptions\.txt usage is deprecated/);
+  });
+});
+
+describe('the waiting page in front of i2pd 2.56', () => {
+  it('answers i2pd\'s own error for a request while the router has no network with its page (the same for every request)', async () => {
+    const r = await startI2pd(configOf());
+    const unit = text(r.files, unitPath(UNITS.waitPage));
+    expect(unitKey(unit, 'User')).toBe('i2pd');
+    const dir = scratch.dir('wait-page');
+    chmodSync(dir, 0o755);
+    const program = join(dir, 'i2p-wait-page');
+    writeFileSync(program, text(r.files, PATHS.waitPage));
+    chmodSync(program, 0o755);
+    const moved: Record<string, string> = { [PATHS.waitPage]: program, [PATHS.consolePassword]: join(r.data, 'console.pass'), [`${PATHS.i2pdData}/addressbook`]: join(r.data, 'addressbook') };
+    const argv = execStart(unit).map((a) => moved[a] ?? a);
+    const relay = scratch.spawn(['ip', 'netns', 'exec', r.ns, ...T(), ...asUser('i2pd'), ...argv]);
+    let errs = '';
+    relay.stderr?.on('data', (c: string) => (errs += c));
+    const listen = /--listen 127\.0\.0\.1:(\d+)/.exec(unit)?.[1];
+    await waitListening(r.ns, 'tcp', new RegExp(`127\\.0\\.0\\.1:${listen}\\b`));
+    const ask = (host: string): { status: string; body: string } => {
+      const c = run(['ip', 'netns', 'exec', r.ns, ...T(), 'curl', '-s', '-m', '30', '-x', `http://127.0.0.1:${listen}`, '-w', '\n%{http_code}', `http://${host}/`]);
+      const at = c.stdout.lastIndexOf('\n');
+      return { status: c.stdout.slice(at + 1), body: c.stdout.slice(0, at) };
+    };
+    // i2pd opens its proxy after its reseed attempts (a few seconds without network): until then "starting".
+    let got = ask('unknown-name.i2p');
+    for (let i = 0; i < 60 && !got.body.includes('still joining'); i++) {
+      await sleep(500);
+      got = ask('unknown-name.i2p');
+    }
+    expect(got.status, `${got.body.slice(0, 500)}\n${errs}\n${r.out().slice(-2000)}`).toBe('503');
+    expect(got.body).toContain('<meta name="qubes-i2p-gateway" content="router-not-ready">');
+    expect(got.body).toContain('The I2P router is still joining the network');
+    expect(got.body).toMatch(/<tr><th>Routers known<\/th><td>[01]<\/td><\/tr>/);
+    expect(got.body).toContain('<tr><th>Tunnels through other routers</th><td>0</td></tr>');
+    expect(got.body).not.toContain('unknown-name');
+    // The same page for another name (nothing of the request in it), but for the figures of the moment.
+    expect(ask('other.i2p').body.replace(/<td>[^<]*<\/td>/g, '')).toBe(got.body.replace(/<td>[^<]*<\/td>/g, ''));
+    // Without the relay, the same request gets i2pd's own "Host not found" (what the relay recognises).
+    const direct = run(['ip', 'netns', 'exec', r.ns, ...T(), 'curl', '-s', '-m', '30', '-x', `http://127.0.0.1:${ROUTERS.i2pd.httpProxyPort}`, '-w', '\n%{http_code}', 'http://unknown-name.i2p/']);
+    expect(direct.stdout).toContain('<h1>Proxy error: Host not found</h1>');
+    expect(direct.stdout.endsWith('\n500')).toBe(true);
+  });
+});
+

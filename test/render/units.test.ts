@@ -8,9 +8,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROUTERS } from '../../src/config/routers.ts';
+import { ROUTERS, WAIT_PAGE_PORT } from '../../src/config/routers.ts';
 import type { RenderedFile } from '../../src/files.ts';
-import { UNIT_DIR, UNITS } from '../../src/render/gateway/common.ts';
+import { PATHS, UNIT_DIR, UNITS } from '../../src/render/gateway/common.ts';
 import { renderGateway } from '../../src/render/gateway/index.ts';
 import { LOCKDOWN_UNIT } from '../../src/render/gateway/lockdown.ts';
 import { targetWants } from '../../src/render/gateway/target.ts';
@@ -105,7 +105,7 @@ describe('the units', () => {
   });
 
   it('the target wants every part of the gateway and is enabled by a shipped link', () => {
-    expect(targetWants(config)).toEqual([LOCKDOWN_UNIT, UNITS.noForward, UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS.i2pd.unit, UNITS.clientProxies]);
+    expect(targetWants(config)).toEqual([LOCKDOWN_UNIT, UNITS.noForward, UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, UNITS.waitPage, ROUTERS.i2pd.unit, UNITS.clientProxies]);
     expect(targetWants(configOf({ i2p: { clientDestinations: 'shared' } }))).not.toContain(UNITS.clientProxies);
     expect(targetWants(configOf({ i2p: { router: 'i2p' } }))).not.toContain(UNITS.clientProxies);
     expect(unit(UNITS.target)).toContain(`Wants=${targetWants(config).join(' ')}\n`);
@@ -120,5 +120,14 @@ describe('the units', () => {
 
   it('wants the Java router\'s unit for router i2p', () => {
     expect(targetWants(configOf({ i2p: { router: 'i2p' } }))).toContain('i2p.service');
+  });
+
+  it('wants the waiting page\'s relay with i2pd only, as i2pd\'s user on loopback, and tinyproxy goes through it', () => {
+    expect(targetWants(configOf({ i2p: { router: 'i2p' } }))).not.toContain(UNITS.waitPage);
+    const relay = unit(UNITS.waitPage);
+    expect(relay).toContain('\nUser=i2pd\n');
+    expect(relay).toContain('\nIPAddressDeny=any\n');
+    expect(relay).toContain(`--listen 127.0.0.1:${WAIT_PAGE_PORT} --upstream 127.0.0.1:${ROUTERS.i2pd.httpProxyPort} `);
+    expect(text(files, PATHS.tinyproxyConf)).toContain(`\nupstream http 127.0.0.1:${WAIT_PAGE_PORT} ".i2p"\n`);
   });
 });

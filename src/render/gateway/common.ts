@@ -82,6 +82,8 @@ export const PATHS = {
   i2pdRuntimeConf: '/run/i2pd/qubes-i2p-gateway.conf',
   /** udev rule: forwarding off for each client interface as it appears (see no-forward.ts). */
   udevRules: '/usr/lib/udev/rules.d/90-qubes-i2p-gateway.rules',
+  /** The waiting page's relay between tinyproxy and i2pd's HTTP proxy (wait-page.ts). */
+  waitPage: `${LIBEXEC_DIR}/i2p-wait-page`,
   /** The gateway's one command for users: `qubes-i2p-gateway status` (gateway/qubes-i2p-gateway in the repository). */
   command: '/usr/bin/qubes-i2p-gateway',
   /** Its manual page (gateway/qubes-i2p-gateway.1, gzipped): lintian wants one for every program in /usr/bin. */
@@ -103,6 +105,8 @@ export const UNITS = {
   dnsRelay: 'qubes-i2p-gateway-dns-relay.service',
   dnsmasq: 'qubes-i2p-gateway-dnsmasq.service',
   tinyproxy: 'qubes-i2p-gateway-tinyproxy.service',
+  /** Router i2pd only: the waiting page's relay (wait-page.ts). */
+  waitPage: 'qubes-i2p-gateway-wait-page.service',
   target: 'qubes-i2p-gateway.target',
   /** Forwarding off in every qube from this template that provides network (see no-forward.ts). */
   noForward: 'qubes-i2p-gateway-no-forward.service',

@@ -44,6 +44,7 @@ export function renderI2pdConf(config: GatewayConfig): string {
     'log = stdout\nloglevel = warn\n' +
     comment(['IPv4 only: the firewall drops client IPv6, and Qubes gives qubes IPv6 only when asked to.']) +
     'ipv4 = true\nipv6 = false\n' +
+    renderRouterSettings(config) +
     '\n[http]\n' +
     comment([
       'The web console. Its password is not here: i2pd runs with a copy of this file that adds it, made at its start',
@@ -79,8 +80,37 @@ export function renderI2pdConf(config: GatewayConfig): string {
     comment(['Never ask a router upstream to open ports: the gateway sits behind Qubes\' NAT on purpose.']) +
     'enabled = false\n' +
     '\n[reseed]\n' +
-    comment(['Check the signatures of reseed bundles.']) +
-    'verify = true\n'
+    comment(['Check the signatures of reseed bundles (su3, against the certificates Debian\'s i2pd ships): always on.']) +
+    'verify = true\n' +
+    '\n[addressbook]\n' +
+    comment([
+      'Where names come from (i2p.subscriptions): the address helper is off, so these lists are how names such as',
+      'stats.i2p become known. i2pd fetches them through its own tunnels, first about 3 minutes after its start,',
+      'then every 12 hours. A subscriptions.txt in the data directory would override this line (Debian ships one as a',
+      `link): ${PATHS.i2pdConsoleAuth} moves it aside at each start.`,
+    ]) +
+    `subscriptions = ${config.i2p.subscriptions.join(',')}\n` +
+    (config.i2p.transitTunnels === 'none'
+      ? ''
+      : '\n[limits]\n' + comment(['At most this many transit tunnels (i2p.transitTunnels).']) + `transittunnels = ${config.i2p.transitTunnels}\n`)
+  );
+}
+
+/** The router settings of the config that i2pd reads before its first section (bandwidth, share, transit, floodfill). */
+function renderRouterSettings(config: GatewayConfig): string {
+  const i2p = config.i2p;
+  return (
+    comment([
+      '',
+      'Router settings (i2p.bandwidth, .share, .transitTunnels). Bandwidth: a class letter (K 12, L 48, M 64, N 128,',
+      'O 256, P 2048 KB/s, X unlimited) or KB/s; share: percent of it lent to other routers\' tunnels.',
+    ]) +
+    `bandwidth = ${i2p.bandwidth}\nshare = ${i2p.share}\n` +
+    (i2p.transitTunnels === 'none'
+      ? comment(['i2p.transitTunnels: none. This router takes part in no other router\'s tunnels.']) + 'notransit = true\n'
+      : 'notransit = false\n') +
+    comment(['Never a floodfill (the config refuses it): behind Qubes\' NAT, and a public role (README).']) +
+    'floodfill = false\n'
   );
 }
 
@@ -106,10 +136,11 @@ export function renderI2pdDropIn(config: GatewayConfig): string {
     comment([
       'Before i2pd, as i2pd\'s user (no "+": never root, the two files are in that user\'s own directories): the console',
       `password (made once, kept in i2pd's state) and the config i2pd runs with, ${PATHS.i2pdRuntimeConf} (i2pd's`,
-      'runtime directory, which systemd makes before this and removes after).',
+      'runtime directory, which systemd makes before this and removes after); it also moves a subscriptions.txt of the',
+      'data directory aside, which would override the config\'s address book subscriptions.',
     ]) +
     'ExecStartPre=\n' +
-    `ExecStartPre=${PATHS.i2pdConsoleAuth} ${PATHS.i2pdConf} ${PATHS.i2pdRuntimeConf} ${PATHS.consolePassword} ${CONSOLE_USER}\n` +
+    `ExecStartPre=${PATHS.i2pdConsoleAuth} ${PATHS.i2pdConf} ${PATHS.i2pdRuntimeConf} ${PATHS.consolePassword} ${CONSOLE_USER} ${PATHS.i2pdData}\n` +
     'ExecStart=\n' +
     `ExecStart=i2pd --conf=${PATHS.i2pdRuntimeConf} --tunconf=/etc/i2pd/tunnels.conf --tunnelsdir=/etc/i2pd/tunnels.conf.d --datadir=/var/lib/i2pd\n` +
     comment([

@@ -16,6 +16,7 @@
  *   /usr/share/qubes-i2p-gateway/no-forward.conf, qubes-i2p-gateway-no-forward.service, its udev rule no-forward.ts
  *   /usr/libexec/qubes-i2p-gateway/i2pd-console-auth                                 i2pd.ts
  *   /usr/libexec/qubes-i2p-gateway/i2pd-client-proxies, client-proxies.json, its unit client-proxies.ts
+ *   /usr/libexec/qubes-i2p-gateway/i2p-wait-page, qubes-i2p-gateway-wait-page.service wait-page.ts
  *   qubes-i2p-gateway.target and its multi-user.target.wants/ link                    target.ts
  *   /usr/lib/qubes-bind-dirs.d/, /var/lib/qubes-i2p-gateway                           persistence.ts
  *   qubes-i2p-gateway-publish-*.socket, -publish-*@.service, /usr/share/qubes-i2p-gateway/i2pd-tunnels.conf
@@ -45,6 +46,7 @@ import { renderStatus, type StatusProgram } from './status.ts';
 import { renderTemplateGuard } from './template-guard.ts';
 import { renderTinyproxy } from './tinyproxy.ts';
 import { renderTor } from './tor.ts';
+import { renderWaitPage } from './wait-page.ts';
 
 /** The programs under gateway/ (read by src/io/static.ts), as they are placed into the package. */
 export interface GatewayPrograms {
@@ -58,6 +60,8 @@ export interface GatewayPrograms {
   readonly i2pdConsoleAuth: string;
   /** gateway/i2pd-client-proxies */
   readonly i2pdClientProxies: string;
+  /** gateway/i2p-wait-page */
+  readonly waitPage: string;
 }
 
 export interface GatewayRenderOptions {
@@ -84,6 +88,7 @@ export function renderGateway(config: GatewayConfig, opts: GatewayRenderOptions)
     renderDnsRelay(config, opts.programs.dnsRelay),
     renderStatus(config, opts.programs.status),
     renderTinyproxy(config),
+    renderWaitPage(config, opts.programs.waitPage),
     config.i2p.router === 'i2pd' ? renderI2pd(config, opts.programs.i2pdConsoleAuth) : renderJavaRouter(config, opts.keyring),
     renderFirewallRuleset(config),
     renderFirewallHook(config, opts.programs.firewallHook),

@@ -14,7 +14,7 @@ import { perClientProxies } from './firewall.ts';
 
 export function targetWants(config: GatewayConfig): string[] {
   // The published services' listeners last: each is a socket, started here, whose connections start their own units.
-  return [LOCKDOWN_UNIT, UNITS.noForward, ...(config.tor.enabled ? [UNITS.tor, UNITS.dnsRelay] : []), UNITS.dnsmasq, UNITS.tinyproxy, ROUTERS[config.i2p.router].unit, ...(perClientProxies(config) ? [UNITS.clientProxies] : []), ...publishUnits(config)];
+  return [LOCKDOWN_UNIT, UNITS.noForward, ...(config.tor.enabled ? [UNITS.tor, UNITS.dnsRelay] : []), UNITS.dnsmasq, UNITS.tinyproxy, ...(config.i2p.router === 'i2pd' ? [UNITS.waitPage] : []), ROUTERS[config.i2p.router].unit, ...(perClientProxies(config) ? [UNITS.clientProxies] : []), ...publishUnits(config)];
 }
 
 export function renderTargetUnit(config: GatewayConfig): string {

@@ -5,7 +5,7 @@
  * distribution's tinyproxy.service off unless a qube asks for it.
  */
 import type { GatewayConfig } from '../../config/schema.ts';
-import { ROUTERS } from '../../config/routers.ts';
+import { ROUTERS, WAIT_PAGE_PORT } from '../../config/routers.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
 import { comment, dropInPath, gatewayFlag, generatedHeader, PATHS, qubesServiceFlag, UNITS, unitPath } from './common.ts';
 import { SANDBOX } from './hardening.ts';
@@ -42,7 +42,12 @@ export function renderTinyproxyConf(config: GatewayConfig): string {
       '.i2p hosts go to the router\'s HTTP proxy on loopback. Transparent requests (origin-form with a Host header)',
       'are rebuilt into absolute URLs by tinyproxy before they go upstream.',
     ]) +
-    `upstream http 127.0.0.1:${port(router.httpProxyPort)} ".i2p"\n` +
+    (config.i2p.router === 'i2pd'
+      ? comment([
+          `With i2pd, through the waiting page's relay (${UNITS.waitPage}), which passes everything on to i2pd's proxy`,
+          `(127.0.0.1:${port(router.httpProxyPort)}) and answers with a page of its own only while the router is not ready.`,
+        ]) + `upstream http 127.0.0.1:${port(WAIT_PAGE_PORT)} ".i2p"\n`
+      : `upstream http 127.0.0.1:${port(router.httpProxyPort)} ".i2p"\n`) +
     comment([
       'Only .i2p hosts are served (the filter is an allow list): any other host would be fetched directly, past Tor.',
       'The firewall would stop that too (tinyproxy\'s user may not reach the network); this refuses it politely.',

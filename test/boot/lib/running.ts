@@ -200,19 +200,22 @@ export function expectedListeners(files: readonly RenderedFile[], opts: { vifAdd
   const dns = torListen(torrc, 'DNSPort');
   const relayStart = serviceSettings(files, `/usr/lib/systemd/system/${UNITS.dnsRelay}`).get('ExecStart') ?? '';
   const relayListen = /--listen (\S+)/.exec(relayStart)?.[1];
+  const waitStart = serviceSettings(files, `/usr/lib/systemd/system/${UNITS.waitPage}`).get('ExecStart') ?? '';
+  const waitListen = /--listen (\S+)/.exec(waitStart)?.[1];
   const tiny = text(files, PATHS.tinyproxyConf);
   const tinyPort = /^Port (\d+)$/m.exec(tiny)?.[1];
   const tinyAddr = /^Listen (\S+)$/m.exec(tiny)?.[1] ?? '0.0.0.0';
   const dnsmasq = text(files, PATHS.dnsmasqConf);
   const dnsmasqPort = Number(/^port=(\d+)$/m.exec(dnsmasq)?.[1] ?? '53');
   const ini = parseIni(text(files, PATHS.i2pdConf));
-  if (trans === undefined || dns === undefined || relayListen === undefined || tinyPort === undefined) throw new Error('cannot read the listeners from the packaged configs');
+  if (trans === undefined || dns === undefined || relayListen === undefined || waitListen === undefined || tinyPort === undefined) throw new Error('cannot read the listeners from the packaged configs');
   const sorted = (xs: string[]): string[] => [...xs].sort();
   return new Map([
     [UNITS.tor, sorted([`tcp ${trans.host}:${trans.port}`, `udp ${dns.host}:${dns.port}`])],
     [UNITS.dnsRelay, [`tcp ${relayListen}`, `udp ${relayListen}`]],
     [UNITS.dnsmasq, sorted(opts.vifAddrs.flatMap((a) => ['tcp', 'udp'].map((p) => `${p} ${ssAddress(a, dnsmasqPort, opts.vif)}`)))],
     [UNITS.tinyproxy, [`tcp ${tinyAddr}:${tinyPort}`]],
+    [UNITS.waitPage, [`tcp ${waitListen}`]],
     [
       'i2pd.service',
       sorted([

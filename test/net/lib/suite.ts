@@ -129,7 +129,9 @@ export function gatewaySuite(v: Variant): void {
       id: 'http .i2p',
       needs: ['tinyproxy', 'router'],
       probe: { kind: 'tcp', host: A.vip, port: 80, send: 'GET /x HTTP/1.1\r\nHost: battery.i2p\r\nConnection: close\r\n\r\n' },
-      ok: (r) => (r.data ?? '').includes(v.realRouter ? 'I2Pd HTTP proxy' : ROUTER_BANNER),
+      // The real i2pd has no network here: its own error ("host not found") comes back as the waiting page's
+      // "still joining" page, which only an answer of i2pd's proxy gives (silent, it is "starting").
+      ok: (r) => (r.data ?? '').includes(v.realRouter ? 'The I2P router is still joining the network' : ROUTER_BANNER),
     },
     { id: 'dns to up', needs: ['dnsmasq'], probe: { kind: 'dns', server: A.upDns, name: 'battery.i2p', qtype: 'A' }, ok: (r) => answersOf(r).includes(A.vip) },
     { id: 'udp 443', needs: [], probe: { kind: 'udp', host: A.web, port: 443 }, ok: null },
@@ -287,13 +289,18 @@ export function gatewaySuite(v: Variant): void {
     });
 
     if (v.realRouter) {
-      it('with the real i2pd (Debian\'s unit + our drop-in), http://foo.i2p/ is answered by i2pd\'s own "host not found" page', async () => {
+      it('with the real i2pd (Debian\'s unit + our drop-in), http://foo.i2p/ reaches i2pd, whose own "host not found" (no network here, not integrated) the waiting page answers', async () => {
         await w.use({ ...recorders, router: 'real' });
         const mark = lab.upMark();
         const c = await lab.curl('http://foo.i2p/');
-        expect(c.body, c.stderr).toContain('I2Pd HTTP proxy');
-        expect(c.body).toContain('Host not found');
-        expect(c.status).toBe('500');
+        expect(c.status, c.stderr).toBe('503');
+        expect(c.body).toContain('<meta name="qubes-i2p-gateway" content="router-not-ready">');
+        // "still joining", not "starting": i2pd's proxy answered (its "Host not found"), the relay looked at it.
+        expect(c.body).toContain('The I2P router is still joining the network');
+        expect(c.body).not.toContain('foo.i2p');
+        // i2pd's own answer, asked in the gateway past the relay: its "host not found" page.
+        const direct = await lab.gwRun(['curl', '-s', '-m', '5', '-x', 'http://127.0.0.1:4444', 'http://foo.i2p/']);
+        expect(direct.stdout).toContain('Proxy error: Host not found');
         await expectUpClean(lab, mark, 'HTTP to .i2p via i2pd');
       });
     }
