@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: six figures, each a ratio against a reference measured in the same run where one exists (P6 has
+ * `npm run bench`: nine figures, each a ratio against a reference measured in the same run where one exists (P6 has
  * none: the figure itself), each side the median of at least 5 runs (after one discarded warm-up), reference and
  * subject interleaved run by run.
  *
@@ -13,8 +13,11 @@
  *       and p99 latency, with wrk (bounded duration). The stand-in closes every connection (as i2pd's proxy
  *       does), so both paths pay one TCP connect per request.
  *   P3  `.i2p` A answers/s from the packaged dnsmasq (client → 10.139.1.1:53, redirected) vs a plain dnsmasq
- *       with one local record (address=/x.test/1.2.3.4) on the gateway's vif address, with our bounded UDP load
- *       generator (bench/tools/dns-load.mjs).
+ *       with one local record (address=/x.test/1.2.3.4) on the gateway's vif address, the same load on both: many
+ *       client addresses (bench/tools/dns-load-clients.mjs, 4096 addresses), each below the gateway's per-client
+ *       DNS limit (10 queries a second after a burst of 100), so the figure is the DNS path's (the limit's
+ *       bookkeeping included), not the limiter's; the limit's drop counter must not move. One client alone
+ *       against its limit (bench/tools/dns-load.mjs from one address) is in the detail.
  *   P4  the build with 100 client qubes vs 1 (cold process through the entry with the least start-up,
  *       build/fast.mjs when present; the in-process pipeline time is shown too).
  *   P5  a booted gateway qube (systemd-nspawn, in the lab): time from the container's start to "ruleset loaded"
@@ -22,6 +25,15 @@
  *       reaching multi-user.target in the same run.
  *   P6  the resident memory of the booted gateway's daemons together at idle (VmRSS and PSS of every process of
  *       their units): no reference exists in the same run, so the figure itself, as measured on this machine.
+ *   P7  an eepsite page of the lab's private I2P network (real Debian 13 i2pd routers, test/net/lib/i2pnet.ts)
+ *       through the emulated gateway (client → DNS → virtual IP → tinyproxy → i2pd) vs curl inside the gateway
+ *       with i2pd's HTTP proxy: p50 and p99 of 200 paced fetches a side (bench/privnet.ts).
+ *   P8  a booted gateway's first I2P page in a client qube, from systemd-nspawn's start, on its first boot (new
+ *       /rw) and its second (identity and netDb kept), vs a bare i2pd with the same config and seeds in the same
+ *       network, from its start to the first page through its own proxy (bench/firstpage.ts; median of 3 runs).
+ *   P9  a clearnet page (P9a) and an onion page (P9b) of the lab's private Tor network (test/net/lib/torenet.ts)
+ *       through the emulated gateway's TransPort vs curl inside the gateway through a SocksPort of the same Tor:
+ *       p50 and p99 of 100 paced fetches a side and page (bench/privnet.ts).
  *
  * P1's figure is for the entry package.json's `build` script runs; every entry's ratio is in its detail.
  *
@@ -33,7 +45,11 @@
  * skipped (with the reason) otherwise. Everything it creates (temp dirs, namespaces, processes) is removed on
  * the way out, also after a failure or Ctrl-C. Writes bench/results.json. No figure is ever asserted.
  *
- * Options: --runs N (default 7, at least 5), --only P1,P3, --out FILE (default bench/results.json).
+ * P7 and P9 run the private networks in the datapath lab, P8 in the booted lab (root, systemd-nspawn).
+ * results.json's `stageSeconds` has the time each group of figures took.
+ *
+ * Options: --runs N (default 7, at least 5), --only P1,P3 (P7,P8,P9: the private networks' figures alone),
+ * --out FILE (default bench/results.json).
  */
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
@@ -228,7 +244,7 @@ function p4(work: string, runs: number): Figure {
 
 function datapathFigures(r: DatapathResult | { skipped: string }): Figure[] {
   const p2Title = 'HTTP requests/s through the gateway (nft → tinyproxy → stand-in) vs the stand-in directly as proxy';
-  const p3Title = '.i2p A answers/s from the packaged dnsmasq (redirected) vs a plain dnsmasq with one record';
+  const p3Title = '.i2p A answers/s from the packaged dnsmasq (redirected, the per-client limits loaded) for 4096 client addresses each inside its limit vs a plain dnsmasq with one record, same load';
   if ('skipped' in r) return [{ id: 'P2', title: p2Title, skipped: r.skipped }, { id: 'P3', title: p3Title, skipped: r.skipped }];
   const figs: Figure[] = [];
   if (r.http !== undefined) {
@@ -244,7 +260,7 @@ function datapathFigures(r: DatapathResult | { skipped: string }): Figure[] {
     });
   }
   if (r.dns !== undefined) {
-    const { gateway, plain, load } = r.dns;
+    const { gateway, plain, load, oneClient } = r.dns;
     figs.push({
       id: 'P3',
       title: p3Title,
@@ -252,7 +268,7 @@ function datapathFigures(r: DatapathResult | { skipped: string }): Figure[] {
       unit: 'throughput ratio (1: no cost)',
       subject: { ...gateway },
       reference: { ...plain },
-      detail: { load },
+      detail: { load, oneClientAgainstItsLimit: oneClient },
     });
   }
   return figs;
@@ -401,6 +417,10 @@ function print(figs: readonly Figure[]): void {
       const d = f.detail as { p50Ratio: number; p99Ratio: number };
       lines.push(`          latency ratios: p50 ${d.p50Ratio.toFixed(2)}, p99 ${d.p99Ratio.toFixed(2)}`);
     }
+    if (f.id === 'P3' && f.detail) {
+      const o = (f.detail as { oneClientAgainstItsLimit: { aps: number; answered: number; seconds: number; limitedDrops: number } }).oneClientAgainstItsLimit;
+      lines.push(`          one client alone flooding: ${o.aps.toFixed(0)} answers/s (${o.answered} in ${o.seconds.toFixed(1)} s; the limit dropped ${o.limitedDrops})`);
+    }
     if (/^P[79]/.test(f.id) && f.detail) {
       lines.push(`          p99 ratio ${(f.detail as { p99Ratio: number }).p99Ratio.toFixed(2)}`);
     }
@@ -474,8 +494,10 @@ async function main(): Promise<number> {
     }
     if (only.has('P2') || only.has('P3')) {
       process.stdout.write('P2, P3: datapath in network namespaces …\n');
+      const t = performance.now();
       const r = await datapath({ deb, runs, work, cleanups, http: only.has('P2'), dns: only.has('P3') });
       figs.push(...datapathFigures(r).filter((f) => only.has(f.id)));
+      stageSeconds['P2+P3'] = (performance.now() - t) / 1000;
     }
     if (only.has('P4')) {
       process.stdout.write('P4: 1 vs 100 client qubes …\n');

@@ -21,7 +21,8 @@
  * median of P8_RUNS runs (after one discarded warm-up of each), in the order gateway first boot, second boot,
  * reference first start, second start.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync, chownSync, lstatSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, chownSync, lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PATHS } from '../src/render/gateway/common.ts';
 import { EEPSITE_MARKER, gatewayI2pdDropIn, gatewaySeedFiles, I2pNet, netDbPath, privateNetOptions } from '../test/net/lib/i2pnet.ts';
@@ -93,6 +94,12 @@ async function pollFirstPage(curl: readonly string[], what: string): Promise<num
   }
   await Promise.all(pending);
   return at;
+}
+
+/** The router identity kept in `keys` (its SHA-256), which the second boot or start must find again. */
+function identity(keys: string, what: string): string {
+  if (!existsSync(keys)) throw new Error(`P8: no router identity after ${what} (${keys})`);
+  return createHash('sha256').update(readFileSync(keys)).digest('hex');
 }
 
 function curlArgv(prefix: readonly string[], extra: readonly string[], url: string): string[] {
@@ -178,11 +185,16 @@ export async function firstPageFigures(opts: FirstPageOptions): Promise<FirstPag
   let warmup: FirstPageRun | undefined;
   for (let i = 0; i <= P8_RUNS; i++) {
     const rw = join(t.base, `rw-p8-${i}`);
+    const gwKeys = join(rw, 'bind-dirs/var/lib/i2pd/router.keys');
     const gatewayFirstMs = await gatewayBoot(i, rw);
+    const gwIdentity = identity(gwKeys, 'the gateway\'s first boot');
     const gatewaySecondMs = await gatewayBoot(i, rw);
+    if (identity(gwKeys, 'the gateway\'s second boot') !== gwIdentity) throw new Error('P8: the gateway\'s second boot has another router identity');
     const data = join(refBase, `data-${i}`);
     const bareFirstMs = await bareStart(data, true);
+    const bareIdentity = identity(join(data, 'router.keys'), 'the bare i2pd\'s first start');
     const bareSecondMs = await bareStart(data, false);
+    if (identity(join(data, 'router.keys'), 'the bare i2pd\'s second start') !== bareIdentity) throw new Error('P8: the bare i2pd\'s second start has another router identity');
     const r = { gatewayFirstMs, gatewaySecondMs, bareFirstMs, bareSecondMs };
     log(`P8 run ${i}${i === 0 ? ' (warm-up)' : ''}: gateway first boot ${(gatewayFirstMs / 1000).toFixed(1)} s, second ${(gatewaySecondMs / 1000).toFixed(1)} s; bare i2pd first start ${(bareFirstMs / 1000).toFixed(1)} s, second ${(bareSecondMs / 1000).toFixed(1)} s`);
     if (i === 0) warmup = r;
