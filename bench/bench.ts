@@ -30,7 +30,7 @@
  *       with i2pd's HTTP proxy: p50 and p99 of 200 paced fetches a side (bench/privnet.ts).
  *   P8  a booted gateway's first I2P page in a client qube, from systemd-nspawn's start, on its first boot (new
  *       /rw) and its second (identity and netDb kept), vs a bare i2pd with the same config and seeds in the same
- *       network, from its start to the first page through its own proxy (bench/firstpage.ts; median of 3 runs).
+ *       network, from its start to the first page through its own proxy (bench/firstpage.ts; median of 5 runs).
  *   P9  a clearnet page (P9a) and an onion page (P9b) of the lab's private Tor network (test/net/lib/torenet.ts)
  *       through the emulated gateway's TransPort vs curl inside the gateway through a SocksPort of the same Tor:
  *       p50 and p99 of 100 paced fetches a side and page (bench/privnet.ts).

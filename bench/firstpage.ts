@@ -34,7 +34,7 @@ import { monotonicUs } from '../test/boot/lib/machine.ts';
 import type { BootTemplate } from './boot.ts';
 import { median } from './measure.ts';
 
-export const P8_RUNS = 3;
+export const P8_RUNS = 5;
 const POLL_MS = 500;
 const CURL_MAX_S = 8;
 const MAX_INFLIGHT = 16;
