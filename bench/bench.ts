@@ -490,7 +490,9 @@ async function main(): Promise<number> {
     const stageSeconds: Record<string, number> = {};
     if (only.has('P1')) {
       process.stdout.write('P1: full build vs dpkg-deb + rpmbuild …\n');
+      const t = performance.now();
       figs.push(p1(work, runs, dist, deb));
+      stageSeconds['P1'] = (performance.now() - t) / 1000;
     }
     if (only.has('P2') || only.has('P3')) {
       process.stdout.write('P2, P3: datapath in network namespaces …\n');
@@ -501,14 +503,18 @@ async function main(): Promise<number> {
     }
     if (only.has('P4')) {
       process.stdout.write('P4: 1 vs 100 client qubes …\n');
+      const t = performance.now();
       figs.push(p4(work, runs));
+      stageSeconds['P4'] = (performance.now() - t) / 1000;
     }
     // P5, P6 and P8 boot gateways of one template, made once.
     let template: BootTemplate | undefined;
     const bootable = bootSkip();
     if (bootable === undefined && (only.has('P5') || only.has('P6') || only.has('P8'))) {
       process.stdout.write('the template for booted gateways (install.sls in Debian 13) …\n');
+      const t = performance.now();
       template = await bootTemplate(cleanups, (msg) => process.stdout.write(`  ${msg}\n`));
+      stageSeconds['template (P5, P6, P8)'] = (performance.now() - t) / 1000;
     }
     if (only.has('P5') || only.has('P6')) {
       process.stdout.write('P5, P6: booted gateways (systemd-nspawn) …\n');
@@ -545,7 +551,7 @@ async function main(): Promise<number> {
     };
     mkdirSync(dirname(outFile), { recursive: true });
     writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
-    process.stdout.write(`\nwrote ${outFile} (${result.seconds.toFixed(0)} s)\n`);
+    process.stdout.write(`\nwrote ${outFile} (${result.seconds.toFixed(0)} s: ${Object.entries(stageSeconds).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(', ')})\n`);
     return 0;
   } catch (e) {
     if (!interrupted) process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

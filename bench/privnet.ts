@@ -158,6 +158,7 @@ export async function privnetFigures(opts: PrivnetOptions): Promise<PrivnetResul
   const timing: Record<string, number> = {};
   const log = opts.log;
   const w = await World.create({});
+  timing['labMs'] = Date.now() - t0;
   opts.cleanups.push(() => w.destroy());
   const lab = w.lab;
   let i2p: I2pNet | undefined;
@@ -200,7 +201,9 @@ export async function privnetFigures(opts: PrivnetOptions): Promise<PrivnetResul
     const first = await firstPage('P7', [subject, reference], EEPSITE_MARKER, 240_000);
     timing['i2pFirstPageMs'] = Date.now() - t1;
     log(`P7: the eepsite loads on both paths (${first.size} bytes), ${timing['i2pFirstPageMs']} ms after the gateway's daemons started`);
+    const tp = Date.now();
     result.i2p = await pair('P7 eepsite', opts.i2pFetches, subject, reference, first.size, log);
+    timing['p7FetchesMs'] = Date.now() - tp;
   }
   if (tor !== undefined) {
     const net = tor;
@@ -211,6 +214,7 @@ export async function privnetFigures(opts: PrivnetOptions): Promise<PrivnetResul
     const first = await firstPage('P9 clearnet', [cSubject, cReference], WEB_MARKER, 180_000);
     timing['torFirstPageMs'] = Date.now() - t1;
     log(`P9: the clearnet page loads on both paths (${first.size} bytes)`);
+    const tp = Date.now();
     result.clearnet = await pair('P9 clearnet', opts.torFetches, cSubject, cReference, first.size, log);
     const peers = [...new Set(net.webRequests().map((r) => r.peer))];
     if (peers.length !== 1 || peers[0] !== net.exit.addr) throw new Error(`P9: the web server saw ${peers.join(', ')}, not only the exit ${net.exit.addr}`);
@@ -224,6 +228,7 @@ export async function privnetFigures(opts: PrivnetOptions): Promise<PrivnetResul
     const firstOnion = await firstPage('P9 onion', [oSubject, oReference], ONION_MARKER, 180_000);
     log(`P9: the onion page loads on both paths (${firstOnion.size} bytes)`);
     result.onion = await pair('P9 onion', opts.torFetches, oSubject, oReference, firstOnion.size, log);
+    timing['p9FetchesMs'] = Date.now() - tp;
   }
   timing['stageMs'] = Date.now() - t0;
   return result;
