@@ -467,6 +467,29 @@ async function main(): Promise<number> {
     })();
     return cleaning;
   };
+  // A stage's own cleanups run when it ends (its labs, networks and machines do not load the stages after it),
+  // or with the rest on the way out if it never ends.
+  const staged = async <T,>(fn: (stageCleanups: Array<() => Promise<void> | void>) => Promise<T>): Promise<T> => {
+    const mine: Array<() => Promise<void> | void> = [];
+    let done = false;
+    const runMine = async (): Promise<void> => {
+      if (done) return;
+      done = true;
+      for (const c of mine.reverse()) {
+        try {
+          await c();
+        } catch (e) {
+          process.stderr.write(`bench: cleanup: ${String(e)}\n`);
+        }
+      }
+    };
+    cleanups.push(runMine);
+    try {
+      return await fn(mine);
+    } finally {
+      if (!interrupted) await runMine();
+    }
+  };
   let interrupted = false;
   const onSignal = (sig: NodeJS.Signals): void => {
     interrupted = true;
@@ -497,7 +520,7 @@ async function main(): Promise<number> {
     if (only.has('P2') || only.has('P3')) {
       process.stdout.write('P2, P3: datapath in network namespaces …\n');
       const t = performance.now();
-      const r = await datapath({ deb, runs, work, cleanups, http: only.has('P2'), dns: only.has('P3') });
+      const r = await staged((c) => datapath({ deb, runs, work, cleanups: c, http: only.has('P2'), dns: only.has('P3') }));
       figs.push(...datapathFigures(r).filter((f) => only.has(f.id)));
       stageSeconds['P2+P3'] = (performance.now() - t) / 1000;
     }
@@ -519,21 +542,21 @@ async function main(): Promise<number> {
     if (only.has('P5') || only.has('P6')) {
       process.stdout.write('P5, P6: booted gateways (systemd-nspawn) …\n');
       const t = performance.now();
-      const r = bootable !== undefined ? { skipped: bootable } : await bootFigures({ ...(template ? { template } : {}), runs, cleanups, log: (msg) => process.stdout.write(`  ${msg}\n`) });
+      const r = bootable !== undefined ? { skipped: bootable } : await staged((c) => bootFigures({ ...(template ? { template } : {}), runs, cleanups: c, log: (msg) => process.stdout.write(`  ${msg}\n`) }));
       figs.push(...bootFigureList(r).filter((f) => only.has(f.id)));
       stageSeconds['P5+P6'] = (performance.now() - t) / 1000;
     }
     if (only.has('P8')) {
       process.stdout.write('P8: a booted gateway\'s first I2P page (first and second boot) vs a bare i2pd …\n');
       const t = performance.now();
-      const r = bootable !== undefined || template === undefined ? { skipped: bootable ?? 'no template' } : await firstPageFigures({ template, cleanups, log: (msg) => process.stdout.write(`  ${msg}\n`) });
+      const r = bootable !== undefined || template === undefined ? { skipped: bootable ?? 'no template' } : await staged((c) => firstPageFigures({ template, cleanups: c, log: (msg) => process.stdout.write(`  ${msg}\n`) }));
       figs.push(...firstPageFigureList(r));
       stageSeconds['P8'] = (performance.now() - t) / 1000;
     }
     if (only.has('P7') || only.has('P9')) {
       process.stdout.write('P7, P9: pages of the private I2P and Tor networks through the gateway …\n');
       const t = performance.now();
-      const r = await privnetFigures({ i2p: only.has('P7'), tor: only.has('P9'), i2pFetches: I2P_FETCHES, torFetches: TOR_FETCHES, cleanups, log: (msg) => process.stdout.write(`  ${msg}\n`) });
+      const r = await staged((c) => privnetFigures({ i2p: only.has('P7'), tor: only.has('P9'), i2pFetches: I2P_FETCHES, torFetches: TOR_FETCHES, cleanups: c, log: (msg) => process.stdout.write(`  ${msg}\n`) }));
       figs.push(...privnetFigureList(r, only));
       stageSeconds['P7+P9'] = (performance.now() - t) / 1000;
     }
