@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: six figures, each a ratio against a reference measured in the same run where one exists (P6 has
+ * `npm run bench`: nine figures, each a ratio against a reference measured in the same run where one exists (P6 has
  * none: the figure itself), each side the median of at least 5 runs (after one discarded warm-up), reference and
  * subject interleaved run by run.
  *
@@ -14,8 +14,11 @@
  *       and p99 latency, with wrk (bounded duration). The stand-in closes every connection (as i2pd's proxy
  *       does), so both paths pay one TCP connect per request.
  *   P3  `.i2p` A answers/s from the packaged dnsmasq (client → 10.139.1.1:53, redirected) vs a plain dnsmasq
- *       with one local record (address=/x.test/1.2.3.4) on the gateway's vif address, with our bounded UDP load
- *       generator (bench/tools/dns-load.mjs).
+ *       with one local record (address=/x.test/1.2.3.4) on the gateway's vif address, the same load on both: many
+ *       client addresses (bench/tools/dns-load-clients.mjs, 4096 addresses), each below the gateway's per-client
+ *       DNS limit (10 queries a second after a burst of 100), so the figure is the DNS path's (the limit's
+ *       bookkeeping included), not the limiter's; the limit's drop counter must not move. One client alone
+ *       against its limit (bench/tools/dns-load.mjs from one address) is in the detail.
  *   P4  the build with 100 client qubes vs 1 (cold process through the entry with the least start-up,
  *       build/fast.mjs when present; the in-process pipeline time is shown too).
  *   P5  a booted gateway qube (systemd-nspawn, in the lab): time from the container's start to "ruleset loaded"
@@ -23,6 +26,15 @@
  *       reaching multi-user.target in the same run.
  *   P6  the resident memory of the booted gateway's daemons together at idle (VmRSS and PSS of every process of
  *       their units): no reference exists in the same run, so the figure itself, as measured on this machine.
+ *   P7  an eepsite page of the lab's private I2P network (real Debian 13 i2pd routers, test/net/lib/i2pnet.ts)
+ *       through the emulated gateway (client → DNS → virtual IP → tinyproxy → i2pd) vs curl inside the gateway
+ *       with i2pd's HTTP proxy: p50 and p99 of 200 paced fetches a side (bench/privnet.ts).
+ *   P8  a booted gateway's first I2P page in a client qube, from systemd-nspawn's start, on its first boot (new
+ *       /rw) and its second (identity and netDb kept), vs a bare i2pd with the same config and seeds in the same
+ *       network, from its start to the first page through its own proxy (bench/firstpage.ts; median of 5 runs).
+ *   P9  a clearnet page (P9a) and an onion page (P9b) of the lab's private Tor network (test/net/lib/torenet.ts)
+ *       through the emulated gateway's TransPort vs curl inside the gateway through a SocksPort of the same Tor:
+ *       p50 and p99 of 100 paced fetches a side and page (bench/privnet.ts).
  *
  * P1's figure is for the entry package.json's `build` script runs; every entry's ratio is in its detail.
  *
@@ -34,7 +46,11 @@
  * skipped (with the reason) otherwise. Everything it creates (temp dirs, namespaces, processes) is removed on
  * the way out, also after a failure or Ctrl-C. Writes bench/results.json. No figure is ever asserted.
  *
- * Options: --runs N (default 7, at least 5), --only P1,P3, --out FILE (default bench/results.json).
+ * P7 and P9 run the private networks in the datapath lab, P8 in the booted lab (root, systemd-nspawn).
+ * results.json's `stageSeconds` has the time each group of figures took.
+ *
+ * Options: --runs N (default 7, at least 5), --only P1,P3 (P7,P8,P9: the private networks' figures alone),
+ * --out FILE (default bench/results.json).
  */
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
@@ -46,8 +62,10 @@ import { parseArgs } from 'node:util';
 import { parseConfigText } from '../src/config/load.ts';
 import { readStaticSources } from '../src/io/static.ts';
 import { build } from '../src/pipeline.ts';
-import { bootFigures, medianOf, type BootResult } from './boot.ts';
+import { bootFigures, bootTemplate, medianOf, type BootResult, type BootTemplate } from './boot.ts';
+import { firstPageFigures, firstPageMedians, P8_RUNS, type FirstPageResult } from './firstpage.ts';
 import { datapath, type DatapathResult } from './datapath.ts';
+import { privnetFigures, type FetchSide, type PrivnetResult } from './privnet.ts';
 import { median, timeCold, type Timing } from './measure.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -55,6 +73,9 @@ const TSX_CLI = join(ROOT, 'node_modules/tsx/dist/cli.mjs');
 const SPEC = join(ROOT, 'rpm/qubes-mgmt-salt-i2p-gateway.spec');
 const EPOCH = '1767225600';
 const WARMUP = 10;
+/** P7: fetches per side; P9: per side and page (each paced, see bench/privnet.ts). */
+const I2P_FETCHES = 200;
+const TOR_FETCHES = 100;
 
 interface Entry {
   readonly name: string;
@@ -224,7 +245,7 @@ function p4(work: string, runs: number): Figure {
 
 function datapathFigures(r: DatapathResult | { skipped: string }): Figure[] {
   const p2Title = 'HTTP requests/s through the gateway (nft → the client\'s own proxy stand-in; shared: nft → tinyproxy → stand-in) vs the stand-in directly as proxy';
-  const p3Title = '.i2p A answers/s from the packaged dnsmasq (redirected) vs a plain dnsmasq with one record';
+  const p3Title = '.i2p A answers/s from the packaged dnsmasq (redirected, the per-client limits loaded) for 4096 client addresses each inside its limit vs a plain dnsmasq with one record, same load';
   if ('skipped' in r) return [{ id: 'P2', title: p2Title, skipped: r.skipped }, { id: 'P3', title: p3Title, skipped: r.skipped }];
   const figs: Figure[] = [];
   if (r.http !== undefined) {
@@ -240,7 +261,7 @@ function datapathFigures(r: DatapathResult | { skipped: string }): Figure[] {
     });
   }
   if (r.dns !== undefined) {
-    const { gateway, plain, load } = r.dns;
+    const { gateway, plain, load, oneClient } = r.dns;
     figs.push({
       id: 'P3',
       title: p3Title,
@@ -248,7 +269,7 @@ function datapathFigures(r: DatapathResult | { skipped: string }): Figure[] {
       unit: 'throughput ratio (1: no cost)',
       subject: { ...gateway },
       reference: { ...plain },
-      detail: { load },
+      detail: { load, oneClientAgainstItsLimit: oneClient },
     });
   }
   return figs;
@@ -298,6 +319,74 @@ function bootFigureList(r: BootResult | { skipped: string }): Figure[] {
   ];
 }
 
+// ------------------------------------------------------------------------------------------------------ P8
+
+/** Why booted gateways cannot run here, or undefined. */
+function bootSkip(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root (systemd-nspawn, network namespaces)';
+  for (const tool of ['systemd-nspawn', 'debootstrap', 'ip', 'nsenter']) {
+    if (!['/usr/sbin', '/usr/bin', '/sbin', '/bin'].some((d) => existsSync(join(d, tool)))) return `${tool} is not installed (sh test/oracles.sh)`;
+  }
+  return undefined;
+}
+
+function firstPageFigureList(r: FirstPageResult | { skipped: string }): Figure[] {
+  const title = 'booted gateway: first I2P page in a client qube after the first boot of a new gateway (and the second, identity and netDb kept) vs a bare i2pd started the same way in the same network';
+  if ('skipped' in r) return [{ id: 'P8', title, skipped: r.skipped }];
+  const m = firstPageMedians(r);
+  return [
+    {
+      id: 'P8',
+      title,
+      ratio: m.gatewayFirstMs / m.bareFirstMs,
+      unit: `time ratio, first boot (second boot in detail); median of ${P8_RUNS} runs`,
+      subject: { median: m.gatewayFirstMs, runs: r.runs.map((x) => x.gatewayFirstMs), secondBootMedian: m.gatewaySecondMs, secondBootRuns: r.runs.map((x) => x.gatewaySecondMs) },
+      reference: { median: m.bareFirstMs, runs: r.runs.map((x) => x.bareFirstMs), secondStartMedian: m.bareSecondMs, secondStartRuns: r.runs.map((x) => x.bareSecondMs) },
+      detail: {
+        secondBootRatio: m.gatewaySecondMs / m.bareSecondMs,
+        warmup: r.warmup,
+        i2pNetworkUpMs: r.i2pNetworkUpMs,
+        versions: r.versions,
+        note: 'subject from systemd-nspawn\'s start to the client\'s first eepsite page (DNS → virtual IP → tinyproxy → i2pd); reference from the bare i2pd\'s start to the first page through its own HTTP proxy; both polled with a new curl every 500 ms',
+      },
+    },
+  ];
+}
+
+// --------------------------------------------------------------------------------------------------- P7, P9
+
+/** Fetch latencies as a figure: p50 ratio (gateway / inside), p99 ratio in detail. */
+function fetchFigure(id: string, title: string, gateway: FetchSide, inside: FetchSide, extra: Record<string, unknown>): Figure {
+  const summary = (x: FetchSide): Record<string, unknown> => ({ p50ms: x.p50ms, p99ms: x.p99ms, meanMs: x.meanMs, fetches: x.fetches, failures: x.failures });
+  return {
+    id,
+    title,
+    ratio: gateway.p50ms / inside.p50ms,
+    unit: 'latency ratio, p50 (1: no cost; p99 ratio in detail)',
+    subject: summary(gateway),
+    reference: summary(inside),
+    detail: { p99Ratio: gateway.p99ms / inside.p99ms, ...extra, timesMs: { gateway: gateway.times, inside: inside.times } },
+  };
+}
+
+function privnetFigureList(r: PrivnetResult | { skipped: string }, want: ReadonlySet<string>): Figure[] {
+  const p7Title = 'an eepsite page of the private I2P network: client qube → DNS → virtual IP → tinyproxy → i2pd, vs curl inside the gateway with i2pd\'s HTTP proxy';
+  const p9aTitle = 'a clearnet page by name on the private Tor network: client qube → DNS → Tor DNSPort, TransPort → exit, vs curl inside the gateway through a SocksPort of the same Tor';
+  const p9bTitle = 'an onion page on the private Tor network: client qube → Tor\'s mapped address → TransPort → onion service, vs curl inside the gateway through a SocksPort of the same Tor';
+  if ('skipped' in r) {
+    return [
+      ...(want.has('P7') ? [{ id: 'P7', title: p7Title, skipped: r.skipped }] : []),
+      ...(want.has('P9') ? [{ id: 'P9a', title: p9aTitle, skipped: r.skipped }, { id: 'P9b', title: p9bTitle, skipped: r.skipped }] : []),
+    ];
+  }
+  const common = { versions: r.versions, timing: r.timing, gateway: 'the lab\'s emulated gateway (test/net/lib/world.ts): the package\'s units and configs, its whole ruleset' };
+  const figs: Figure[] = [];
+  if (r.i2p) figs.push(fetchFigure('P7', p7Title, r.i2p.gateway, r.i2p.inside, common));
+  if (r.clearnet) figs.push(fetchFigure('P9a', p9aTitle, r.clearnet.gateway, r.clearnet.inside, common));
+  if (r.onion) figs.push(fetchFigure('P9b', p9bTitle, r.onion.gateway, r.onion.inside, common));
+  return figs;
+}
+
 // --------------------------------------------------------------------------------------------------- table
 
 function print(figs: readonly Figure[]): void {
@@ -312,6 +401,7 @@ function print(figs: readonly Figure[]): void {
     const show = (x: Record<string, unknown>): string => {
       if (typeof x['median'] === 'number') return `${fmtMs(x['median'])} (median)`;
       if (typeof x['rps'] === 'number') return `${(x['rps'] as number).toFixed(0)} req/s p50 ${(x['p50ms'] as number).toFixed(2)} p99 ${(x['p99ms'] as number).toFixed(2)} ms`;
+      if (typeof x['p50ms'] === 'number' && typeof x['fetches'] === 'number') return `p50 ${(x['p50ms'] as number).toFixed(1)} p99 ${(x['p99ms'] as number).toFixed(1)} ms (${x['fetches'] as number}, ${x['failures'] as number} failed)`;
       if (typeof x['aps'] === 'number') return `${(x['aps'] as number).toFixed(0)} answers/s`;
       if (typeof x['rssMiB'] === 'number') return `${(x['rssMiB'] as number).toFixed(1)} MiB RSS, ${(x['pssMiB'] as number).toFixed(1)} PSS`;
       if (Object.keys(x).length === 0) return '(none in this run)';
@@ -327,6 +417,18 @@ function print(figs: readonly Figure[]): void {
     if (f.id === 'P2' && f.detail) {
       const d = f.detail as { p50Ratio: number; p99Ratio: number };
       lines.push(`          latency ratios: p50 ${d.p50Ratio.toFixed(2)}, p99 ${d.p99Ratio.toFixed(2)}`);
+    }
+    if (f.id === 'P3' && f.detail) {
+      const o = (f.detail as { oneClientAgainstItsLimit: { aps: number; answered: number; seconds: number; limitedDrops: number } }).oneClientAgainstItsLimit;
+      lines.push(`          one client alone flooding: ${o.aps.toFixed(0)} answers/s (${o.answered} in ${o.seconds.toFixed(1)} s; the limit dropped ${o.limitedDrops})`);
+    }
+    if (/^P[79]/.test(f.id) && f.detail) {
+      lines.push(`          p99 ratio ${(f.detail as { p99Ratio: number }).p99Ratio.toFixed(2)}`);
+    }
+    if (f.id === 'P8' && f.detail) {
+      const sub = f.subject as { secondBootMedian: number };
+      const ref = f.reference as { secondStartMedian: number };
+      lines.push(`          second boot (identity and netDb kept): ${fmtMs(sub.secondBootMedian)} vs the bare i2pd's second start ${fmtMs(ref.secondStartMedian)}, ratio ${(f.detail as { secondBootRatio: number }).secondBootRatio.toFixed(3)}`);
     }
     if (f.id === 'P5' && f.detail) {
       const d = f.detail as { firstI2pAnswerMs: { median: number; ratio: number }; gatewayMultiUserMs: number };
@@ -349,7 +451,7 @@ function print(figs: readonly Figure[]): void {
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { runs: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' } } });
   const runs = Math.max(5, Number(values.runs ?? 7) || 7);
-  const only = new Set((values.only ?? 'P1,P2,P3,P4,P5,P6').toUpperCase().split(',').map((s) => s.trim()));
+  const only = new Set((values.only ?? 'P1,P2,P3,P4,P5,P6,P7,P8,P9').toUpperCase().split(',').map((s) => s.trim()));
   const outFile = resolve(values.out ?? join(ROOT, 'bench/results.json'));
   const work = mkdtempSync(join(tmpdir(), 'qig-bench-'));
   const cleanups: Array<() => Promise<void> | void> = [() => rmSync(work, { recursive: true, force: true })];
@@ -365,6 +467,29 @@ async function main(): Promise<number> {
       }
     })();
     return cleaning;
+  };
+  // A stage's own cleanups run when it ends (its labs, networks and machines do not load the stages after it),
+  // or with the rest on the way out if it never ends.
+  const staged = async <T,>(fn: (stageCleanups: Array<() => Promise<void> | void>) => Promise<T>): Promise<T> => {
+    const mine: Array<() => Promise<void> | void> = [];
+    let done = false;
+    const runMine = async (): Promise<void> => {
+      if (done) return;
+      done = true;
+      for (const c of mine.reverse()) {
+        try {
+          await c();
+        } catch (e) {
+          process.stderr.write(`bench: cleanup: ${String(e)}\n`);
+        }
+      }
+    };
+    cleanups.push(runMine);
+    try {
+      return await fn(mine);
+    } finally {
+      if (!interrupted) await runMine();
+    }
   };
   let interrupted = false;
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -386,23 +511,55 @@ async function main(): Promise<number> {
     const deb = join(dist, debName);
 
     const figs: Figure[] = [];
+    const stageSeconds: Record<string, number> = {};
     if (only.has('P1')) {
       process.stdout.write('P1: full build vs dpkg-deb + rpmbuild …\n');
+      const t = performance.now();
       figs.push(p1(work, runs, dist, deb));
+      stageSeconds['P1'] = (performance.now() - t) / 1000;
     }
     if (only.has('P2') || only.has('P3')) {
       process.stdout.write('P2, P3: datapath in network namespaces …\n');
-      const r = await datapath({ deb, runs, work, cleanups, http: only.has('P2'), dns: only.has('P3') });
+      const t = performance.now();
+      const r = await staged((c) => datapath({ deb, runs, work, cleanups: c, http: only.has('P2'), dns: only.has('P3') }));
       figs.push(...datapathFigures(r).filter((f) => only.has(f.id)));
+      stageSeconds['P2+P3'] = (performance.now() - t) / 1000;
     }
     if (only.has('P4')) {
       process.stdout.write('P4: 1 vs 100 client qubes …\n');
+      const t = performance.now();
       figs.push(p4(work, runs));
+      stageSeconds['P4'] = (performance.now() - t) / 1000;
+    }
+    // P5, P6 and P8 boot gateways of one template, made once.
+    let template: BootTemplate | undefined;
+    const bootable = bootSkip();
+    if (bootable === undefined && (only.has('P5') || only.has('P6') || only.has('P8'))) {
+      process.stdout.write('the template for booted gateways (install.sls in Debian 13) …\n');
+      const t = performance.now();
+      template = await bootTemplate(cleanups, (msg) => process.stdout.write(`  ${msg}\n`));
+      stageSeconds['template (P5, P6, P8)'] = (performance.now() - t) / 1000;
     }
     if (only.has('P5') || only.has('P6')) {
       process.stdout.write('P5, P6: booted gateways (systemd-nspawn) …\n');
-      const r = await bootFigures({ runs, cleanups, log: (msg) => process.stdout.write(`  ${msg}\n`) });
+      const t = performance.now();
+      const r = bootable !== undefined ? { skipped: bootable } : await staged((c) => bootFigures({ ...(template ? { template } : {}), runs, cleanups: c, log: (msg) => process.stdout.write(`  ${msg}\n`) }));
       figs.push(...bootFigureList(r).filter((f) => only.has(f.id)));
+      stageSeconds['P5+P6'] = (performance.now() - t) / 1000;
+    }
+    if (only.has('P8')) {
+      process.stdout.write('P8: a booted gateway\'s first I2P page (first and second boot) vs a bare i2pd …\n');
+      const t = performance.now();
+      const r = bootable !== undefined || template === undefined ? { skipped: bootable ?? 'no template' } : await staged((c) => firstPageFigures({ template, cleanups: c, log: (msg) => process.stdout.write(`  ${msg}\n`) }));
+      figs.push(...firstPageFigureList(r));
+      stageSeconds['P8'] = (performance.now() - t) / 1000;
+    }
+    if (only.has('P7') || only.has('P9')) {
+      process.stdout.write('P7, P9: pages of the private I2P and Tor networks through the gateway …\n');
+      const t = performance.now();
+      const r = await staged((c) => privnetFigures({ i2p: only.has('P7'), tor: only.has('P9'), i2pFetches: I2P_FETCHES, torFetches: TOR_FETCHES, cleanups: c, log: (msg) => process.stdout.write(`  ${msg}\n`) }));
+      figs.push(...privnetFigureList(r, only));
+      stageSeconds['P7+P9'] = (performance.now() - t) / 1000;
     }
     figs.sort((a, b) => a.id.localeCompare(b.id));
     print(figs);
@@ -413,11 +570,12 @@ async function main(): Promise<number> {
       cpuModel: cpus()[0]?.model ?? '',
       runs,
       seconds: (performance.now() - started) / 1000,
+      stageSeconds,
       figures: Object.fromEntries(figs.map((f) => [f.id, f])),
     };
     mkdirSync(dirname(outFile), { recursive: true });
     writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
-    process.stdout.write(`\nwrote ${outFile} (${result.seconds.toFixed(0)} s)\n`);
+    process.stdout.write(`\nwrote ${outFile} (${result.seconds.toFixed(0)} s: ${Object.entries(stageSeconds).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(', ')})\n`);
     return 0;
   } catch (e) {
     if (!interrupted) process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

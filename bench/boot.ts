@@ -59,7 +59,60 @@ export interface BootResult {
   readonly versions: string;
 }
 
+/** The booted suite's template (install.sls performed in a Debian 13 root), made once for P5, P6 and P8. */
+export interface BootTemplate {
+  readonly pristine: string;
+  readonly release: ReturnType<typeof buildRelease>;
+  readonly template: Overlay;
+  readonly versions: string;
+}
+
+/**
+ * Make the template: install.sls inside the pristine root, booted with no network, then powered off and kept.
+ * The apt cache is shared with other users of the machine: when its lock is held, the attempt is thrown away and
+ * made again (bounded).
+ */
+export async function bootTemplate(cleanups: Array<() => Promise<void> | void>, log: (msg: string) => void): Promise<BootTemplate> {
+  const pristine = await ensurePristine(log);
+  const release = buildRelease({});
+  for (let tries = 1; ; tries++) {
+    try {
+      return await templateOnce(pristine, release, cleanups, log);
+    } catch (e) {
+      if (tries >= 30 || !String(e).includes('Could not get lock')) throw e;
+      log(`the shared apt cache is locked by another process; again in 15 s (try ${tries} of 30)`);
+      await sleep(15_000);
+    }
+  }
+}
+
+async function templateOnce(pristine: string, release: ReturnType<typeof buildRelease>, cleanups: Array<() => Promise<void> | void>, log: (msg: string) => void): Promise<BootTemplate> {
+  await downloadFor(pristine, release, 'i2p-gateway.install', log);
+  const template: Overlay = await makeOverlay([pristine]);
+  let tm: Machine | undefined;
+  try {
+    await writeAptSources(template.root);
+    installCoreAgentStandIns(template.root);
+    writeQubesDb(template.root, { type: 'TemplateVM', persistence: 'full', services: [] });
+    stageFormula(template.root, release);
+    tm = await Machine.boot(template, { name: 'qig-bench-template', network: { kind: 'private' }, binds: await aptCacheDirs(), log });
+    await installDummy(tm);
+    await applyState(tm, release, 'i2p-gateway.install', () => {});
+    const versions = (await tm.must(['dpkg-query', '-W', '-f', '${Package} ${Version}, ', 'systemd', 'tor', 'i2pd', 'tinyproxy', 'dnsmasq-base', 'nftables'])).stdout.replace(/, $/, '');
+    await tm.poweroff();
+    await template.unmount();
+    cleanups.push(() => template.dispose());
+    return { pristine, release, template, versions };
+  } catch (e) {
+    await tm?.kill();
+    await template.dispose();
+    throw e;
+  }
+}
+
 export interface BootOptions {
+  /** A template made by bootTemplate (else one is made). */
+  readonly template?: BootTemplate;
   readonly runs: number;
   readonly cleanups: Array<() => Promise<void> | void>;
   readonly log: (msg: string) => void;
@@ -95,24 +148,7 @@ export async function bootFigures(opts: BootOptions): Promise<BootResult | { ski
     if (!which(tool)) return { skipped: `${tool} is not installed (sh test/oracles.sh)` };
   }
   const log = opts.log;
-  const pristine = await ensurePristine(log);
-  const release = buildRelease({});
-  await downloadFor(pristine, release, 'i2p-gateway.install', log);
-
-  // The template, once: install.sls inside it, booted with no network, then powered off and kept as a layer.
-  const template: Overlay = await makeOverlay([pristine]);
-  opts.cleanups.push(() => template.dispose());
-  await writeAptSources(template.root);
-  installCoreAgentStandIns(template.root);
-  writeQubesDb(template.root, { type: 'TemplateVM', persistence: 'full', services: [] });
-  stageFormula(template.root, release);
-  const tm = await Machine.boot(template, { name: 'qig-bench-template', network: { kind: 'private' }, binds: await aptCacheDirs(), log });
-  opts.cleanups.push(() => tm.kill());
-  await installDummy(tm);
-  await applyState(tm, release, 'i2p-gateway.install', () => {});
-  const versions = (await tm.must(['dpkg-query', '-W', '-f', '${Package} ${Version}, ', 'systemd', 'tor', 'i2pd', 'tinyproxy', 'dnsmasq-base', 'nftables'])).stdout.replace(/, $/, '');
-  await tm.poweroff();
-  await template.unmount();
+  const { pristine, release, template, versions } = opts.template ?? (await bootTemplate(opts.cleanups, log));
 
   const lab = await Lab.create({ sanctionedUsers: [], sanctionedUids: [uidIn(template.upper, 'debian-tor'), uidIn(template.upper, 'i2pd')], gateway: 'booted' });
   opts.cleanups.push(() => lab.destroy());

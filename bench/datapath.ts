@@ -8,8 +8,11 @@
  *                 → nft DNAT by the client's map element → the stand-in where the client's own i2pd proxy listens
  *                 (127.0.0.1:31000; the element added as gateway/i2pd-client-proxies adds it), no tinyproxy
  *      reference: wrk in client → the stand-in directly as its proxy (GET http://bench.i2p/ to 10.137.0.1:4444)
- *   P3 subject:   dns-load in client → 10.139.1.1:53 (bench.i2p A) → nft redirect → the packaged dnsmasq
- *      reference: dns-load in client → a plain dnsmasq (address=/x.test/1.2.3.4) on 10.137.0.1:5300
+ *   P3 subject:   dns-load-clients in client → 10.139.1.1:53 (bench.i2p A) → nft redirect → the packaged dnsmasq
+ *      reference: dns-load-clients in client → a plain dnsmasq (address=/x.test/1.2.3.4) on 10.137.0.1:5300
+ *      Both from P3_SOURCES client addresses, each sending at most P3_BUDGET queries a run: below the gateway's
+ *      per-client DNS limit (input-limits: 10 a second after a burst of 100), which one client's flood meets at
+ *      once (then the figure would be the limiter's: about 60 answers/s; measured once more, for the record).
  *
  * Both sides run with the gateway's whole ruleset loaded; the references' ports are accepted in Qubes'
  * custom-input chain (the admin's chain) only for the duration of the bench. Runs alternate reference/subject.
@@ -18,7 +21,8 @@ import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { A, Lab } from '../test/net/lib/lab.ts';
-import { must } from '../test/net/lib/sh.ts';
+import { must, sleep } from '../test/net/lib/sh.ts';
+import { CLIENT_LIMITS } from '../src/render/gateway/firewall.ts';
 import { median } from './measure.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -29,6 +33,12 @@ const WRK_SECONDS = 2;
 const WRK_THREADS = 2;
 const WRK_CONNECTIONS = 8;
 const DNS_MS = 2000;
+/** P3: client addresses, queries per address and run (below the per-client burst), pause after a gateway run. */
+const P3_SOURCES = 4096;
+const P3_BUDGET = 40;
+const P3_REFILL_MS = 4500;
+/** The first client's vif in the lab (its address is A.client4). */
+const CLIENT_VIF = 'vif3.0';
 
 export interface HttpSide {
   readonly rps: number;
@@ -46,7 +56,7 @@ export interface DnsSide {
 
 export interface DatapathResult {
   readonly http?: { gateway: HttpSide; direct: HttpSide; wrk: string };
-  readonly dns?: { gateway: DnsSide; plain: DnsSide; load: string };
+  readonly dns?: { gateway: DnsSide; plain: DnsSide; load: string; oneClient: { aps: number; answered: number; lost: number; seconds: number; limitedDrops: number } };
 }
 
 export interface DatapathOptions {
@@ -193,23 +203,53 @@ export async function datapath(opts: DatapathOptions): Promise<DatapathResult | 
       `--listen-address=${A.gwDown4}`, `--port=${PLAIN_DNS_PORT}`, '--address=/x.test/1.2.3.4', '--user=dnsmasq', '--group=nogroup', '--pid-file=', '--log-facility=-',
     ]);
     await lab.waitListening('udp', PLAIN_DNS_PORT, 10_000, 'plain dnsmasq');
+    // Many clients: P3_SOURCES addresses of their own (10.137.128.0/20, on the client's link, each known to Qubes'
+    // antispoof set as a client qube's address is, routed back through the vif), each sending at most P3_BUDGET
+    // queries a run, below the gateway's per-client burst (CLIENT_LIMITS.dnsBurst): no query meets the per-client
+    // limit, every query pays its bookkeeping. Between two gateway runs each address earns its budget back.
+    const sources = Array.from({ length: P3_SOURCES }, (_, i) => `10.137.${128 + (i >> 8)}.${i & 255}`);
+    await must(['ip', '-n', lab.ns.client, '-batch', '-'], { input: sources.map((a) => `addr add ${a}/32 dev eth0 nodad\n`).join('') });
+    // Routed through the client's own address: one neighbour entry, not 4096 (the kernel's table holds 1024).
+    await must(['ip', '-n', lab.ns.gw, 'route', 'add', '10.137.128.0/20', 'via', A.client4, 'dev', CLIENT_VIF]);
+    await lab.nft(['-f', '-'], `add element ip qubes allowed { ${sources.map((a) => `"${CLIENT_VIF}" . ${a}`).join(', ')} }\nadd element ip qubes downstream { ${sources.join(', ')} }\n`);
+    const sourcesFile = join(lab.scratch, 'tools', 'p3-sources.txt');
+    writeFileSync(sourcesFile, `${sources.join('\n')}\n`);
+    copyFileSync(join(HERE, 'tools/dns-load-clients.mjs'), join(lab.scratch, 'tools', 'dns-load-clients.mjs'));
+    const loadClients = join(lab.scratch, 'tools', 'dns-load-clients.mjs');
     const load = (side: 'gateway' | 'plain'): string[] =>
       side === 'gateway'
-        ? ['node', dnsLoad, A.dns1, '53', HOST, String(DNS_MS)]
-        : ['node', dnsLoad, A.gwDown4, String(PLAIN_DNS_PORT), 'x.test', String(DNS_MS)];
+        ? [loadClients, A.dns1, '53', HOST, String(DNS_MS), sourcesFile, String(P3_BUDGET)]
+        : [loadClients, A.gwDown4, String(PLAIN_DNS_PORT), 'x.test', String(DNS_MS), sourcesFile, String(P3_BUDGET)];
+    // The per-client limit's drop counter: it must not move while the many clients run (else they were limited).
+    const limited = async (): Promise<number> => {
+      const chain = (await lab.nft(['list', 'chain', 'inet', 'qubes-i2p-gateway', 'input-limits'])).stdout;
+      return Number(/udp dport 53 update @client-dns-rate .* counter packets (\d+)/.exec(chain)?.[1] ?? NaN);
+    };
+    const limitedBefore = await limited();
     const runs: Record<'gateway' | 'plain', DnsSide['runs'][number][]> = { gateway: [], plain: [] };
     for (let i = 0; i <= opts.runs; i++) {
       for (const side of ['plain', 'gateway'] as const) {
-        const r = await lab.nsRun('client', [process.execPath, ...load(side).slice(1)], DNS_MS + 15_000);
-        if (r.code !== 0) throw new Error(`dns-load failed: ${r.stderr}`);
-        const p = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { answersPerSecond: number; lost: number; bad: number; answered: number };
+        const r = await lab.nsRun('client', [process.execPath, ...load(side)], DNS_MS + 15_000);
+        if (r.code !== 0) throw new Error(`dns-load-clients failed: ${r.stderr}`);
+        const p = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { answersPerSecond: number; lost: number; bad: number; answered: number; addresses: number };
         if (!(p.answered > 0)) throw new Error(`no DNS answers on the ${side} path: ${r.stdout}\n${dm.diagnostics()}\n${plain.diagnostics()}`);
         if (i > 0) runs[side].push({ aps: p.answersPerSecond, lost: p.lost, bad: p.bad });
+        if (side === 'gateway') await sleep(P3_REFILL_MS);
       }
     }
+    const limitedMany = (await limited()) - limitedBefore;
+    if (!(limitedMany === 0)) throw new Error(`P3: the per-client DNS limit dropped ${limitedMany} queries of the many clients' load (budget ${P3_BUDGET} each): the figure would be the limiter's`);
+    // One client alone against its limit (the old P3): what a flood from one address gets, for the record.
+    const one = await lab.nsRun('client', [process.execPath, dnsLoad, A.dns1, '53', HOST, String(DNS_MS)], DNS_MS + 15_000);
+    const oneClient = JSON.parse(one.stdout.trim().split('\n').pop() ?? '{}') as { answersPerSecond: number; answered: number; lost: number; seconds: number };
     await lab.stop(dm);
     await lab.stop(plain);
-    result.dns = { gateway: summarizeDns(runs.gateway), plain: summarizeDns(runs.plain), load: `bench/tools/dns-load.mjs: 4 sockets × 16 in flight, ${DNS_MS} ms` };
+    result.dns = {
+      gateway: summarizeDns(runs.gateway),
+      plain: summarizeDns(runs.plain),
+      load: `bench/tools/dns-load-clients.mjs: 4 sockets × 16 in flight, each on one of ${P3_SOURCES} client addresses in turn, at most ${P3_BUDGET} queries each a run (the per-client burst is ${CLIENT_LIMITS.dnsBurst}, then ${CLIENT_LIMITS.dnsPerSecond}/s), ${DNS_MS} ms at most`,
+      oneClient: { aps: oneClient.answersPerSecond, answered: oneClient.answered, lost: oneClient.lost, seconds: oneClient.seconds, limitedDrops: (await limited()) - limitedBefore },
+    };
   }
   await lab.stop(sp);
   return result;
