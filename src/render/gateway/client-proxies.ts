@@ -11,7 +11,7 @@ import type { GatewayConfig } from '../../config/schema.ts';
 import { CLIENT_PROXY_PORTS, ROUTERS } from '../../config/routers.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
 import { comment, gatewayFlag, generatedHeader, PATHS, UNITS, unitPath } from './common.ts';
-import { CLIENT_PROXY_MAP, CLIENT_PROXY_PAIRS, perClientProxies, TABLE } from './firewall.ts';
+import { CLIENT_PROXY_MAP, CLIENT_PROXY_PAIRS, grantedApps, perClientProxies, TABLE } from './firewall.ts';
 import { ROUTER_RESTART_SEC } from './i2pd.ts';
 
 /** i2pd's tunnels directory (Debian's /etc/i2pd/tunnels.conf.d links here; root's, read by i2pd). */
@@ -44,6 +44,9 @@ export function clientProxiesFacts(config: GatewayConfig): unknown {
     // i2pd's own HTTP proxy (i2pd.conf): once it listens, i2pd handles SIGHUP (a reload) instead of dying of it.
     routerProxyPort: ROUTERS.i2pd.httpProxyPort,
     interval: CLIENT_POLL_SEC,
+    // I2P applications granted to one client qube each (i2p.apps): the nft set of its address, filled from the
+    // qubesdb key dom0 writes (the granted qube's address), only while that address is one of Qubes' clients.
+    apps: grantedApps(config).map((a) => ({ name: a.name, set: a.set, qubesdb: a.qubesdb, max: 1 })),
   };
 }
 

@@ -30,6 +30,7 @@ import { textFile, type RenderedFile } from '../../files.ts';
 import { generatedHeader, PATHS } from './common.ts';
 import { TOR_USER, TOR_VIRTUAL_NET } from './tor.ts';
 import { ipv4, port, userName } from './values.ts';
+import { SAM_PORT } from './i2pd.ts';
 
 export const TABLE = 'qubes-i2p-gateway';
 export const LOCKDOWN_TABLE = 'qubes-i2p-gateway-lockdown';
@@ -54,6 +55,32 @@ export function perClientProxies(config: GatewayConfig): boolean {
 /** The loopback port range of the per-client proxies, as nft writes it. */
 export function clientProxyRange(): string {
   return `${CLIENT_PROXY_PORTS.first}-${CLIENT_PROXY_PORTS.first + CLIENT_PROXY_PORTS.count - 1}`;
+}
+
+/**
+ * I2P applications granted to one client qube each (i2p.apps): the router's port on the virtual IP, DNATed to the
+ * router on loopback only from the addresses in the app's set. i2pd-client-proxies fills the set from the gateway's
+ * qubesdb key, where dom0's clients.sls writes the granted qube's address (a vm-config feature of the gateway).
+ */
+export interface GrantedApp {
+  readonly name: 'sam' | 'i2cp';
+  readonly port: number;
+  readonly set: string;
+  readonly qubesdb: string;
+  readonly qube: string;
+}
+
+/** The vm-config feature (dom0, on the gateway qube) and qubesdb key (in it) that carry a granted qube's address. */
+export function appFeature(name: GrantedApp['name']): string {
+  return `qubes-i2p-gateway-${name}`;
+}
+
+export function grantedApps(config: GatewayConfig): GrantedApp[] {
+  if (!perClientProxies(config)) return [];
+  const ports = { sam: SAM_PORT, i2cp: ROUTERS.i2pd.exposable.i2cp } as const;
+  return (['sam', 'i2cp'] as const)
+    .filter((n) => config.i2p.apps[n].length > 0)
+    .map((n) => ({ name: n, port: ports[n], set: `app-${n}`, qubesdb: `/vm-config/${appFeature(n)}`, qube: config.i2p.apps[n][0] as string }));
 }
 
 /** Our chain inside Qubes' `ip qubes` table, jumped to from `custom-input`. */
@@ -113,6 +140,7 @@ export function renderRuleset(config: GatewayConfig): string {
   const exposed = exposedPorts(config);
   const own = perClientProxies(config);
   const range = clientProxyRange();
+  const apps = grantedApps(config);
   const L: string[] = [];
   const add = (...lines: string[]): void => {
     L.push(...lines);
@@ -144,6 +172,14 @@ export function renderRuleset(config: GatewayConfig): string {
           '',
         ]
       : []),
+    ...apps.flatMap((a) => [
+      `\t# The one client qube granted ${a.name.toUpperCase()} (i2p.apps.${a.name}: ${a.qube}), by its address: filled by i2pd-client-proxies from`,
+      `\t# qubesdb ${a.qubesdb}, which dom0 writes. Empty until then: nobody reaches the router's ${a.name.toUpperCase()}.`,
+      `\tset ${a.set} {`,
+      '\t\ttype ipv4_addr',
+      '\t}',
+      '',
+    ]),
     '\t# Before defragmentation (-400) and conntrack: stateless drops.',
     '\tchain prerouting-raw {',
     '\t\ttype filter hook prerouting priority -450; policy accept;',
@@ -183,6 +219,14 @@ export function renderRuleset(config: GatewayConfig): string {
   if (exposed.length > 0) {
     add('\t\t# Router ports exposed on the virtual IP go to the router on loopback (needs route_localnet, set by the hook).');
     for (const e of exposed) add(`\t\tip daddr ${vip} tcp dport ${port(e.port)} dnat ip to 127.0.0.1:${port(e.port)}`);
+  }
+  if (apps.length > 0) {
+    add("\t\t# I2P applications granted to one client qube each: the router's port on loopback for that qube's address only.");
+    for (const a of apps) add(`\t\tip daddr ${vip} tcp dport ${port(a.port)} ip saddr @${a.set} dnat ip to 127.0.0.1:${port(a.port)}`);
+    add(
+      '\t\t# Any other client: to the same port of the gateway itself, where our input chain resets it (no connection).',
+      `\t\tip daddr ${vip} tcp dport { ${apps.map((a) => port(a.port)).join(', ')} } redirect`,
+    );
   }
   if (own) add('\t\t# Each client\'s own I2P proxy listens on loopback (needs route_localnet, set by the hook).');
   add(
@@ -325,6 +369,13 @@ export function renderRuleset(config: GatewayConfig): string {
     '\t\tiifgroup 2 tcp dport 53 accept',
     '\t\t# TLS to the virtual IP (redirected here by our NAT chain, port kept): refused at once with a reset.',
     `\t\tiifgroup 2 ct status dnat ct original ip daddr ${vip} tcp dport { ${VIP_TLS_PORTS.map(port).join(', ')} } counter reject with tcp reset`,
+    ...(apps.length > 0
+      ? [
+          "\t\t# The granted qube's application ports (DNATed to loopback only from its address), then every other client's: a reset.",
+          ...apps.map((a) => `\t\tiifgroup 2 ct status dnat ip daddr 127.0.0.1 tcp dport ${port(a.port)} accept`),
+          `\t\tiifgroup 2 ct status dnat ct original ip daddr ${vip} tcp dport { ${apps.map((a) => port(a.port)).join(', ')} } counter reject with tcp reset`,
+        ]
+      : []),
     '\t\t# Everything else: only connections our NAT chain redirected (ct status dnat), only to our daemons\' ports.',
     own ? `\t\tiifgroup 2 ct status dnat ip daddr 127.0.0.1 tcp dport ${range} accept` : `\t\tiifgroup 2 ct status dnat tcp dport ${proxyPort} accept`,
   );
