@@ -155,6 +155,12 @@ describe('the ruleset', () => {
     const reset = input.findIndex((l) => l.startsWith(`iifgroup 2 ct status dnat ct original ip daddr ${vip} tcp dport { 7654, 7656 } counter`) && l.endsWith('reject with tcp reset'));
     expect(accept, input.join('\n')).toBeGreaterThanOrEqual(0);
     expect(reset).toBeGreaterThan(accept);
+    // SAM's UDP socket (a DATAGRAM session's HOST= is the client's choice) never sends upstream; the router otherwise does.
+    // (the hook above loaded it with the real nft.)
+    const ruleset = text(renderGateway(config, { programs: PROGRAMS }), PATHS.ruleset);
+    const samUdp = ruleset.indexOf('\t\toifgroup 1 meta skuid i2pd udp sport 7655 counter reject with icmpx admin-prohibited\n');
+    expect(samUdp).toBeGreaterThanOrEqual(0);
+    expect(samUdp).toBeLessThan(ruleset.indexOf('\t\toifgroup 1 meta skuid i2pd accept\n'));
     const conf = text(renderGateway(config, { programs: PROGRAMS }), PATHS.i2pdConf);
     expect(conf).toMatch(/\[sam\]\n(#.*\n)*enabled = true\naddress = 127\.0\.0\.1\nport = 7656\nportudp = 7655\n/);
     expect(conf).toMatch(/\[i2cp\]\n(#.*\n)*enabled = true\naddress = 127\.0\.0\.1\nport = 7654\n/);

@@ -30,7 +30,7 @@ import { textFile, type RenderedFile } from '../../files.ts';
 import { generatedHeader, PATHS } from './common.ts';
 import { TOR_USER, TOR_VIRTUAL_NET } from './tor.ts';
 import { ipv4, port, userName } from './values.ts';
-import { SAM_PORT } from './i2pd.ts';
+import { SAM_PORT, SAM_UDP_PORT } from './i2pd.ts';
 
 export const TABLE = 'qubes-i2p-gateway';
 export const LOCKDOWN_TABLE = 'qubes-i2p-gateway-lockdown';
@@ -344,6 +344,13 @@ export function renderRuleset(config: GatewayConfig): string {
   );
   if (tor) add('\t\t# Tor reaches the Tor network: that is its job.', `\t\toifgroup 1 meta skuid ${userName(TOR_USER)} accept`);
   add(
+    ...(apps.some((a) => a.name === 'sam')
+      ? [
+          "\t\t# SAM's datagram socket never sends upstream: a DATAGRAM/RAW session's HOST= names where i2pd forwards what",
+          "\t\t# arrives, and from the granted client that could be any address: the gateway's own IP, outside Tor and I2P.",
+          `\t\toifgroup 1 meta skuid ${routerUser} udp sport ${port(SAM_UDP_PORT)} counter reject with icmpx admin-prohibited`,
+        ]
+      : []),
     '\t\t# The I2P router reaches the I2P network (and its reseed servers).',
     `\t\toifgroup 1 meta skuid ${routerUser} accept`,
     '\t\t# IPv6 neighbour discovery and multicast listener reports, which the kernel sends for every interface.',
