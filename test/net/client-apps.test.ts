@@ -173,4 +173,26 @@ describe('SAM and I2CP for one client qube (i2p.apps)', () => {
     const input = await gwShell('nft list chain ip qubes qubes-i2p-gateway-input');
     expect(input).toMatch(/tcp dport \{ 7654, 7656 \} counter packets [1-9]\d* bytes \d+ reject with tcp reset/);
   }, 120_000);
+
+  it('the granted qube\'s address leaves the sets when its interface goes (and comes back with it); after a reload of the ruleset the program fills them again', async () => {
+    const sets = (): Promise<string> => gwShell('nft list set inet qubes-i2p-gateway app-sam; nft list set inet qubes-i2p-gateway app-i2cp');
+    const until = async (want: boolean): Promise<string> => {
+      let now = '';
+      for (let i = 0; i < 30; i++) {
+        now = await sets();
+        if (now.includes(A.client4) === want) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      return now;
+    };
+    // What vif-route-qubes does when the client's interface goes away: its address leaves Qubes' set.
+    await gwShell(`nft delete element ip qubes allowed '{ "vif3.0" . ${A.client4} }'`);
+    expect(await until(false)).not.toContain(A.client4);
+    await gwShell(`nft add element ip qubes allowed '{ "vif3.0" . ${A.client4} }'`);
+    expect(await until(true)).toContain(A.client4);
+    await (w as World).loadFirewall(); // qubes-firewall's restart: our table anew, the sets empty
+    expect(await until(true)).toContain(A.client4);
+    expect(await connect(lab.ns.client, A.vip, SAM_PORT)).toBe('CONNECTED');
+    expect(await connect(second.ns, A.vip, SAM_PORT)).toMatch(/^CONNECT-FAILED/);
+  }, 120_000);
 });
