@@ -314,6 +314,18 @@ export const grantedApps: Rule = (c) => {
       }
     });
   }
+  const socks = c.i2p.apps.socks;
+  if (socks.length > 0 && (c.i2p.router !== 'i2pd' || clientDestinations(c) !== 'per-client')) {
+    issues.push({ path: ['i2p', 'apps', 'socks'], input: socks[0], message: "needs router i2pd with i2p.clientDestinations: per-client (each qube's SOCKS proxy is a tunnel on its own destination). Fix: set i2p.router: i2pd and remove i2p.clientDestinations, or remove i2p.apps.socks" });
+  }
+  const seen = new Set<string>();
+  socks.forEach((name, i) => {
+    if (seen.has(name)) issues.push({ path: ['i2p', 'apps', 'socks', i], input: name, message: 'is listed twice. Fix: list each qube once' });
+    seen.add(name);
+    if (!c.qubes.clients.includes(name)) {
+      issues.push({ path: ['i2p', 'apps', 'socks', i], input: name, message: `is not in qubes.clients: the gateway learns a granted qube's address from dom0, which writes it for the gateway's configured clients only. Fix: add ${name} to qubes.clients` });
+    }
+  });
   return issues;
 };
 

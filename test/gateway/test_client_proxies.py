@@ -144,5 +144,23 @@ class GrantedApps(unittest.TestCase):
         self.assertEqual(P.set_elements(EMPTY_SET), set())
 
 
+class Socks(unittest.TestCase):
+    """A granted client's own SOCKS proxy: a tunnel on the keys of its HTTP proxy, the same port on 127.0.0.2."""
+    SC = {"qubesdb": "/vm-config/qubes-i2p-gateway-socks", "max": 2, "map": "client-socks", "address": "127.0.0.2",
+          "filePrefix": "61-qubes-i2p-gateway-socks-"}
+
+    def test_socks_tunnel_shares_the_http_keys(self):
+        t = P.socks_text(CONF, self.SC, "10.137.0.10", 31000)
+        self.assertIn("[qubes-i2p-gateway-socks-10.137.0.10]\ntype = socks\naddress = 127.0.0.2\nport = 31000\n", t)
+        self.assertIn("keys = %s\n" % P.keys_name(CONF, "10.137.0.10"), t)
+        self.assertIn("keys = qubes-i2p-gateway-client-10.137.0.10.dat", P.tunnel_text(CONF, "10.137.0.10", 31000))
+
+    def test_socks_map_script(self):
+        self.assertEqual(P.socks_map_script(CONF, self.SC, {"10.137.0.9": 31003}, {"10.137.0.10": 31000}),
+                         "delete element inet qubes-i2p-gateway client-socks { 10.137.0.9 }\n"
+                         "add element inet qubes-i2p-gateway client-socks { 10.137.0.10 : 127.0.0.2 . 31000 }\n")
+        self.assertEqual(P.socks_map_script(CONF, self.SC, {"10.137.0.10": 31000}, {"10.137.0.10": 31000}), "")
+
+
 if __name__ == "__main__":
     unittest.main()

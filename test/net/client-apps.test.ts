@@ -96,13 +96,60 @@ async function sam(ns: string, path: string): Promise<string> {
   return r.stdout + r.stderr;
 }
 
+/**
+ * A SOCKS5 client (host's python3): CONNECT to a host name (the eepsite's b32) and port 80, then an HTTP GET.
+ * Prints SOCKS-REPLY and the reply code, then the HTTP answer; CONNECT-FAILED when the gateway refuses it.
+ */
+const SOCKS_CLIENT = [
+  'import socket, struct, sys',
+  'vip, port, host, path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]',
+  'try:',
+  '    s = socket.create_connection((vip, port), timeout=10)',
+  'except OSError as e:',
+  '    print("CONNECT-FAILED %s" % e); sys.exit(0)',
+  's.settimeout(150)',
+  's.sendall(b"\\x05\\x01\\x00")',
+  'if s.recv(2) != b"\\x05\\x00":',
+  '    print("SOCKS-AUTH-REFUSED"); sys.exit(0)',
+  'h = host.encode()',
+  's.sendall(b"\\x05\\x01\\x00\\x03" + bytes([len(h)]) + h + struct.pack(">H", 80))',
+  'r = s.recv(4)',
+  'print("SOCKS-REPLY %d" % (r[1] if len(r) > 1 else -1), flush=True)',
+  'if len(r) < 4 or r[1] != 0:',
+  '    sys.exit(0)',
+  'rest = {1: 4 + 2, 4: 16 + 2}.get(r[3])',
+  'if rest is None:',
+  '    rest = s.recv(1)[0] + 2',
+  's.recv(rest)',
+  's.sendall(("GET %s HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n" % (path, host)).encode())',
+  'data = b""',
+  'while True:',
+  '    c = s.recv(65536)',
+  '    if not c:',
+  '        break',
+  '    data += c',
+  'sys.stdout.write(data.decode("latin-1"))',
+].join('\n');
+
+async function socks(ns: string, path: string, host?: string): Promise<string> {
+  const r = await run(['ip', 'netns', 'exec', ns, PYTHON, '-c', SOCKS_CLIENT, A.vip, '4447', host ?? (i2p as I2pNet).b32, path], { timeoutMs: 200_000 });
+  return r.stdout + r.stderr;
+}
+
+/** An HTTP GET of the eepsite through the client's own HTTP proxy (the virtual IP, port 80). */
+async function viaHttp(ns: string, path: string): Promise<string> {
+  const script = ['import socket, sys', 's = socket.create_connection((sys.argv[1], 80), timeout=10)', 's.settimeout(60)', 's.sendall(("GET %s HTTP/1.1\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n" % (sys.argv[3], sys.argv[2])).encode())', 'data = b""', 'while True:', '    c = s.recv(65536)', '    if not c: break', '    data += c', 'sys.stdout.write(data.decode("latin-1"))'].join('\n');
+  const r = await run(['ip', 'netns', 'exec', ns, PYTHON, '-c', script, A.vip, (i2p as I2pNet).b32, path], { timeoutMs: 90_000 });
+  return r.stdout + r.stderr;
+}
+
 async function gwShell(cmd: string): Promise<string> {
   const r = await lab.gwRun(['sh', '-c', cmd]);
   return r.stdout + r.stderr;
 }
 
 beforeAll(async () => {
-  w = await World.create({ qubes: { clients: ['torrents'] }, i2p: { apps: { sam: ['torrents'], i2cp: ['torrents'] } } });
+  w = await World.create({ qubes: { clients: ['torrents'] }, i2p: { apps: { sam: ['torrents'], i2cp: ['torrents'], socks: ['torrents'] } } });
   lab = w.lab;
   i2p = await I2pNet.start({ ns: lab.ns.up, scratch: lab.scratch, root: lab.root, startTimeoutMs: 90_000 });
   await lab.gwRun(['sh', '-c', 'mkdir -p /etc/systemd/system/i2pd.service.d && cat > /etc/systemd/system/i2pd.service.d/zz-lab-privnet.conf'], { input: gatewayI2pdDropIn(PATHS.i2pdRuntimeConf, false) });
@@ -114,7 +161,7 @@ beforeAll(async () => {
   second = await lab.addClient();
   try {
     // dom0 granted SAM and I2CP to the qube whose address is the lab's first client.
-    await w.startClientProxies({ '/vm-config/qubes-i2p-gateway-sam': A.client4, '/vm-config/qubes-i2p-gateway-i2cp': A.client4 });
+    await w.startClientProxies({ '/vm-config/qubes-i2p-gateway-sam': A.client4, '/vm-config/qubes-i2p-gateway-i2cp': A.client4, '/vm-config/qubes-i2p-gateway-socks': A.client4 });
     await w.use({ tor: 'off', router: 'real', dnsmasq: false, tinyproxy: false });
   } catch (e) {
     throw new Error(`${String(e)}\n--- client proxies ---\n${w.gw.get(UNIT.clientProxies)?.proc.diagnostics()}`);
@@ -173,6 +220,36 @@ describe('SAM and I2CP for one client qube (i2p.apps)', () => {
     const input = await gwShell('nft list chain ip qubes qubes-i2p-gateway-input');
     expect(input).toMatch(/tcp dport \{ 7654, 7656 \} counter packets [1-9]\d* bytes \d+ reject with tcp reset/);
   }, 120_000);
+
+  it('SOCKS: the granted qube\'s own SOCKS proxy reaches the eepsite by its b32, on the destination of its own HTTP proxy; another client gets a reset', async () => {
+    let out = '';
+    const t0 = Date.now();
+    for (let i = 0; i < 20; i++) {
+      out = await socks(lab.ns.client, `/socks-granted-${i}`);
+      if (out.includes(EEPSITE_MARKER)) break;
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+    console.log(`SOCKS: eepsite reached in ${Date.now() - t0} ms`);
+    expect(out, `${out}\n${await gwShell('ls -la /etc/i2pd/tunnels.d/; nft list map inet qubes-i2p-gateway client-socks')}\n${(w as World).gw.get(UNIT.clientProxies)?.proc.diagnostics()}`).toContain(EEPSITE_MARKER);
+    const socksVisit = (i2p as I2pNet).siteVisitors().filter((v) => v.path.startsWith('/socks-granted-')).pop();
+    let http = '';
+    for (let i = 0; i < 20 && !http.includes(EEPSITE_MARKER); i++) {
+      http = await viaHttp(lab.ns.client, `/http-granted-${i}`);
+      if (!http.includes(EEPSITE_MARKER)) await new Promise((r) => setTimeout(r, 3000));
+    }
+    const httpVisit = (i2p as I2pNet).siteVisitors().filter((v) => v.path.startsWith('/http-granted-')).pop();
+    expect(socksVisit?.b32).toMatch(/^[a-z2-7]{52}\.b32\.i2p$/);
+    expect(socksVisit?.b32).toBe(httpVisit?.b32);
+    // A clearnet host through the client's SOCKS proxy: refused by i2pd (no outproxy), nothing served.
+    for (const host of ['example.com', A.web]) {
+      const clear = await socks(lab.ns.client, '/clearnet', host);
+      expect(clear, host).not.toMatch(/SOCKS-REPLY 0\b/);
+      expect(clear).not.toContain(EEPSITE_MARKER);
+    }
+    const other = await socks(second.ns, '/socks-hostile');
+    expect(other).toMatch(/^CONNECT-FAILED .*(refused|reset)/i);
+    expect(await connect(second.ns, A.vip, 4447)).toMatch(/^CONNECT-FAILED/);
+  }, 400_000);
 
   it('the granted qube\'s address leaves the sets when its interface goes (and comes back with it); after a reload of the ruleset the program fills them again', async () => {
     const sets = (): Promise<string> => gwShell('nft list set inet qubes-i2p-gateway app-sam; nft list set inet qubes-i2p-gateway app-i2cp');

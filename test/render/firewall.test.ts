@@ -176,6 +176,27 @@ describe('the ruleset', () => {
     expect(text(plain, PATHS.i2pdConf)).toMatch(/\[i2cp\]\nenabled = false\n/);
   });
 
+  it('SOCKS for chosen clients (i2p.apps.socks): the virtual IP\'s 4447 to each granted client\'s own SOCKS proxy on 127.0.0.2 (its HTTP proxy\'s port), every other client a reset; nothing of it without a grant', () => {
+    const config = configOf({ qubes: { clients: ['work', 'chat'] }, i2p: { apps: { socks: ['work', 'chat'] } } });
+    const gw = gateway(config);
+    expect(gw.hook().code).toBe(0);
+    const vip = config.network.virtualIp;
+    const nat = gw.nft(['list', 'chain', 'inet', 'qubes-i2p-gateway', 'prerouting-nat']).split('\n').map((l) => l.trim());
+    const own = nat.indexOf(`ip daddr ${vip} tcp dport 4447 dnat ip to ip saddr map @client-socks`);
+    const others = nat.indexOf(`ip daddr ${vip} tcp dport 4447 redirect`);
+    const http = nat.findIndex((l) => l.endsWith('dnat ip to ip saddr map @client-proxy'));
+    expect(own, nat.join('\n')).toBeGreaterThanOrEqual(0);
+    expect(own < others && others < http).toBe(true);
+    const input = gw.nft(['list', 'chain', 'ip', 'qubes', INPUT_CHAIN]);
+    expect(input).toContain('iifgroup 2 ct status dnat ip daddr 127.0.0.2 tcp dport 31000-32023 accept');
+    expect(input).toMatch(new RegExp(`iifgroup 2 ct status dnat ct original ip daddr ${vip.replace(/\./g, '\\.')} tcp dport 4447 counter packets 0 bytes 0 reject with tcp reset`));
+    expect(gw.nft(['list', 'chain', 'inet', 'qubes-i2p-gateway', 'input-limits'])).toContain('ip daddr 127.0.0.2 tcp dport 31000-32023 ip saddr . tcp dport != @client-proxy-pairs counter packets 0 bytes 0 drop');
+    const facts = JSON.parse(text(renderGateway(config, { programs: PROGRAMS }), PATHS.clientProxiesConf)) as { socks: unknown };
+    expect(facts.socks).toEqual({ qubesdb: '/vm-config/qubes-i2p-gateway-socks', max: 2, map: 'client-socks', address: '127.0.0.2', filePrefix: '61-qubes-i2p-gateway-socks-' });
+    const plain = renderGateway(configOf({ qubes: { clients: ['work'] } }), { programs: PROGRAMS });
+    expect(text(plain, PATHS.ruleset)).not.toMatch(/4447|client-socks|127\.0\.0\.2/);
+  });
+
   it('has no Tor rules with Tor off', () => {
     const r = text(renderGateway(configOf({ tor: { enabled: false } }), { programs: PROGRAMS }), PATHS.ruleset);
     expect(r).not.toMatch(/9040|debian-tor|10\.192\.0\.0/);

@@ -117,6 +117,13 @@ describe('salt/client-netvm', () => {
     expect(d.getFeature('sys-i2p', 'vm-config.qubes-i2p-gateway-sam')).toBeUndefined();
     expect(stateful('-', script(d, SCRIPT, ['revoke-sam', '-', 'sys-i2p']).stdout).changed).toBe(false);
     expect(d.getFeature('sys-i2p', 'vm-config.qubes-i2p-gateway-i2cp')).toBe('10.137.0.40');
+    // SOCKS may go to many qubes: their addresses, space-separated, in the order of the config.
+    d.addQube('chat', 'AppVM', { netvm: 'sys-i2p', ip: '10.137.0.41' });
+    const many = script(d, SCRIPT, ['grant-socks', 'torrents,chat', 'sys-i2p']);
+    expect(many.code, many.stderr).toBe(0);
+    expect(d.getFeature('sys-i2p', 'vm-config.qubes-i2p-gateway-socks')).toBe('10.137.0.40 10.137.0.41');
+    expect(stateful('-', script(d, SCRIPT, ['grant-socks', 'torrents,chat', 'sys-i2p']).stdout).changed).toBe(false);
+    expect(script(d, SCRIPT, ['grant-socks', 'torrents,nope', 'sys-i2p']).code).toBe(1);
     // A granted qube that does not exist fails the state.
     const missing = script(d, SCRIPT, ['grant-sam', 'nope', 'sys-i2p']);
     expect(missing.code).toBe(1);

@@ -83,6 +83,19 @@ export function grantedApps(config: GatewayConfig): GrantedApp[] {
     .map((n) => ({ name: n, port: ports[n], set: `app-${n}`, qubesdb: `/vm-config/${appFeature(n)}`, qube: config.i2p.apps[n][0] as string }));
 }
 
+/**
+ * Each granted client qube's own I2P SOCKS proxy (i2p.apps.socks): an i2pd socks tunnel on the client's own keys,
+ * on this loopback address and the same port as its HTTP proxy (so the HTTP proxies' pairs set also says which port
+ * is whose). i2pd's SOCKS port on the virtual IP.
+ */
+export const SOCKS_LOOPBACK = '127.0.0.2';
+export const SOCKS_PORT = 4447;
+export const CLIENT_SOCKS_MAP = 'client-socks';
+
+export function socksClients(config: GatewayConfig): boolean {
+  return perClientProxies(config) && config.i2p.apps.socks.length > 0;
+}
+
 /** Our chain inside Qubes' `ip qubes` table, jumped to from `custom-input`. */
 export const INPUT_CHAIN = 'qubes-i2p-gateway-input';
 
@@ -141,6 +154,7 @@ export function renderRuleset(config: GatewayConfig): string {
   const own = perClientProxies(config);
   const range = clientProxyRange();
   const apps = grantedApps(config);
+  const socks = socksClients(config);
   const L: string[] = [];
   const add = (...lines: string[]): void => {
     L.push(...lines);
@@ -168,6 +182,16 @@ export function renderRuleset(config: GatewayConfig): string {
           '\t}',
           `\tset ${CLIENT_PROXY_PAIRS} {`,
           '\t\ttype ipv4_addr . inet_service',
+          '\t}',
+          '',
+        ]
+      : []),
+    ...(socks
+      ? [
+          `\t# The SOCKS proxies of the client qubes granted one (i2p.apps.socks): client address -> ${SOCKS_LOOPBACK} . its port, filled`,
+          '\t# by i2pd-client-proxies for the addresses dom0 writes into qubesdb (/vm-config/qubes-i2p-gateway-socks).',
+          `\tmap ${CLIENT_SOCKS_MAP} {`,
+          '\t\ttype ipv4_addr : ipv4_addr . inet_service',
           '\t}',
           '',
         ]
@@ -219,6 +243,13 @@ export function renderRuleset(config: GatewayConfig): string {
   if (exposed.length > 0) {
     add('\t\t# Router ports exposed on the virtual IP go to the router on loopback (needs route_localnet, set by the hook).');
     for (const e of exposed) add(`\t\tip daddr ${vip} tcp dport ${port(e.port)} dnat ip to 127.0.0.1:${port(e.port)}`);
+  }
+  if (socks) {
+    add(
+      "\t\t# SOCKS on the virtual IP: a granted client's own SOCKS proxy (its own destination); any other client, a reset.",
+      `\t\tip daddr ${vip} tcp dport ${port(SOCKS_PORT)} dnat ip to ip saddr map @${CLIENT_SOCKS_MAP}`,
+      `\t\tip daddr ${vip} tcp dport ${port(SOCKS_PORT)} redirect`,
+    );
   }
   if (apps.length > 0) {
     add("\t\t# I2P applications granted to one client qube each: the router's port on loopback for that qube's address only.");
@@ -300,6 +331,7 @@ export function renderRuleset(config: GatewayConfig): string {
           '\t\t# holds should anything else ever DNAT a client there), and holds at most ' + `${lim.proxyConnections} open connections to it.`,
           `\t\tip daddr 127.0.0.1 tcp dport ${range} ip saddr . tcp dport != @${CLIENT_PROXY_PAIRS} counter drop`,
           `\t\tip daddr 127.0.0.1 tcp dport ${range} ct state new ct status dnat add @client-proxy-conns { ip saddr ct count over ${lim.proxyConnections} } counter reject with tcp reset`,
+          ...(socks ? [`\t\t# The SOCKS proxies: the same port as the client's HTTP proxy, on ${SOCKS_LOOPBACK}: its own and no other.`, `\t\tip daddr ${SOCKS_LOOPBACK} tcp dport ${range} ip saddr . tcp dport != @${CLIENT_PROXY_PAIRS} counter drop`] : []),
         ]
       : [
           `\t\t# tinyproxy: at most ${lim.proxyConnections} open connections per client (its MaxClients is shared by all).`,
@@ -376,6 +408,12 @@ export function renderRuleset(config: GatewayConfig): string {
     '\t\tiifgroup 2 tcp dport 53 accept',
     '\t\t# TLS to the virtual IP (redirected here by our NAT chain, port kept): refused at once with a reset.',
     `\t\tiifgroup 2 ct status dnat ct original ip daddr ${vip} tcp dport { ${VIP_TLS_PORTS.map(port).join(', ')} } counter reject with tcp reset`,
+    ...(socks
+      ? [
+          `\t\tiifgroup 2 ct status dnat ip daddr ${SOCKS_LOOPBACK} tcp dport ${range} accept`,
+          `\t\tiifgroup 2 ct status dnat ct original ip daddr ${vip} tcp dport ${port(SOCKS_PORT)} counter reject with tcp reset`,
+        ]
+      : []),
     ...(apps.length > 0
       ? [
           "\t\t# The granted qube's application ports (DNATed to loopback only from its address), then every other client's: a reset.",

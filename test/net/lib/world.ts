@@ -153,11 +153,13 @@ export class World {
       const db = join(dir, 'usr/bin/qubesdb-read');
       copyFileSync(join(this.lab.scratch, 'tools/fake-qubesdb-read'), db);
       chmodSync(db, 0o755);
-      mkdirSync(join(dir, 'etc/qig-lab'), { recursive: true, mode: 0o755 });
+      // The keys go into the machine's own /etc (a layer's etc/ would make /etc read-only for the program, which
+      // writes i2pd's tunnels directory).
       const log = join(this.lab.scratch, 'logs', 'client-proxies-qubesdb.jsonl');
       writeFileSync(log, '');
       chmodSync(log, 0o666);
-      writeFileSync(join(dir, 'etc/qig-lab/qubesdb.json'), JSON.stringify({ log, keys: qubesdb }));
+      const r = await this.lab.gwRun(['sh', '-c', 'mkdir -p /etc/qig-lab && cat > /etc/qig-lab/qubesdb.json'], { input: JSON.stringify({ log, keys: qubesdb }) });
+      if (r.code !== 0) throw new Error(`qubesdb.json: ${r.stderr}`);
     }
     await this.gw.start(UNIT.clientProxies, [], [], { override: dir });
   }
