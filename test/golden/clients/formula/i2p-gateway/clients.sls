@@ -95,3 +95,10 @@ i2p-gateway-app-i2cp:
     - stateful: true
     - require:
         - qvm: i2p-gateway-qube
+i2p-gateway-app-socks:
+  cmd.script:
+    - name: client-netvm revoke-socks - sys-i2p
+    - source: salt://i2p-gateway/files/client-netvm
+    - stateful: true
+    - require:
+        - qvm: i2p-gateway-qube
