@@ -334,7 +334,58 @@ export const routerSettingsOnlyForI2pd: Rule = (c) => {
   return issues;
 };
 
-export const RULES: readonly Rule[] = [distinctQubes, memoryRange, virtualIpPlacement, clientRangesPlacement, distinctPorts, keyringOnlyForJavaRouter, noExposedConsole, serviceNotADistroDaemon, serviceNotOnByDefault, publishPlacement, clientDestinationsRouter, clientProxyPorts, noFloodfill, distinctSubscriptions, routerSettingsOnlyForI2pd];
+/**
+ * I2P applications for chosen client qubes (i2p.apps). i2pd's SAM bridge and I2CP have no authentication, and SAM
+ * finds a session by its ID across all its clients: a second client that learns (or guesses) a session ID can send
+ * and receive on the first client's destination. So each goes to one client qube at most, and never to all at once
+ * (the former i2p.expose.i2cp). The gateway knows clients only by address: dom0's clients.sls writes the granted
+ * qube's address into the gateway's qubesdb (a vm-config feature), which is done for the qubes of qubes.clients.
+ */
+export const APP_REASON = {
+  sam: "i2pd's SAM bridge has no authentication and finds sessions by their ID across all its clients, so a second client that learns a session ID can use the first client's I2P destination",
+  i2cp: "i2pd's I2CP has no authentication: every client that reaches it could open sessions with the router in the name of the others",
+} as const;
+
+export const grantedApps: Rule = (c) => {
+  const issues: ConfigIssue[] = [];
+  if (c.i2p.expose.i2cp) {
+    issues.push({
+      path: ['i2p', 'expose', 'i2cp'],
+      input: true,
+      message: `would open I2CP to every client qube at once: ${APP_REASON.i2cp}. Fix: remove i2p.expose.i2cp and grant I2CP to one client qube, e.g. i2p.apps.i2cp: [torrents] (a qube of qubes.clients)`,
+    });
+  }
+  for (const app of ['sam', 'i2cp'] as const) {
+    const list = c.i2p.apps[app];
+    if (list.length === 0) continue;
+    if (list.length > 1) {
+      issues.push({ path: ['i2p', 'apps', app, 1], input: list[1], message: `is a second qube for ${app.toUpperCase()}: ${APP_REASON[app]}. Fix: list one qube only in i2p.apps.${app}; use a second gateway for another qube` });
+    }
+    if (c.i2p.router !== 'i2pd' || clientDestinations(c) !== 'per-client') {
+      issues.push({ path: ['i2p', 'apps', app], input: list[0], message: `needs router i2pd with i2p.clientDestinations: per-client (the gateway's program that lets only the granted qube reach it runs only then). Fix: set i2p.router: i2pd and remove i2p.clientDestinations, or remove i2p.apps.${app}` });
+    }
+    list.forEach((name, i) => {
+      if (!c.qubes.clients.includes(name)) {
+        issues.push({ path: ['i2p', 'apps', app, i], input: name, message: `is not in qubes.clients: the gateway learns a granted qube's address from dom0, which writes it for the gateway's configured clients only. Fix: add ${name} to qubes.clients` });
+      }
+    });
+  }
+  const socks = c.i2p.apps.socks;
+  if (socks.length > 0 && (c.i2p.router !== 'i2pd' || clientDestinations(c) !== 'per-client')) {
+    issues.push({ path: ['i2p', 'apps', 'socks'], input: socks[0], message: "needs router i2pd with i2p.clientDestinations: per-client (each qube's SOCKS proxy is a tunnel on its own destination). Fix: set i2p.router: i2pd and remove i2p.clientDestinations, or remove i2p.apps.socks" });
+  }
+  const seen = new Set<string>();
+  socks.forEach((name, i) => {
+    if (seen.has(name)) issues.push({ path: ['i2p', 'apps', 'socks', i], input: name, message: 'is listed twice. Fix: list each qube once' });
+    seen.add(name);
+    if (!c.qubes.clients.includes(name)) {
+      issues.push({ path: ['i2p', 'apps', 'socks', i], input: name, message: `is not in qubes.clients: the gateway learns a granted qube's address from dom0, which writes it for the gateway's configured clients only. Fix: add ${name} to qubes.clients` });
+    }
+  });
+  return issues;
+};
+
+export const RULES: readonly Rule[] = [distinctQubes, memoryRange, virtualIpPlacement, clientRangesPlacement, distinctPorts, keyringOnlyForJavaRouter, noExposedConsole, serviceNotADistroDaemon, serviceNotOnByDefault, publishPlacement, clientDestinationsRouter, clientProxyPorts, noFloodfill, distinctSubscriptions, routerSettingsOnlyForI2pd, grantedApps];
 
 export function checkRules(c: GatewayConfig): ConfigIssue[] {
   return RULES.flatMap((rule) => rule(c));

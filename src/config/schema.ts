@@ -173,7 +173,7 @@ export const GatewayConfigSchema = z
           .strictObject({
             console: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Refused when true: the router console stays on the gateway\'s loopback (it shows every client\'s I2P streams and can stop the router for all).'),
             irc: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Expose the I2P IRC tunnel (6668) on the virtual IP.'),
-            i2cp: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Expose I2CP (7654) on the virtual IP.'),
+            i2cp: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Refused when true: I2CP to every client qube at once (it has no authentication). Grant it to one qube with i2p.apps.i2cp.'),
           })
           .prefault({}),
         bandwidth: z
@@ -203,6 +203,14 @@ export const GatewayConfigSchema = z
           .max(MAX_SUBSCRIPTIONS, { error: `lists more than ${MAX_SUBSCRIPTIONS} URLs. Fix: list at most ${MAX_SUBSCRIPTIONS}` })
           .default([...DEFAULT_SUBSCRIPTIONS])
           .describe('Address book subscriptions: hosts.txt files of .i2p sites the router fetches names from (the address helper is off). Router i2pd only.'),
+        apps: z
+          .strictObject({
+            sam: z.array(QubeName, { error: 'is not a list of qube names. Fix: write a list with one qube, e.g. [torrents]' }).default([]).describe('The one client qube (of qubes.clients) that may use i2pd\'s SAM bridge (TCP 7656 on the virtual IP), e.g. for qBittorrent; at most one: SAM has no authentication and finds sessions by ID across all its clients.'),
+            i2cp: z.array(QubeName, { error: 'is not a list of qube names. Fix: write a list with one qube, e.g. [biglybt]' }).default([]).describe('The one client qube (of qubes.clients) that may use i2pd\'s I2CP (TCP 7654 on the virtual IP), e.g. for BiglyBT; at most one: I2CP has no authentication.'),
+            socks: z.array(QubeName, { error: 'is not a list of qube names. Fix: write a list, e.g. [work, chat]' }).max(500, { error: 'lists more than 500 qubes. Fix: list at most 500' }).default([]).describe('Client qubes (of qubes.clients) that each get an I2P SOCKS proxy of their own (TCP 4447 on the virtual IP; .i2p destinations only), on their own destination (the one of their HTTP proxy).'),
+          })
+          .prefault({})
+          .describe('I2P applications granted to chosen client qubes (router i2pd, per-client destinations); every other client gets nothing on their ports.'),
       })
       .prefault({}),
     publish: z

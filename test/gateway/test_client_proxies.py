@@ -111,5 +111,56 @@ class Plan(unittest.TestCase):
         self.assertEqual(P.nft_script(CONF, {"10.137.0.11": 31001}, {"10.137.0.11": 31001}), "")
 
 
+# `nft -j list set inet qubes-i2p-gateway app-sam` (a set of type ipv4_addr, one element).
+APP_SET = ('{"nftables": [{"metainfo": {"version": "1.1.3", "release_name": "Commodore Bullmoose #4", "json_schema_version": 1}}, '
+           '{"set": {"family": "inet", "name": "app-sam", "table": "qubes-i2p-gateway", "type": "ipv4_addr", "handle": 4, '
+           '"elem": ["10.137.0.12"]}}]}')
+
+
+class GrantedApps(unittest.TestCase):
+    """SAM and I2CP for the one qube dom0 names in qubesdb: its address, only while it is a client; else nobody."""
+    CLIENTS = ["10.137.0.10", "10.137.0.12"]
+
+    def test_the_granted_address(self):
+        self.assertEqual(P.app_addresses("10.137.0.12\n", self.CLIENTS, 1), (["10.137.0.12"], None))
+
+    def test_more_addresses_than_allowed_give_nobody(self):
+        got, why = P.app_addresses("10.137.0.12 10.137.0.10", self.CLIENTS, 1)
+        self.assertEqual(got, [])
+        self.assertIn("at most 1", why)
+
+    def test_an_address_that_is_not_a_client_now_gives_nobody(self):
+        got, why = P.app_addresses("10.137.0.99", self.CLIENTS, 1)
+        self.assertEqual(got, [])
+        self.assertIn("not a client qube now", why)
+
+    def test_garbage_and_empty_give_nobody(self):
+        self.assertEqual(P.app_addresses("work", self.CLIENTS, 1)[0], [])
+        self.assertEqual(P.app_addresses("10.137.0.12/16", self.CLIENTS, 1)[0], [])
+        self.assertEqual(P.app_addresses("", self.CLIENTS, 1)[0], [])
+
+    def test_set_elements(self):
+        self.assertEqual(P.set_elements(APP_SET), {"10.137.0.12"})
+        self.assertEqual(P.set_elements(EMPTY_SET), set())
+
+
+class Socks(unittest.TestCase):
+    """A granted client's own SOCKS proxy: a tunnel on the keys of its HTTP proxy, the same port on 127.0.0.2."""
+    SC = {"qubesdb": "/vm-config/qubes-i2p-gateway-socks", "max": 2, "map": "client-socks", "address": "127.0.0.2",
+          "filePrefix": "61-qubes-i2p-gateway-socks-"}
+
+    def test_socks_tunnel_shares_the_http_keys(self):
+        t = P.socks_text(CONF, self.SC, "10.137.0.10", 31000)
+        self.assertIn("[qubes-i2p-gateway-socks-10.137.0.10]\ntype = socks\naddress = 127.0.0.2\nport = 31000\n", t)
+        self.assertIn("keys = %s\n" % P.keys_name(CONF, "10.137.0.10"), t)
+        self.assertIn("keys = qubes-i2p-gateway-client-10.137.0.10.dat", P.tunnel_text(CONF, "10.137.0.10", 31000))
+
+    def test_socks_map_script(self):
+        self.assertEqual(P.socks_map_script(CONF, self.SC, {"10.137.0.9": 31003}, {"10.137.0.10": 31000}),
+                         "delete element inet qubes-i2p-gateway client-socks { 10.137.0.9 }\n"
+                         "add element inet qubes-i2p-gateway client-socks { 10.137.0.10 : 127.0.0.2 . 31000 }\n")
+        self.assertEqual(P.socks_map_script(CONF, self.SC, {"10.137.0.10": 31000}, {"10.137.0.10": 31000}), "")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -87,7 +87,7 @@ function count(haystack: string, needle: string): number {
 const VARIANTS: ReadonlyArray<[string, unknown]> = [
   ['default (Tor on, i2pd)', {}],
   ['Tor off', { tor: { enabled: false } }],
-  ['every router port a client may reach exposed', { i2p: { expose: { irc: true, i2cp: true } } }],
+  ['every router port a client may reach: IRC exposed, SAM and I2CP granted to one client', { qubes: { clients: ['work', 'torrents'] }, i2p: { expose: { irc: true }, apps: { sam: ['torrents'], i2cp: ['work'] } } }],
   ['other ports and addresses', { network: { virtualIp: '10.99.0.7', clientRanges: ['10.137.0.0/16'] }, tinyproxy: { port: 8118 }, tor: { transPort: 9140, dnsPort: 5400 }, qubes: { service: 'i2p-gw' } }],
 ];
 
@@ -134,6 +134,67 @@ describe('the ruleset', () => {
     const nat = gw.nft(['list', 'chain', 'inet', 'qubes-i2p-gateway', 'prerouting-nat']);
     expect(nat).toContain(`ip daddr ${config.network.virtualIp} meta l4proto tcp dnat ip to ip saddr map @client-proxy`);
     expect(nat).not.toContain(`redirect to :${config.tinyproxy.port}`);
+  });
+
+  it('SAM and I2CP granted to one client (i2p.apps): DNAT to the router on loopback only from the set dom0\'s address fills, every other client redirected to a reset; none of it without a grant', () => {
+    const config = configOf({ qubes: { clients: ['work', 'torrents'] }, i2p: { apps: { sam: ['torrents'], i2cp: ['work'] } } });
+    const gw = gateway(config);
+    expect(gw.hook().code).toBe(0);
+    const vip = config.network.virtualIp;
+    const nat = gw.nft(['list', 'chain', 'inet', 'qubes-i2p-gateway', 'prerouting-nat']).split('\n').map((l) => l.trim());
+    const at = (re: RegExp): number => nat.findIndex((l) => re.test(l));
+    const sam = at(new RegExp(`^ip daddr ${vip} tcp dport 7656 ip saddr @app-sam dnat ip to 127\\.0\\.0\\.1:7656$`));
+    const i2cp = at(new RegExp(`^ip daddr ${vip} tcp dport 7654 ip saddr @app-i2cp dnat ip to 127\\.0\\.0\\.1:7654$`));
+    const others = at(new RegExp(`^ip daddr ${vip} tcp dport \\{ 7654, 7656 \\} redirect$`));
+    const perClient = at(/dnat ip to ip saddr map @client-proxy$/);
+    expect([sam, i2cp, others, perClient].every((i) => i >= 0), nat.join('\n')).toBe(true);
+    expect(sam < others && i2cp < others && others < perClient).toBe(true);
+    expect(gw.nft(['list', 'set', 'inet', 'qubes-i2p-gateway', 'app-sam'])).toMatch(/type ipv4_addr\s*\n\s*}/);
+    const input = gw.nft(['list', 'chain', 'ip', 'qubes', INPUT_CHAIN]).split('\n').map((l) => l.trim());
+    const accept = input.indexOf('iifgroup 2 ct status dnat ip daddr 127.0.0.1 tcp dport 7656 accept');
+    const reset = input.findIndex((l) => l.startsWith(`iifgroup 2 ct status dnat ct original ip daddr ${vip} tcp dport { 7654, 7656 } counter`) && l.endsWith('reject with tcp reset'));
+    expect(accept, input.join('\n')).toBeGreaterThanOrEqual(0);
+    expect(reset).toBeGreaterThan(accept);
+    // SAM's UDP socket (a DATAGRAM session's HOST= is the client's choice) never sends upstream; the router otherwise does.
+    // (the hook above loaded it with the real nft.)
+    const ruleset = text(renderGateway(config, { programs: PROGRAMS }), PATHS.ruleset);
+    const samUdp = ruleset.indexOf('\t\toifgroup 1 meta skuid i2pd udp sport 7655 counter reject with icmpx admin-prohibited\n');
+    expect(samUdp).toBeGreaterThanOrEqual(0);
+    expect(samUdp).toBeLessThan(ruleset.indexOf('\t\toifgroup 1 meta skuid i2pd accept\n'));
+    const conf = text(renderGateway(config, { programs: PROGRAMS }), PATHS.i2pdConf);
+    expect(conf).toMatch(/\[sam\]\n(#.*\n)*enabled = true\naddress = 127\.0\.0\.1\nport = 7656\nportudp = 7655\n/);
+    expect(conf).toMatch(/\[i2cp\]\n(#.*\n)*enabled = true\naddress = 127\.0\.0\.1\nport = 7654\n/);
+    const facts = JSON.parse(text(renderGateway(config, { programs: PROGRAMS }), PATHS.clientProxiesConf)) as { apps: unknown };
+    expect(facts.apps).toEqual([
+      { name: 'sam', set: 'app-sam', qubesdb: '/vm-config/qubes-i2p-gateway-sam', max: 1 },
+      { name: 'i2cp', set: 'app-i2cp', qubesdb: '/vm-config/qubes-i2p-gateway-i2cp', max: 1 },
+    ]);
+    // Without a grant: no SAM, no I2CP, no rules for them.
+    const plain = renderGateway(configOf({ qubes: { clients: ['work'] } }), { programs: PROGRAMS });
+    expect(text(plain, PATHS.ruleset)).not.toMatch(/7656|7654|app-sam/);
+    expect(text(plain, PATHS.i2pdConf)).toMatch(/\[sam\]\nenabled = false\n/);
+    expect(text(plain, PATHS.i2pdConf)).toMatch(/\[i2cp\]\nenabled = false\n/);
+  });
+
+  it('SOCKS for chosen clients (i2p.apps.socks): the virtual IP\'s 4447 to each granted client\'s own SOCKS proxy on 127.0.0.2 (its HTTP proxy\'s port), every other client a reset; nothing of it without a grant', () => {
+    const config = configOf({ qubes: { clients: ['work', 'chat'] }, i2p: { apps: { socks: ['work', 'chat'] } } });
+    const gw = gateway(config);
+    expect(gw.hook().code).toBe(0);
+    const vip = config.network.virtualIp;
+    const nat = gw.nft(['list', 'chain', 'inet', 'qubes-i2p-gateway', 'prerouting-nat']).split('\n').map((l) => l.trim());
+    const own = nat.indexOf(`ip daddr ${vip} tcp dport 4447 dnat ip to ip saddr map @client-socks`);
+    const others = nat.indexOf(`ip daddr ${vip} tcp dport 4447 redirect`);
+    const http = nat.findIndex((l) => l.endsWith('dnat ip to ip saddr map @client-proxy'));
+    expect(own, nat.join('\n')).toBeGreaterThanOrEqual(0);
+    expect(own < others && others < http).toBe(true);
+    const input = gw.nft(['list', 'chain', 'ip', 'qubes', INPUT_CHAIN]);
+    expect(input).toContain('iifgroup 2 ct status dnat ip daddr 127.0.0.2 tcp dport 31000-32023 accept');
+    expect(input).toMatch(new RegExp(`iifgroup 2 ct status dnat ct original ip daddr ${vip.replace(/\./g, '\\.')} tcp dport 4447 counter packets 0 bytes 0 reject with tcp reset`));
+    expect(gw.nft(['list', 'chain', 'inet', 'qubes-i2p-gateway', 'input-limits'])).toContain('ip daddr 127.0.0.2 tcp dport 31000-32023 ip saddr . tcp dport != @client-proxy-pairs counter packets 0 bytes 0 drop');
+    const facts = JSON.parse(text(renderGateway(config, { programs: PROGRAMS }), PATHS.clientProxiesConf)) as { socks: unknown };
+    expect(facts.socks).toEqual({ qubesdb: '/vm-config/qubes-i2p-gateway-socks', max: 2, map: 'client-socks', address: '127.0.0.2', filePrefix: '61-qubes-i2p-gateway-socks-' });
+    const plain = renderGateway(configOf({ qubes: { clients: ['work'] } }), { programs: PROGRAMS });
+    expect(text(plain, PATHS.ruleset)).not.toMatch(/4447|client-socks|127\.0\.0\.2/);
   });
 
   it('has no Tor rules with Tor off', () => {

@@ -98,6 +98,38 @@ describe('salt/client-netvm', () => {
     expect(stateful('nope', script(d, SCRIPT, ['restore', 'nope', 'sys-i2p']).stdout).changed).toBe(false);
   });
 
+  it('grant-sam writes the granted qube\'s address into the gateway\'s vm-config feature (its qubesdb), once; a new address replaces it; revoke-sam unsets it', () => {
+    const d = dom0();
+    d.addQube('torrents', 'AppVM', { netvm: 'sys-i2p', ip: '10.137.0.12' });
+    const r = script(d, SCRIPT, ['grant-sam', 'torrents', 'sys-i2p']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(stateful('torrents', r.stdout)).toEqual({ changed: true, comment: 'sys-i2p: sam for torrents (10.137.0.12) only' });
+    expect(d.getFeature('sys-i2p', 'vm-config.qubes-i2p-gateway-sam')).toBe('10.137.0.12');
+    expect(stateful('torrents', script(d, SCRIPT, ['grant-sam', 'torrents', 'sys-i2p']).stdout).changed).toBe(false);
+    d.setPref('torrents', 'ip', '10.137.0.40');
+    expect(stateful('torrents', script(d, SCRIPT, ['grant-sam', 'torrents', 'sys-i2p']).stdout).changed).toBe(true);
+    expect(d.getFeature('sys-i2p', 'vm-config.qubes-i2p-gateway-sam')).toBe('10.137.0.40');
+    // I2CP is a feature of its own.
+    expect(script(d, SCRIPT, ['grant-i2cp', 'torrents', 'sys-i2p']).code).toBe(0);
+    expect(d.getFeature('sys-i2p', 'vm-config.qubes-i2p-gateway-i2cp')).toBe('10.137.0.40');
+    const off = script(d, SCRIPT, ['revoke-sam', '-', 'sys-i2p']);
+    expect(stateful('-', off.stdout)).toEqual({ changed: true, comment: 'sys-i2p: no qube has sam now (was 10.137.0.40)' });
+    expect(d.getFeature('sys-i2p', 'vm-config.qubes-i2p-gateway-sam')).toBeUndefined();
+    expect(stateful('-', script(d, SCRIPT, ['revoke-sam', '-', 'sys-i2p']).stdout).changed).toBe(false);
+    expect(d.getFeature('sys-i2p', 'vm-config.qubes-i2p-gateway-i2cp')).toBe('10.137.0.40');
+    // SOCKS may go to many qubes: their addresses, space-separated, in the order of the config.
+    d.addQube('chat', 'AppVM', { netvm: 'sys-i2p', ip: '10.137.0.41' });
+    const many = script(d, SCRIPT, ['grant-socks', 'torrents,chat', 'sys-i2p']);
+    expect(many.code, many.stderr).toBe(0);
+    expect(d.getFeature('sys-i2p', 'vm-config.qubes-i2p-gateway-socks')).toBe('10.137.0.40 10.137.0.41');
+    expect(stateful('-', script(d, SCRIPT, ['grant-socks', 'torrents,chat', 'sys-i2p']).stdout).changed).toBe(false);
+    expect(script(d, SCRIPT, ['grant-socks', 'torrents,nope', 'sys-i2p']).code).toBe(1);
+    // A granted qube that does not exist fails the state.
+    const missing = script(d, SCRIPT, ['grant-sam', 'nope', 'sys-i2p']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('nope does not exist. Fix: create it, or remove it from i2p.apps.sam and rebuild');
+  });
+
   it('a failed netvm change (Qubes refuses) fails the script, and the record stays for the next run', () => {
     const d = dom0();
     script(d, SCRIPT, ['record', 'whonixed', 'sys-i2p']);

@@ -11,13 +11,15 @@ import type { GatewayConfig } from '../../config/schema.ts';
 import { CLIENT_PROXY_PORTS, ROUTERS } from '../../config/routers.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
 import { comment, gatewayFlag, generatedHeader, PATHS, UNITS, unitPath } from './common.ts';
-import { CLIENT_PROXY_MAP, CLIENT_PROXY_PAIRS, perClientProxies, TABLE } from './firewall.ts';
+import { CLIENT_PROXY_MAP, CLIENT_PROXY_PAIRS, CLIENT_SOCKS_MAP, grantedApps, perClientProxies, SOCKS_LOOPBACK, socksClients, TABLE } from './firewall.ts';
 import { ROUTER_RESTART_SEC } from './i2pd.ts';
 
 /** i2pd's tunnels directory (Debian's /etc/i2pd/tunnels.conf.d links here; root's, read by i2pd). */
 export const I2PD_TUNNELS_DIR = '/etc/i2pd/tunnels.d';
 /** The client tunnels' file names: PREFIX + address + .conf (after the published services' 50-… file). */
 export const CLIENT_TUNNEL_PREFIX = '60-qubes-i2p-gateway-client-';
+/** The client SOCKS tunnels' file names (i2p.apps.socks): PREFIX + address + .conf. */
+export const CLIENT_SOCKS_PREFIX = '61-qubes-i2p-gateway-socks-';
 /** The client destinations' keys in i2pd's state directory: PREFIX + address + .dat (made by i2pd, kept by bind-dirs). */
 export const CLIENT_KEYS_PREFIX = 'qubes-i2p-gateway-client-';
 /** Seconds between two looks at Qubes' client set. */
@@ -44,6 +46,13 @@ export function clientProxiesFacts(config: GatewayConfig): unknown {
     // i2pd's own HTTP proxy (i2pd.conf): once it listens, i2pd handles SIGHUP (a reload) instead of dying of it.
     routerProxyPort: ROUTERS.i2pd.httpProxyPort,
     interval: CLIENT_POLL_SEC,
+    // I2P applications granted to one client qube each (i2p.apps): the nft set of its address, filled from the
+    // qubesdb key dom0 writes (the granted qube's address), only while that address is one of Qubes' clients.
+    apps: grantedApps(config).map((a) => ({ name: a.name, set: a.set, qubesdb: a.qubesdb, max: 1 })),
+    // Each granted client its own SOCKS proxy (i2p.apps.socks): a tunnel file of its own, on the keys of its HTTP proxy.
+    ...(socksClients(config)
+      ? { socks: { qubesdb: '/vm-config/qubes-i2p-gateway-socks', max: config.i2p.apps.socks.length, map: CLIENT_SOCKS_MAP, address: SOCKS_LOOPBACK, filePrefix: CLIENT_SOCKS_PREFIX } }
+      : {}),
   };
 }
 

@@ -30,6 +30,7 @@ import { textFile, type RenderedFile } from '../../files.ts';
 import { generatedHeader, PATHS } from './common.ts';
 import { TOR_USER, TOR_VIRTUAL_NET } from './tor.ts';
 import { ipv4, port, userName } from './values.ts';
+import { SAM_PORT, SAM_UDP_PORT } from './i2pd.ts';
 
 export const TABLE = 'qubes-i2p-gateway';
 export const LOCKDOWN_TABLE = 'qubes-i2p-gateway-lockdown';
@@ -54,6 +55,45 @@ export function perClientProxies(config: GatewayConfig): boolean {
 /** The loopback port range of the per-client proxies, as nft writes it. */
 export function clientProxyRange(): string {
   return `${CLIENT_PROXY_PORTS.first}-${CLIENT_PROXY_PORTS.first + CLIENT_PROXY_PORTS.count - 1}`;
+}
+
+/**
+ * I2P applications granted to one client qube each (i2p.apps): the router's port on the virtual IP, DNATed to the
+ * router on loopback only from the addresses in the app's set. i2pd-client-proxies fills the set from the gateway's
+ * qubesdb key, where dom0's clients.sls writes the granted qube's address (a vm-config feature of the gateway).
+ */
+export interface GrantedApp {
+  readonly name: 'sam' | 'i2cp';
+  readonly port: number;
+  readonly set: string;
+  readonly qubesdb: string;
+  readonly qube: string;
+}
+
+/** The vm-config feature (dom0, on the gateway qube) and qubesdb key (in it) that carry a granted qube's address. */
+export function appFeature(name: GrantedApp['name']): string {
+  return `qubes-i2p-gateway-${name}`;
+}
+
+export function grantedApps(config: GatewayConfig): GrantedApp[] {
+  if (!perClientProxies(config)) return [];
+  const ports = { sam: SAM_PORT, i2cp: ROUTERS.i2pd.exposable.i2cp } as const;
+  return (['sam', 'i2cp'] as const)
+    .filter((n) => config.i2p.apps[n].length > 0)
+    .map((n) => ({ name: n, port: ports[n], set: `app-${n}`, qubesdb: `/vm-config/${appFeature(n)}`, qube: config.i2p.apps[n][0] as string }));
+}
+
+/**
+ * Each granted client qube's own I2P SOCKS proxy (i2p.apps.socks): an i2pd socks tunnel on the client's own keys,
+ * on this loopback address and the same port as its HTTP proxy (so the HTTP proxies' pairs set also says which port
+ * is whose). i2pd's SOCKS port on the virtual IP.
+ */
+export const SOCKS_LOOPBACK = '127.0.0.2';
+export const SOCKS_PORT = 4447;
+export const CLIENT_SOCKS_MAP = 'client-socks';
+
+export function socksClients(config: GatewayConfig): boolean {
+  return perClientProxies(config) && config.i2p.apps.socks.length > 0;
 }
 
 /** Our chain inside Qubes' `ip qubes` table, jumped to from `custom-input`. */
@@ -113,6 +153,8 @@ export function renderRuleset(config: GatewayConfig): string {
   const exposed = exposedPorts(config);
   const own = perClientProxies(config);
   const range = clientProxyRange();
+  const apps = grantedApps(config);
+  const socks = socksClients(config);
   const L: string[] = [];
   const add = (...lines: string[]): void => {
     L.push(...lines);
@@ -144,6 +186,24 @@ export function renderRuleset(config: GatewayConfig): string {
           '',
         ]
       : []),
+    ...(socks
+      ? [
+          `\t# The SOCKS proxies of the client qubes granted one (i2p.apps.socks): client address -> ${SOCKS_LOOPBACK} . its port, filled`,
+          '\t# by i2pd-client-proxies for the addresses dom0 writes into qubesdb (/vm-config/qubes-i2p-gateway-socks).',
+          `\tmap ${CLIENT_SOCKS_MAP} {`,
+          '\t\ttype ipv4_addr : ipv4_addr . inet_service',
+          '\t}',
+          '',
+        ]
+      : []),
+    ...apps.flatMap((a) => [
+      `\t# The one client qube granted ${a.name.toUpperCase()} (i2p.apps.${a.name}: ${a.qube}), by its address: filled by i2pd-client-proxies from`,
+      `\t# qubesdb ${a.qubesdb}, which dom0 writes. Empty until then: nobody reaches the router's ${a.name.toUpperCase()}.`,
+      `\tset ${a.set} {`,
+      '\t\ttype ipv4_addr',
+      '\t}',
+      '',
+    ]),
     '\t# Before defragmentation (-400) and conntrack: stateless drops.',
     '\tchain prerouting-raw {',
     '\t\ttype filter hook prerouting priority -450; policy accept;',
@@ -183,6 +243,21 @@ export function renderRuleset(config: GatewayConfig): string {
   if (exposed.length > 0) {
     add('\t\t# Router ports exposed on the virtual IP go to the router on loopback (needs route_localnet, set by the hook).');
     for (const e of exposed) add(`\t\tip daddr ${vip} tcp dport ${port(e.port)} dnat ip to 127.0.0.1:${port(e.port)}`);
+  }
+  if (socks) {
+    add(
+      "\t\t# SOCKS on the virtual IP: a granted client's own SOCKS proxy (its own destination); any other client, a reset.",
+      `\t\tip daddr ${vip} tcp dport ${port(SOCKS_PORT)} dnat ip to ip saddr map @${CLIENT_SOCKS_MAP}`,
+      `\t\tip daddr ${vip} tcp dport ${port(SOCKS_PORT)} redirect`,
+    );
+  }
+  if (apps.length > 0) {
+    add("\t\t# I2P applications granted to one client qube each: the router's port on loopback for that qube's address only.");
+    for (const a of apps) add(`\t\tip daddr ${vip} tcp dport ${port(a.port)} ip saddr @${a.set} dnat ip to 127.0.0.1:${port(a.port)}`);
+    add(
+      '\t\t# Any other client: to the same port of the gateway itself, where our input chain resets it (no connection).',
+      `\t\tip daddr ${vip} tcp dport { ${apps.map((a) => port(a.port)).join(', ')} } redirect`,
+    );
   }
   if (own) add('\t\t# Each client\'s own I2P proxy listens on loopback (needs route_localnet, set by the hook).');
   add(
@@ -256,6 +331,7 @@ export function renderRuleset(config: GatewayConfig): string {
           '\t\t# holds should anything else ever DNAT a client there), and holds at most ' + `${lim.proxyConnections} open connections to it.`,
           `\t\tip daddr 127.0.0.1 tcp dport ${range} ip saddr . tcp dport != @${CLIENT_PROXY_PAIRS} counter drop`,
           `\t\tip daddr 127.0.0.1 tcp dport ${range} ct state new ct status dnat add @client-proxy-conns { ip saddr ct count over ${lim.proxyConnections} } counter reject with tcp reset`,
+          ...(socks ? [`\t\t# The SOCKS proxies: the same port as the client's HTTP proxy, on ${SOCKS_LOOPBACK}: its own and no other.`, `\t\tip daddr ${SOCKS_LOOPBACK} tcp dport ${range} ip saddr . tcp dport != @${CLIENT_PROXY_PAIRS} counter drop`] : []),
         ]
       : [
           `\t\t# tinyproxy: at most ${lim.proxyConnections} open connections per client (its MaxClients is shared by all).`,
@@ -300,6 +376,13 @@ export function renderRuleset(config: GatewayConfig): string {
   );
   if (tor) add('\t\t# Tor reaches the Tor network: that is its job.', `\t\toifgroup 1 meta skuid ${userName(TOR_USER)} accept`);
   add(
+    ...(apps.some((a) => a.name === 'sam')
+      ? [
+          "\t\t# SAM's datagram socket never sends upstream: a DATAGRAM/RAW session's HOST= names where i2pd forwards what",
+          "\t\t# arrives, and from the granted client that could be any address: the gateway's own IP, outside Tor and I2P.",
+          `\t\toifgroup 1 meta skuid ${routerUser} udp sport ${port(SAM_UDP_PORT)} counter reject with icmpx admin-prohibited`,
+        ]
+      : []),
     '\t\t# The I2P router reaches the I2P network (and its reseed servers).',
     `\t\toifgroup 1 meta skuid ${routerUser} accept`,
     '\t\t# IPv6 neighbour discovery and multicast listener reports, which the kernel sends for every interface.',
@@ -325,6 +408,19 @@ export function renderRuleset(config: GatewayConfig): string {
     '\t\tiifgroup 2 tcp dport 53 accept',
     '\t\t# TLS to the virtual IP (redirected here by our NAT chain, port kept): refused at once with a reset.',
     `\t\tiifgroup 2 ct status dnat ct original ip daddr ${vip} tcp dport { ${VIP_TLS_PORTS.map(port).join(', ')} } counter reject with tcp reset`,
+    ...(socks
+      ? [
+          `\t\tiifgroup 2 ct status dnat ip daddr ${SOCKS_LOOPBACK} tcp dport ${range} accept`,
+          `\t\tiifgroup 2 ct status dnat ct original ip daddr ${vip} tcp dport ${port(SOCKS_PORT)} counter reject with tcp reset`,
+        ]
+      : []),
+    ...(apps.length > 0
+      ? [
+          "\t\t# The granted qube's application ports (DNATed to loopback only from its address), then every other client's: a reset.",
+          ...apps.map((a) => `\t\tiifgroup 2 ct status dnat ip daddr 127.0.0.1 tcp dport ${port(a.port)} accept`),
+          `\t\tiifgroup 2 ct status dnat ct original ip daddr ${vip} tcp dport { ${apps.map((a) => port(a.port)).join(', ')} } counter reject with tcp reset`,
+        ]
+      : []),
     '\t\t# Everything else: only connections our NAT chain redirected (ct status dnat), only to our daemons\' ports.',
     own ? `\t\tiifgroup 2 ct status dnat ip daddr 127.0.0.1 tcp dport ${range} accept` : `\t\tiifgroup 2 ct status dnat tcp dport ${proxyPort} accept`,
   );

@@ -29,9 +29,12 @@ import { renderOtherRouterDropIn } from './java-router.ts';
 import { port } from './values.ts';
 
 const I2PD = ROUTERS.i2pd;
+/** i2pd's SAM bridge: TCP (sessions, streams) and UDP (datagrams). */
+export const SAM_PORT = 7656;
+export const SAM_UDP_PORT = 7655;
 
 export function renderI2pdConf(config: GatewayConfig): string {
-  const expose = config.i2p.expose;
+  const apps = config.i2p.apps;
   return (
     generatedHeader('i2pd for qubes-i2p-gateway: the I2P router.') +
     comment([
@@ -69,12 +72,19 @@ export function renderI2pdConf(config: GatewayConfig): string {
     '\n[socksproxy]\n' +
     comment(['Off: nothing in the gateway uses SOCKS into I2P.']) +
     'enabled = false\n' +
-    '\n[sam]\nenabled = false\n' +
+    '\n[sam]\n' +
+    (apps.sam.length > 0
+      ? comment([
+          `For client qube ${apps.sam[0]} only (i2p.apps.sam): the firewall DNATs the virtual IP's port ${SAM_PORT} to it from that`,
+          'qube\'s address alone (dom0 writes it into the gateway\'s qubesdb). SAM has no authentication and finds sessions',
+          `by ID across all its clients: one qube. UDP (datagrams, ${SAM_UDP_PORT}) stays on loopback, out of clients' reach.`,
+        ]) + `enabled = true\naddress = 127.0.0.1\nport = ${port(SAM_PORT)}\nportudp = ${port(SAM_UDP_PORT)}\n`
+      : 'enabled = false\n') +
     '\n[bob]\nenabled = false\n' +
     '\n[i2pcontrol]\nenabled = false\n' +
     '\n[i2cp]\n' +
-    (expose.i2cp
-      ? comment(['Exposed on the virtual IP (the firewall DNATs it here).']) + `enabled = true\naddress = 127.0.0.1\nport = ${port(I2PD.exposable.i2cp)}\n`
+    (apps.i2cp.length > 0
+      ? comment([`For client qube ${apps.i2cp[0]} only (i2p.apps.i2cp): the firewall DNATs the virtual IP's port ${I2PD.exposable.i2cp} to it from that qube's address alone. No authentication: one qube.`]) + `enabled = true\naddress = 127.0.0.1\nport = ${port(I2PD.exposable.i2cp)}\n`
       : 'enabled = false\n') +
     '\n[upnp]\n' +
     comment(['Never ask a router upstream to open ports: the gateway sits behind Qubes\' NAT on purpose.']) +

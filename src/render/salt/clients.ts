@@ -53,6 +53,19 @@ export function renderClients(c: GatewayConfig): RenderedFile {
       ],
     };
   }
+  // I2P applications for one client qube each (i2p.apps): the gateway learns the granted qube's address from its own
+  // qubesdb, where this writes it (a vm-config feature of the gateway); an app granted to nobody is unset.
+  for (const app of ['sam', 'i2cp', 'socks'] as const) {
+    const qube = c.i2p.apps[app].length > 0 ? c.i2p.apps[app].join(',') : undefined;
+    data[ID.appGrant(app)] = {
+      'cmd.script': [
+        { name: qube !== undefined ? `client-netvm grant-${app} ${qube} ${q.gateway}` : `client-netvm revoke-${app} - ${q.gateway}` },
+        { source: CLIENT_NETVM.source },
+        { stateful: true },
+        { require: [{ qvm: ID.qube }] },
+      ],
+    };
+  }
   const note =
     q.clients.length === 0
       ? ["No client qubes are configured (qubes.clients): set a qube's netvm to the gateway by hand, or list it."]

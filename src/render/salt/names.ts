@@ -53,6 +53,8 @@ export const ID = {
   clientRestore: (name: string): string => `i2p-gateway-remove-client-${name}`,
   /** clients.sls: the client's fail-closed qvm-firewall rule (salt/client-netvm close). */
   clientClosed: (name: string): string => `i2p-gateway-client-${name}-fail-closed`,
+  /** clients.sls: the granted qube's address for an I2P application (SAM, I2CP) in the gateway's qubesdb, or none. */
+  appGrant: (app: string): string => `i2p-gateway-app-${app}`,
   removeQube: 'i2p-gateway-remove-qube',
   removeTemplate: 'i2p-gateway-remove-template',
   publishPolicy: 'i2p-gateway-publish-policy',

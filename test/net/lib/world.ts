@@ -141,12 +141,26 @@ export class World {
    * Start the per-client proxies' program from its unit, with the lab's systemctl stand-in (tools/lab-systemctl:
    * `systemctl reload UNIT` sends SIGHUP to the process the lab started for UNIT, as Debian's i2pd unit's ExecReload=).
    */
-  async startClientProxies(): Promise<void> {
+  async startClientProxies(qubesdb?: Readonly<Record<string, string>>): Promise<void> {
     const dir = join(this.lab.scratch, 'layer-systemctl');
     const bin = join(dir, 'usr/bin/systemctl');
     mkdirSync(dirname(bin), { recursive: true });
     copyFileSync(join(this.lab.scratch, 'tools/lab-systemctl'), bin);
     chmodSync(bin, 0o755);
+    if (qubesdb !== undefined) {
+      // What dom0 writes into the gateway's qubesdb (e.g. /vm-config/qubes-i2p-gateway-sam: the granted qube's
+      // address), read through the lab's qubesdb-read stand-in (tools/fake-qubesdb-read).
+      const db = join(dir, 'usr/bin/qubesdb-read');
+      copyFileSync(join(this.lab.scratch, 'tools/fake-qubesdb-read'), db);
+      chmodSync(db, 0o755);
+      // The keys go into the machine's own /etc (a layer's etc/ would make /etc read-only for the program, which
+      // writes i2pd's tunnels directory).
+      const log = join(this.lab.scratch, 'logs', 'client-proxies-qubesdb.jsonl');
+      writeFileSync(log, '');
+      chmodSync(log, 0o666);
+      const r = await this.lab.gwRun(['sh', '-c', 'mkdir -p /etc/qig-lab && cat > /etc/qig-lab/qubesdb.json'], { input: JSON.stringify({ log, keys: qubesdb }) });
+      if (r.code !== 0) throw new Error(`qubesdb.json: ${r.stderr}`);
+    }
     await this.gw.start(UNIT.clientProxies, [], [], { override: dir });
   }
 

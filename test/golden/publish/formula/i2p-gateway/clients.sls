@@ -4,3 +4,24 @@
 
 include:
   - i2p-gateway.create
+i2p-gateway-app-sam:
+  cmd.script:
+    - name: client-netvm revoke-sam - sys-i2p
+    - source: salt://i2p-gateway/files/client-netvm
+    - stateful: true
+    - require:
+        - qvm: i2p-gateway-qube
+i2p-gateway-app-i2cp:
+  cmd.script:
+    - name: client-netvm revoke-i2cp - sys-i2p
+    - source: salt://i2p-gateway/files/client-netvm
+    - stateful: true
+    - require:
+        - qvm: i2p-gateway-qube
+i2p-gateway-app-socks:
+  cmd.script:
+    - name: client-netvm revoke-socks - sys-i2p
+    - source: salt://i2p-gateway/files/client-netvm
+    - stateful: true
+    - require:
+        - qvm: i2p-gateway-qube
