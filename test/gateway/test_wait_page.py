@@ -259,5 +259,89 @@ class Relay(unittest.TestCase):
         self.assertIn(b"The I2P router is starting", got)
 
 
+# What gateway/i2pd-client-proxies writes for a client (its tunnel_text), the relay's only source of a client's port.
+def client_tunnel(addr, port):
+    return ("# qubes-i2p-gateway: the I2P HTTP proxy of client qube %s, written by i2pd-client-proxies while its\n"
+            "# interface exists. Its own destination: the keys below, in i2pd's state directory.\n"
+            "[qubes-i2p-gateway-client-%s]\ntype = httpproxy\naddress = 127.0.0.1\nport = %d\n"
+            "keys = qubes-i2p-gateway-client-%s.dat\noutproxy =\naddresshelper = false\n" % (addr, addr, port, addr))
+
+
+class PerClient(unittest.TestCase):
+    """Per-client destinations: the relay picks the peer's own proxy from its tunnel file, and refuses anyone else."""
+
+    PREFIX = "60-qubes-i2p-gateway-client-"
+    PORTS = (31000, 32023)
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp()
+        for addr, port in (("10.137.0.10", 31000), ("10.137.0.11", 31001)):
+            with open(os.path.join(self.dir, "%s%s.conf" % (self.PREFIX, addr)), "w") as f:
+                f.write(client_tunnel(addr, port))
+
+    def port(self, peer):
+        return W.client_port(self.dir, self.PREFIX, self.PORTS, peer)
+
+    def write(self, addr, text):
+        with open(os.path.join(self.dir, "%s%s.conf" % (self.PREFIX, addr)), "w") as f:
+            f.write(text)
+
+    def test_each_client_its_own_port(self):
+        self.assertEqual(self.port("10.137.0.10"), 31000)
+        self.assertEqual(self.port("10.137.0.11"), 31001)
+
+    def test_no_file_no_port(self):
+        self.assertIsNone(self.port("10.137.0.12"))
+        self.assertIsNone(self.port("127.0.0.1"))
+        self.assertIsNone(self.port("::1"))
+        self.assertIsNone(self.port("../10.137.0.10"))
+        self.assertIsNone(self.port(None))
+
+    def test_unexpected_files_refused(self):
+        # A file naming another client's section, a port outside the range, a proxy not on loopback, a link.
+        self.write("10.137.0.20", client_tunnel("10.137.0.11", 31001))
+        self.write("10.137.0.21", client_tunnel("10.137.0.21", 4444))
+        self.write("10.137.0.22", client_tunnel("10.137.0.22", 31005).replace("address = 127.0.0.1", "address = 0.0.0.0"))
+        self.write("10.137.0.23", client_tunnel("10.137.0.23", 31006) + "port = 31001\n")
+        os.symlink(os.path.join(self.dir, self.PREFIX + "10.137.0.10.conf"), os.path.join(self.dir, self.PREFIX + "10.137.0.24.conf"))
+        for peer in ("10.137.0.20", "10.137.0.21", "10.137.0.22", "10.137.0.23", "10.137.0.24"):
+            self.assertIsNone(self.port(peer), peer)
+
+    def test_upstream_by_peer(self):
+        relay = W.Relay(("127.0.0.1", 4444), None, 8, (self.dir, self.PREFIX, self.PORTS))
+
+        class Peer:
+            def __init__(self, addr):
+                self.addr = addr
+
+            def get_extra_info(self, key):
+                return (self.addr, 40000) if key == "peername" else None
+
+        self.assertEqual(relay.upstream_for(Peer("10.137.0.10")), ("127.0.0.1", 31000))
+        self.assertEqual(relay.upstream_for(Peer("10.137.0.11")), ("127.0.0.1", 31001))
+        self.assertIsNone(relay.upstream_for(Peer("10.137.0.12")))
+        # tinyproxy (loopback) still reaches the shared proxy.
+        self.assertEqual(relay.upstream_for(Peer("127.0.0.1")), ("127.0.0.1", 4444))
+        shared = W.Relay(("127.0.0.1", 4444), None, 8)
+        self.assertEqual(shared.upstream_for(Peer("10.137.0.10")), ("127.0.0.1", 4444))
+
+    def test_refused_peer_gets_no_answer(self):
+        relay = W.Relay(("127.0.0.1", 4444), None, 8, (self.dir, self.PREFIX, self.PORTS))
+        closed = []
+
+        class Writer:
+            def get_extra_info(self, key):
+                return ("10.137.0.99", 40000) if key == "peername" else None
+
+            def write(self, data):
+                raise AssertionError("answered a peer without a proxy: %r" % data[:100])
+
+            def close(self):
+                closed.append(True)
+
+        asyncio.new_event_loop().run_until_complete(relay.handle(None, Writer()))
+        self.assertEqual(closed, [True])
+
+
 if __name__ == "__main__":
     unittest.main()

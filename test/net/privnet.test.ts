@@ -12,11 +12,32 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATHS } from '../../src/render/gateway/common.ts';
 import { chromiumLoad, ensureChromiumLayer } from './lib/chromium.ts';
 import { EEPSITE_MARKER, gatewayI2pdDropIn, I2pNet, netDbPath } from './lib/i2pnet.ts';
-import { A, type Lab } from './lib/lab.ts';
-import { expectUpClean } from './lib/suite.ts';
+import { A, describe as describeFrames, serverHits, unsanctioned, type Frame, type Lab, type UpEvent } from './lib/lab.ts';
 import { gatewayTorrc, ONION_MARKER, TorNet, WEB_MARKER, WEB_NAME, WEB_PORT } from './lib/torenet.ts';
 import { run } from './lib/sh.ts';
 import { World, SHARED_DESTINATION } from './lib/world.ts';
+
+
+/**
+ * Nothing of the client's upstream and no server of up reached, since `mark`. Allowed: the gateway's kernel answering
+ * a node of the private networks (an ICMP "unreachable" or a TCP reset from the gateway's upstream address to a
+ * router or a Tor node), which is no one's traffic: a node's packet finding the daemon's socket gone after the
+ * router was restarted (the waiting page's block does that). A client's packet never leaves with the gateway's
+ * address (the kernel forwards nothing), so the exception cannot hide one.
+ */
+async function expectUpClean(l: Lab, mark: number, what: string): Promise<UpEvent[]> {
+  const ev = await l.upSince(mark);
+  const nodes = new Set<string>([...(i2p?.routers.map((r) => r.addr) ?? []), ...(tor?.nodes.map((n) => n.addr) ?? [])]);
+  const kernelAnswer = (f: Frame): boolean =>
+    f.src === A.gwUp4 && f.dst !== undefined && nodes.has(f.dst) && ((f.proto === 1 && f.icmptype === 3) || (f.proto === 6 && ((((f['tcpflags'] as number | undefined) ?? 0) & 0x04) !== 0)));
+  const all = unsanctioned(ev);
+  const bad = all.filter((e) => !(e.ev === 'frame' && kernelAnswer(e as Frame)));
+  if (all.length > bad.length) console.log(`[privnet] ${what}: ${all.length - bad.length} kernel answers to nodes (ICMP unreachable / TCP reset from ${A.gwUp4})`);
+  expect(bad, `${what}: up received packets from the client:\n${describeFrames(bad)}`).toEqual([]);
+  const hits = serverHits(ev);
+  expect(hits, `${what}: up's servers were reached:\n${describeFrames(hits)}`).toEqual([]);
+  return ev;
+}
 
 let w: World | undefined;
 let lab: Lab;

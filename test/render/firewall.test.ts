@@ -123,16 +123,18 @@ describe('the ruleset', () => {
     expect(rules.filter((r) => r.includes('reject'))).toEqual([`iifgroup 2 ct status dnat ct original ip daddr ${config.network.virtualIp} tcp dport { 443, 8443 } counter packets 0 bytes 0 reject with tcp reset`]);
   });
 
-  it('with a destination per client (the default): the virtual IP\'s TCP goes to each client\'s own proxy port on loopback, never tinyproxy', () => {
+  it('with a destination per client (the default): the virtual IP\'s TCP of a client with a proxy goes to the waiting page\'s relay on loopback (which picks its own proxy), never tinyproxy, never straight to a proxy port', () => {
     const config = configOf();
     const gw = gateway(config);
     expect(gw.hook().code).toBe(0);
     const chain = gw.nft(['list', 'chain', 'ip', 'qubes', INPUT_CHAIN]);
     const rules = chain.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('iifgroup') && l.endsWith(' accept'));
-    expect(rules).toContain('iifgroup 2 ct status dnat ip daddr 127.0.0.1 tcp dport 31000-32023 accept');
+    expect(rules).toContain('iifgroup 2 ct status dnat ip daddr 127.0.0.1 tcp dport 4446 accept');
+    expect(rules.some((r) => r.includes('31000'))).toBe(false);
     expect(rules.some((r) => r.includes(`dport ${config.tinyproxy.port} `))).toBe(false);
     const nat = gw.nft(['list', 'chain', 'inet', 'qubes-i2p-gateway', 'prerouting-nat']);
-    expect(nat).toContain(`ip daddr ${config.network.virtualIp} meta l4proto tcp dnat ip to ip saddr map @client-proxy`);
+    expect(nat).toContain(`ip daddr ${config.network.virtualIp} meta l4proto tcp ip saddr @client-proxy dnat ip to 127.0.0.1:4446`);
+    expect(nat).not.toContain('map @client-proxy');
     expect(nat).not.toContain(`redirect to :${config.tinyproxy.port}`);
   });
 

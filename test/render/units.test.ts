@@ -130,4 +130,13 @@ describe('the units', () => {
     expect(relay).toContain(`--listen 127.0.0.1:${WAIT_PAGE_PORT} --upstream 127.0.0.1:${ROUTERS.i2pd.httpProxyPort} `);
     expect(text(files, PATHS.tinyproxyConf)).toContain(`\nupstream http 127.0.0.1:${WAIT_PAGE_PORT} ".i2p"\n`);
   });
+
+  it('with a destination per client (the default), the relay also takes the client ranges and reads the client tunnels; shared: loopback only, no client mode', () => {
+    const relay = unit(UNITS.waitPage);
+    expect(relay).toContain('\nIPAddressAllow=localhost 10.137.0.0/16 10.138.0.0/16\n');
+    expect(relay).toContain(' --client-tunnels /etc/i2pd/tunnels.d --client-prefix 60-qubes-i2p-gateway-client- --client-ports 31000-32023\n');
+    const sharedText = text(renderGateway(configOf({ i2p: { clientDestinations: 'shared' } }), { programs: PROGRAMS }), `${UNIT_DIR}/${UNITS.waitPage}`);
+    expect(sharedText).toContain('\nIPAddressAllow=localhost\n');
+    expect(sharedText).not.toContain('--client-tunnels');
+  });
 });

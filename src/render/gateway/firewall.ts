@@ -25,7 +25,7 @@
  *   "off" table of a time the service was off).
  */
 import type { GatewayConfig } from '../../config/schema.ts';
-import { CLIENT_PROXY_PORTS, clientDestinations, ROUTERS } from '../../config/routers.ts';
+import { CLIENT_PROXY_PORTS, clientDestinations, ROUTERS, WAIT_PAGE_PORT } from '../../config/routers.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
 import { generatedHeader, PATHS } from './common.ts';
 import { TOR_USER, TOR_VIRTUAL_NET } from './tor.ts';
@@ -259,7 +259,7 @@ export function renderRuleset(config: GatewayConfig): string {
       `\t\tip daddr ${vip} tcp dport { ${apps.map((a) => port(a.port)).join(', ')} } redirect`,
     );
   }
-  if (own) add('\t\t# Each client\'s own I2P proxy listens on loopback (needs route_localnet, set by the hook).');
+  if (own) add('\t\t# The waiting page\'s relay, in front of each client\'s own I2P proxy, listens on loopback (needs route_localnet, set by the hook).');
   add(
     '\t\t# TLS to the virtual IP cannot be served: the I2P router\'s HTTP proxy cannot speak TLS to an .i2p site for a',
     '\t\t# client, and tinyproxy would wait out its timeout on the encrypted bytes. Redirected to the same port of the',
@@ -268,10 +268,12 @@ export function renderRuleset(config: GatewayConfig): string {
     `\t\tip daddr ${vip} tcp dport { ${VIP_TLS_PORTS.map(port).join(', ')} } redirect`,
     ...(own
       ? [
-          "\t\t# Plain HTTP on any other port of the virtual IP (http://site.i2p:8080/) goes to the client's own I2P HTTP proxy",
-          "\t\t# in i2pd (its own destination), which takes the host and port from the Host header and serves .i2p names only.",
-          '\t\t# A client not in the map yet (its interface appeared less than a second ago) is not redirected: forward drops it.',
-          `\t\tip daddr ${vip} meta l4proto tcp dnat ip to ip saddr map @${CLIENT_PROXY_MAP}`,
+          "\t\t# Plain HTTP on any other port of the virtual IP (http://site.i2p:8080/) goes to the waiting page's relay, which",
+          "\t\t# knows the client by its address (kept by the DNAT) and passes the bytes to the client's own I2P HTTP proxy in",
+          '\t\t# i2pd (its own destination; the host and port from the Host header, .i2p names only), with its own page while',
+          '\t\t# the router is not ready. Only clients with a proxy (in the map); one not in it yet (its interface appeared',
+          '\t\t# less than a second ago) is not redirected: forward drops it.',
+          `\t\tip daddr ${vip} meta l4proto tcp ip saddr @${CLIENT_PROXY_MAP} dnat ip to 127.0.0.1:${port(WAIT_PAGE_PORT)}`,
         ]
       : [
           '\t\t# Plain HTTP on any other port of the virtual IP (http://site.i2p:8080/) goes to tinyproxy, which takes the host',
@@ -327,10 +329,11 @@ export function renderRuleset(config: GatewayConfig): string {
     `\t\ttcp dport 53 ct state new add @client-dns-tcp-conns { ip saddr ct count over ${lim.dnsTcpConnections} } counter reject with tcp reset`,
     ...(own
       ? [
-          "\t\t# The client proxies' ports: a client reaches its own proxy's port and no other (the map gives it only its own; this",
-          '\t\t# holds should anything else ever DNAT a client there), and holds at most ' + `${lim.proxyConnections} open connections to it.`,
+          "\t\t# The client proxies' ports: nothing DNATs a client there (the relay reaches them from loopback), and should",
+          "\t\t# anything ever do so, a client reaches its own proxy's port and no other (Qubes' input chain, below, accepts none).",
           `\t\tip daddr 127.0.0.1 tcp dport ${range} ip saddr . tcp dport != @${CLIENT_PROXY_PAIRS} counter drop`,
-          `\t\tip daddr 127.0.0.1 tcp dport ${range} ct state new ct status dnat add @client-proxy-conns { ip saddr ct count over ${lim.proxyConnections} } counter reject with tcp reset`,
+          `\t\t# The relay in front of them: at most ${lim.proxyConnections} open connections per client.`,
+          `\t\tip daddr 127.0.0.1 tcp dport ${port(WAIT_PAGE_PORT)} ct state new ct status dnat add @client-proxy-conns { ip saddr ct count over ${lim.proxyConnections} } counter reject with tcp reset`,
           ...(socks ? [`\t\t# The SOCKS proxies: the same port as the client's HTTP proxy, on ${SOCKS_LOOPBACK}: its own and no other.`, `\t\tip daddr ${SOCKS_LOOPBACK} tcp dport ${range} ip saddr . tcp dport != @${CLIENT_PROXY_PAIRS} counter drop`] : []),
         ]
       : [
@@ -422,7 +425,7 @@ export function renderRuleset(config: GatewayConfig): string {
         ]
       : []),
     '\t\t# Everything else: only connections our NAT chain redirected (ct status dnat), only to our daemons\' ports.',
-    own ? `\t\tiifgroup 2 ct status dnat ip daddr 127.0.0.1 tcp dport ${range} accept` : `\t\tiifgroup 2 ct status dnat tcp dport ${proxyPort} accept`,
+    own ? `\t\tiifgroup 2 ct status dnat ip daddr 127.0.0.1 tcp dport ${port(WAIT_PAGE_PORT)} accept` : `\t\tiifgroup 2 ct status dnat tcp dport ${proxyPort} accept`,
   );
   if (tor) add(`\t\tiifgroup 2 ct status dnat tcp dport ${transPort} accept`);
   for (const e of exposed) add(`\t\tiifgroup 2 ct status dnat ip daddr 127.0.0.1 tcp dport ${port(e.port)} accept`);
