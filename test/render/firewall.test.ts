@@ -148,7 +148,7 @@ describe('the ruleset', () => {
     const sam = at(new RegExp(`^ip daddr ${vip} tcp dport 7656 ip saddr @app-sam dnat ip to 127\\.0\\.0\\.1:7656$`));
     const i2cp = at(new RegExp(`^ip daddr ${vip} tcp dport 7654 ip saddr @app-i2cp dnat ip to 127\\.0\\.0\\.1:7654$`));
     const others = at(new RegExp(`^ip daddr ${vip} tcp dport \\{ 7654, 7656 \\} redirect$`));
-    const perClient = at(/dnat ip to ip saddr map @client-proxy$/);
+    const perClient = at(/ip saddr @client-proxy dnat ip to 127\.0\.0\.1:4446$/);
     expect([sam, i2cp, others, perClient].every((i) => i >= 0), nat.join('\n')).toBe(true);
     expect(sam < others && i2cp < others && others < perClient).toBe(true);
     expect(gw.nft(['list', 'set', 'inet', 'qubes-i2p-gateway', 'app-sam'])).toMatch(/type ipv4_addr\s*\n\s*}/);
@@ -186,7 +186,7 @@ describe('the ruleset', () => {
     const nat = gw.nft(['list', 'chain', 'inet', 'qubes-i2p-gateway', 'prerouting-nat']).split('\n').map((l) => l.trim());
     const own = nat.indexOf(`ip daddr ${vip} tcp dport 4447 dnat ip to ip saddr map @client-socks`);
     const others = nat.indexOf(`ip daddr ${vip} tcp dport 4447 redirect`);
-    const http = nat.findIndex((l) => l.endsWith('dnat ip to ip saddr map @client-proxy'));
+    const http = nat.findIndex((l) => l.endsWith('ip saddr @client-proxy dnat ip to 127.0.0.1:4446'));
     expect(own, nat.join('\n')).toBeGreaterThanOrEqual(0);
     expect(own < others && others < http).toBe(true);
     const input = gw.nft(['list', 'chain', 'ip', 'qubes', INPUT_CHAIN]);
