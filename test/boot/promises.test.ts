@@ -667,7 +667,10 @@ describe('the datapath checks of test/net, against the booted gateway (forwardin
       expect(body).toMatch(/addresshelper is not supported/i);
       expect(body).not.toContain("added to router's addressbook");
     }
-    expect((await L().curl('http://poisoned.i2p/')).body, 'the next request for the name finds nothing').toContain('Host not found');
+    // Nothing found: i2pd's own "Host not found", which the waiting page's relay replaces with its page while this
+    // gateway's router (on no network here) is not ready; either way the name does not resolve.
+    const next = (await L().curl('http://poisoned.i2p/')).body;
+    expect(next.includes('Host not found') || next.includes('content="router-not-ready"'), `the next request for the name finds nothing: ${next.slice(0, 300)}`).toBe(true);
     expect(await book(), 'the addressbook is as it was').toEqual(before);
     const events = await L().upSince(mark);
     expect(describeFrames(unsanctioned(events))).toBe('');

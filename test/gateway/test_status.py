@@ -598,6 +598,14 @@ class Router(unittest.TestCase):
         gw.proxy_answer = {"status": 503, "headers": {}, "body": "<h1>busy</h1>"}
         self.assertEqual(by_id(run_status(gw))["http.i2p"].status, P.OK)
 
+    def test_the_waiting_page_for_an_unknown_name_is_a_working_path(self):
+        # The router is ready and answered; only its address book is empty (no subscription fetched yet).
+        gw = self.young_router_without_tunnels()
+        gw.proxy_answer = {"status": 503, "headers": {}, "body": '<meta name="qubes-i2p-gateway" content="router-not-ready">\n<title>The I2P router does not know this name yet</title>'}
+        c = by_id(run_status(gw))["http.i2p"]
+        self.assertEqual(c.status, P.OK)
+        self.assertIn("address book has no names yet", c.summary)
+
     def test_no_tunnels_long_after_start_is_broken(self):
         gw = self.young_router_without_tunnels()
         gw.pages["/"]["body"] = gw.pages["/"]["body"].replace("<b>Uptime:</b> 8 seconds", "<b>Uptime:</b> 1 hour, 2 minutes, 0 seconds")
