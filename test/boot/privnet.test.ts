@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATHS, UNITS } from '../../src/render/gateway/common.ts';
 import { chromiumLoad, ensureChromiumLayer } from '../net/lib/chromium.ts';
 import { EEPSITE_MARKER, I2pNet } from '../net/lib/i2pnet.ts';
-import { A, Lab, SANCTIONED_DSCP, serverHits, unsanctioned, describe as describeFrames, type Frame, type Probe, type UpEvent } from '../net/lib/lab.ts';
+import { A, kernelAnswer, Lab, SANCTIONED_DSCP, serverHits, unsanctioned, describe as describeFrames, type Frame, type Probe, type UpEvent } from '../net/lib/lab.ts';
 import { run, sleep } from '../net/lib/sh.ts';
 import { MORE_NAMES, ONION_MARKER, TorNet, WEB_ADDR, WEB_MARKER, WEB_NAME, WEB_PORT } from '../net/lib/torenet.ts';
 import { circuitsOf, clientStreams, standIn, streams, summary, WATCH } from '../net/lib/torstreams.ts';
@@ -134,19 +134,6 @@ const peerOf = (h: UpEvent): string => String(h['peer']).replace(/^::ffff:/, '')
 
 /** Tagged DNS to the netvm's resolver addresses: what the router's reseed asks (the firewall lets the router's user). */
 const resolverLookup = (f: Frame): boolean => (f.dst === A.dns1 || f.dst === A.dns2) && f.dport === 53;
-
-/**
- * An untagged frame that is the gateway's kernel answering a node of the networks, not anyone's traffic: an ICMP
- * "destination unreachable" or a TCP reset from the gateway's own address to a node, sent when a node's packet
- * for a flow the firewall knows (ct established) finds the daemon's socket gone (i2pd or Tor restarted). It has no
- * socket, so no user to tag; it carries only the node's own header back. A client's packet never leaves with the
- * gateway's address (the kernel forwards nothing), and an error about a client's packet goes to the client.
- */
-function kernelAnswer(f: Frame, nodes: ReadonlyMap<string, string>): boolean {
-  if (f.src !== A.gwUp4 || f.dst === undefined || !nodes.has(f.dst)) return false;
-  const rst = (((f['tcpflags'] as number | undefined) ?? 0) & 0x04) !== 0;
-  return (f.proto === 1 && f.icmptype === 3) || (f.proto === 6 && rst);
-}
 
 /** What up received since `since` (a mark), judged: see Upstream. */
 async function upstream(since: number): Promise<Upstream> {

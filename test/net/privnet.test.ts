@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATHS } from '../../src/render/gateway/common.ts';
 import { chromiumLoad, ensureChromiumLayer } from './lib/chromium.ts';
 import { EEPSITE_MARKER, gatewayI2pdDropIn, I2pNet, netDbPath } from './lib/i2pnet.ts';
-import { A, describe as describeFrames, serverHits, unsanctioned, type Frame, type Lab, type UpEvent } from './lib/lab.ts';
+import { A, describe as describeFrames, kernelAnswer, serverHits, unsanctioned, type Lab, type UpEvent } from './lib/lab.ts';
 import { gatewayTorrc, ONION_MARKER, TorNet, WEB_MARKER, WEB_NAME, WEB_PORT } from './lib/torenet.ts';
 import { run } from './lib/sh.ts';
 import { World, SHARED_DESTINATION } from './lib/world.ts';
@@ -28,10 +28,8 @@ import { World, SHARED_DESTINATION } from './lib/world.ts';
 async function expectUpClean(l: Lab, mark: number, what: string): Promise<UpEvent[]> {
   const ev = await l.upSince(mark);
   const nodes = new Set<string>([...(i2p?.routers.map((r) => r.addr) ?? []), ...(tor?.nodes.map((n) => n.addr) ?? [])]);
-  const kernelAnswer = (f: Frame): boolean =>
-    f.src === A.gwUp4 && f.dst !== undefined && nodes.has(f.dst) && ((f.proto === 1 && f.icmptype === 3) || (f.proto === 6 && ((((f['tcpflags'] as number | undefined) ?? 0) & 0x04) !== 0)));
   const all = unsanctioned(ev);
-  const bad = all.filter((e) => !(e.ev === 'frame' && kernelAnswer(e as Frame)));
+  const bad = all.filter((e) => !kernelAnswer(e, nodes));
   if (all.length > bad.length) console.log(`[privnet] ${what}: ${all.length - bad.length} kernel answers to nodes (ICMP unreachable / TCP reset from ${A.gwUp4})`);
   expect(bad, `${what}: up received packets from the client:\n${describeFrames(bad)}`).toEqual([]);
   const hits = serverHits(ev);

@@ -114,6 +114,18 @@ function housekeeping(f: Frame): boolean {
 }
 
 /** Everything up received that the gateway did not sanction: client packets, forwarded or proxied. */
+/**
+ * An untagged frame that is the gateway's kernel answering a node of the private networks, not anyone's traffic: an
+ * ICMP "destination unreachable" or a TCP reset from the gateway's upstream address to a node, sent when a node's
+ * packet finds the daemon's socket gone (i2pd or Tor restarted). It has no socket, so no user to tag. A client's
+ * packet never leaves with the gateway's address (the kernel forwards nothing), so the exception cannot hide one.
+ */
+export function kernelAnswer(f: Frame, nodes: { has(addr: string): boolean }): boolean {
+  if (f.src !== A.gwUp4 || f.dst === undefined || !nodes.has(f.dst)) return false;
+  const rst = (((f['tcpflags'] as number | undefined) ?? 0) & 0x04) !== 0;
+  return (f.proto === 1 && f.icmptype === 3) || (f.proto === 6 && rst);
+}
+
 export function unsanctioned(events: readonly UpEvent[]): Frame[] {
   return events.filter((e): e is Frame => e.ev === 'frame').filter((f) => !housekeeping(f) && f.dscp !== SANCTIONED_DSCP);
 }
