@@ -254,42 +254,51 @@ export function requireRoot(): void {
 export async function ensurePristine(log: (msg: string) => void = () => {}): Promise<string> {
   requireRoot();
   sweepStaleMounts();
-  const dir = cacheDir();
-  const rootfs = join(dir, 'rootfs');
-  const stamp = join(dir, 'rootfs.stamp');
   const sources = hostDebianSources();
   const mirror = hostMirror(sources);
-  const want = stampText(mirror);
-  const fresh = (): boolean => existsSync(rootfs) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want;
-  if (fresh()) return rootfs;
-  return withBuildLock(dir, log, async () => {
-    if (fresh()) return rootfs; // another process built it while we waited
-
-    const tmp = await mkdtemp(join(dir, 'rootfs.tmp-'));
+  return cachedTree('rootfs', stampText(mirror), log, async (tmp) => {
     const started = Date.now();
     log(`debootstrap ${CODENAME} from ${mirror} into ${tmp} (first run: takes minutes)`);
+    await must('debootstrap', [
+      '--variant=minbase',
+      `--include=${INCLUDE.join(',')}`,
+      '--components=main',
+      '--keyring=/usr/share/keyrings/debian-archive-keyring.gpg',
+      CODENAME,
+      tmp,
+      mirror,
+    ]);
+    // The .debs debootstrap fetched are not part of the tree.
+    await must('chroot', [tmp, 'apt-get', 'clean']);
+    log(`debootstrap done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  });
+}
+
+/**
+ * A tree of the cache, `dir/NAME` with its recipe in `dir/NAME.stamp`: returned as it is when the stamp says
+ * `want`, else built by `build` into a temporary directory beside it (one builder at a time, by the lock) and
+ * renamed into place with the stamp written last, so an interrupted build never leaves a half tree that looks done.
+ */
+export async function cachedTree(name: string, want: string, log: (msg: string) => void, build: (tmp: string) => Promise<void>): Promise<string> {
+  const dir = cacheDir();
+  const tree = join(dir, name);
+  const stamp = join(dir, `${name}.stamp`);
+  const fresh = (): boolean => existsSync(tree) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want;
+  if (fresh()) return tree;
+  return withBuildLock(dir, log, async () => {
+    if (fresh()) return tree; // another process built it while we waited
+    const tmp = await mkdtemp(join(dir, `${name}.tmp-`));
     try {
-      await must('debootstrap', [
-        '--variant=minbase',
-        `--include=${INCLUDE.join(',')}`,
-        '--components=main',
-        '--keyring=/usr/share/keyrings/debian-archive-keyring.gpg',
-        CODENAME,
-        tmp,
-        mirror,
-      ]);
-      // The .debs debootstrap fetched are not part of the tree.
-      await must('chroot', [tmp, 'apt-get', 'clean']);
-      await rm(rootfs, { recursive: true, force: true });
+      await build(tmp);
+      await rm(tree, { recursive: true, force: true });
       await rm(stamp, { force: true });
-      await rename(tmp, rootfs);
+      await rename(tmp, tree);
       await writeFile(stamp, want);
     } catch (e) {
       await rm(tmp, { recursive: true, force: true });
       throw e;
     }
-    log(`debootstrap done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-    return rootfs;
+    return tree;
   });
 }
 
@@ -339,18 +348,10 @@ export async function withBuildLock<T>(dir: string, log: (msg: string) => void, 
  */
 export async function ensureOracles(log: (msg: string) => void = () => {}): Promise<string> {
   const pristine = await ensurePristine(log);
-  const dir = cacheDir();
-  const tree = join(dir, 'oracles');
-  const stamp = join(dir, 'oracles.stamp');
-  const want = `${ORACLES_RECIPE}\n${readFileSync(join(dir, 'rootfs.stamp'), 'utf8')}`;
-  const fresh = (): boolean => existsSync(tree) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want;
-  if (fresh()) return tree;
-  return withBuildLock(dir, log, async () => {
-    if (fresh()) return tree; // another process built it while we waited
-
+  const want = `${ORACLES_RECIPE}\n${readFileSync(join(cacheDir(), 'rootfs.stamp'), 'utf8')}`;
+  return cachedTree('oracles', want, log, async (tmp) => {
     const started = Date.now();
     log(`oracles root: installing ${ORACLE_PACKAGES.join(' ')} into a copy of the ${CODENAME} root`);
-    const tmp = await mkdtemp(join(dir, 'oracles.tmp-'));
     const c = await freshChroot(pristine);
     try {
       await aptUpdate(c);
@@ -358,18 +359,12 @@ export async function ensureOracles(log: (msg: string) => void = () => {}): Prom
       // The merged tree, without what is mounted into it (proc, sys, dev, the shared apt caches).
       await must('cp', ['-a', '--one-file-system', `${c.root}/.`, tmp]);
       for (const d of ['proc', 'sys', 'dev', 'var/cache/apt/archives', 'var/lib/apt/lists']) await mkdir(join(tmp, d), { recursive: true });
-      await c.dispose();
-      await rm(tree, { recursive: true, force: true });
-      await rm(stamp, { force: true });
-      await rename(tmp, tree);
-      await writeFile(stamp, want);
     } catch (e) {
       await c.dispose().catch(() => {});
-      await rm(tmp, { recursive: true, force: true });
       throw e;
     }
+    await c.dispose();
     log(`oracles root done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-    return tree;
   });
 }
 

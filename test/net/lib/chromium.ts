@@ -8,10 +8,10 @@
  * files (resolv.conf with Qubes' 10.139.1.1/.2), then the oracles root, so it resolves and connects exactly as curl
  * in the app qube does: through the gateway.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { aptUpdate, cacheDir, ensureOracles, freshChroot, must, withBuildLock } from '../../util/chroot.ts';
+import { aptUpdate, cacheDir, cachedTree, ensureOracles, freshChroot, must } from '../../util/chroot.ts';
 import { run, type RunResult } from './sh.ts';
 
 export const CHROMIUM_PACKAGES = ['chromium', 'fonts-dejavu-core'] as const;
@@ -21,15 +21,8 @@ const VIEW = join(import.meta.dirname, '..', '..', 'util', 'machine-view.sh');
 /** The cached layer (a directory to put above the oracles root), made if missing or stale. */
 export async function ensureChromiumLayer(log: (msg: string) => void = () => {}): Promise<string> {
   const oracles = await ensureOracles(log);
-  const dir = cacheDir();
-  const tree = join(dir, 'chromium');
-  const stamp = join(dir, 'chromium.stamp');
-  const want = `${RECIPE}\n${readFileSync(join(dir, 'oracles.stamp'), 'utf8')}`;
-  const fresh = (): boolean => existsSync(tree) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want;
-  if (fresh()) return tree;
-  return withBuildLock(dir, log, async () => {
-    if (fresh()) return tree;
-    const tmp = await mkdtemp(join(dir, 'chromium.tmp-'));
+  const want = `${RECIPE}\n${readFileSync(join(cacheDir(), 'oracles.stamp'), 'utf8')}`;
+  return cachedTree('chromium', want, log, async (tmp) => {
     const c = await freshChroot(oracles);
     try {
       await aptUpdate(c);
@@ -37,16 +30,11 @@ export async function ensureChromiumLayer(log: (msg: string) => void = () => {})
       // Only what the install changed: the overlay's upper dir (whiteouts included), minus the chroot's own set-up.
       await must('cp', ['-a', '--one-file-system', `${c.upper}/.`, tmp]);
       for (const f of ['usr/sbin/policy-rc.d', 'etc/resolv.conf', 'etc/hosts']) await rm(join(tmp, f), { force: true });
-      await c.dispose();
-      await rm(tree, { recursive: true, force: true });
-      await rename(tmp, tree);
-      await writeFile(stamp, want);
     } catch (e) {
       await c.dispose().catch(() => {});
-      await rm(tmp, { recursive: true, force: true });
       throw e;
     }
-    return tree;
+    await c.dispose();
   });
 }
 
