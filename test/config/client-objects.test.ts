@@ -2,6 +2,7 @@
  * qubes.clients entries as objects, `{ name, apps }` (issue 22): accepted forms, and the refused ones' places in the
  * file (line:column). The refused forms' fields and fixes are in bad-configs.test.ts.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { formatIssues } from '../../src/config/format.ts';
 import { parseConfigText, parseConfigValue, type LoadResult } from '../../src/config/load.ts';
@@ -62,6 +63,21 @@ describe('client objects: accepted', () => {
     const flow = parseConfigText('qubes:\n  clients: [work, { name: torrents, apps: [sam] }]\n');
     expect(accepted(block).config.i2p.apps.sam).toEqual(['torrents']);
     expect(flow).toEqual(block);
+  });
+
+  it('the example config\'s commented client objects, uncommented, are what its comment says', () => {
+    const lines = readFileSync(new URL('../../examples/gateway.yaml', import.meta.url), 'utf8').split('\n');
+    const start = lines.findIndex((l) => l.startsWith('# clients:'));
+    expect(start).toBeGreaterThan(0);
+    const block = [lines[start]!];
+    for (const l of lines.slice(start + 1)) {
+      if (!l.startsWith('#   ')) break;
+      block.push(l);
+    }
+    const yaml = `qubes:\n${block.map((l) => `  ${l.slice(2)}`).join('\n')}\n`;
+    const r = accepted(parseConfigText(yaml));
+    expect(r.config.qubes.clients).toEqual(['work', 'torrents']);
+    expect(parseConfigText(yaml)).toEqual(parseConfigText('qubes:\n  clients: [work, torrents]\ni2p:\n  apps: { sam: [torrents], socks: [torrents] }\n'));
   });
 });
 
