@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { I2P_APPS } from '../src/config/schema.ts';
 import { writeTreeAtomically } from '../src/io/atomic.ts';
 import { versionStamp } from '../src/version.ts';
 
@@ -102,6 +103,22 @@ describe('npm run build', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('tor.transPort: 53 is already used by dnsmasq (DNS)');
     expect(existsSync(fresh)).toBe(false);
+  });
+
+  it('a bad qubes.clients object exits 2, names its place in the file and the fix, and writes nothing', () => {
+    const fresh = join(tmp, 'never-objects');
+    const bad = join(tmp, 'bad-objects.yaml');
+    writeFileSync(bad, 'qubes:\n  clients:\n    - torrents\n    - name: work\n      apps: [sam, bittorrent]\ni2p:\n  apps:\n    sam: [torrents]\n');
+    const r = cli('--config', bad, '--out', fresh);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(`${bad}:5:19 qubes.clients.1.apps.1: "bittorrent" is not an I2P application the gateway offers. Fix: use one of ${I2P_APPS.join(', ')}`);
+    expect(existsSync(fresh)).toBe(false);
+    // With the unknown application gone, the second SAM qube is found in the object's apps.
+    writeFileSync(bad, 'qubes:\n  clients:\n    - torrents\n    - name: work\n      apps: [sam]\ni2p:\n  apps:\n    sam: [torrents]\n');
+    const r2 = cli('validate', '--config', bad);
+    expect(r2.status).toBe(2);
+    expect(r2.stderr).toContain(`${bad}:5:14 qubes.clients.1.apps.0: "work" is a second qube for SAM (the first, torrents, at i2p.apps.sam.0)`);
   });
 
   it('the Java router without a keyring is refused with the fix', () => {

@@ -3,7 +3,7 @@
  * `gateway.yaml:5:11 qubes.gateway: "sys i2p" is not a valid qube name ... Fix: ...`.
  */
 import type { ConfigIssue } from './rules.ts';
-import { positionsOf } from './positions.ts';
+import { positionsOf, type Position } from './positions.ts';
 
 const MAX_SHOWN_VALUE = 60;
 
@@ -30,11 +30,13 @@ export function formatWarnings(warnings: readonly ConfigIssue[], fileName: strin
 }
 
 function issueLines(issues: readonly ConfigIssue[], fileName: string, source?: string): string[] {
-  const positions = source !== undefined ? positionsOf(source) : new Map();
+  const positions = source !== undefined ? positionsOf(source) : new Map<string, Position>();
   const lines: string[] = [];
   for (const issue of issues) {
     const key = issue.path.join('.');
-    const pos = positions.get(key);
+    // A key that is missing has no place of its own: point at the nearest enclosing one (the mapping that lacks it).
+    let pos: Position | undefined;
+    for (let n = issue.path.length; pos === undefined && n > 0; n--) pos = positions.get(issue.path.slice(0, n).join('.'));
     const where = pos !== undefined ? `${fileName}:${pos.line}:${pos.column}` : fileName;
     const field = key === '' ? 'the file' : key;
     const value = 'input' in issue && issue.input !== undefined && typeof issue.input !== 'object' ? `${showValue(issue.input)} ` : '';

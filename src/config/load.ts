@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { InputFileError, readRegularFile } from '../io/read.ts';
 import { GatewayConfigSchema, type GatewayConfig } from './schema.ts';
 import { checkRules, type ConfigIssue } from './rules.ts';
+import { normalizeClients } from './clients.ts';
 import { suggest } from './suggest.ts';
 import { checkWarnings } from './warnings.ts';
 
@@ -46,8 +47,10 @@ export function parseConfigValue(value: unknown): LoadResult {
   }
   const parsed = GatewayConfigSchema.safeParse(value, { reportInput: true });
   if (!parsed.success) return { ok: false, issues: parsed.error.issues.flatMap(fromZodIssue) };
-  const ruleIssues = checkRules(parsed.data);
-  return ruleIssues.length > 0 ? { ok: false, issues: ruleIssues } : { ok: true, config: parsed.data, warnings: checkWarnings(parsed.data) };
+  // Client objects become names and i2p.apps grants once, here: the rules and everything after see one form.
+  const { config, written } = normalizeClients(parsed.data);
+  const ruleIssues = checkRules(config, written);
+  return ruleIssues.length > 0 ? { ok: false, issues: ruleIssues } : { ok: true, config, warnings: checkWarnings(config) };
 }
 
 /** Reads and parses a config file; `source` is its text, for error positions (absent when it was not read). */
@@ -71,7 +74,7 @@ function fail(path: readonly (string | number)[], message: string, input?: unkno
   return { ok: false, issues: [input === undefined ? { path, message } : { path, message, input }] };
 }
 
-/** Known keys at a path of the schema, for "did you mean". */
+/** Known keys at a path of the schema, for "did you mean": through lists' items, and a union's mapping (a client object). */
 function knownKeysAt(path: readonly PropertyKey[]): string[] {
   let node: z.ZodType = GatewayConfigSchema;
   for (const part of path) {
@@ -80,6 +83,8 @@ function knownKeysAt(path: readonly PropertyKey[]): string[] {
       const next = (node.shape as Record<string, z.ZodType>)[String(part)];
       if (next === undefined) return [];
       node = next;
+    } else if (node instanceof z.ZodArray && typeof part === 'number') {
+      node = node.element as z.ZodType;
     } else {
       return [];
     }
@@ -90,14 +95,38 @@ function knownKeysAt(path: readonly PropertyKey[]): string[] {
 
 function unwrap(node: z.ZodType): z.ZodType {
   let n: z.ZodType = node;
-  while (n instanceof z.ZodDefault || n instanceof z.ZodPrefault || n instanceof z.ZodOptional) {
-    n = n.unwrap() as z.ZodType;
+  for (;;) {
+    if (n instanceof z.ZodDefault || n instanceof z.ZodPrefault || n instanceof z.ZodOptional) {
+      n = n.unwrap() as z.ZodType;
+    } else if (n instanceof z.ZodUnion) {
+      const object = (n.options as readonly z.ZodType[]).find((o) => unwrap(o) instanceof z.ZodObject);
+      if (object === undefined) return n;
+      n = object;
+    } else {
+      return n;
+    }
   }
-  return n;
+}
+
+/** A value of the wrong kind for a union branch: the branch's only issue is its type, at the union's own place. */
+function wrongKind(issues: readonly z.core.$ZodIssue[]): boolean {
+  return issues.length === 1 && issues[0]!.code === 'invalid_type' && issues[0]!.path.length === 0;
 }
 
 function fromZodIssue(issue: z.core.$ZodIssue): ConfigIssue[] {
   const path = issue.path.map((p) => (typeof p === 'number' ? p : String(p)));
+  if (issue.code === 'invalid_union' && path.length === 3 && path[0] === 'qubes' && path[1] === 'clients') {
+    // A qubes.clients entry is a name or a mapping: report the problems of the branch of the value's kind. (The
+    // other unions, i2p.bandwidth and transitTunnels, say their own message.)
+    const branches = issue.errors.filter((e) => !wrongKind(e));
+    if (branches.length === 1) {
+      return branches[0]!.flatMap((inner) => fromZodIssue({ ...inner, path: [...issue.path, ...inner.path] }));
+    }
+    return [{ path, input: issue.input, message: 'is neither a qube name nor a mapping. Fix: write a qube name, e.g. work, or { name: work, apps: [sam] }' }];
+  }
+  if (issue.code === 'invalid_type' && issue.input === undefined && path.length === 4 && path[0] === 'qubes' && path[1] === 'clients' && path[3] === 'name') {
+    return [{ path, message: 'is missing. Fix: give the client qube\'s name, e.g. { name: work, apps: [sam] }' }];
+  }
   if (issue.code === 'unrecognized_keys') {
     const known = knownKeysAt(issue.path);
     return issue.keys.map((key) => {

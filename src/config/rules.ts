@@ -2,7 +2,8 @@
  * Cross-field rules: each a small pure function from a parsed config to issues. Field-level rules are in
  * schema.ts; these are the ones a JSON Schema cannot say, so each is named and described here.
  */
-import { I2P_DEFAULTS, type GatewayConfig } from './schema.ts';
+import { I2P_APPS, I2P_DEFAULTS, type GatewayConfig, type I2pApp } from './schema.ts';
+import { AS_NORMALIZED, type ConfigPath, type Written } from './clients.ts';
 import { CLIENT_PROXY_PORTS, clientDestinations, ROUTERS, WAIT_PAGE_PORT } from './routers.ts';
 import { publishListenPort } from './publish.ts';
 
@@ -12,7 +13,8 @@ export interface ConfigIssue {
   readonly input?: unknown;
 }
 
-type Rule = (c: GatewayConfig) => ConfigIssue[];
+/** A rule reads the normalized config; `w` says where its client names and grants were written (clients.ts). */
+type Rule = (c: GatewayConfig, w: Written) => ConfigIssue[];
 
 function ipToInt(ip: string): number {
   return ip.split('.').reduce((acc, part) => acc * 256 + Number(part), 0);
@@ -45,7 +47,7 @@ const FORBIDDEN_VIP_NETS: readonly [string, string][] = [
 ];
 
 /** The qube names must be distinct where Qubes needs them to be. */
-export const distinctQubes: Rule = (c) => {
+export const distinctQubes: Rule = (c, w) => {
   const issues: ConfigIssue[] = [];
   const q = c.qubes;
   const roles: [keyof typeof q & string, string][] = [
@@ -63,12 +65,17 @@ export const distinctQubes: Rule = (c) => {
       }
     }
   }
-  const seen = new Set<string>();
+  const seen = new Map<string, number>();
   q.clients.forEach((name, i) => {
-    if (seen.has(name)) issues.push({ path: ['qubes', 'clients', i], input: name, message: 'is listed twice. Fix: list each client qube once' });
-    seen.add(name);
+    // A name and an object with the same name, or two objects, are the same qube twice too.
+    const before = seen.get(name);
+    if (before !== undefined) {
+      issues.push({ path: w.client(i), input: name, message: `is listed twice (also at ${w.client(before).join('.')}). Fix: list each client qube once (one entry, { name: ${name}, apps: [...] } to grant it applications)` });
+    } else {
+      seen.set(name, i);
+    }
     for (const [k, v] of roles) {
-      if (v === name) issues.push({ path: ['qubes', 'clients', i], input: name, message: `is qubes.${k}, which cannot be a client of the gateway. Fix: remove it from qubes.clients` });
+      if (v === name) issues.push({ path: w.client(i), input: name, message: `is qubes.${k}, which cannot be a client of the gateway. Fix: remove it from qubes.clients` });
     }
   });
   return issues;
@@ -346,7 +353,7 @@ export const APP_REASON = {
   i2cp: "i2pd's I2CP has no authentication: every client that reaches it could open sessions with the router in the name of the others",
 } as const;
 
-export const grantedApps: Rule = (c) => {
+export const grantedApps: Rule = (c, w) => {
   const issues: ConfigIssue[] = [];
   if (c.i2p.expose.i2cp) {
     issues.push({
@@ -355,38 +362,53 @@ export const grantedApps: Rule = (c) => {
       message: `would open I2CP to every client qube at once: ${APP_REASON.i2cp}. Fix: remove i2p.expose.i2cp and grant I2CP to one client qube, e.g. i2p.apps.i2cp: [torrents] (a qube of qubes.clients)`,
     });
   }
+  /** Where the user wrote the i-th grant of an app, as a place to remove it from: i2p.apps.sam, or "sam" from qubes.clients.2.apps. */
+  const from = (app: I2pApp, i: number): string => {
+    const path = w.grant(app, i);
+    return path[0] === 'i2p' ? `i2p.apps.${app}` : `"${app}" from ${path.slice(0, -1).join('.')}`;
+  };
+  /** Every place that grants an app, for a fix that removes them all. */
+  const allFrom = (app: I2pApp): string => [...new Set(c.i2p.apps[app].map((_q, i) => from(app, i)))].join(' and ');
+  /** The path of the app's grants as one: i2p.apps.<app> when the user listed it there (as before client objects), else its first grant. */
+  const grantsAt = (app: I2pApp): ConfigPath => (w.listed(app) ? ['i2p', 'apps', app] : w.grant(app, 0));
+  /** Each app's grants: each qube once (both spellings, i2p.apps and a client's apps, count), and each a client. */
+  const firstGrant = new Map<I2pApp, string[]>();
+  for (const app of I2P_APPS) {
+    const seen = new Map<string, number>();
+    c.i2p.apps[app].forEach((name, i) => {
+      const before = seen.get(name);
+      if (before !== undefined) {
+        issues.push({ path: w.grant(app, i), input: name, message: `is listed twice for ${app.toUpperCase()} (also at ${w.grant(app, before).join('.')}). Fix: grant it once: remove ${from(app, i)}` });
+      } else {
+        seen.set(name, i);
+      }
+      if (!c.qubes.clients.includes(name)) {
+        issues.push({ path: w.grant(app, i), input: name, message: `is not in qubes.clients: the gateway learns a granted qube's address from dom0, which writes it for the gateway's configured clients only. Fix: add ${name} to qubes.clients` });
+      }
+    });
+    firstGrant.set(app, [...seen.keys()]);
+  }
   for (const app of ['sam', 'i2cp'] as const) {
     const list = c.i2p.apps[app];
     if (list.length === 0) continue;
-    if (list.length > 1) {
-      issues.push({ path: ['i2p', 'apps', app, 1], input: list[1], message: `is a second qube for ${app.toUpperCase()}: ${APP_REASON[app]}. Fix: list one qube only in i2p.apps.${app}; use a second gateway for another qube` });
+    const qubes = firstGrant.get(app) ?? [];
+    if (qubes.length > 1) {
+      const i = list.indexOf(qubes[1]!);
+      issues.push({ path: w.grant(app, i), input: list[i], message: `is a second qube for ${app.toUpperCase()} (the first, ${qubes[0]}, at ${w.grant(app, 0).join('.')}): ${APP_REASON[app]}. Fix: list one qube only for ${app.toUpperCase()}: remove ${from(app, i)}; use a second gateway for another qube` });
     }
     if (c.i2p.router !== 'i2pd' || clientDestinations(c) !== 'per-client') {
-      issues.push({ path: ['i2p', 'apps', app], input: list[0], message: `needs router i2pd with i2p.clientDestinations: per-client (the gateway's program that lets only the granted qube reach it runs only then). Fix: set i2p.router: i2pd and remove i2p.clientDestinations, or remove i2p.apps.${app}` });
+      issues.push({ path: grantsAt(app), input: list[0], message: `needs router i2pd with i2p.clientDestinations: per-client (the gateway's program that lets only the granted qube reach it runs only then). Fix: set i2p.router: i2pd and remove i2p.clientDestinations, or remove ${allFrom(app)}` });
     }
-    list.forEach((name, i) => {
-      if (!c.qubes.clients.includes(name)) {
-        issues.push({ path: ['i2p', 'apps', app, i], input: name, message: `is not in qubes.clients: the gateway learns a granted qube's address from dom0, which writes it for the gateway's configured clients only. Fix: add ${name} to qubes.clients` });
-      }
-    });
   }
   const socks = c.i2p.apps.socks;
   if (socks.length > 0 && (c.i2p.router !== 'i2pd' || clientDestinations(c) !== 'per-client')) {
-    issues.push({ path: ['i2p', 'apps', 'socks'], input: socks[0], message: "needs router i2pd with i2p.clientDestinations: per-client (each qube's SOCKS proxy is a tunnel on its own destination). Fix: set i2p.router: i2pd and remove i2p.clientDestinations, or remove i2p.apps.socks" });
+    issues.push({ path: grantsAt('socks'), input: socks[0], message: `needs router i2pd with i2p.clientDestinations: per-client (each qube's SOCKS proxy is a tunnel on its own destination). Fix: set i2p.router: i2pd and remove i2p.clientDestinations, or remove ${allFrom('socks')}` });
   }
-  const seen = new Set<string>();
-  socks.forEach((name, i) => {
-    if (seen.has(name)) issues.push({ path: ['i2p', 'apps', 'socks', i], input: name, message: 'is listed twice. Fix: list each qube once' });
-    seen.add(name);
-    if (!c.qubes.clients.includes(name)) {
-      issues.push({ path: ['i2p', 'apps', 'socks', i], input: name, message: `is not in qubes.clients: the gateway learns a granted qube's address from dom0, which writes it for the gateway's configured clients only. Fix: add ${name} to qubes.clients` });
-    }
-  });
   return issues;
 };
 
 export const RULES: readonly Rule[] = [distinctQubes, memoryRange, virtualIpPlacement, clientRangesPlacement, distinctPorts, keyringOnlyForJavaRouter, noExposedConsole, serviceNotADistroDaemon, serviceNotOnByDefault, publishPlacement, clientDestinationsRouter, clientProxyPorts, noFloodfill, distinctSubscriptions, routerSettingsOnlyForI2pd, grantedApps];
 
-export function checkRules(c: GatewayConfig): ConfigIssue[] {
-  return RULES.flatMap((rule) => rule(c));
+export function checkRules(c: GatewayConfig, w: Written = AS_NORMALIZED): ConfigIssue[] {
+  return RULES.flatMap((rule) => rule(c, w));
 }

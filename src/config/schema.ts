@@ -121,6 +121,39 @@ const Subscription = z
 export const DEBIAN_RELEASES = ['trixie', 'bookworm'] as const;
 export const I2P_ROUTERS = ['i2pd', 'i2p'] as const;
 
+/**
+ * I2P applications a client qube may be granted (i2p.apps.<APP>: a list of qubes). A client's entry in qubes.clients
+ * may grant the same with `apps: [APP, ...]`; load.ts merges both spellings into these lists (src/config/clients.ts).
+ */
+export const I2pAppsSchema = z.strictObject({
+  sam: z.array(QubeName, { error: 'is not a list of qube names. Fix: write a list with one qube, e.g. [torrents]' }).default([]).describe('The one client qube (of qubes.clients) that may use i2pd\'s SAM bridge (TCP 7656 on the virtual IP), e.g. for qBittorrent; at most one: SAM has no authentication and finds sessions by ID across all its clients.'),
+  i2cp: z.array(QubeName, { error: 'is not a list of qube names. Fix: write a list with one qube, e.g. [biglybt]' }).default([]).describe('The one client qube (of qubes.clients) that may use i2pd\'s I2CP (TCP 7654 on the virtual IP), e.g. for BiglyBT; at most one: I2CP has no authentication.'),
+  socks: z.array(QubeName, { error: 'is not a list of qube names. Fix: write a list, e.g. [work, chat]' }).max(500, { error: 'lists more than 500 qubes. Fix: list at most 500' }).default([]).describe('Client qubes (of qubes.clients) that each get an I2P SOCKS proxy of their own (TCP 4447 on the virtual IP; .i2p destinations only), on their own destination (the one of their HTTP proxy).'),
+});
+export type I2pApp = keyof z.output<typeof I2pAppsSchema>;
+/** The applications' names, from the schema's keys (a new application is one more key above). */
+export const I2P_APPS = Object.keys(I2pAppsSchema.shape) as [I2pApp, ...I2pApp[]];
+
+/**
+ * One entry of qubes.clients: a qube's name, or `{ name, apps }` for a client with settings of its own. `apps` grants
+ * it I2P applications, the same as listing it under i2p.apps.<APP>.
+ */
+export const ClientEntry = z.union([
+  QubeName,
+  z
+    .strictObject({
+      name: QubeName.describe('The client qube.'),
+      apps: z
+        .array(z.enum(I2P_APPS, { error: `is not an I2P application the gateway offers. Fix: use one of ${I2P_APPS.join(', ')}` }), {
+          error: `is not a list of applications. Fix: write a list, e.g. [${I2P_APPS[0]}]`,
+        })
+        .max(I2P_APPS.length, { error: `lists more than ${I2P_APPS.length} applications. Fix: list each of ${I2P_APPS.join(', ')} at most once` })
+        .default([])
+        .describe(`I2P applications for this qube (${I2P_APPS.join(', ')}): the same as listing it under i2p.apps.<APP>.`),
+    })
+    .describe('A client qube with settings of its own.'),
+]);
+
 export const GatewayConfigSchema = z
   .strictObject({
     qubes: z
@@ -134,7 +167,7 @@ export const GatewayConfigSchema = z
         vcpus: z.int({ error: 'is not a whole number. Fix: e.g. 2' }).min(1, { error: 'is below 1. Fix: give 1 to 64' }).max(64, { error: 'is above 64. Fix: give 1 to 64' }).default(2).describe('Virtual CPUs of the gateway qube.'),
         autostart: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Start the gateway qube when Qubes starts.'),
         netvm: QubeName.default('sys-firewall').describe('The gateway qube\'s own network qube (its upstream).'),
-        clients: z.array(QubeName).max(500, { error: 'lists more than 500 qubes. Fix: list at most 500' }).default([]).describe('App qubes whose netvm is set to the gateway.'),
+        clients: z.array(ClientEntry).max(500, { error: 'lists more than 500 qubes. Fix: list at most 500' }).default([]).describe('App qubes whose netvm is set to the gateway: each a name, or { name, apps } to grant it I2P applications (the same as i2p.apps).'),
         service: ServiceName.default('i2p').describe('The qvm-service that switches the gateway on inside the gateway qube.'),
       })
       .prefault({}),
@@ -203,12 +236,7 @@ export const GatewayConfigSchema = z
           .max(MAX_SUBSCRIPTIONS, { error: `lists more than ${MAX_SUBSCRIPTIONS} URLs. Fix: list at most ${MAX_SUBSCRIPTIONS}` })
           .default([...DEFAULT_SUBSCRIPTIONS])
           .describe('Address book subscriptions: hosts.txt files of .i2p sites the router fetches names from (the address helper is off). Router i2pd only.'),
-        apps: z
-          .strictObject({
-            sam: z.array(QubeName, { error: 'is not a list of qube names. Fix: write a list with one qube, e.g. [torrents]' }).default([]).describe('The one client qube (of qubes.clients) that may use i2pd\'s SAM bridge (TCP 7656 on the virtual IP), e.g. for qBittorrent; at most one: SAM has no authentication and finds sessions by ID across all its clients.'),
-            i2cp: z.array(QubeName, { error: 'is not a list of qube names. Fix: write a list with one qube, e.g. [biglybt]' }).default([]).describe('The one client qube (of qubes.clients) that may use i2pd\'s I2CP (TCP 7654 on the virtual IP), e.g. for BiglyBT; at most one: I2CP has no authentication.'),
-            socks: z.array(QubeName, { error: 'is not a list of qube names. Fix: write a list, e.g. [work, chat]' }).max(500, { error: 'lists more than 500 qubes. Fix: list at most 500' }).default([]).describe('Client qubes (of qubes.clients) that each get an I2P SOCKS proxy of their own (TCP 4447 on the virtual IP; .i2p destinations only), on their own destination (the one of their HTTP proxy).'),
-          })
+        apps: I2pAppsSchema
           .prefault({})
           .describe('I2P applications granted to chosen client qubes (router i2pd, per-client destinations); every other client gets nothing on their ports.'),
       })
@@ -236,5 +264,11 @@ export const GatewayConfigSchema = z
   })
   .describe('qubes-i2p-gateway configuration');
 
-export type GatewayConfig = z.output<typeof GatewayConfigSchema>;
+/** The config as written and validated field by field: qubes.clients may hold objects. */
+export type WrittenConfig = z.output<typeof GatewayConfigSchema>;
+/**
+ * The config every rule and renderer sees (clients.ts normalizes a WrittenConfig into it): qubes.clients is names,
+ * and each client object's apps are in i2p.apps.<APP>.
+ */
+export type GatewayConfig = Omit<WrittenConfig, 'qubes'> & { readonly qubes: Omit<WrittenConfig['qubes'], 'clients'> & { readonly clients: string[] } };
 export type GatewayConfigInput = z.input<typeof GatewayConfigSchema>;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfigText, parseConfigValue, MAX_CONFIG_BYTES } from '../../src/config/load.ts';
 import { formatIssues } from '../../src/config/format.ts';
+import { I2P_APPS } from '../../src/config/schema.ts';
 
 /** [what, config, the field path the first error must name, a word the message must contain] */
 const BAD: readonly [string, unknown, string, string][] = [
@@ -109,6 +110,32 @@ const BAD: readonly [string, unknown, string, string][] = [
   ['SOCKS for a qube that is not a client', { qubes: { clients: ['work'] }, i2p: { apps: { socks: ['work', 'chat'] } } }, 'i2p.apps.socks.1', 'add chat to qubes.clients'],
   ['SOCKS for a qube listed twice', { qubes: { clients: ['work'] }, i2p: { apps: { socks: ['work', 'work'] } } }, 'i2p.apps.socks.1', 'listed twice'],
   ['SOCKS with shared destinations', { qubes: { clients: ['work'] }, i2p: { clientDestinations: 'shared', apps: { socks: ['work'] } } }, 'i2p.apps.socks', 'its own destination'],
+  // qubes.clients entries as objects, { name, apps } (issue 22): apps is the same grant as i2p.apps.<APP>.
+  ['client object without a name', { qubes: { clients: [{ apps: ['sam'] }] } }, 'qubes.clients.0.name', 'is missing'],
+  ['client object without a name: the fix', { qubes: { clients: ['work', { apps: ['socks'] }] } }, 'qubes.clients.1.name', '{ name: work, apps: [sam] }'],
+  ['client object with an unknown key', { qubes: { clients: [{ name: 'work', app: ['sam'] }] } }, 'qubes.clients.0.app', 'Did you mean "apps"'],
+  ['client object with an unknown key: the known ones', { qubes: { clients: [{ name: 'work', netvm: 'x' }] } }, 'qubes.clients.0.netvm', 'use one of: name, apps'],
+  ['client object granting an unknown application', { qubes: { clients: [{ name: 'work', apps: ['bob'] }] } }, 'qubes.clients.0.apps.0', `use one of ${I2P_APPS.join(', ')}`],
+  ['client object with apps not a list', { qubes: { clients: [{ name: 'work', apps: 'sam' }] } }, 'qubes.clients.0.apps', 'not a list'],
+  ['client object with a bad name', { qubes: { clients: [{ name: 'x;reboot', apps: ['sam'] }] } }, 'qubes.clients.0.name', 'qube name'],
+  ['client object with a name as a number', { qubes: { clients: [{ name: 12 }] } }, 'qubes.clients.0.name', 'text'],
+  ['client entry neither a name nor a mapping', { qubes: { clients: [['work']] } }, 'qubes.clients.0', 'neither a qube name nor a mapping'],
+  ['client as a name and as an object', { qubes: { clients: ['work', { name: 'work', apps: ['sam'] }] } }, 'qubes.clients.1.name', 'listed twice (also at qubes.clients.0)'],
+  ['client as an object and as a name', { qubes: { clients: [{ name: 'work', apps: ['sam'] }, 'work'] } }, 'qubes.clients.1', 'also at qubes.clients.0.name'],
+  ['client as two objects', { qubes: { clients: [{ name: 'work', apps: ['sam'] }, { name: 'work', apps: ['socks'] }] } }, 'qubes.clients.1.name', 'list each client qube once'],
+  ['client object is the gateway', { qubes: { clients: [{ name: 'sys-i2p', apps: ['socks'] }] } }, 'qubes.clients.0.name', 'cannot be a client'],
+  ['SAM granted to two client objects', { qubes: { clients: [{ name: 'torrents', apps: ['sam'] }, { name: 'work', apps: ['sam'] }] } }, 'qubes.clients.1.apps.0', 'finds sessions by their ID across all its clients'],
+  ['SAM granted to two client objects: the fix', { qubes: { clients: [{ name: 'torrents', apps: ['sam'] }, { name: 'work', apps: ['sam'] }] } }, 'qubes.clients.1.apps.0', 'remove "sam" from qubes.clients.1.apps'],
+  ['SAM in i2p.apps and in a second qube\'s object', { qubes: { clients: ['torrents', { name: 'work', apps: ['sam'] }] }, i2p: { apps: { sam: ['torrents'] } } }, 'qubes.clients.1.apps.0', 'a second qube for SAM'],
+  ['I2CP in an object and in i2p.apps for a second qube', { qubes: { clients: [{ name: 'a', apps: ['i2cp'] }, 'b'] }, i2p: { apps: { i2cp: ['b'] } } }, 'qubes.clients.0.apps.0', 'a second qube for I2CP (the first, b, at i2p.apps.i2cp.0)'],
+  ['SAM in a client object with shared destinations', { qubes: { clients: [{ name: 'work', apps: ['sam'] }] }, i2p: { clientDestinations: 'shared' } }, 'qubes.clients.0.apps.0', 'needs router i2pd with i2p.clientDestinations: per-client'],
+  ['SAM in a client object with shared destinations: the fix', { qubes: { clients: [{ name: 'work', apps: ['sam'] }] }, i2p: { clientDestinations: 'shared' } }, 'qubes.clients.0.apps.0', 'or remove "sam" from qubes.clients.0.apps'],
+  ['SOCKS in a client object with the Java router', { qubes: { clients: ['chat', { name: 'work', apps: ['i2cp', 'socks'] }] }, i2p: { router: 'i2p', keyring: 'k.gpg' } }, 'qubes.clients.1.apps.1', 'its own destination'],
+  ['SOCKS in i2p.apps and an object with shared: the fix names both', { qubes: { clients: ['chat', { name: 'work', apps: ['socks'] }] }, i2p: { clientDestinations: 'shared', apps: { socks: ['chat'] } } }, 'i2p.apps.socks', 'remove i2p.apps.socks and "socks" from qubes.clients.1.apps'],
+  ['the same grant in i2p.apps and a client object', { qubes: { clients: [{ name: 'work', apps: ['socks'] }] }, i2p: { apps: { socks: ['work'] } } }, 'qubes.clients.0.apps.0', 'listed twice for SOCKS (also at i2p.apps.socks.0)'],
+  ['the same application twice in one client object', { qubes: { clients: [{ name: 'work', apps: ['sam', 'sam'] }] } }, 'qubes.clients.0.apps.1', 'remove "sam" from qubes.clients.0.apps'],
+  ['a client object\'s apps longer than the applications', { qubes: { clients: [{ name: 'work', apps: [...I2P_APPS, I2P_APPS[0]] }] } }, 'qubes.clients.0.apps', 'at most once'],
+  ['published qube is also a client object', { qubes: { clients: [{ name: 'webapp', apps: ['socks'] }] }, publish: [{ name: 'wiki', qube: 'webapp', port: 80 }] }, 'publish.0.qube', 'Fix: remove webapp from qubes.clients'],
   ['version with hyphen', { package: { version: '1.0-1' } }, 'package.version', 'package version'],
   ['version with shell', { package: { version: '1$(id)' } }, 'package.version', 'package version'],
   ['maintainer without mail', { package: { maintainer: 'Someone' } }, 'package.maintainer', '<address@example.org>'],
@@ -170,6 +197,8 @@ describe('hostile values', () => {
         { qubes: { template: v } },
         { qubes: { netvm: v } },
         { qubes: { clients: [v] } },
+        { qubes: { clients: [{ name: v }] } },
+        { qubes: { clients: [{ name: 'work', apps: [v] }] } },
         { qubes: { service: v } },
         { network: { virtualIp: v } },
         { network: { clientRanges: [v] } },
