@@ -139,9 +139,10 @@ export function renderI2pdDropIn(config: GatewayConfig): string {
     comment([
       'Debian\'s unit forks (--daemon) with a pid file and a log file: run in the foreground instead, logging to the',
       'journal. A bare command name: Debian 13 has i2pd in /usr/bin, Debian 12 in /usr/sbin; systemd\'s own search',
-      `finds either. The data directory and the tunnels directory stay Debian's; the main tunnels file is ${PATHS.i2pdMainTunnels},`,
-      'not Debian\'s tunnels.conf, whose IRC tunnel (6668, to irc.ilita.i2p) would be one IRC identity for every user of',
-      'the gateway: a client qube granted IRC (i2p.apps.irc) gets a tunnel of its own, on its own destination.',
+      'finds either. The data directory and the tunnels directory stay Debian\'s; the main tunnels file is',
+      `${PATHS.i2pdMainTunnels}, not Debian's tunnels.conf, whose IRC tunnel (6668, to`,
+      'irc.ilita.i2p) would be one IRC identity for every user of the gateway: a client qube granted IRC (i2p.apps.irc)',
+      'gets a tunnel of its own, on its own destination.',
     ]) +
     'Type=simple\n' +
     'PIDFile=\n' +
