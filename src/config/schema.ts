@@ -131,8 +131,9 @@ const IrcServer = z
   .string({ error: `is not text. ${IRC_SERVER_FIX}` })
   .max(255, { error: `is longer than 255 characters. ${IRC_SERVER_FIX}` })
   .regex(IRC_SERVER_RE, { error: `is not a .i2p host or b32 address with a port. ${IRC_SERVER_FIX}` })
-  .refine((s) => !/\.b32\.i2p:/.test(s) || /^[a-z2-7]{52}\.b32\.i2p:|^[a-z2-7]{56,64}\.b32\.i2p:/.test(s), { error: `names a .b32.i2p host that is not a b32 address (52 characters of a-z and 2-7). ${IRC_SERVER_FIX}` })
-  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, { error: `has a port above 65535. ${IRC_SERVER_FIX}` });
+  // The two checks below only for a value of the right form (its own error said the rest).
+  .refine((s) => !IRC_SERVER_RE.test(s) || !/\.b32\.i2p:/.test(s) || /^[a-z2-7]{52}\.b32\.i2p:|^[a-z2-7]{56,64}\.b32\.i2p:/.test(s), { error: `names a .b32.i2p host that is not a b32 address (52 characters of a-z and 2-7). ${IRC_SERVER_FIX}` })
+  .refine((s) => !IRC_SERVER_RE.test(s) || Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, { error: `has a port above 65535. ${IRC_SERVER_FIX}` });
 
 export const DEBIAN_RELEASES = ['trixie', 'bookworm'] as const;
 export const I2P_ROUTERS = ['i2pd', 'i2p'] as const;

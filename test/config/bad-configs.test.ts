@@ -176,6 +176,15 @@ describe('bad configs', () => {
   });
 });
 
+describe('the IRC server', () => {
+  it('without a port gets one error, saying the form, not a port above 65535 as well', () => {
+    const r = parseConfigValue({ i2p: { ircServer: 'irc.ilita.i2p' } });
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.issues.map((i) => [i.path.join('.'), i.message.split('.')[0]])).toEqual([['i2p.ircServer', 'is not a ']]);
+  });
+});
+
 describe('hostile values', () => {
   const hostile = ['sys-i2p; rm -rf /', '$(id)', '`id`', 'a\nb', 'a"b', "a'b", 'x'.repeat(1024 * 1024), '../../etc', 'a b', '\u0000', 'ünïcode'];
   for (const v of hostile) {
