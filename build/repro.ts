@@ -20,7 +20,7 @@
  *   - a build of the real checkout with SOURCE_DATE_EPOCH unset (so the CLI takes git's) must match A;
  *   - sanity: another SOURCE_DATE_EPOCH must give a different .deb and .rpm (the README's claim).
  * Exit 0 only when all of that holds. Options: --config FILE (repeatable; default: the built-in defaults and
- * a config with clients and exposed ports), --keep (keep the temporary trees), --no-diffoscope, --no-faketime
+ * a config with clients and granted I2P applications), --keep (keep the temporary trees), --no-diffoscope, --no-faketime
  * (the fallback: Date preload and a delay only), --json FILE.
  */
 import { spawnSync } from 'node:child_process';
@@ -343,14 +343,15 @@ function scanSources(root: string): string[] {
   return notes;
 }
 
-const RICH_CONFIG = `# repro: a config that exercises clients, exposed ports and a non-default version
+const RICH_CONFIG = `# repro: a config that exercises clients, granted I2P applications and a non-default version
 qubes:
   gateway: sys-i2p-repro
-  clients: [work, personal, untrusted, vault-browser]
+  clients: [work, personal, { name: untrusted, apps: [socks] }, vault-browser]
   autostart: true
 i2p:
-  expose:
-    irc: true
+  apps:
+    irc: [work]
+    sam: [personal]
 package:
   version: 1.2.3
   release: 4
@@ -503,7 +504,7 @@ async function main(argv: string[]): Promise<number> {
     /** Per config: its name, A's output and B's conditions, for the other majors' builds. */
     const perConfig: { name: string; a: ReturnType<typeof readTree>; outA: string; b: Variant }[] = [];
     for (const [ci, config] of configs.entries()) {
-      const name = config === undefined ? '(defaults)' : config === join(work, 'rich.yaml') ? '(clients + exposed ports)' : config;
+      const name = config === undefined ? '(defaults)' : config === join(work, 'rich.yaml') ? '(clients + granted apps)' : config;
       const outA = join(work, 'a', `out-${ci}`);
       const outB = join(work, 'b tree', `out ${ci}`);
       const A: Variant = {

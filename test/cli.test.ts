@@ -208,7 +208,7 @@ describe('versions follow the inputs', () => {
     expect(printedVersion(again.stdout)).toBe(printedVersion(a.stdout));
     for (const f of listTree(join(tmp, 'day2-a'))) expect(readFileSync(join(tmp, 'day2-a2', f)), f).toEqual(readFileSync(join(tmp, 'day2-a', f)));
 
-    writeFileSync(cfg, 'qubes:\n  clients: [work]\ni2p:\n  expose:\n    irc: true\n');
+    writeFileSync(cfg, 'qubes:\n  clients: [work]\ni2p:\n  ircServer: irc.postman.i2p:6667\n');
     utimesSync(cfg, commit + 2000, commit + 2000);
     const b = cliEnv(noEpoch, '--config', cfg, '--out', join(tmp, 'day2-b'));
     expect(b.status, b.stderr).toBe(0);

@@ -400,9 +400,21 @@ export const grantedApps: Rule = (c, w) => {
       issues.push({ path: grantsAt(app), input: list[0], message: `needs router i2pd with i2p.clientDestinations: per-client (the gateway's program that lets only the granted qube reach it runs only then). Fix: set i2p.router: i2pd and remove i2p.clientDestinations, or remove ${allFrom(app)}` });
     }
   }
-  const socks = c.i2p.apps.socks;
-  if (socks.length > 0 && (c.i2p.router !== 'i2pd' || clientDestinations(c) !== 'per-client')) {
-    issues.push({ path: grantsAt('socks'), input: socks[0], message: `needs router i2pd with i2p.clientDestinations: per-client (each qube's SOCKS proxy is a tunnel on its own destination). Fix: set i2p.router: i2pd and remove i2p.clientDestinations, or remove ${allFrom('socks')}` });
+  if (c.i2p.expose.irc) {
+    issues.push({
+      path: ['i2p', 'expose', 'irc'],
+      input: true,
+      message:
+        "would open the router's one IRC tunnel to every client qube at once: one I2P identity for all of them, so an IRC server could link every client's chats. Fix: remove i2p.expose.irc and grant IRC to the client qubes that need it, e.g. i2p.apps.irc: [chat] (qubes of qubes.clients): each gets a tunnel of its own, on its own destination",
+    });
+  }
+  // SOCKS and IRC: a tunnel of each granted client's own, on the keys of its HTTP proxy.
+  const what = { socks: "each qube's SOCKS proxy is a tunnel on its own destination", irc: "each qube's IRC tunnel is on its own destination" } as const;
+  for (const app of ['socks', 'irc'] as const) {
+    const list = c.i2p.apps[app];
+    if (list.length > 0 && (c.i2p.router !== 'i2pd' || clientDestinations(c) !== 'per-client')) {
+      issues.push({ path: grantsAt(app), input: list[0], message: `needs router i2pd with i2p.clientDestinations: per-client (${what[app]}). Fix: set i2p.router: i2pd and remove i2p.clientDestinations, or remove ${allFrom(app)}` });
+    }
   }
   return issues;
 };

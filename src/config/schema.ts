@@ -118,6 +118,23 @@ const Subscription = z
       'is not an http URL of a .i2p host. Fix: write http://HOST.i2p/PATH (plain http: I2P encrypts it end to end; letters, digits and "._~/?=&%+-" in the path), e.g. http://reg.i2p/hosts.txt',
   });
 
+/**
+ * The IRC server the client qubes granted IRC reach (i2p.ircServer): a .i2p host name (DNS labels then "i2p", known
+ * to the router's address book) or a b32 address (52 characters; 56 or more for an encrypted LeaseSet), then ":"
+ * and a port. It goes into i2pd's tunnel file as `destination` and `destinationport`: no character of an ini
+ * file's syntax can pass. The default is the server of Debian 13's i2pd tunnels.conf ([IRC-ILITA]).
+ */
+export const DEFAULT_IRC_SERVER = 'irc.ilita.i2p:6667';
+export const IRC_SERVER_RE = /^(?:[a-z2-7]{52}\.b32\.i2p|[a-z2-7]{56,64}\.b32\.i2p|(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+i2p):([1-9][0-9]{0,4})$/;
+const IRC_SERVER_FIX = 'Fix: write HOST.i2p:PORT or a b32 address with its port, in lower case, e.g. irc.ilita.i2p:6667 (the default) or irc.postman.i2p:6667';
+const IrcServer = z
+  .string({ error: `is not text. ${IRC_SERVER_FIX}` })
+  .max(255, { error: `is longer than 255 characters. ${IRC_SERVER_FIX}` })
+  .regex(IRC_SERVER_RE, { error: `is not a .i2p host or b32 address with a port. ${IRC_SERVER_FIX}` })
+  // The two checks below only for a value of the right form (its own error said the rest).
+  .refine((s) => !IRC_SERVER_RE.test(s) || !/\.b32\.i2p:/.test(s) || /^[a-z2-7]{52}\.b32\.i2p:|^[a-z2-7]{56,64}\.b32\.i2p:/.test(s), { error: `names a .b32.i2p host that is not a b32 address (52 characters of a-z and 2-7). ${IRC_SERVER_FIX}` })
+  .refine((s) => !IRC_SERVER_RE.test(s) || Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, { error: `has a port above 65535. ${IRC_SERVER_FIX}` });
+
 export const DEBIAN_RELEASES = ['trixie', 'bookworm'] as const;
 export const I2P_ROUTERS = ['i2pd', 'i2p'] as const;
 
@@ -129,6 +146,7 @@ export const I2pAppsSchema = z.strictObject({
   sam: z.array(QubeName, { error: 'is not a list of qube names. Fix: write a list with one qube, e.g. [torrents]' }).default([]).describe('The one client qube (of qubes.clients) that may use i2pd\'s SAM bridge (TCP 7656 on the virtual IP), e.g. for qBittorrent; at most one: SAM has no authentication and finds sessions by ID across all its clients.'),
   i2cp: z.array(QubeName, { error: 'is not a list of qube names. Fix: write a list with one qube, e.g. [biglybt]' }).default([]).describe('The one client qube (of qubes.clients) that may use i2pd\'s I2CP (TCP 7654 on the virtual IP), e.g. for BiglyBT; at most one: I2CP has no authentication.'),
   socks: z.array(QubeName, { error: 'is not a list of qube names. Fix: write a list, e.g. [work, chat]' }).max(500, { error: 'lists more than 500 qubes. Fix: list at most 500' }).default([]).describe('Client qubes (of qubes.clients) that each get an I2P SOCKS proxy of their own (TCP 4447 on the virtual IP; .i2p destinations only), on their own destination (the one of their HTTP proxy).'),
+  irc: z.array(QubeName, { error: 'is not a list of qube names. Fix: write a list, e.g. [chat]' }).max(500, { error: 'lists more than 500 qubes. Fix: list at most 500' }).default([]).describe('Client qubes (of qubes.clients) that each get an IRC tunnel of their own to i2p.ircServer (TCP 6668 on the virtual IP, plain IRC, no TLS), on their own destination (the one of their HTTP proxy).'),
 });
 export type I2pApp = keyof z.output<typeof I2pAppsSchema>;
 /** The applications' names, from the schema's keys (a new application is one more key above). */
@@ -205,7 +223,7 @@ export const GatewayConfigSchema = z
         expose: z
           .strictObject({
             console: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Refused when true: the router console stays on the gateway\'s loopback (it shows every client\'s I2P streams and can stop the router for all).'),
-            irc: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Expose the I2P IRC tunnel (6668) on the virtual IP.'),
+            irc: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Refused when true: the router\'s one IRC tunnel for every client qube at once (one I2P identity for all). Grant IRC per client qube with i2p.apps.irc.'),
             i2cp: z.boolean({ error: 'is not true or false. Fix: write true or false' }).default(false).describe('Refused when true: I2CP to every client qube at once (it has no authentication). Grant it to one qube with i2p.apps.i2cp.'),
           })
           .prefault({}),
@@ -239,6 +257,7 @@ export const GatewayConfigSchema = z
         apps: I2pAppsSchema
           .prefault({})
           .describe('I2P applications granted to chosen client qubes (router i2pd, per-client destinations); every other client gets nothing on their ports.'),
+        ircServer: IrcServer.default(DEFAULT_IRC_SERVER).describe('The IRC server (HOST.i2p:PORT or a b32 address with its port) that the IRC tunnels of i2p.apps.irc lead to. A host name must be in the router\'s address book (i2p.subscriptions); a b32 address always works.'),
       })
       .prefault({}),
     publish: z

@@ -136,6 +136,23 @@ const BAD: readonly [string, unknown, string, string][] = [
   ['the same application twice in one client object', { qubes: { clients: [{ name: 'work', apps: ['sam', 'sam'] }] } }, 'qubes.clients.0.apps.1', 'remove "sam" from qubes.clients.0.apps'],
   ['a client object\'s apps longer than the applications', { qubes: { clients: [{ name: 'work', apps: [...I2P_APPS, I2P_APPS[0]] }] } }, 'qubes.clients.0.apps', 'at most once'],
   ['published qube is also a client object', { qubes: { clients: [{ name: 'webapp', apps: ['socks'] }] }, publish: [{ name: 'wiki', qube: 'webapp', port: 80 }] }, 'publish.0.qube', 'Fix: remove webapp from qubes.clients'],
+  // IRC per client qube (issue 23): the router's one IRC tunnel for all clients is gone.
+  ['IRC exposed to every client (the former form)', { i2p: { expose: { irc: true } } }, 'i2p.expose.irc', 'i2p.apps.irc: ['],
+  ['IRC exposed to every client: the reason', { i2p: { expose: { irc: true } } }, 'i2p.expose.irc', 'one I2P identity for all'],
+  ['IRC for a qube that is not a client', { qubes: { clients: ['work'] }, i2p: { apps: { irc: ['work', 'chat'] } } }, 'i2p.apps.irc.1', 'add chat to qubes.clients'],
+  ['IRC for a qube listed twice', { qubes: { clients: ['chat'] }, i2p: { apps: { irc: ['chat', 'chat'] } } }, 'i2p.apps.irc.1', 'listed twice'],
+  ['IRC with shared destinations', { qubes: { clients: ['chat'] }, i2p: { clientDestinations: 'shared', apps: { irc: ['chat'] } } }, 'i2p.apps.irc', 'its own destination'],
+  ['IRC with the Java router', { qubes: { clients: ['chat'] }, i2p: { router: 'i2p', keyring: 'k.gpg', apps: { irc: ['chat'] } } }, 'i2p.apps.irc', 'needs router i2pd'],
+  ['IRC server without a port', { i2p: { ircServer: 'irc.ilita.i2p' } }, 'i2p.ircServer', 'HOST.i2p:PORT'],
+  ['IRC server on the clear net', { i2p: { ircServer: 'irc.libera.chat:6667' } }, 'i2p.ircServer', '.i2p host or b32 address'],
+  ['IRC server port 0', { i2p: { ircServer: 'irc.ilita.i2p:0' } }, 'i2p.ircServer', 'HOST.i2p:PORT'],
+  ['IRC server port above 65535', { i2p: { ircServer: 'irc.ilita.i2p:70000' } }, 'i2p.ircServer', 'above 65535'],
+  ['IRC server a short .b32.i2p name', { i2p: { ircServer: 'abc.b32.i2p:6667' } }, 'i2p.ircServer', 'not a b32 address'],
+  ['IRC server with an ini line', { i2p: { ircServer: 'irc.ilita.i2p:6667\nkeys = router.keys' } }, 'i2p.ircServer', 'HOST.i2p:PORT'],
+  ['IRC server with a comment sign', { i2p: { ircServer: 'irc.ilita.i2p#x:6667' } }, 'i2p.ircServer', 'HOST.i2p:PORT'],
+  ['IRC server in upper case', { i2p: { ircServer: 'IRC.ILITA.I2P:6667' } }, 'i2p.ircServer', 'lower case'],
+  ['IRC server as a number', { i2p: { ircServer: 6667 } }, 'i2p.ircServer', 'text'],
+  ['IRC in a client object with shared destinations', { qubes: { clients: [{ name: 'chat', apps: ['irc'] }] }, i2p: { clientDestinations: 'shared' } }, 'qubes.clients.0.apps.0', 'or remove "irc" from qubes.clients.0.apps'],
   ['version with hyphen', { package: { version: '1.0-1' } }, 'package.version', 'package version'],
   ['version with shell', { package: { version: '1$(id)' } }, 'package.version', 'package version'],
   ['maintainer without mail', { package: { maintainer: 'Someone' } }, 'package.maintainer', '<address@example.org>'],
@@ -184,6 +201,15 @@ describe('bad configs', () => {
     const issue = r.issues.find((i) => i.path.join('.') === field)!;
     expect(issue.message).toContain(word);
     expect(issue.message).toMatch(/Fix:/);
+  });
+});
+
+describe('the IRC server', () => {
+  it('without a port gets one error, saying the form, not a port above 65535 as well', () => {
+    const r = parseConfigValue({ i2p: { ircServer: 'irc.ilita.i2p' } });
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.issues.map((i) => [i.path.join('.'), i.message.split('.')[0]])).toEqual([['i2p.ircServer', 'is not a ']]);
   });
 });
 

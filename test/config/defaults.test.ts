@@ -32,6 +32,16 @@ describe('defaults', () => {
     expect(r.config.qubes.gateway).toBe('sys-i2p');
     expect(r.config.tor.enabled).toBe(false);
   });
+
+  it('IRC: nobody by default, the server of Debian 13\'s i2pd tunnels.conf; a b32 address with a port is a server too', () => {
+    const r = parseConfigText('');
+    expect(r.ok && r.config.i2p.apps.irc).toEqual([]);
+    expect(r.ok && r.config.i2p.ircServer).toBe('irc.ilita.i2p:6667');
+    const b32 = `${'a'.repeat(52)}.b32.i2p:6697`;
+    const g = parseConfigText(`qubes:\n  clients: [chat]\ni2p:\n  apps: { irc: [chat] }\n  ircServer: ${b32}\n`);
+    expect(g.ok, JSON.stringify(g)).toBe(true);
+    expect(g.ok && g.config.i2p.ircServer).toBe(b32);
+  });
 });
 
 describe('JSON Schema', () => {

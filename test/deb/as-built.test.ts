@@ -51,7 +51,7 @@ function buildAsUser(name: string, yaml: string, args: readonly string[] = [], m
 const VARIANTS: ReadonlyArray<readonly [string, string, readonly string[]]> = [
   ['default', readFileSync(join(ROOT, 'examples/gateway.yaml'), 'utf8'), []],
   ['java-router', 'i2p:\n  router: i2p\n', ['--keyring', REAL_KEYRING]],
-  ['tor-off', 'tor:\n  enabled: false\nqubes:\n  clients: [torrents]\ni2p:\n  expose: { irc: true }\n  apps: { sam: [torrents], i2cp: [torrents] }\n', []],
+  ['tor-off', 'tor:\n  enabled: false\nqubes:\n  clients: [torrents]\ni2p:\n  apps: { irc: [torrents], sam: [torrents], i2cp: [torrents] }\n', []],
   ['publish', 'publish:\n  - { name: wiki, qube: webapp, port: 8080, onion: true }\n  - { name: blog, qube: blogvm, port: 80 }\n', []],
   ['clients', 'qubes:\n  clients: [work, untrusted, personal]\n', []],
 ];

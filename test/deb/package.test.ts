@@ -36,7 +36,7 @@ const realKeyring = (): Uint8Array => new Uint8Array(readFileSync(REAL_KEYRING))
 
 const VARIANTS: ReadonlyArray<[string, unknown, boolean]> = [
   ['default (i2pd, Tor on)', {}, false],
-  ['Tor off, every router port a client may reach (IRC exposed, SAM and I2CP granted to one client)', { tor: { enabled: false }, qubes: { clients: ['torrents'] }, i2p: { expose: { irc: true }, apps: { sam: ['torrents'], i2cp: ['torrents'] } } }, false],
+  ['Tor off, every router port a client may reach (IRC, SAM and I2CP granted to one client)', { tor: { enabled: false }, qubes: { clients: ['torrents'] }, i2p: { apps: { irc: ['torrents'], sam: ['torrents'], i2cp: ['torrents'] } } }, false],
   ['Java router with the real keyring', { i2p: { router: 'i2p' } }, true],
   ['a published service (I2P site and onion service)', { publish: [{ name: 'wiki', qube: 'webapp', port: 8080, onion: true }] }, false],
 ];

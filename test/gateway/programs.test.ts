@@ -80,7 +80,7 @@ describe('the programs in the package', () => {
   });
 
   it('firewall-hook.conf names exactly the keys the hook reads, with this config\'s values', () => {
-    const config = configOf({ qubes: { service: 'i2pgw', gateway: 'gw-x', template: 'tpl-x' }, i2p: { expose: { irc: true } } });
+    const config = configOf({ qubes: { service: 'i2pgw', gateway: 'gw-x', template: 'tpl-x' } });
     const conf = text(renderGateway(config, { programs: PROGRAMS }), PATHS.hookConf);
     const pairs = conf.split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => l.split('='));
     const keys = new Set(pairs.map(([k]) => k));

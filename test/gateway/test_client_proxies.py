@@ -162,5 +162,47 @@ class Socks(unittest.TestCase):
         self.assertEqual(P.socks_map_script(CONF, self.SC, {"10.137.0.10": 31000}, {"10.137.0.10": 31000}), "")
 
 
+class Irc(unittest.TestCase):
+    """A granted client's own IRC tunnel: a client tunnel to the config's server on the keys of its HTTP proxy, the
+    same port on 127.0.0.3; the server must be a .i2p host (it goes into an ini file)."""
+    IC = {"qubesdb": "/vm-config/qubes-i2p-gateway-irc", "max": 2, "map": "client-irc", "address": "127.0.0.3",
+          "filePrefix": "62-qubes-i2p-gateway-irc-", "destination": "irc.ilita.i2p", "destinationPort": 6667}
+
+    def test_irc_tunnel_shares_the_http_keys(self):
+        t = P.irc_text(CONF, self.IC, "10.137.0.10", 31000)
+        self.assertIn("[qubes-i2p-gateway-irc-10.137.0.10]\ntype = client\naddress = 127.0.0.3\nport = 31000\n"
+                      "destination = irc.ilita.i2p\ndestinationport = 6667\n", t)
+        self.assertIn("keys = %s\n" % P.keys_name(CONF, "10.137.0.10"), t)
+        self.assertEqual(P.socks_map_script(CONF, self.IC, {}, {"10.137.0.10": 31000}),
+                         "add element inet qubes-i2p-gateway client-irc { 10.137.0.10 : 127.0.0.3 . 31000 }\n")
+
+    def test_both_apps_are_synced(self):
+        self.assertEqual([k for k, _, _ in P.TUNNEL_APPS], ["socks", "irc"])
+
+    def test_conf_refuses_a_server_that_is_no_i2p_host(self):
+        import json
+        import tempfile
+        for dest, port in (("irc.ilita.i2p\nkeys = router.keys", 6667), ("irc.libera.chat", 6667), ("irc.ilita.i2p", 0)):
+            c = dict(CONF)
+            del c["networks"]
+            c["irc"] = dict(self.IC, destination=dest, destinationPort=port)
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+                json.dump(c, f)
+            try:
+                with self.assertRaises(ValueError):
+                    P.load_conf(f.name)
+            finally:
+                os.unlink(f.name)
+        c = dict(CONF)
+        del c["networks"]
+        c["irc"] = self.IC
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(c, f)
+        try:
+            self.assertEqual(P.load_conf(f.name)["irc"]["destination"], "irc.ilita.i2p")
+        finally:
+            os.unlink(f.name)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -120,7 +120,7 @@ function chrootFor(debs: readonly Deb[], install: readonly Deb[], setup: (c: Chr
 
 describe('a changed config over the installed gateway, in the Debian 13 root', () => {
   const A = buildOf({}, SOURCE_DATE_EPOCH);
-  const B = buildOf({ tor: { transPort: 9041 }, i2p: { expose: { irc: true } } }, SOURCE_DATE_EPOCH + 3600);
+  const B = buildOf({ tor: { transPort: 9041 }, i2p: { ircServer: 'irc.postman.i2p:6667' } }, SOURCE_DATE_EPOCH + 3600);
   const chroot = chrootFor([A, B], []);
 
   it('B sorts above A for dpkg (and so for Salt, which compares with dpkg)', async () => {

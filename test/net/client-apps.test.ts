@@ -9,9 +9,19 @@
  * nothing. A SAM v3 client of this test's own (the protocol's text lines: HELLO VERSION, SESSION CREATE
  * STYLE=STREAM, STREAM CONNECT to the eepsite's b32) reaches the eepsite from the granted qube; from the second
  * client the same gets no connection, on SAM's and I2CP's ports alike.
+ *
+ * IRC (i2p.apps.irc, issue 23): an IRC server of this test's (IRC_SERVER, raw sockets) on one of the network's nodes,
+ * published behind an i2pd server tunnel of type irc (which writes the visitor's b32 into the USER line it passes
+ * on); the granted qube's IRC client (IRC_CLIENT, raw sockets) talks to it through the virtual IP's 6668, its own
+ * client tunnel on the destination of its own HTTP proxy. The server's address is known only once the network runs,
+ * so the program's facts (client-proxies.json) are rendered again with it as i2p.ircServer (the package's renderer,
+ * the config validated as a user's would be) and given to the program in place of the built ones.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { parseConfigValue } from '../../src/config/load.ts';
+import { clientProxiesFacts } from '../../src/render/gateway/client-proxies.ts';
 import { PATHS } from '../../src/render/gateway/common.ts';
 import { EEPSITE_MARKER, gatewayI2pdDropIn, I2pNet, netDbPath } from './lib/i2pnet.ts';
 import { A, PYTHON, type Lab, type LabClient } from './lib/lab.ts';
@@ -25,6 +35,93 @@ let second: LabClient;
 
 const SAM_PORT = 7656;
 const I2CP_PORT = 7654;
+const IRC_PORT = 6668;
+/** The IRC server's port on the I2P side (the client tunnels' destinationport). */
+const IRC_SERVER_I2P_PORT = 6667;
+
+const CONFIG = { qubes: { clients: ['torrents'] }, i2p: { apps: { sam: ['torrents'], i2cp: ['torrents'], socks: ['torrents'], irc: ['torrents'] } } };
+
+/**
+ * A small IRC server (python3, standard library, raw sockets): writes every line it receives as a JSON line into its
+ * log, answers USER with 001, JOIN with the JOIN, a PRIVMSG with a PRIVMSG back to the sender ("echo " + the text).
+ */
+const IRC_SERVER = [
+  'import json, socketserver, sys, threading',
+  'port, log = int(sys.argv[1]), sys.argv[2]',
+  'lock = threading.Lock()',
+  'def record(**kw):',
+  '    with lock, open(log, "a") as f:',
+  '        f.write(json.dumps(kw) + "\\n")',
+  'class H(socketserver.StreamRequestHandler):',
+  '    def handle(self):',
+  '        nick = "*"',
+  '        def send(line):',
+  '            self.wfile.write((line + "\\r\\n").encode())',
+  '            self.wfile.flush()',
+  '        for raw in self.rfile:',
+  '            line = raw.decode("latin-1").rstrip("\\r\\n")',
+  '            record(line=line)',
+  '            cmd, _, rest = line.partition(" ")',
+  '            cmd = cmd.upper()',
+  '            if cmd == "NICK":',
+  '                nick = rest.strip()',
+  '            elif cmd == "USER":',
+  '                send(":qig.irc 001 %s :Welcome to the lab\'s IRC server" % nick)',
+  '            elif cmd == "JOIN":',
+  '                send(":%s!u@qig.irc JOIN %s" % (nick, rest.strip()))',
+  '            elif cmd == "PRIVMSG":',
+  '                target, _, text = rest.partition(" :")',
+  '                send(":qig-bot!bot@qig.irc PRIVMSG %s :echo %s" % (nick, text))',
+  '            elif cmd == "QUIT":',
+  '                send("ERROR :Closing link")',
+  '                return',
+  'class S(socketserver.ThreadingTCPServer):',
+  '    allow_reuse_address = True',
+  '    daemon_threads = True',
+  'S(("127.0.0.1", port), H).serve_forever()',
+  '',
+].join('\n');
+
+/**
+ * An IRC client (host's python3, raw sockets): NICK and USER, then once welcomed (001) JOIN #qig and PRIVMSG #qig,
+ * and waits for the server's answer to it. Prints every line it receives; CONNECT-FAILED when the gateway refuses
+ * the connection, CLOSED when the tunnel closes it (the server not reached yet).
+ */
+const IRC_CLIENT = [
+  'import socket, sys',
+  'vip, port, nick, text = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]',
+  'try:',
+  '    s = socket.create_connection((vip, port), timeout=10)',
+  'except OSError as e:',
+  '    print("CONNECT-FAILED %s" % e); sys.exit(0)',
+  's.settimeout(60)',
+  'f = s.makefile("rb")',
+  's.sendall(("NICK %s\\r\\nUSER %s 0 * :QIG lab\\r\\n" % (nick, nick)).encode())',
+  'try:',
+  '    for raw in f:',
+  '        line = raw.decode("latin-1").rstrip("\\r\\n")',
+  '        print(line, flush=True)',
+  '        if " 001 " in line:',
+  '            s.sendall(("JOIN #qig\\r\\nPRIVMSG #qig :%s\\r\\n" % text).encode())',
+  '        if ("PRIVMSG %s :echo %s" % (nick, text)) in line:',
+  '            s.sendall(b"QUIT :bye\\r\\n")',
+  '            print("DONE")',
+  '            break',
+  '    else:',
+  '        print("CLOSED")',
+  'except OSError as e:',
+  '    print("ERROR %s" % e)',
+].join('\n');
+
+async function ircClient(ns: string, nick: string, text: string): Promise<string> {
+  const r = await run(['ip', 'netns', 'exec', ns, PYTHON, '-c', IRC_CLIENT, A.vip, String(IRC_PORT), nick, text], { timeoutMs: 200_000 });
+  return r.stdout + r.stderr;
+}
+
+/** The lines the IRC server received, in order. */
+function ircLines(): string[] {
+  return readFileSync((i2p as I2pNet).ircLog(), 'utf8').split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { line: string }).line);
+}
 
 /**
  * A SAM v3 client (host's python3, standard library): one control socket with a STREAM session of a new
@@ -149,9 +246,13 @@ async function gwShell(cmd: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  w = await World.create({ qubes: { clients: ['torrents'] }, i2p: { apps: { sam: ['torrents'], i2cp: ['torrents'], socks: ['torrents'] } } });
+  w = await World.create(CONFIG);
   lab = w.lab;
-  i2p = await I2pNet.start({ ns: lab.ns.up, scratch: lab.scratch, root: lab.root, startTimeoutMs: 90_000 });
+  i2p = await I2pNet.start({ ns: lab.ns.up, scratch: lab.scratch, root: lab.root, startTimeoutMs: 90_000, ircServer: IRC_SERVER });
+  // The config with the private network's IRC server (its b32 address) as i2p.ircServer, validated as a user's.
+  const withServer = parseConfigValue({ ...CONFIG, i2p: { ...CONFIG.i2p, ircServer: `${i2p.ircB32}:${IRC_SERVER_I2P_PORT}` } });
+  if (!withServer.ok) throw new Error(`the IRC server's address as i2p.ircServer: ${JSON.stringify(withServer.issues)}`);
+  const facts = `${JSON.stringify(clientProxiesFacts(withServer.config), null, 2)}\n`;
   await lab.gwRun(['sh', '-c', 'mkdir -p /etc/systemd/system/i2pd.service.d && cat > /etc/systemd/system/i2pd.service.d/zz-lab-privnet.conf'], { input: gatewayI2pdDropIn(PATHS.i2pdRuntimeConf, false) });
   for (const [i, r] of i2p.routers.entries()) {
     const dst = join('/var/lib/i2pd/netDb', netDbPath(i2p.routerInfos()[i] as Buffer));
@@ -161,7 +262,10 @@ beforeAll(async () => {
   second = await lab.addClient();
   try {
     // dom0 granted SAM and I2CP to the qube whose address is the lab's first client.
-    await w.startClientProxies({ '/vm-config/qubes-i2p-gateway-sam': A.client4, '/vm-config/qubes-i2p-gateway-i2cp': A.client4, '/vm-config/qubes-i2p-gateway-socks': A.client4 });
+    await w.startClientProxies(
+      { '/vm-config/qubes-i2p-gateway-sam': A.client4, '/vm-config/qubes-i2p-gateway-i2cp': A.client4, '/vm-config/qubes-i2p-gateway-socks': A.client4, '/vm-config/qubes-i2p-gateway-irc': A.client4 },
+      { [PATHS.clientProxiesConf]: facts },
+    );
     await w.use({ tor: 'off', router: 'real', dnsmasq: false, tinyproxy: false });
   } catch (e) {
     throw new Error(`${String(e)}\n--- client proxies ---\n${w.gw.get(UNIT.clientProxies)?.proc.diagnostics()}`);
@@ -271,5 +375,60 @@ describe('SAM and I2CP for one client qube (i2p.apps)', () => {
     expect(await until(true)).toContain(A.client4);
     expect(await connect(lab.ns.client, A.vip, SAM_PORT)).toBe('CONNECTED');
     expect(await connect(second.ns, A.vip, SAM_PORT)).toMatch(/^CONNECT-FAILED/);
+  }, 120_000);
+});
+
+describe('IRC for chosen client qubes (i2p.apps.irc)', () => {
+  it('the granted qube\'s IRC client reaches the IRC server on the private network through the virtual IP\'s 6668 (NICK, USER, JOIN, PRIVMSG; the server\'s replies come back), and the server sees the destination of the client\'s own HTTP proxy', async () => {
+    let out = '';
+    const t0 = Date.now();
+    for (let i = 0; i < 20; i++) {
+      out = await ircClient(lab.ns.client, 'qigtorrents', `hello-${i}`);
+      if (out.includes('DONE')) break;
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+    console.log(`IRC: the server's answer to a PRIVMSG came back ${Date.now() - t0} ms after the first try`);
+    const diag = async (): Promise<string> => `${out}\n${await gwShell('ls -la /etc/i2pd/tunnels.d/; cat /etc/i2pd/tunnels.d/62-*; nft list map inet qubes-i2p-gateway client-irc; ss -Hltn')}\n${(w as World).gw.get(UNIT.clientProxies)?.proc.diagnostics()}`;
+    expect(out, await diag()).toContain('DONE');
+    expect(out).toMatch(/^:qig\.irc 001 qigtorrents /m);
+    expect(out).toMatch(/^:qigtorrents!u@qig\.irc JOIN #qig$/m);
+    const said = /PRIVMSG qigtorrents :echo (hello-\d+)$/m.exec(out)?.[1];
+    // What the server received: the client's own lines, its USER line with the client's b32 put in by the server tunnel.
+    const lines = ircLines();
+    expect(lines).toContain('NICK qigtorrents');
+    expect(lines).toContain('JOIN #qig');
+    expect(lines).toContain(`PRIVMSG #qig :${said}`);
+    const user = lines.filter((l) => l.startsWith('USER qigtorrents ')).pop() ?? '';
+    const ircB32 = /\b([a-z2-7]{52}\.b32\.i2p)\b/.exec(user)?.[1];
+    console.log(`IRC: the server received ${JSON.stringify(user)}`);
+    expect(ircB32, lines.join('\n')).toMatch(/^[a-z2-7]{52}\.b32\.i2p$/);
+    // The same destination as the client's HTTP proxy (X-I2P-DestB32 at the eepsite).
+    let http = '';
+    for (let i = 0; i < 20 && !http.includes(EEPSITE_MARKER); i++) {
+      http = await viaHttp(lab.ns.client, `/http-irc-${i}`);
+      if (!http.includes(EEPSITE_MARKER)) await new Promise((r) => setTimeout(r, 3000));
+    }
+    const httpVisit = (i2p as I2pNet).siteVisitors().filter((v) => v.path.startsWith('/http-irc-')).pop();
+    expect(httpVisit?.b32, http).toBe(ircB32);
+    // The tunnel i2pd runs for it: a client tunnel on 127.0.0.3, the client's keys, the server's b32 (from qubesdb's grant).
+    const tunnel = await gwShell(`cat /etc/i2pd/tunnels.d/62-qubes-i2p-gateway-irc-${A.client4}.conf`);
+    expect(tunnel).toContain(`type = client\naddress = 127.0.0.3\n`);
+    expect(tunnel).toContain(`destination = ${(i2p as I2pNet).ircB32}\ndestinationport = ${IRC_SERVER_I2P_PORT}\n`);
+    expect(tunnel).toContain(`keys = qubes-i2p-gateway-client-${A.client4}.dat\n`);
+  }, 400_000);
+
+  it('another client gets a reset on 6668 (from our input chain), and its IRC never reaches the server; i2pd runs no IRC tunnel of Debian\'s (nothing listens on 6668 in the gateway)', async () => {
+    const before = ircLines().length;
+    const other = await ircClient(second.ns, 'qighostile', 'hostile');
+    expect(other).toMatch(/^CONNECT-FAILED .*(refused|reset)/i);
+    expect(await connect(second.ns, A.vip, IRC_PORT)).toMatch(/^CONNECT-FAILED .*(refused|reset)/i);
+    expect(await connect(second.ns, A.gwDown4, IRC_PORT)).toMatch(/^CONNECT-FAILED/);
+    expect(ircLines().slice(before).filter((l) => l.includes('qighostile'))).toEqual([]);
+    const input = await gwShell('nft list chain ip qubes qubes-i2p-gateway-input');
+    expect(input).toMatch(/ip daddr [0-9.]+ tcp dport 6668 counter packets [1-9]\d* bytes \d+ reject with tcp reset/);
+    // Debian's tunnels.conf has an IRC tunnel on 127.0.0.1:6668 (one identity for all); the packaged i2pd reads none.
+    const ss = await gwShell('ss -Hltn');
+    expect(ss, ss).not.toMatch(/:6668\b/);
+    expect(await gwShell('cat /etc/i2pd/tunnels.conf')).toContain('port = 6668');
   }, 120_000);
 });

@@ -4,9 +4,10 @@
  * a DNS cache shared by the clients, the router console (no longer exposed, issue 19), a missing router user, a second
  * router, ports of the virtual IP other than 80, and forwarding with our tables gone.
  *
- * One build: the default (i2pd, Tor on) with a router port exposed on the virtual IP (IRC: the firewall then DNATs
- * to loopback and sets route_localnet), so a client has the path it would need to reach the console, were it
- * exposed. The real i2pd runs where a test needs its behaviour.
+ * One build: the default (i2pd, Tor on) with shared destinations and route_localnet turned on after the start (as
+ * the hook does for per-client proxies, and did for an exposed router port before i2p.expose.irc was refused), so a
+ * client has the path it would need to reach the console, were it exposed. The real i2pd runs where a test needs
+ * its behaviour.
  *
  * The gateway forwards nothing (the package's no-forward.conf, the lab's default). The tests of what our tables do
  * when something else fails run with forwarding on too (the lockdown and the "off" table alone), named so.
@@ -31,8 +32,10 @@ const RECORDERS: WorldState = { tor: 'recorder', router: 'recorder', dnsmasq: tr
 const CONSOLE = 7070;
 
 beforeAll(async () => {
-  w = await World.create({ i2p: { expose: { irc: true }, clientDestinations: 'shared' } });
+  w = await World.create({ i2p: { clientDestinations: 'shared' } });
   lab = w.lab;
+  const on = await lab.gwRun(['sh', '-c', 'echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet']);
+  if (on.code !== 0) throw new Error(`route_localnet: ${on.stderr}`);
 });
 
 afterAll(async () => {

@@ -724,8 +724,13 @@ describe('i2pd', () => {
     expect(asRoot.code).not.toBe(0);
     expect(asRoot.stderr).toContain('refusing to run as root');
 
-    const argv = execStart(dropIn).map((a) => (a === `--conf=${PATHS.i2pdRuntimeConf}` ? `--conf=${runtime}` : a.startsWith('--datadir=') ? `--datadir=${data}` : a));
+    // The package's main tunnels file (no tunnel, in place of Debian's tunnels.conf with its IRC tunnel on 6668).
+    const tunconf = join(dir, 'i2pd-main-tunnels.conf');
+    writeFileSync(tunconf, text(files, PATHS.i2pdMainTunnels));
+    chmodSync(tunconf, 0o644);
+    const argv = execStart(dropIn).map((a) => (a === `--conf=${PATHS.i2pdRuntimeConf}` ? `--conf=${runtime}` : a.startsWith('--datadir=') ? `--datadir=${data}` : a === `--tunconf=${PATHS.i2pdMainTunnels}` ? `--tunconf=${tunconf}` : a));
     expect(argv).toContain(`--conf=${runtime}`);
+    expect(argv).toContain(`--tunconf=${tunconf}`);
     const ns = scratch.netns();
     // Debian's unit runs i2pd as User=i2pd; the namespace has no route, so nothing it tries leaves.
     scratch.spawn(['ip', 'netns', 'exec', ns, ...T(), ...asUser('i2pd'), ...argv]);
@@ -736,7 +741,8 @@ describe('i2pd', () => {
     }
     expect(tcp).toMatch(/127\.0\.0\.1:7070\b/);
     expect(tcp).toMatch(/127\.0\.0\.1:4444\b/);
-    for (const off of [4447, 7656, 7654, 2827, 7650]) expect(tcp, `port ${off}`).not.toMatch(new RegExp(`:${off}\\b`));
+    // No IRC tunnel of Debian's (6668): clients granted IRC get their own (i2p.apps.irc).
+    for (const off of [4447, 7656, 7654, 2827, 7650, 6668]) expect(tcp, `port ${off}`).not.toMatch(new RegExp(`:${off}\\b`));
     // The console answers only with the password, and only for a local name (never exposed: no hostname line).
     const status = (host: string, auth: readonly string[]): string =>
       run(['ip', 'netns', 'exec', ns, ...T(), 'curl', '-s', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', ...auth, '-H', `Host: ${host}`, 'http://127.0.0.1:7070/']).stdout;

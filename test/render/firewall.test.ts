@@ -87,7 +87,7 @@ function count(haystack: string, needle: string): number {
 const VARIANTS: ReadonlyArray<[string, unknown]> = [
   ['default (Tor on, i2pd)', {}],
   ['Tor off', { tor: { enabled: false } }],
-  ['every router port a client may reach: IRC exposed, SAM and I2CP granted to one client', { qubes: { clients: ['work', 'torrents'] }, i2p: { expose: { irc: true }, apps: { sam: ['torrents'], i2cp: ['work'] } } }],
+  ['every router port a client may reach: IRC and SOCKS for chosen clients, SAM and I2CP granted to one client', { qubes: { clients: ['work', 'torrents'] }, i2p: { apps: { irc: ['work', 'torrents'], socks: ['work'], sam: ['torrents'], i2cp: ['work'] } } }],
   ['other ports and addresses', { network: { virtualIp: '10.99.0.7', clientRanges: ['10.137.0.0/16'] }, tinyproxy: { port: 8118 }, tor: { transPort: 9140, dnsPort: 5400 }, qubes: { service: 'i2p-gw' } }],
 ];
 
@@ -110,7 +110,7 @@ describe('the ruleset', () => {
   });
 
   it('accepts DNS from client qubes redirected or not (a query to the gateway\'s own address carries no dnat status), every other port only when redirected', () => {
-    const config = configOf({ i2p: { expose: { irc: true }, clientDestinations: 'shared' } });
+    const config = configOf({ i2p: { clientDestinations: 'shared' } });
     const gw = gateway(config);
     const hook = gw.hook();
     expect(hook.code, hook.stderr).toBe(0);
@@ -118,7 +118,7 @@ describe('the ruleset', () => {
     const rules = chain.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('iifgroup'));
     expect(rules.filter((r) => !r.includes('ct status dnat'))).toEqual(['iifgroup 2 udp dport 53 accept', 'iifgroup 2 tcp dport 53 accept']);
     const redirectedOnly = rules.filter((r) => r.includes('ct status dnat') && r.endsWith(' accept')).map((r) => /dport (\d+) accept$/.exec(r)?.[1]);
-    expect(redirectedOnly).toEqual([config.tinyproxy.port, config.tor.transPort, ROUTERS.i2pd.exposable.irc].map(String));
+    expect(redirectedOnly).toEqual([config.tinyproxy.port, config.tor.transPort].map(String));
     // TLS to the virtual IP, redirected to the gateway with its port kept, is refused here (the input path).
     expect(rules.filter((r) => r.includes('reject'))).toEqual([`iifgroup 2 ct status dnat ct original ip daddr ${config.network.virtualIp} tcp dport { 443, 8443 } counter packets 0 bytes 0 reject with tcp reset`]);
   });
@@ -197,6 +197,36 @@ describe('the ruleset', () => {
     expect(facts.socks).toEqual({ qubesdb: '/vm-config/qubes-i2p-gateway-socks', max: 2, map: 'client-socks', address: '127.0.0.2', filePrefix: '61-qubes-i2p-gateway-socks-' });
     const plain = renderGateway(configOf({ qubes: { clients: ['work'] } }), { programs: PROGRAMS });
     expect(text(plain, PATHS.ruleset)).not.toMatch(/4447|client-socks|127\.0\.0\.2/);
+  });
+
+  it('IRC for chosen clients (i2p.apps.irc): the virtual IP\'s 6668 to each granted client\'s own IRC tunnel on 127.0.0.3 (its HTTP proxy\'s port), every other client a reset; nothing of it without a grant', () => {
+    const config = configOf({ qubes: { clients: ['work', 'chat'] }, i2p: { apps: { irc: ['chat'], socks: ['work'] }, ircServer: `${'b'.repeat(52)}.b32.i2p:6697` } });
+    const gw = gateway(config);
+    expect(gw.hook().code).toBe(0);
+    const vip = config.network.virtualIp;
+    const nat = gw.nft(['list', 'chain', 'inet', 'qubes-i2p-gateway', 'prerouting-nat']).split('\n').map((l) => l.trim());
+    const own = nat.indexOf(`ip daddr ${vip} tcp dport 6668 dnat ip to ip saddr map @client-irc`);
+    const others = nat.indexOf(`ip daddr ${vip} tcp dport 6668 redirect`);
+    const http = nat.findIndex((l) => l.endsWith('dnat ip to 127.0.0.1:4446'));
+    expect(own, nat.join('\n')).toBeGreaterThanOrEqual(0);
+    expect(own < others && others < http, nat.join('\n')).toBe(true);
+    const input = gw.nft(['list', 'chain', 'ip', 'qubes', INPUT_CHAIN]);
+    expect(input).toContain('iifgroup 2 ct status dnat ip daddr 127.0.0.3 tcp dport 31000-32023 accept');
+    expect(input).toMatch(new RegExp(`iifgroup 2 ct status dnat ct original ip daddr ${vip.replace(/\./g, '\\.')} tcp dport 6668 counter packets 0 bytes 0 reject with tcp reset`));
+    expect(gw.nft(['list', 'chain', 'inet', 'qubes-i2p-gateway', 'input-limits'])).toContain('ip daddr 127.0.0.3 tcp dport 31000-32023 ip saddr . tcp dport != @client-proxy-pairs counter packets 0 bytes 0 drop');
+    const facts = JSON.parse(text(renderGateway(config, { programs: PROGRAMS }), PATHS.clientProxiesConf)) as { irc: unknown };
+    expect(facts.irc).toEqual({ qubesdb: '/vm-config/qubes-i2p-gateway-irc', max: 1, map: 'client-irc', address: '127.0.0.3', filePrefix: '62-qubes-i2p-gateway-irc-', destination: `${'b'.repeat(52)}.b32.i2p`, destinationPort: 6697 });
+    const plain = renderGateway(configOf({ qubes: { clients: ['work'] } }), { programs: PROGRAMS });
+    expect(text(plain, PATHS.ruleset)).not.toMatch(/6668|client-irc|127\.0\.0\.3/);
+    expect(JSON.parse(text(plain, PATHS.clientProxiesConf))).not.toHaveProperty('irc');
+  });
+
+  it('i2pd reads no tunnel of Debian\'s tunnels.conf (its IRC tunnel on 6668 would be one IRC identity for all): its main tunnels file is ours, with none', () => {
+    const tree = renderGateway(configOf(), { programs: PROGRAMS });
+    const dropIn = text(tree, '/usr/lib/systemd/system/i2pd.service.d/50-qubes-i2p-gateway.conf');
+    expect(dropIn).toContain(` --tunconf=${PATHS.i2pdMainTunnels} `);
+    expect(dropIn).not.toContain('/etc/i2pd/tunnels.conf ');
+    expect(text(tree, PATHS.i2pdMainTunnels).split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'))).toEqual([]);
   });
 
   it('has no Tor rules with Tor off', () => {
@@ -292,7 +322,7 @@ describe('the hook', () => {
     expect(hasTable(gw.ruleset(), LOCKDOWN_TABLE)).toBe(true);
   });
 
-  it('sets route_localnet only when router ports are exposed or client qubes have proxies of their own (both on loopback)', () => {
+  it('sets route_localnet only when client qubes have proxies of their own (on loopback; no router port is exposed to every client any more)', () => {
     const localnet = (gw: Gateway): string => must(['ip', 'netns', 'exec', gw.ns, 'cat', '/proc/sys/net/ipv4/conf/all/route_localnet']).stdout.trim();
     const own = gateway(configOf());
     expect(own.hook().code).toBe(0);
@@ -300,10 +330,7 @@ describe('the hook', () => {
     const plain = gateway(configOf({ i2p: { clientDestinations: 'shared' } }));
     expect(plain.hook().code).toBe(0);
     expect(localnet(plain)).toBe('0');
-    const exposed = gateway(configOf({ i2p: { expose: { irc: true } } }));
-    expect(exposed.hook().code).toBe(0);
-    expect(localnet(exposed)).toBe('1');
-    expect(exposed.ruleset()).toContain('dnat ip to 127.0.0.1:6668');
+    expect(plain.ruleset()).not.toContain('6668');
   });
 });
 

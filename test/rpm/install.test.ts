@@ -31,8 +31,8 @@ function quiet(stderr: string): string {
     .trim();
 }
 
-/** B's config: more clients and the IRC tunnel exposed, as a user changes it on day two. */
-const CHANGED = { qubes: { clients: ['work', 'personal'] }, i2p: { expose: { irc: true } } };
+/** B's config: more clients and IRC for one of them, as a user changes it on day two. */
+const CHANGED = { qubes: { clients: ['work', 'personal'] }, i2p: { apps: { irc: ['personal'] } } };
 
 describe.each(['bash', 'dash'] as const)('rpm -i / -U / -e with the scriptlets run by %s as /bin/sh', (shell) => {
   let tmp: ReturnType<typeof tempDir>;

@@ -124,6 +124,12 @@ describe('salt/client-netvm', () => {
     expect(d.getFeature('sys-i2p', 'vm-config.qubes-i2p-gateway-socks')).toBe('10.137.0.40 10.137.0.41');
     expect(stateful('-', script(d, SCRIPT, ['grant-socks', 'torrents,chat', 'sys-i2p']).stdout).changed).toBe(false);
     expect(script(d, SCRIPT, ['grant-socks', 'torrents,nope', 'sys-i2p']).code).toBe(1);
+    // IRC the same way (i2p.apps.irc), its own feature; revoked, it is unset.
+    expect(script(d, SCRIPT, ['grant-irc', 'chat', 'sys-i2p']).code).toBe(0);
+    expect(d.getFeature('sys-i2p', 'vm-config.qubes-i2p-gateway-irc')).toBe('10.137.0.41');
+    expect(d.getFeature('sys-i2p', 'vm-config.qubes-i2p-gateway-socks')).toBe('10.137.0.40 10.137.0.41');
+    expect(script(d, SCRIPT, ['revoke-irc', '-', 'sys-i2p']).code).toBe(0);
+    expect(d.getFeature('sys-i2p', 'vm-config.qubes-i2p-gateway-irc')).toBeUndefined();
     // A granted qube that does not exist fails the state.
     const missing = script(d, SCRIPT, ['grant-sam', 'nope', 'sys-i2p']);
     expect(missing.code).toBe(1);

@@ -11,7 +11,7 @@ import type { GatewayConfig } from '../../config/schema.ts';
 import { CLIENT_PROXY_PORTS, ROUTERS } from '../../config/routers.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
 import { comment, gatewayFlag, generatedHeader, PATHS, UNITS, unitPath } from './common.ts';
-import { CLIENT_PROXY_MAP, CLIENT_PROXY_PAIRS, CLIENT_SOCKS_MAP, grantedApps, perClientProxies, SOCKS_LOOPBACK, socksClients, TABLE } from './firewall.ts';
+import { CLIENT_IRC_MAP, CLIENT_PROXY_MAP, CLIENT_PROXY_PAIRS, CLIENT_SOCKS_MAP, grantedApps, IRC_LOOPBACK, ircClients, perClientProxies, SOCKS_LOOPBACK, socksClients, TABLE } from './firewall.ts';
 import { ROUTER_RESTART_SEC } from './i2pd.ts';
 
 /** i2pd's tunnels directory (Debian's /etc/i2pd/tunnels.conf.d links here; root's, read by i2pd). */
@@ -20,6 +20,8 @@ export const I2PD_TUNNELS_DIR = '/etc/i2pd/tunnels.d';
 export const CLIENT_TUNNEL_PREFIX = '60-qubes-i2p-gateway-client-';
 /** The client SOCKS tunnels' file names (i2p.apps.socks): PREFIX + address + .conf. */
 export const CLIENT_SOCKS_PREFIX = '61-qubes-i2p-gateway-socks-';
+/** The client IRC tunnels' file names (i2p.apps.irc): PREFIX + address + .conf. */
+export const CLIENT_IRC_PREFIX = '62-qubes-i2p-gateway-irc-';
 /** The client destinations' keys in i2pd's state directory: PREFIX + address + .dat (made by i2pd, kept by bind-dirs). */
 export const CLIENT_KEYS_PREFIX = 'qubes-i2p-gateway-client-';
 /** Seconds between two looks at Qubes' client set. */
@@ -52,6 +54,20 @@ export function clientProxiesFacts(config: GatewayConfig): unknown {
     // Each granted client its own SOCKS proxy (i2p.apps.socks): a tunnel file of its own, on the keys of its HTTP proxy.
     ...(socksClients(config)
       ? { socks: { qubesdb: '/vm-config/qubes-i2p-gateway-socks', max: config.i2p.apps.socks.length, map: CLIENT_SOCKS_MAP, address: SOCKS_LOOPBACK, filePrefix: CLIENT_SOCKS_PREFIX } }
+      : {}),
+    // Each granted client its own IRC tunnel (i2p.apps.irc) to i2p.ircServer: a client tunnel on the keys of its HTTP proxy.
+    ...(ircClients(config)
+      ? {
+          irc: {
+            qubesdb: '/vm-config/qubes-i2p-gateway-irc',
+            max: config.i2p.apps.irc.length,
+            map: CLIENT_IRC_MAP,
+            address: IRC_LOOPBACK,
+            filePrefix: CLIENT_IRC_PREFIX,
+            destination: config.i2p.ircServer.slice(0, config.i2p.ircServer.lastIndexOf(':')),
+            destinationPort: Number(config.i2p.ircServer.slice(config.i2p.ircServer.lastIndexOf(':') + 1)),
+          },
+        }
       : {}),
   };
 }

@@ -43,6 +43,11 @@ export const PATHS = {
   i2pdData: '/var/lib/i2pd',
   /** The published services' i2pd server tunnels (publish.ts), linked into i2pd's tunnels directory. */
   i2pdTunnels: `${SHARE_DIR}/i2pd-tunnels.conf`,
+  /**
+   * i2pd's main tunnels file (--tunconf) in place of Debian's /etc/i2pd/tunnels.conf, whose IRC tunnel (127.0.0.1:6668
+   * to irc.ilita.i2p) would be one IRC identity of the gateway's: no tunnel, comments only.
+   */
+  i2pdMainTunnels: `${SHARE_DIR}/i2pd-main-tunnels.conf`,
   ruleset: `${SHARE_DIR}/firewall.nft`,
   /** The firewall hook itself; qubes-firewall runs it through the link below. */
   hookProgram: `${LIBEXEC_DIR}/firewall-hook`,

@@ -96,6 +96,19 @@ export function socksClients(config: GatewayConfig): boolean {
   return perClientProxies(config) && config.i2p.apps.socks.length > 0;
 }
 
+/**
+ * Each granted client qube's own IRC tunnel (i2p.apps.irc): an i2pd client tunnel to i2p.ircServer on the client's
+ * own keys (the destination of its HTTP proxy), on this loopback address and the same port as its HTTP proxy.
+ * The port on the virtual IP is the one of i2pd's own IRC tunnel in Debian's tunnels.conf, which IRC clients know.
+ */
+export const IRC_LOOPBACK = '127.0.0.3';
+export const IRC_PORT = 6668;
+export const CLIENT_IRC_MAP = 'client-irc';
+
+export function ircClients(config: GatewayConfig): boolean {
+  return perClientProxies(config) && config.i2p.apps.irc.length > 0;
+}
+
 /** Our chain inside Qubes' `ip qubes` table, jumped to from `custom-input`. */
 export const INPUT_CHAIN = 'qubes-i2p-gateway-input';
 
@@ -155,6 +168,7 @@ export function renderRuleset(config: GatewayConfig): string {
   const range = clientProxyRange();
   const apps = grantedApps(config);
   const socks = socksClients(config);
+  const irc = ircClients(config);
   const L: string[] = [];
   const add = (...lines: string[]): void => {
     L.push(...lines);
@@ -191,6 +205,16 @@ export function renderRuleset(config: GatewayConfig): string {
           `\t# The SOCKS proxies of the client qubes granted one (i2p.apps.socks): client address -> ${SOCKS_LOOPBACK} . its port, filled`,
           '\t# by i2pd-client-proxies for the addresses dom0 writes into qubesdb (/vm-config/qubes-i2p-gateway-socks).',
           `\tmap ${CLIENT_SOCKS_MAP} {`,
+          '\t\ttype ipv4_addr : ipv4_addr . inet_service',
+          '\t}',
+          '',
+        ]
+      : []),
+    ...(irc
+      ? [
+          `\t# The IRC tunnels of the client qubes granted one (i2p.apps.irc): client address -> ${IRC_LOOPBACK} . its port, filled`,
+          '\t# by i2pd-client-proxies for the addresses dom0 writes into qubesdb (/vm-config/qubes-i2p-gateway-irc).',
+          `\tmap ${CLIENT_IRC_MAP} {`,
           '\t\ttype ipv4_addr : ipv4_addr . inet_service',
           '\t}',
           '',
@@ -249,6 +273,13 @@ export function renderRuleset(config: GatewayConfig): string {
       "\t\t# SOCKS on the virtual IP: a granted client's own SOCKS proxy (its own destination); any other client, a reset.",
       `\t\tip daddr ${vip} tcp dport ${port(SOCKS_PORT)} dnat ip to ip saddr map @${CLIENT_SOCKS_MAP}`,
       `\t\tip daddr ${vip} tcp dport ${port(SOCKS_PORT)} redirect`,
+    );
+  }
+  if (irc) {
+    add(
+      "\t\t# IRC on the virtual IP: a granted client's own IRC tunnel (its own destination); any other client, a reset.",
+      `\t\tip daddr ${vip} tcp dport ${port(IRC_PORT)} dnat ip to ip saddr map @${CLIENT_IRC_MAP}`,
+      `\t\tip daddr ${vip} tcp dport ${port(IRC_PORT)} redirect`,
     );
   }
   if (apps.length > 0) {
@@ -335,6 +366,7 @@ export function renderRuleset(config: GatewayConfig): string {
           `\t\t# The relay in front of them: at most ${lim.proxyConnections} open connections per client.`,
           `\t\tip daddr 127.0.0.1 tcp dport ${port(WAIT_PAGE_PORT)} ct state new ct status dnat add @client-proxy-conns { ip saddr ct count over ${lim.proxyConnections} } counter reject with tcp reset`,
           ...(socks ? [`\t\t# The SOCKS proxies: the same port as the client's HTTP proxy, on ${SOCKS_LOOPBACK}: its own and no other.`, `\t\tip daddr ${SOCKS_LOOPBACK} tcp dport ${range} ip saddr . tcp dport != @${CLIENT_PROXY_PAIRS} counter drop`] : []),
+          ...(irc ? [`\t\t# The IRC tunnels: the same port as the client's HTTP proxy, on ${IRC_LOOPBACK}: its own and no other.`, `\t\tip daddr ${IRC_LOOPBACK} tcp dport ${range} ip saddr . tcp dport != @${CLIENT_PROXY_PAIRS} counter drop`] : []),
         ]
       : [
           `\t\t# tinyproxy: at most ${lim.proxyConnections} open connections per client (its MaxClients is shared by all).`,
@@ -415,6 +447,12 @@ export function renderRuleset(config: GatewayConfig): string {
       ? [
           `\t\tiifgroup 2 ct status dnat ip daddr ${SOCKS_LOOPBACK} tcp dport ${range} accept`,
           `\t\tiifgroup 2 ct status dnat ct original ip daddr ${vip} tcp dport ${port(SOCKS_PORT)} counter reject with tcp reset`,
+        ]
+      : []),
+    ...(irc
+      ? [
+          `\t\tiifgroup 2 ct status dnat ip daddr ${IRC_LOOPBACK} tcp dport ${range} accept`,
+          `\t\tiifgroup 2 ct status dnat ct original ip daddr ${vip} tcp dport ${port(IRC_PORT)} counter reject with tcp reset`,
         ]
       : []),
     ...(apps.length > 0

@@ -138,8 +138,11 @@ export function renderI2pdDropIn(config: GatewayConfig): string {
     '\n[Service]\n' +
     comment([
       'Debian\'s unit forks (--daemon) with a pid file and a log file: run in the foreground instead, logging to the',
-      'journal. The tunnels (IRC on 6668) and the data directory stay Debian\'s. A bare command name: Debian 13 has',
-      'i2pd in /usr/bin, Debian 12 in /usr/sbin; systemd\'s own search finds either.',
+      'journal. A bare command name: Debian 13 has i2pd in /usr/bin, Debian 12 in /usr/sbin; systemd\'s own search',
+      'finds either. The data directory and the tunnels directory stay Debian\'s; the main tunnels file is',
+      `${PATHS.i2pdMainTunnels}, not Debian's tunnels.conf, whose IRC tunnel (6668, to`,
+      'irc.ilita.i2p) would be one IRC identity for every user of the gateway: a client qube granted IRC (i2p.apps.irc)',
+      'gets a tunnel of its own, on its own destination.',
     ]) +
     'Type=simple\n' +
     'PIDFile=\n' +
@@ -152,7 +155,7 @@ export function renderI2pdDropIn(config: GatewayConfig): string {
     'ExecStartPre=\n' +
     `ExecStartPre=${PATHS.i2pdConsoleAuth} ${PATHS.i2pdConf} ${PATHS.i2pdRuntimeConf} ${PATHS.consolePassword} ${CONSOLE_USER} ${PATHS.i2pdData}\n` +
     'ExecStart=\n' +
-    `ExecStart=i2pd --conf=${PATHS.i2pdRuntimeConf} --tunconf=/etc/i2pd/tunnels.conf --tunnelsdir=/etc/i2pd/tunnels.conf.d --datadir=/var/lib/i2pd\n` +
+    `ExecStart=i2pd --conf=${PATHS.i2pdRuntimeConf} --tunconf=${PATHS.i2pdMainTunnels} --tunnelsdir=/etc/i2pd/tunnels.conf.d --datadir=/var/lib/i2pd\n` +
     comment([
       'Debian\'s unit has no Restart=. Always: a crash and the console\'s "terminate" (exit status 0) alike would leave',
       'every client qube without I2P until the gateway restarts.',
@@ -185,11 +188,27 @@ const I2PD_SANDBOX: readonly string[] = [
   'ProtectProc=invisible',
 ];
 
+/**
+ * i2pd's main tunnels file (the drop-in's --tunconf): no tunnel. Debian's /etc/i2pd/tunnels.conf has one, [IRC-ILITA],
+ * a client tunnel on 127.0.0.1:6668 to irc.ilita.i2p with keys irc-keys.dat: one IRC identity that nothing of the
+ * gateway uses (no client reaches the gateway's loopback) and that would still build tunnels in the router all
+ * clients share. Each client qube granted IRC has a tunnel of its own (i2p.apps.irc, gateway/i2pd-client-proxies).
+ */
+export function renderI2pdMainTunnels(): string {
+  return comment([
+    'qubes-i2p-gateway: i2pd\'s main tunnels file (--tunconf), in place of Debian\'s /etc/i2pd/tunnels.conf: no tunnel.',
+    'Debian\'s file has an IRC tunnel to irc.ilita.i2p on 127.0.0.1:6668, one I2P identity that nothing here would use.',
+    'IRC is a tunnel of each granted client qube\'s own (i2p.apps.irc, on its own destination), written by',
+    'i2pd-client-proxies in /etc/i2pd/tunnels.conf.d; put tunnels of your own there too, in a file of your own.',
+  ]);
+}
+
 /** `consoleAuth`: gateway/i2pd-console-auth, the program that makes the console's password (see its header). */
 export function renderI2pd(config: GatewayConfig, consoleAuth: string): readonly RenderedFile[] {
   return [
     textFile(PATHS.i2pdConf, renderI2pdConf(config)),
     textFile(dropInPath(I2PD.unit), renderI2pdDropIn(config)),
+    textFile(PATHS.i2pdMainTunnels, renderI2pdMainTunnels()),
     textFile(PATHS.i2pdConsoleAuth, consoleAuth, 0o755),
     // The Java router, should a former build have installed it, never starts in the gateway beside i2pd.
     textFile(dropInPath(ROUTERS.i2p.unit), renderOtherRouterDropIn(config, ROUTERS.i2p.unit)),

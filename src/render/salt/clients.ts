@@ -55,7 +55,7 @@ export function renderClients(c: GatewayConfig): RenderedFile {
   }
   // I2P applications for one client qube each (i2p.apps): the gateway learns the granted qube's address from its own
   // qubesdb, where this writes it (a vm-config feature of the gateway); an app granted to nobody is unset.
-  for (const app of ['sam', 'i2cp', 'socks'] as const) {
+  for (const app of ['sam', 'i2cp', 'socks', 'irc'] as const) {
     const qube = c.i2p.apps[app].length > 0 ? c.i2p.apps[app].join(',') : undefined;
     data[ID.appGrant(app)] = {
       'cmd.script': [

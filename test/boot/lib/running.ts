@@ -159,9 +159,12 @@ export function ssAddress(addr: string, port: number, iface?: string): string {
   return `[${addr}]${iface !== undefined && addr.toLowerCase().startsWith('fe80:') ? `%${iface}` : ''}:${port}`;
 }
 
-/** The client tunnels of Debian's i2pd configuration in a root: `address:port` each listens on. */
+/**
+ * The client tunnels i2pd reads in a root (the package's main tunnels file, the drop-in's --tunconf, in place of
+ * Debian's tunnels.conf; then Debian's tunnels directory): `address:port` each listens on.
+ */
 export function i2pdTunnelListeners(root: string): string[] {
-  const files = [join(root, 'etc/i2pd/tunnels.conf')];
+  const files = [join(root, PATHS.i2pdMainTunnels)];
   const dir = join(root, 'etc/i2pd/tunnels.d');
   try {
     for (const f of readdirSync(dir).sort()) if (f.endsWith('.conf')) files.push(join(dir, f));

@@ -33,6 +33,8 @@ export const I2P_SUBNET = '172.31.2';
 const ROUTER_PORT = 23456;
 /** Where the web server behind the eepsite listens, on up's loopback. */
 const SITE_PORT = 28001;
+/** Where the IRC server behind the network's IRC site listens (opts.ircServer), on up's loopback. */
+export const IRC_SERVER_PORT = 28002;
 /** The HTTP proxy of the client router, on up's loopback. */
 export const I2P_PROXY_PORT = 24444;
 /** What the eepsite serves: a test that sees it has fetched it through I2P. */
@@ -83,6 +85,12 @@ export interface I2pNetOptions {
   readonly routers?: number;
   /** Bound on the whole start (both rounds), ms. */
   readonly startTimeoutMs?: number;
+  /**
+   * An IRC server of the test's (a python3 script, run as nobody with its port and a log file as arguments) to publish
+   * on the site's router behind an i2pd server tunnel of type irc (which puts the visitor's b32 into USER); its
+   * address is `ircB32`, its log `ircLog()`.
+   */
+  readonly ircServer?: string;
 }
 
 /** base64 of I2P (RFC 4648 with `-` and `~` for `+` and `/`). */
@@ -232,10 +240,26 @@ const SITE_TUNNEL = [
   '',
 ].join('\n');
 
+/** The IRC server's tunnel (opts.ircServer): type irc, which puts the visitor's b32 address into its USER line. */
+const IRC_TUNNEL = [
+  '[ircd]',
+  'type = irc',
+  'host = 127.0.0.1',
+  `port = ${IRC_SERVER_PORT}`,
+  'keys = ircd.dat',
+  'inbound.length = 1',
+  'outbound.length = 1',
+  'inbound.quantity = 2',
+  'outbound.quantity = 2',
+  '',
+].join('\n');
+
 export class I2pNet {
   readonly routers: I2pRouter[];
   /** The b32 address of the eepsite (known after start). */
   b32 = '';
+  /** The b32 address of the IRC server (opts.ircServer; known after start). */
+  ircB32 = '';
   /** Milliseconds from the second round's start until every router ran (set by start). */
   startedMs = 0;
   private readonly procs: Proc[] = [];
@@ -299,17 +323,19 @@ export class I2pNet {
       mkdirSync(join(r.dir, 'netDb'), { recursive: true, mode: 0o700 });
       mkdirSync(join(r.dir, 'tunnels.d'), { recursive: true, mode: 0o755 });
       writeFileSync(join(r.dir, 'i2pd.conf'), routerConf(r, r === this.clientRouter));
-      writeFileSync(join(r.dir, 'tunnels.conf'), r === this.siteRouter ? SITE_TUNNEL : '');
+      writeFileSync(join(r.dir, 'tunnels.conf'), r === this.siteRouter ? SITE_TUNNEL + (this.opts.ircServer !== undefined ? IRC_TUNNEL : '') : '');
       this.chownTree(r.dir);
     }
 
     // Round 1: identities, router.info files, the site's keys.
     const first = this.routers.map((r) => this.spawnRouter(r));
-    await this.waitFor(() => this.routers.every((r) => existsSync(join(r.dir, 'router.info'))) && existsSync(join(this.siteRouter.dir, 'eepsite.dat')), deadline, 'round 1: every router writes its router.info');
+    const irc = this.opts.ircServer !== undefined;
+    await this.waitFor(() => this.routers.every((r) => existsSync(join(r.dir, 'router.info'))) && existsSync(join(this.siteRouter.dir, 'eepsite.dat')) && (!irc || existsSync(join(this.siteRouter.dir, 'ircd.dat'))), deadline, 'round 1: every router writes its router.info');
     await sleep(300); // let the files be complete (i2pd writes them in place)
     for (const p of first) await endPid(p.pid);
     this.procs.length = 0;
     this.b32 = b32Address(readFileSync(join(this.siteRouter.dir, 'eepsite.dat')));
+    if (irc) this.ircB32 = b32Address(readFileSync(join(this.siteRouter.dir, 'ircd.dat')));
 
     // Every router knows every other from the start.
     const infos = this.routerInfos();
@@ -325,9 +351,18 @@ export class I2pNet {
     // The site's web server (Debian 13's python3, as nobody) and round 2.
     const web = new Proc('eepsite-web', [...this.machine('web'), 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'python3', join(this.base, 'site.py'), site, String(SITE_PORT)]);
     this.procs.push(web);
+    if (this.opts.ircServer !== undefined) {
+      writeFileSync(join(this.base, 'ircd.py'), this.opts.ircServer);
+      writeFileSync(this.ircLog(), '');
+      chownSync(this.ircLog(), 65534, 65534);
+      this.procs.push(new Proc('ircd', [...this.machine('ircd'), 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'python3', join(this.base, 'ircd.py'), String(IRC_SERVER_PORT), this.ircLog()]));
+    }
     const t0 = Date.now();
     for (const r of this.routers) this.spawnRouter(r);
     await this.waitFor(async () => (await run(['ip', 'netns', 'exec', this.opts.ns, 'ss', '-Hltn', `sport = :${I2P_PROXY_PORT}`])).stdout.trim() !== '' && (await run(['ip', 'netns', 'exec', this.opts.ns, 'ss', '-Hltn', `sport = :${SITE_PORT}`])).stdout.trim() !== '', deadline, 'round 2: the client router\'s HTTP proxy and the site\'s web server listen');
+    if (this.opts.ircServer !== undefined) {
+      await this.waitFor(async () => (await run(['ip', 'netns', 'exec', this.opts.ns, 'ss', '-Hltn', `sport = :${IRC_SERVER_PORT}`])).stdout.trim() !== '', deadline, 'the IRC server listens');
+    }
     this.startedMs = Date.now() - t0;
   }
 
@@ -403,6 +438,11 @@ export class I2pNet {
   siteVisitors(): Array<{ path: string; b32: string | null }> {
     const text = readFileSync(join(this.base, 'site', 'visitors.jsonl'), 'utf8');
     return text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { path: string; b32: string | null });
+  }
+
+  /** The IRC server's log (opts.ircServer): what it wrote, one line per event, as it chose. */
+  ircLog(): string {
+    return join(this.base, 'ircd.log');
   }
 
   /** CPU seconds (user + system) its processes have used so far. */

@@ -141,12 +141,18 @@ export class World {
    * Start the per-client proxies' program from its unit, with the lab's systemctl stand-in (tools/lab-systemctl:
    * `systemctl reload UNIT` sends SIGHUP to the process the lab started for UNIT, as Debian's i2pd unit's ExecReload=).
    */
-  async startClientProxies(qubesdb?: Readonly<Record<string, string>>): Promise<void> {
+  async startClientProxies(qubesdb?: Readonly<Record<string, string>>, files: Readonly<Record<string, string>> = {}): Promise<void> {
     const dir = join(this.lab.scratch, 'layer-systemctl');
     const bin = join(dir, 'usr/bin/systemctl');
     mkdirSync(dirname(bin), { recursive: true });
     copyFileSync(join(this.lab.scratch, 'tools/lab-systemctl'), bin);
     chmodSync(bin, 0o755);
+    // `files`: package files rendered anew for the program (path in the gateway -> text), e.g. its facts with a
+    // server address known only once the private network runs.
+    for (const [path, text] of Object.entries(files)) {
+      mkdirSync(dirname(join(dir, path)), { recursive: true });
+      writeFileSync(join(dir, path), text);
+    }
     if (qubesdb !== undefined) {
       // What dom0 writes into the gateway's qubesdb (e.g. /vm-config/qubes-i2p-gateway-sam: the granted qube's
       // address), read through the lab's qubesdb-read stand-in (tools/fake-qubesdb-read).

@@ -25,3 +25,10 @@ i2p-gateway-app-socks:
     - stateful: true
     - require:
         - qvm: i2p-gateway-qube
+i2p-gateway-app-irc:
+  cmd.script:
+    - name: client-netvm revoke-irc - sys-i2p
+    - source: salt://i2p-gateway/files/client-netvm
+    - stateful: true
+    - require:
+        - qvm: i2p-gateway-qube
