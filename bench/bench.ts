@@ -1,7 +1,7 @@
 /**
- * `npm run bench`: nine figures, each a ratio against a reference measured in the same run where one exists (P6 has
- * none: the figure itself), each side the median of at least 5 runs (after one discarded warm-up), reference and
- * subject interleaved run by run.
+ * `npm run bench`: ten figures, each a ratio against a reference measured in the same run, each side the median of at
+ * least 5 runs (after one discarded warm-up), reference and subject interleaved run by run (P6 and P10: the median
+ * of P6_RUNS boots, see bench/clients.ts).
  *
  *   P1  the full build (formula, .deb, .rpm) as a cold process (`tsx build/build.ts`, and the precompiled entry
  *       when there is one) vs `dpkg-deb --build --root-owner-group` + `rpmbuild -bb` on the same staged trees
@@ -25,8 +25,10 @@
  *   P5  a booted gateway qube (systemd-nspawn, in the lab): time from the container's start to "ruleset loaded"
  *       (and, in the detail, to the client's first `.i2p` answer) vs an ordinary qube of the same template
  *       reaching multi-user.target in the same run.
- *   P6  the resident memory of the booted gateway's daemons together at idle (VmRSS and PSS of every process of
- *       their units): no reference exists in the same run, so the figure itself, as measured on this machine.
+ *   P6  the resident memory of a booted gateway's daemons together (VmRSS and PSS of every process of their units;
+ *       i2pd's alone in the detail) on the private I2P network with 1, 10 and 50 client qubes, each its own
+ *       destination with its tunnels built and a page fetched (at 10 and 50 also before the page) vs the same
+ *       boot with no client; the figure is 50 clients' PSS ratio (bench/clients.ts).
  *   P7  an eepsite page of the lab's private I2P network (real Debian 13 i2pd routers, test/net/lib/i2pnet.ts)
  *       through the emulated gateway (client → DNS → virtual IP → tinyproxy → i2pd) vs curl inside the gateway
  *       with i2pd's HTTP proxy: p50 and p99 of 200 paced fetches a side (bench/privnet.ts).
@@ -36,21 +38,23 @@
  *   P9  a clearnet page (P9a) and an onion page (P9b) of the lab's private Tor network (test/net/lib/torenet.ts)
  *       through the emulated gateway's TransPort vs curl inside the gateway through a SocksPort of the same Tor:
  *       p50 and p99 of 100 paced fetches a side and page (bench/privnet.ts).
+ *  P10  a client qube's first eepsite page from its start (its address in Qubes' set), its destination new vs
+ *       its destination kept (the client went away and came back), in P6's boots (bench/clients.ts).
  *
  * P1's figure is for the entry package.json's `build` script runs; every entry's ratio is in its detail.
  *
- * P5 and P6 (bench/boot.ts) boot the Debian 13 root of the booted suite (test/boot/); they need root and
- * systemd-nspawn, and are reported as skipped otherwise.
+ * P5 (bench/boot.ts), P6 and P10 (bench/clients.ts) boot the Debian 13 root of the booted suite (test/boot/); they
+ * need root and systemd-nspawn, and are reported as skipped otherwise.
  *
  * P2 and P3 run in the datapath suite's namespace lab (test/net/lib/lab.ts) with the packaged configs and the
  * gateway's full ruleset loaded; they need root, ip, nft, tinyproxy, dnsmasq and wrk, and are reported as
  * skipped (with the reason) otherwise. Everything it creates (temp dirs, namespaces, processes) is removed on
  * the way out, also after a failure or Ctrl-C. Writes bench/results.json. No figure is ever asserted.
  *
- * P7 and P9 run the private networks in the datapath lab, P8 in the booted lab (root, systemd-nspawn).
+ * P7 and P9 run the private networks in the datapath lab, P6, P8 and P10 in the booted lab (root, systemd-nspawn).
  * results.json's `stageSeconds` has the time each group of figures took.
  *
- * Options: --runs N (default 7, at least 5), --only P1,P3 (P7,P8,P9: the private networks' figures alone),
+ * Options: --runs N (default 7, at least 5), --only P1,P3 (P6,P7,P8,P9,P10: the private networks' figures alone),
  * --out FILE (default bench/results.json).
  */
 import { spawnSync } from 'node:child_process';
