@@ -1,7 +1,7 @@
 /**
- * `npm run bench`: nine figures, each a ratio against a reference measured in the same run where one exists (P6 has
- * none: the figure itself), each side the median of at least 5 runs (after one discarded warm-up), reference and
- * subject interleaved run by run.
+ * `npm run bench`: ten figures, each a ratio against a reference measured in the same run, each side the median of at
+ * least 5 runs (after one discarded warm-up), reference and subject interleaved run by run (P6 and P10: the median
+ * of P6_RUNS boots, see bench/clients.ts).
  *
  *   P1  the full build (formula, .deb, .rpm) as a cold process (`tsx build/build.ts`, and the precompiled entry
  *       when there is one) vs `dpkg-deb --build --root-owner-group` + `rpmbuild -bb` on the same staged trees
@@ -25,8 +25,10 @@
  *   P5  a booted gateway qube (systemd-nspawn, in the lab): time from the container's start to "ruleset loaded"
  *       (and, in the detail, to the client's first `.i2p` answer) vs an ordinary qube of the same template
  *       reaching multi-user.target in the same run.
- *   P6  the resident memory of the booted gateway's daemons together at idle (VmRSS and PSS of every process of
- *       their units): no reference exists in the same run, so the figure itself, as measured on this machine.
+ *   P6  the resident memory of a booted gateway's daemons together (VmRSS and PSS of every process of their units;
+ *       i2pd's alone in the detail) on the private I2P network with 1, 10 and 50 client qubes, each its own
+ *       destination with its tunnels built and a page fetched (at 10 and 50 also before the page) vs the same
+ *       boot with no client; the figure is 50 clients' PSS ratio (bench/clients.ts).
  *   P7  an eepsite page of the lab's private I2P network (real Debian 13 i2pd routers, test/net/lib/i2pnet.ts)
  *       through the emulated gateway (client → DNS → virtual IP → tinyproxy → i2pd) vs curl inside the gateway
  *       with i2pd's HTTP proxy: p50 and p99 of 200 paced fetches a side (bench/privnet.ts).
@@ -36,21 +38,23 @@
  *   P9  a clearnet page (P9a) and an onion page (P9b) of the lab's private Tor network (test/net/lib/torenet.ts)
  *       through the emulated gateway's TransPort vs curl inside the gateway through a SocksPort of the same Tor:
  *       p50 and p99 of 100 paced fetches a side and page (bench/privnet.ts).
+ *  P10  a client qube's first eepsite page from its start (its address in Qubes' set), its destination new vs
+ *       its destination kept (the client went away and came back), in P6's boots (bench/clients.ts).
  *
  * P1's figure is for the entry package.json's `build` script runs; every entry's ratio is in its detail.
  *
- * P5 and P6 (bench/boot.ts) boot the Debian 13 root of the booted suite (test/boot/); they need root and
- * systemd-nspawn, and are reported as skipped otherwise.
+ * P5 (bench/boot.ts), P6 and P10 (bench/clients.ts) boot the Debian 13 root of the booted suite (test/boot/); they
+ * need root and systemd-nspawn, and are reported as skipped otherwise.
  *
  * P2 and P3 run in the datapath suite's namespace lab (test/net/lib/lab.ts) with the packaged configs and the
  * gateway's full ruleset loaded; they need root, ip, nft, tinyproxy, dnsmasq and wrk, and are reported as
  * skipped (with the reason) otherwise. Everything it creates (temp dirs, namespaces, processes) is removed on
  * the way out, also after a failure or Ctrl-C. Writes bench/results.json. No figure is ever asserted.
  *
- * P7 and P9 run the private networks in the datapath lab, P8 in the booted lab (root, systemd-nspawn).
+ * P7 and P9 run the private networks in the datapath lab, P6, P8 and P10 in the booted lab (root, systemd-nspawn).
  * results.json's `stageSeconds` has the time each group of figures took.
  *
- * Options: --runs N (default 7, at least 5), --only P1,P3 (P7,P8,P9: the private networks' figures alone),
+ * Options: --runs N (default 7, at least 5), --only P1,P3 (P6,P7,P8,P9,P10: the private networks' figures alone),
  * --out FILE (default bench/results.json).
  */
 import { spawnSync } from 'node:child_process';
@@ -65,6 +69,7 @@ import { readStaticSources } from '../src/io/static.ts';
 import { build } from '../src/pipeline.ts';
 import { bootFigures, bootTemplate, medianOf, type BootResult, type BootTemplate } from './boot.ts';
 import { firstPageFigures, firstPageMedians, P8_RUNS, type FirstPageResult } from './firstpage.ts';
+import { clientsFigures, pointMedian, STEPS, type ClientsResult, type Point } from './clients.ts';
 import { datapath, type DatapathResult } from './datapath.ts';
 import { privnetFigures, type FetchSide, type PrivnetResult } from './privnet.ts';
 import { median, timeCold, type Timing } from './measure.ts';
@@ -280,13 +285,11 @@ function datapathFigures(r: DatapathResult | { skipped: string }): Figure[] {
 
 function bootFigureList(r: BootResult | { skipped: string }): Figure[] {
   const p5Title = 'booted gateway: container start to "ruleset loaded" vs an ordinary qube of the template to multi-user.target';
-  const p6Title = "booted gateway: resident memory of its daemons together at idle (Tor, DNS relay, dnsmasq, tinyproxy, i2pd)";
-  if ('skipped' in r) return [{ id: 'P5', title: p5Title, skipped: r.skipped }, { id: 'P6', title: p6Title, skipped: r.skipped }];
+  if ('skipped' in r) return [{ id: 'P5', title: p5Title, skipped: r.skipped }];
   const ruleset = r.gateway.map((g) => g.rulesetMs);
   const first = r.gateway.map((g) => g.firstI2pMs);
   const plain = r.reference.map((g) => g.multiUserMs);
   const ref = median(plain);
-  const units = Object.keys(r.memory[0]?.byUnit ?? {});
   return [
     {
       id: 'P5',
@@ -302,18 +305,80 @@ function bootFigureList(r: BootResult | { skipped: string }): Figure[] {
         note: 'each run a first boot of a new gateway (new /rw); CLOCK_MONOTONIC from systemd-nspawn\'s start',
       },
     },
+  ];
+}
+
+// ------------------------------------------------------------------------------------------------ P6, P10
+
+function clientsFigureList(r: ClientsResult | { skipped: string }): Figure[] {
+  const p6Title = 'booted gateway on the private I2P network: its daemons\' memory (PSS, RSS; i2pd\'s alone) with 1, 10 and 50 client qubes, each its own destination with its tunnels built and a page fetched, vs the same gateway with no client';
+  const p10Title = 'a client qube\'s first eepsite page from its start (its address in Qubes\' set) with a new destination vs with its destination kept (the client went away and came back)';
+  if ('skipped' in r) return [{ id: 'P6', title: p6Title, skipped: r.skipped }, { id: 'P10', title: p10Title, skipped: r.skipped }];
+  const MiB = 1024;
+  const at = (n: number, page: boolean, f: (p: Point) => number): number => pointMedian(r, n, page, f) / MiB;
+  const i2pd = (p: Point): number => p.byUnit['i2pd.service']?.pssKiB ?? 0;
+  const i2pdRss = (p: Point): number => p.byUnit['i2pd.service']?.rssKiB ?? 0;
+  const show = (n: number, page: boolean): Record<string, number> => ({
+    clients: n,
+    pssMiB: at(n, page, (p) => p.pssKiB),
+    rssMiB: at(n, page, (p) => p.rssKiB),
+    i2pdPssMiB: at(n, page, i2pd),
+    i2pdRssMiB: at(n, page, i2pdRss),
+  });
+  const ref = show(0, false);
+  const point = (n: number, page: boolean): Record<string, number> => {
+    const x = show(n, page);
+    return {
+      ...x,
+      pssRatio: x['pssMiB']! / ref['pssMiB']!,
+      rssRatio: x['rssMiB']! / ref['rssMiB']!,
+      i2pdPssRatio: x['i2pdPssMiB']! / ref['i2pdPssMiB']!,
+      i2pdRssRatio: x['i2pdRssMiB']! / ref['i2pdRssMiB']!,
+      perClientPssMiB: (x['pssMiB']! - ref['pssMiB']!) / n,
+      perClientI2pdPssMiB: (x['i2pdPssMiB']! - ref['i2pdPssMiB']!) / n,
+    };
+  };
+  const last = STEPS[STEPS.length - 1]!;
+  const withPage = Object.fromEntries(STEPS.map((n) => [String(n), point(n, true)]));
+  const beforePage = Object.fromEntries(STEPS.slice(1).map((n) => [String(n), point(n, false)]));
+  const units = r.units;
+  const newMs = r.runs.map((x) => x.firstNewMs);
+  const existingMs = r.runs.map((x) => x.firstExistingMs);
+  return [
     {
       id: 'P6',
       title: p6Title,
-      unit: 'MiB, measured on this machine (no reference in the same run)',
-      subject: { rssMiB: medianOf(r.memory, (m) => m.rssKiB) / 1024, pssMiB: medianOf(r.memory, (m) => m.pssKiB) / 1024 },
+      ratio: withPage[String(last)]!['pssRatio']!,
+      unit: `PSS ratio, ${last} clients (each with a page fetched) / none, the same boot; median of ${r.runs.length} boots (every point in detail)`,
+      subject: { ...withPage[String(last)]! },
+      reference: ref,
       detail: {
-        idleSeconds: r.idleSeconds,
-        byUnit: Object.fromEntries(
-          units.map((u) => [u, { rssMiB: medianOf(r.memory, (m) => m.byUnit[u]?.rssKiB ?? 0) / 1024, pssMiB: medianOf(r.memory, (m) => m.byUnit[u]?.pssKiB ?? 0) / 1024 }]),
-        ),
-        runs: r.memory.map((m) => ({ rssMiB: m.rssKiB / 1024, pssMiB: m.pssKiB / 1024 })),
+        withPage,
+        tunnelsBuiltNoPageYet: beforePage,
+        units,
+        settleSeconds: r.settleSeconds,
+        runs: r.runs.map((x) => ({
+          destinationStoppedWhenTheClientLeft: x.destinationStopped,
+          points: x.points.map((p) => ({ clients: p.clients, page: p.page, destinationsBeyondOneAClient: p.console.destinations - (x.points[0]?.console.destinations ?? 0) - p.clients, pssMiB: p.pssKiB / MiB, rssMiB: p.rssKiB / MiB, i2pdPssMiB: i2pd(p) / MiB, i2pdRssMiB: i2pdRss(p) / MiB, console: p.console, byUnitPssMiB: Object.fromEntries(Object.entries(p.byUnit).map(([u, m]) => [u, m.pssKiB / MiB])) })),
+          tunnelsBuiltMs: x.readyMs,
+          pagesMs: x.pagesMs,
+        })),
+        i2pNetworkUpMs: r.i2pNetworkUpMs,
+        note: 'clients attached as Lab.addClient attaches them (a vif, a route, the address in Qubes\' allowed/downstream sets); "tunnels built": i2pd\'s console lists every local destination with an established inbound and outbound tunnel; each point measured settleSeconds after its state was reached; destinationsBeyondOneAClient: local destinations i2pd lists beyond the no-client ones and one a client (seen here, and in the figure as a gateway whose clients come and go has them: i2pd 2.56 makes a new shared local destination at every reload, ClientContext::ReloadConfig, and a departed client\'s destination stayed listed with its tunnels); the gateway booted with no client (the first lab client taken out of the stand-in\'s qubes-base.nft)',
         javaRouter: 'not measured: the Java router is not in Debian and its repository is unreachable here; a stand-in says nothing of its memory',
+        versions: r.versions,
+      },
+    },
+    {
+      id: 'P10',
+      title: p10Title,
+      ratio: median(newMs) / median(existingMs),
+      unit: `time ratio; median of ${r.runs.length} runs (one pair a boot, on the first client, no other client attached)`,
+      subject: { median: median(newMs), runs: newMs },
+      reference: { median: median(existingMs), runs: existingMs },
+      detail: {
+        destinationStoppedWhenTheClientLeft: r.runs.map((x) => x.destinationStopped),
+        note: 'from the client\'s address entering Qubes\' set `ip qubes allowed` to its first 200 with the eepsite\'s page (a new curl every 500 ms in the client\'s namespace, the b32 pinned to the virtual IP); existing: the client went away (address out of the set, vif down), the proxies\' program removed its tunnel file and its port closed, then it came back with its keys in i2pd\'s state; destinationStoppedWhenTheClientLeft false: i2pd 2.56 still listed its destination (with its tunnels) 20 s after its proxy was gone, so the returning proxy found it running',
         versions: r.versions,
       },
     },
@@ -404,6 +469,7 @@ function print(figs: readonly Figure[]): void {
       if (typeof x['rps'] === 'number') return `${(x['rps'] as number).toFixed(0)} req/s p50 ${(x['p50ms'] as number).toFixed(2)} p99 ${(x['p99ms'] as number).toFixed(2)} ms`;
       if (typeof x['p50ms'] === 'number' && typeof x['fetches'] === 'number') return `p50 ${(x['p50ms'] as number).toFixed(1)} p99 ${(x['p99ms'] as number).toFixed(1)} ms (${x['fetches'] as number}, ${x['failures'] as number} failed)`;
       if (typeof x['aps'] === 'number') return `${(x['aps'] as number).toFixed(0)} answers/s`;
+      if (typeof x['clients'] === 'number' && typeof x['pssMiB'] === 'number') return `${x['clients'] as number} clients: ${(x['pssMiB'] as number).toFixed(1)} MiB PSS`;
       if (typeof x['rssMiB'] === 'number') return `${(x['rssMiB'] as number).toFixed(1)} MiB RSS, ${(x['pssMiB'] as number).toFixed(1)} PSS`;
       if (Object.keys(x).length === 0) return '(none in this run)';
       return JSON.stringify(x);
@@ -436,8 +502,14 @@ function print(figs: readonly Figure[]): void {
       lines.push(`          first .i2p answer for the client: ${fmtMs(d.firstI2pAnswerMs.median)}, ratio ${d.firstI2pAnswerMs.ratio.toFixed(3)}; the gateway's own multi-user.target: ${fmtMs(d.gatewayMultiUserMs)}`);
     }
     if (f.id === 'P6' && f.detail) {
-      const d = f.detail as { idleSeconds: number; byUnit: Record<string, { rssMiB: number; pssMiB: number }> };
-      lines.push(`          ${d.idleSeconds} s after the router's proxy listens: ${Object.entries(d.byUnit).map(([u, x]) => `${u.replace(/^qubes-i2p-gateway-|\.service$/g, '')} ${x.rssMiB.toFixed(1)}`).join(', ')} (MiB RSS)`);
+      const d = f.detail as { withPage: Record<string, Record<string, number>>; tunnelsBuiltNoPageYet: Record<string, Record<string, number>> };
+      const ref = f.reference as Record<string, number>;
+      lines.push(`          no client: ${ref['pssMiB']!.toFixed(1)} MiB PSS, ${ref['rssMiB']!.toFixed(1)} RSS; i2pd ${ref['i2pdPssMiB']!.toFixed(1)} PSS, ${ref['i2pdRssMiB']!.toFixed(1)} RSS`);
+      for (const [label, pts] of [['page fetched', d.withPage], ['tunnels, no page yet', d.tunnelsBuiltNoPageYet]] as const) {
+        for (const [n, x] of Object.entries(pts)) {
+          lines.push(`          ${n} clients (${label}): PSS ${x['pssMiB']!.toFixed(1)} MiB (${x['pssRatio']!.toFixed(3)}), RSS ${x['rssMiB']!.toFixed(1)} (${x['rssRatio']!.toFixed(3)}); i2pd PSS ${x['i2pdPssMiB']!.toFixed(1)} (${x['i2pdPssRatio']!.toFixed(3)}), RSS ${x['i2pdRssMiB']!.toFixed(1)} (${x['i2pdRssRatio']!.toFixed(3)}); ${x['perClientPssMiB']!.toFixed(2)} MiB PSS a client`);
+        }
+      }
     }
     if (f.id === 'P4' && f.detail) {
       const d = (f.detail as { pipelineInProcessMs: { clients1: number; clients100: number; ratio: number } }).pipelineInProcessMs;
@@ -452,7 +524,7 @@ function print(figs: readonly Figure[]): void {
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { runs: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' } } });
   const runs = Math.max(5, Number(values.runs ?? 7) || 7);
-  const only = new Set((values.only ?? 'P1,P2,P3,P4,P5,P6,P7,P8,P9').toUpperCase().split(',').map((s) => s.trim()));
+  const only = new Set((values.only ?? 'P1,P2,P3,P4,P5,P6,P7,P8,P9,P10').toUpperCase().split(',').map((s) => s.trim()));
   const outFile = resolve(values.out ?? join(ROOT, 'bench/results.json'));
   const work = mkdtempSync(join(tmpdir(), 'qig-bench-'));
   const cleanups: Array<() => Promise<void> | void> = [() => rmSync(work, { recursive: true, force: true })];
@@ -535,18 +607,25 @@ async function main(): Promise<number> {
     // P5, P6 and P8 boot gateways of one template, made once.
     let template: BootTemplate | undefined;
     const bootable = bootSkip();
-    if (bootable === undefined && (only.has('P5') || only.has('P6') || only.has('P8'))) {
+    if (bootable === undefined && (only.has('P5') || only.has('P6') || only.has('P8') || only.has('P10'))) {
       process.stdout.write('the template for booted gateways (install.sls in Debian 13) …\n');
       const t = performance.now();
       template = await bootTemplate(cleanups, (msg) => process.stdout.write(`  ${msg}\n`));
-      stageSeconds['template (P5, P6, P8)'] = (performance.now() - t) / 1000;
+      stageSeconds['template (P5, P6, P8, P10)'] = (performance.now() - t) / 1000;
     }
-    if (only.has('P5') || only.has('P6')) {
-      process.stdout.write('P5, P6: booted gateways (systemd-nspawn) …\n');
+    if (only.has('P5')) {
+      process.stdout.write('P5: booted gateways (systemd-nspawn) …\n');
       const t = performance.now();
       const r = bootable !== undefined ? { skipped: bootable } : await staged((c) => bootFigures({ ...(template ? { template } : {}), runs, cleanups: c, log: (msg) => process.stdout.write(`  ${msg}\n`) }));
-      figs.push(...bootFigureList(r).filter((f) => only.has(f.id)));
-      stageSeconds['P5+P6'] = (performance.now() - t) / 1000;
+      figs.push(...bootFigureList(r));
+      stageSeconds['P5'] = (performance.now() - t) / 1000;
+    }
+    if (only.has('P6') || only.has('P10')) {
+      process.stdout.write('P6, P10: a booted gateway with 0, 1, 10, 50 client qubes on the private I2P network …\n');
+      const t = performance.now();
+      const r = bootable !== undefined || template === undefined ? { skipped: bootable ?? 'no template' } : await staged((c) => clientsFigures({ template, cleanups: c, log: (msg) => process.stdout.write(`  ${msg}\n`) }));
+      figs.push(...clientsFigureList(r).filter((f) => only.has(f.id)));
+      stageSeconds['P6+P10'] = (performance.now() - t) / 1000;
     }
     if (only.has('P8')) {
       process.stdout.write('P8: a booted gateway\'s first I2P page (first and second boot) vs a bare i2pd …\n');
@@ -562,7 +641,7 @@ async function main(): Promise<number> {
       figs.push(...privnetFigureList(r, only));
       stageSeconds['P7+P9'] = (performance.now() - t) / 1000;
     }
-    figs.sort((a, b) => a.id.localeCompare(b.id));
+    figs.sort((a, b) => Number(a.id.slice(1).replace(/\D.*$/, '')) - Number(b.id.slice(1).replace(/\D.*$/, '')) || a.id.localeCompare(b.id));
     print(figs);
     const result = {
       generatedAt: new Date().toISOString(),

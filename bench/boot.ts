@@ -1,5 +1,5 @@
 /**
- * P5 and P6 of the benchmark, from booted gateways (the booted suite's machinery, test/boot/lib/, imported, not
+ * P5 of the benchmark, from booted gateways (the booted suite's machinery, test/boot/lib/, imported, not
  * changed): the default build installed into a Debian 13 template through install.sls (test/boot/lib/template.ts),
  * then, run by run, qubes booted from that template with systemd-nspawn in the datapath lab's gateway namespace.
  *
@@ -10,12 +10,8 @@
  *                 container's systemd and journal share.
  *      reference: an ordinary qube of the same template (no services, so nothing of the gateway starts), same
  *                 lab, same kind of boot: from systemd-nspawn's start to multi-user.target.
- *   P6 subject:   the resident memory of the gateway's daemons together (Tor, the DNS relay, dnsmasq, tinyproxy,
- *                 i2pd: every process of their units' cgroups), IDLE_S seconds after the router's HTTP proxy
- *                 listens; VmRSS summed, and PSS summed (shared pages counted once). No reference exists in the
- *                 same run: the figure itself, as measured on this machine. The Java router's variant is not
- *                 measured: the router is not in Debian and its repository is unreachable here, and a stand-in's
- *                 memory would say nothing about it.
+ *   P6 (the memory of the gateway's daemons with 0, 1, 10 and 50 clients) is bench/clients.ts's: it needs the
+ *   private I2P network, for each client's destination to build its tunnels.
  *
  * Runs alternate reference and subject; run 0 of each is a discarded warm-up. Needs root, systemd-nspawn
  * (systemd-container), debootstrap and the Debian mirror for the first template (cached in .cache/ after), else
@@ -25,7 +21,6 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UNITS } from '../src/render/gateway/common.ts';
 import { A, Lab } from '../test/net/lib/lab.ts';
 import { run, sleep } from '../test/net/lib/sh.ts';
 import { aptCacheDirs, ensurePristine, makeOverlay, writeAptSources, type Overlay } from '../test/util/chroot.ts';
@@ -36,8 +31,6 @@ import { applyState, buildRelease, downloadFor, installDummy, stageFormula } fro
 import { median } from './measure.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const IDLE_S = 10;
-const DAEMONS = [UNITS.tor, UNITS.dnsRelay, UNITS.dnsmasq, UNITS.tinyproxy, 'i2pd.service'] as const;
 
 export interface BootRun {
   readonly rulesetMs: number;
@@ -45,17 +38,9 @@ export interface BootRun {
   readonly multiUserMs: number;
 }
 
-export interface MemoryRun {
-  readonly rssKiB: number;
-  readonly pssKiB: number;
-  readonly byUnit: Readonly<Record<string, { rssKiB: number; pssKiB: number; processes: number }>>;
-}
-
 export interface BootResult {
   readonly gateway: readonly BootRun[];
   readonly reference: readonly { multiUserMs: number }[];
-  readonly memory: readonly MemoryRun[];
-  readonly idleSeconds: number;
   readonly versions: string;
 }
 
@@ -128,7 +113,7 @@ async function monotonic(m: Machine, unit: string, prop: string): Promise<number
 }
 
 /** Every process of a unit (its cgroup), summed: VmRSS and PSS (smaps_rollup), read from the host's /proc. */
-async function unitMemory(m: Machine, unit: string): Promise<{ rssKiB: number; pssKiB: number; processes: number }> {
+export async function unitMemory(m: Machine, unit: string): Promise<{ rssKiB: number; pssKiB: number; processes: number }> {
   const group = (await m.show(unit, ['ControlGroup'])).get('ControlGroup') ?? '';
   const procs = (await m.must(['cat', `/sys/fs/cgroup${group}/cgroup.procs`])).stdout.split('\n').filter((l) => l !== '').map(Number);
   let rss = 0;
@@ -159,7 +144,6 @@ export async function bootFigures(opts: BootOptions): Promise<BootResult | { ski
 
   const gateway: BootRun[] = [];
   const reference: { multiUserMs: number }[] = [];
-  const memory: MemoryRun[] = [];
   let current: GatewayQube | undefined;
   opts.cleanups.push(() => shutdown(current));
   for (let i = 0; i <= opts.runs; i++) {
@@ -186,30 +170,15 @@ export async function bootFigures(opts: BootOptions): Promise<BootResult | { ski
       multiUserMs: ((await monotonic(m, 'multi-user.target', 'ActiveEnterTimestampMonotonic')) - m.spawnedAtUs) / 1000,
     };
 
-    // P6: idle, once the router's proxy is up.
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline && !(await lab.listening('tcp', 4444))) await sleep(200);
-    await sleep(IDLE_S * 1000);
-    const byUnit: Record<string, { rssKiB: number; pssKiB: number; processes: number }> = {};
-    for (const u of DAEMONS) {
-      if ((await m.show(u, ['ActiveState'])).get('ActiveState') !== 'active') throw new Error(`P6: ${u} is not active`);
-      byUnit[u] = await unitMemory(m, u);
-    }
-    const mem: MemoryRun = {
-      rssKiB: Object.values(byUnit).reduce((n, x) => n + x.rssKiB, 0),
-      pssKiB: Object.values(byUnit).reduce((n, x) => n + x.pssKiB, 0),
-      byUnit,
-    };
     await shutdown(current);
     current = undefined;
     if (i > 0) {
       reference.push(plain);
       gateway.push(run5);
-      memory.push(mem);
     }
-    log(`boot run ${i}${i === 0 ? ' (warm-up)' : ''}: plain qube multi-user ${plain.multiUserMs.toFixed(0)} ms; gateway ruleset ${run5.rulesetMs.toFixed(0)} ms, first .i2p ${run5.firstI2pMs.toFixed(0)} ms; daemons ${(mem.rssKiB / 1024).toFixed(1)} MiB RSS`);
+    log(`boot run ${i}${i === 0 ? ' (warm-up)' : ''}: plain qube multi-user ${plain.multiUserMs.toFixed(0)} ms; gateway ruleset ${run5.rulesetMs.toFixed(0)} ms, first .i2p ${run5.firstI2pMs.toFixed(0)} ms`);
   }
-  return { gateway, reference, memory, idleSeconds: IDLE_S, versions };
+  return { gateway, reference, versions };
 }
 
 export function medianOf<T>(xs: readonly T[], f: (x: T) => number): number {

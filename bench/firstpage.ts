@@ -66,7 +66,7 @@ export interface FirstPageOptions {
  * Start a curl (argv from `curl`) every POLL_MS until one returns HTTP 200 with the marker; CLOCK_MONOTONIC (µs)
  * when it returned. Waits for the curls still running before it returns (they are bounded by CURL_MAX_S).
  */
-async function pollFirstPage(curl: readonly string[], what: string): Promise<number> {
+export async function pollFirstPage(curl: readonly string[], what: string): Promise<number> {
   const t0 = Date.now();
   let at: number | undefined;
   let inflight = 0;
@@ -75,7 +75,7 @@ async function pollFirstPage(curl: readonly string[], what: string): Promise<num
   while (at === undefined) {
     if (Date.now() - t0 > FIRST_PAGE_TIMEOUT_MS) {
       await Promise.all(pending);
-      throw new Error(`P8: ${what}: no page within ${FIRST_PAGE_TIMEOUT_MS} ms; last: ${last}`);
+      throw new Error(`${what}: no page within ${FIRST_PAGE_TIMEOUT_MS} ms; last: ${last}`);
     }
     if (inflight < MAX_INFLIGHT) {
       inflight++;
@@ -151,7 +151,7 @@ export async function firstPageFigures(opts: FirstPageOptions): Promise<FirstPag
       writeFileSync(p, ri);
     }
     chownTree(data);
-    const poll = pollFirstPage(curlArgv(machines.argv('curl'), ['-x', REF_PROXY], url), 'the bare i2pd');
+    const poll = pollFirstPage(curlArgv(machines.argv('curl'), ['-x', REF_PROXY], url), 'P8: the bare i2pd');
     const startedUs = monotonicUs();
     bare = new Proc('p8-bare-i2pd', [
       ...machines.argv('i2pd'), 'setpriv', `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups',
@@ -172,7 +172,7 @@ export async function firstPageFigures(opts: FirstPageOptions): Promise<FirstPag
   let current: GatewayQube | undefined;
   opts.cleanups.push(() => shutdown(current));
   const gatewayBoot = async (i: number, rw: string): Promise<number> => {
-    const poll = pollFirstPage(curlArgv(lab.clientView(), [], url), `gateway boot of run ${i}`);
+    const poll = pollFirstPage(curlArgv(lab.clientView(), [], url), `P8: gateway boot of run ${i}`);
     current = await bootGateway(lab, { name: `qig-bench-p8-${i}`, lowers, rw, services, edits, log: () => {} });
     const spawned = current.machine.spawnedAtUs;
     const at = await poll;
