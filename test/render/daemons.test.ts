@@ -6,7 +6,7 @@
  * i2pd's listeners. Every namespace here is private and has no route out: nothing leaves the machine.
  */
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROUTERS } from '../../src/config/routers.ts';
@@ -760,7 +760,7 @@ describe('i2pd', () => {
  * config it made) in a namespace with no route, with a data directory laid out as Debian's package lays it out
  * (subscriptions.txt a link to /etc/i2pd/subscriptions.txt). Returns its output so far and a console fetcher.
  */
-async function startI2pd(config: ReturnType<typeof configOf>): Promise<{ out: () => string; page: (query: string) => string; conf: string; ns: string; data: string; files: ReturnType<typeof renderGateway> }> {
+async function startI2pd(config: ReturnType<typeof configOf>, opts: { tunnelsDir?: string } = {}): Promise<{ out: () => string; page: (query: string) => string; conf: string; ns: string; data: string; files: ReturnType<typeof renderGateway> }> {
   const files = renderGateway(config, { programs: PROGRAMS });
   const dropIn = text(files, dropInPath('i2pd.service'));
   const dir = scratch.dir('i2pd-settings');
@@ -786,7 +786,7 @@ async function startI2pd(config: ReturnType<typeof configOf>): Promise<{ out: ()
   const moved: Record<string, string> = { [PATHS.i2pdConsoleAuth]: program, [PATHS.i2pdConf]: conf, [PATHS.i2pdRuntimeConf]: runtime, [PATHS.consolePassword]: passFile, [PATHS.i2pdData]: data };
   must([...T(), ...asUser('i2pd'), ...pre.map((a) => moved[a] ?? a)]);
   const pass = readFileSync(passFile, 'utf8');
-  const argv = execStart(dropIn).map((a) => (a === `--conf=${PATHS.i2pdRuntimeConf}` ? `--conf=${runtime}` : a.startsWith('--datadir=') ? `--datadir=${data}` : a));
+  const argv = execStart(dropIn).map((a) => (a === `--conf=${PATHS.i2pdRuntimeConf}` ? `--conf=${runtime}` : a.startsWith('--datadir=') ? `--datadir=${data}` : opts.tunnelsDir !== undefined && a.startsWith('--tunnelsdir=') ? `--tunnelsdir=${opts.tunnelsDir}` : a));
   const ns = scratch.netns();
   // --loglevel=info on the command line (it wins over the config's warn): the address book says what it loaded.
   const child = scratch.spawn(['ip', 'netns', 'exec', ns, ...T(), ...asUser('i2pd'), ...argv, '--loglevel=info']);
@@ -883,3 +883,78 @@ describe('the waiting page in front of i2pd 2.56', () => {
   });
 });
 
+
+describe('i2pd 2.56 reloading its tunnels (the client proxies\' `systemctl reload`, SIGHUP)', () => {
+  it('keeps one local destination per client tunnel plus the shared one across reloads: a removed tunnel\'s is freed, none pile up', async () => {
+    const tunnels = scratch.dir('tunnels');
+    // The files i2pd-client-proxies writes (its tunnel_text), for two client addresses.
+    const file = (addr: string): string => join(tunnels, `qubes-i2p-gateway-client-${addr}.conf`);
+    const tunnel = (addr: string, port: number): string =>
+      `[qubes-i2p-gateway-client-${addr}]\ntype = httpproxy\naddress = 127.0.0.1\nport = ${port}\nkeys = qubes-i2p-gateway-client-${addr}.dat\noutproxy =\naddresshelper = false\n`;
+    writeFileSync(file('10.137.0.10'), tunnel('10.137.0.10', 14500));
+    const r = await startI2pd(configOf(), { tunnelsDir: tunnels });
+    const ss = (): string => must(['ip', 'netns', 'exec', r.ns, 'ss', '-Hltn']).stdout;
+    for (let i = 0; i < 150 && !/127\.0\.0\.1:4444\b/.test(ss()); i++) await sleep(200);
+    expect(ss(), r.out().slice(-2000)).toMatch(/127\.0\.0\.1:14500\b/);
+    /** The console's local destinations (what the status command reads), as b32 addresses. */
+    const local = (): string[] => [...r.page('?page=local_destinations').matchAll(/[?&]page=local_destination&b32=([a-z2-7]{52})/g)].map((m) => m[1] as string);
+    const pid = /pid=(\d+)/.exec(must(['ip', 'netns', 'exec', r.ns, 'ss', '-Hltnp', 'sport = :7070']).stdout)?.[1];
+    expect(pid).toMatch(/^\d+$/);
+    /** SIGHUP (Debian's ExecReload=), then the destinations once i2pd has reloaded: the shared one is new each time. */
+    const reload = async (): Promise<string[]> => {
+      const before = local();
+      must(['kill', '-HUP', pid as string]);
+      let now = local();
+      for (let i = 0; i < 100 && now.every((d) => before.includes(d)); i++) {
+        await sleep(100);
+        now = local();
+      }
+      expect(now.some((d) => !before.includes(d)), `no new destination after SIGHUP: ${now.join(' ')}\n${r.out().slice(-2000)}`).toBe(true);
+      return now;
+    };
+    const counts: number[] = [];
+    const start = local();
+    counts.push(start.length);
+    const seen = new Set(start);
+    let client: string[] = start;
+    let last = start;
+    for (let i = 0; i < 4; i++) {
+      last = await reload();
+      counts.push(last.length);
+      for (const d of last) seen.add(d);
+      client = client.filter((d) => last.includes(d));
+    }
+    console.log(`local destinations at the start and after 4 reloads: ${counts.join(', ')} (${seen.size} seen in all)`);
+    // The client's own destination (its keys) and the shared one, renewed at each reload and the old one freed.
+    // i2pd's default keys for its HTTP proxy (transient-proxy) made one more at its start and one more at each reload.
+    expect(counts).toEqual([2, 2, 2, 2, 2]);
+    expect(client, 'the client\'s destination is the same across reloads').toHaveLength(1);
+    // A second client comes (one destination more), a connection open to its proxy, then goes.
+    writeFileSync(file('10.137.0.11'), tunnel('10.137.0.11', 14501));
+    const withSecond = await reload();
+    expect(withSecond).toHaveLength(3);
+    expect(withSecond).toContain(client[0]);
+    expect(ss()).toMatch(/127\.0\.0\.1:14501\b/);
+    const held = scratch.spawn(['ip', 'netns', 'exec', r.ns, ...T(), 'python3', '-c', 'import socket,time; s=socket.create_connection(("127.0.0.1",14501)); s.sendall(b"GET http://x"); print("open", flush=True); time.sleep(60)']);
+    let heldOut = '';
+    held.stdout?.on('data', (c: string) => (heldOut += c));
+    for (let i = 0; i < 100 && !heldOut.includes('open'); i++) await sleep(100);
+    expect(heldOut).toContain('open');
+    rmSync(file('10.137.0.11'));
+    const gone = await reload();
+    console.log(`with a second client: ${withSecond.length}; after its file is removed and a reload (a connection to it open): ${gone.length}`);
+    expect(gone).toHaveLength(2);
+    expect(gone).toContain(client[0]);
+    // The other one is the new shared destination: the second client's and the shared one before are gone.
+    expect(gone.filter((d) => d !== client[0] && withSecond.includes(d))).toEqual([]);
+    expect(ss()).not.toMatch(/127\.0\.0\.1:14501\b/);
+    // The shared proxy still answers, on the shared destination: i2pd's own page for a name it does not know.
+    const direct = run(['ip', 'netns', 'exec', r.ns, ...T(), 'curl', '-s', '-m', '30', '-x', `http://127.0.0.1:${ROUTERS.i2pd.httpProxyPort}`, '-w', '\n%{http_code}', 'http://unknown-name.i2p/']);
+    expect(direct.stdout).toContain('<h1>Proxy error: Host not found</h1>');
+    expect(r.conf).toMatch(/^\[httpproxy\]\n(?:[^[]*\n)?keys =\n/m);
+    // With `shared` (no client proxies, no reloads) the shared proxy keeps i2pd's default, its own transient keys.
+    const shared = text(renderGateway(configOf({ i2p: { clientDestinations: 'shared' } }), { programs: PROGRAMS }), PATHS.i2pdConf);
+    expect(shared).toContain('\n[httpproxy]\n');
+    expect(shared).not.toMatch(/^keys =/m);
+  }, 180_000);
+});

@@ -21,7 +21,7 @@ export const CONSOLE_USER = 'i2pd';
 /** Seconds between a router's death and its restart. */
 export const ROUTER_RESTART_SEC = 5;
 import type { GatewayConfig } from '../../config/schema.ts';
-import { ROUTERS } from '../../config/routers.ts';
+import { clientDestinations, ROUTERS } from '../../config/routers.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
 import { comment, dropInPath, gatewayFlag, generatedHeader, PATHS, UNITS } from './common.ts';
 import { SANDBOX } from './hardening.ts';
@@ -69,6 +69,15 @@ export function renderI2pdConf(config: GatewayConfig): string {
       'bind-dirs keeps): one client could send all others to its own site for a name. Refused with an error page.',
     ]) +
     'addresshelper = false\n' +
+    (clientDestinations(config) === 'per-client'
+      ? comment([
+          'No keys of its own: the router\'s shared local destination (no client\'s HTTP comes here: each has its own',
+          'proxy). i2pd 2.56\'s default (transient-proxy) makes a new destination for this proxy at every reload and',
+          'never frees the old one (it counts it twice); i2pd-client-proxies reloads i2pd whenever a client comes or',
+          'goes, and each reload left one more destination building tunnels through other routers until i2pd stopped',
+          '(test/render/daemons.test.ts). The shared one, transient too, is renewed at each reload and the old one freed.',
+        ]) + 'keys =\n'
+      : '') +
     '\n[socksproxy]\n' +
     comment(['Off: nothing in the gateway uses SOCKS into I2P.']) +
     'enabled = false\n' +
