@@ -4,9 +4,10 @@
  * web server and DNS (lib/torenet.ts), both in up. First each network on its own (a client inside up), then the
  * gateway joins them: the packaged units and configs (World, the emulated gateway) plus one small file per daemon,
  * and the app qube loads an eepsite by its b32, a clearnet page by name and an onion site through the gateway, with
- * curl and with headless Chromium.
+ * curl and with headless Chromium. Last, the gateway's address book subscriptions (i2p.subscriptions): a list served
+ * by the eepsite makes a name resolve for the app qube, with the waiting page and the status command right before.
  */
-import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATHS } from '../../src/render/gateway/common.ts';
@@ -15,7 +16,7 @@ import { EEPSITE_MARKER, gatewayI2pdDropIn, I2pNet, netDbPath } from './lib/i2pn
 import { A, describe as describeFrames, kernelAnswer, serverHits, unsanctioned, type Lab, type UpEvent } from './lib/lab.ts';
 import { gatewayTorrc, ONION_MARKER, TorNet, WEB_MARKER, WEB_NAME, WEB_PORT } from './lib/torenet.ts';
 import { run } from './lib/sh.ts';
-import { World, SHARED_DESTINATION } from './lib/world.ts';
+import { UNIT, World, SHARED_DESTINATION } from './lib/world.ts';
 
 
 /**
@@ -37,6 +38,25 @@ async function expectUpClean(l: Lab, mark: number, what: string): Promise<UpEven
   return ev;
 }
 
+/**
+ * Address book subscriptions on the private network (issue 23). i2pd 2.56 (libi2pd_client/AddressBook.cpp, .h)
+ * fetches one list per update, 3 minutes after its start (INITIAL_SUBSCRIPTION_UPDATE_TIMEOUT; then every minute
+ * until its shared destination has tunnels). While its address book is empty that list is `addressbook.defaulturl`
+ * (i2pd's own: reg.i2p's b32; the gateway leaves it), and once a list brought names the next update is 12 hours
+ * later (CONTINIOUS_SUBSCRIPTION_UPDATE_TIMEOUT; after a failed try 5 minutes per try so far); only with names
+ * already in its address book at its start (addressbook/addresses.csv, kept across restarts) is the 3-minute
+ * update one of i2p.subscriptions, chosen at random. No option changes these times. So on a new gateway the names
+ * of the config's lists come 3 minutes after the router's second start, and so they do here: the lab's only change
+ * is the default list (reg.i2p is not on the private network), a list of the eepsite's naming the subscription's
+ * host, as reg.i2p's names Debian's subscriptions' hosts (reg.i2p, identiguy.i2p, ...); the subscription is the
+ * config's, by that name.
+ */
+const SUB_HOST = 'lab-reg.i2p';
+const SUB_NAME = 'lab-site.i2p';
+const SUBSCRIPTION = `http://${SUB_HOST}/hosts.txt`;
+const DEFAULT_LIST = 'lab-default-hosts.txt';
+const CONFIG = { i2p: { ...SHARED_DESTINATION.i2p, subscriptions: [SUBSCRIPTION] } };
+
 let w: World | undefined;
 let lab: Lab;
 let i2p: I2pNet | undefined;
@@ -46,7 +66,7 @@ let tor: TorNet | undefined;
 let torStartMs = 0;
 
 beforeAll(async () => {
-  w = await World.create(SHARED_DESTINATION);
+  w = await World.create(CONFIG);
   lab = w.lab;
   const t0 = Date.now();
   i2pStartedAt = t0;
@@ -137,6 +157,45 @@ async function curlFor(url: string, seconds: number): Promise<{ status: string; 
   return { status: at >= 0 ? r.stdout.slice(at + 3) : '', body: at >= 0 ? r.stdout.slice(0, at) : r.stdout, stderr: r.stderr };
 }
 
+/** When the gateway's i2pd was started for the blocks that join both networks (ms since the epoch). */
+let routerStartedAt = 0;
+/** When the eepsite served the default list to the gateway's i2pd (ms since the epoch). */
+let defaultFetchedAt = 0;
+
+/** The eepsite's requests for the address book lists (the default list and the subscription). */
+function listFetches(): Array<{ path: string; at: number }> {
+  return (i2p as I2pNet).siteVisitors().filter((v) => v.path === `/${DEFAULT_LIST}` || v.path === '/hosts.txt');
+}
+
+/** The gateway's i2pd's output (its log), for an error. */
+function routerLog(): string {
+  return (w as World).gw.get(UNIT.i2pd)?.proc.diagnostics() ?? '(no i2pd)';
+}
+
+/**
+ * The `.i2p over HTTP` line of `qubes-i2p-gateway status --json` (root), with the lab's stand-ins for systemd and
+ * qubesdb (as status.test.ts): the daemons active as the processes the lab started.
+ */
+async function statusHttp(): Promise<{ status: string; summary: string }> {
+  const layer = join(lab.scratch, 'status-layer-subs');
+  for (const d of ['usr/bin', 'etc/qig-lab']) mkdirSync(join(layer, d), { recursive: true, mode: 0o755 });
+  copyFileSync(join(lab.scratch, 'tools', 'fake-systemctl'), join(layer, 'usr/bin/systemctl'));
+  copyFileSync(join(lab.scratch, 'tools', 'fake-qubesdb-read'), join(layer, 'usr/bin/qubesdb-read'));
+  for (const f of ['usr/bin/systemctl', 'usr/bin/qubesdb-read']) chmodSync(join(layer, f), 0o755);
+  const log = join(lab.scratch, 'logs', 'status-subs-fakes.jsonl');
+  writeFileSync(log, '');
+  chmodSync(log, 0o666);
+  const world = w as World;
+  const units = Object.fromEntries([UNIT.i2pd, UNIT.tinyproxy, UNIT.dnsmasq, UNIT.tor].map((u) => [u, world.gw.get(u)?.pid]).filter(([, pid]) => pid !== undefined));
+  writeFileSync(join(layer, 'etc/qig-lab/units.json'), JSON.stringify({ log, units }));
+  writeFileSync(join(layer, 'etc/qig-lab/qubesdb.json'), JSON.stringify({ log, keys: { '/qubes-netvm-network': A.gwDown4, '/connected-ips': A.client4, '/qubes-gateway': A.up4 } }));
+  const r = await lab.gwRun(['qubes-i2p-gateway', 'status', '--json'], { override: layer, timeoutMs: 90_000 });
+  const doc = JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; summary: string }> };
+  const line = doc.checks.find((c) => c.id === 'http.i2p');
+  expect(line, r.stdout).toBeDefined();
+  return line as { status: string; summary: string };
+}
+
 describe('while the gateway\'s router integrates, the app qube gets the gateway\'s waiting page; once it is ready, the site (issue 23)', () => {
   it('right after i2pd starts, knowing no router of the network yet: curl and Chromium in the app qube get the waiting page with the router\'s figures', async () => {
     const world = w as World;
@@ -217,8 +276,14 @@ describe('the gateway joins both networks: the app qube loads an eepsite, a clea
     const world = w as World;
     const net = i2p as I2pNet;
     // i2pd: the drop-in (the admin's place for it: /etc/systemd/system/i2pd.service.d/), the routers' router.info
-    // in its netDb, written as its user.
-    await lab.gwRun(['sh', '-c', 'mkdir -p /etc/systemd/system/i2pd.service.d && cat > /etc/systemd/system/i2pd.service.d/zz-lab-privnet.conf'], { input: gatewayI2pdDropIn(PATHS.i2pdRuntimeConf, false) });
+    // in its netDb, written as its user. The drop-in also names the lab's default list (SUB_HOST), which the eepsite
+    // serves beside the subscription (SUB_NAME): both give the eepsite's destination, as its keys file has it.
+    net.serve(DEFAULT_LIST, `# the lab's stand-in for reg.i2p's list\n${SUB_HOST}=${net.siteDestination}\n`);
+    net.serve('hosts.txt', `# the subscription of the gateway's config (i2p.subscriptions)\n${SUB_NAME}=${net.siteDestination}\n`);
+    await lab.gwRun(['sh', '-c', 'mkdir -p /etc/systemd/system/i2pd.service.d && cat > /etc/systemd/system/i2pd.service.d/zz-lab-privnet.conf'], { input: gatewayI2pdDropIn(PATHS.i2pdRuntimeConf, false, `http://${net.b32}/${DEFAULT_LIST}`) });
+    // The router's earlier starts above fetched no list (none reached it): its address book is empty.
+    const book = await lab.gwRun(['sh', '-c', 'cat /var/lib/i2pd/addressbook/addresses.csv 2>/dev/null | wc -l']);
+    expect(book.stdout.trim()).toBe('0');
     for (const [i, r] of net.routers.entries()) {
       const dst = join('/var/lib/i2pd/netDb', netDbPath(net.routerInfos()[i] as Buffer));
       const cp = await lab.gwRun(['sh', '-c', 'mkdir -p "$(dirname "$2")" && cp "$1" "$2"', 'sh', join(r.dir, 'router.info'), dst], { user: 'i2pd' });
@@ -229,6 +294,7 @@ describe('the gateway joins both networks: the app qube loads an eepsite, a clea
     const wr = await lab.gwRun(['sh', '-c', `cat > ${PATHS.torrcD}/lab-privnet.conf`], { input: torrc });
     expect(wr.code, wr.stderr).toBe(0);
     world.torExtraArgs = [];
+    routerStartedAt = Date.now();
     await world.use({ tor: 'real', router: 'real', dnsmasq: true, tinyproxy: true });
   }, 60_000);
 
@@ -242,6 +308,29 @@ describe('the gateway joins both networks: the app qube loads an eepsite, a clea
     expect(last.body).toContain(EEPSITE_MARKER);
     await expectUpClean(lab, mark, 'eepsite through the gateway');
   }, 200_000);
+
+  it(`before any subscription is fetched, ${SUB_NAME} gets the waiting page's "does not know this name yet" and the status command calls the path OK`, async () => {
+    const since = Date.now() - routerStartedAt;
+    // The first list comes 3 minutes after i2pd's start at the earliest: this is the window.
+    expect(since, 'this test runs before i2pd fetches its first list').toBeLessThan(170_000);
+    expect(listFetches()).toEqual([]);
+    for (const name of [SUB_NAME, SUB_HOST]) {
+      // The router's figures reach the waiting page up to 5 s late (its cache): a little time for "ready".
+      const { last: r } = await until(() => curlFor(`http://${name}/`, 60), (x) => x.body.includes('does not know this name yet'), 30_000);
+      expect(r.status, `${name}: ${r.stderr}\n${r.body.slice(0, 800)}`).toBe('503');
+      expect(r.body).toContain(WAIT_MARK);
+      expect(r.body).toContain('<h1>The I2P router does not know this name yet</h1>');
+      expect(r.body).toContain('has not fetched any yet (the first fetch is about 3 minutes after the router starts). Addresses ending in .b32.i2p work already.');
+      expect(r.body).toContain('<tr><th>Names in the address book</th><td>0</td></tr>');
+      expect(r.body).not.toContain(EEPSITE_MARKER);
+      expect(r.body).not.toContain(name);
+    }
+    const http = await statusHttp();
+    expect(http.status, http.summary).toBe('ok');
+    expect(http.summary).toContain('shown as the waiting page: its address book has no names yet, so until a subscription is fetched only .b32.i2p addresses work');
+    expect(listFetches(), 'the window held through the checks').toEqual([]);
+    console.log(`gateway: ${SUB_NAME} answered by the waiting page ("does not know this name yet") ${since} ms after i2pd's start`);
+  }, 120_000);
 
   it('loads the clearnet page by name (Tor DNSPort, TransPort, the exit); the web server sees only the exit', async () => {
     const net = tor as TorNet;
@@ -300,4 +389,61 @@ describe('headless Chromium (Debian 13\'s) in the app qube loads the same pages 
       await expectUpClean(lab, mark, `chromium: ${what}`);
     }, 200_000);
   }
+});
+
+describe(`address book subscriptions (i2p.subscriptions: [${SUBSCRIPTION}]): a list served on the private network makes its name resolve`, () => {
+  it('i2pd loads the default list (by its b32) about 3 minutes after its start: its name resolves, the subscription\'s not yet (i2pd\'s own error, passed on)', async () => {
+    // i2pd's first try: 3 min after its start (INITIAL_SUBSCRIPTION_UPDATE_TIMEOUT), then every minute until its
+    // shared destination is ready; 2 minutes of margin.
+    const bound = 300_000 - (Date.now() - routerStartedAt);
+    const { last } = await until(async () => listFetches(), (f) => f.some((v) => v.path === `/${DEFAULT_LIST}`), Math.max(bound, 0));
+    const first = last.find((v) => v.path === `/${DEFAULT_LIST}`);
+    expect(first, `no fetch of the default list within 300 s of i2pd's start\n${routerLog()}`).toBeDefined();
+    defaultFetchedAt = (first as { at: number }).at;
+    console.log(`gateway: i2pd fetched the default list ${defaultFetchedAt - routerStartedAt} ms after its start`);
+    const named = await until(() => curlFor(`http://${SUB_HOST}/`, 60), (r) => r.status === '200', 60_000);
+    expect(named.last.status, `${named.last.stderr}\n${named.last.body.slice(0, 800)}`).toBe('200');
+    expect(named.last.body).toContain(EEPSITE_MARKER);
+    // The subscription's name is not in the default list: i2pd's own "Host not found", not the waiting page (the
+    // router is ready and its address book has names).
+    expect(listFetches().some((v) => v.path === '/hosts.txt')).toBe(false);
+    // The waiting page reads the address book with the router's figures, at most 5 s old (STATUS_TTL).
+    const { last: unknown } = await until(() => curlFor(`http://${SUB_NAME}/`, 60), (r) => !r.body.includes(WAIT_MARK), 30_000);
+    expect(unknown.status, unknown.body.slice(0, 800)).toBe('500');
+    expect(unknown.body).toContain('Proxy error: Host not found');
+    expect(unknown.body).not.toContain(WAIT_MARK);
+    expect(unknown.body).not.toContain(EEPSITE_MARKER);
+    const http = await statusHttp();
+    expect(http.status, http.summary).toBe('ok');
+    expect(http.summary).toMatch(/passes \.i2p requests to the router \(HTTP 500 from the router\)$/);
+  }, 480_000);
+
+  it(`at i2pd's next start (its address book kept), 3 minutes after it: the subscription, fetched by its name (${SUB_HOST}); the app qube loads ${SUB_NAME} with curl and Chromium`, async () => {
+    const world = w as World;
+    // The default list brought names: i2pd's next list would be 12 hours away. A gateway restarts its router at
+    // every boot; here, at once.
+    expect(listFetches().filter((v) => v.path === '/hosts.txt'), 'no subscription fetched with the default list').toEqual([]);
+    const book = await lab.gwRun(['sh', '-c', 'grep -c . /var/lib/i2pd/addressbook/addresses.csv']);
+    expect(Number(book.stdout.trim()), `${book.stdout}${book.stderr}`).toBeGreaterThan(0);
+    await world.use({ tor: 'real', router: 'off', dnsmasq: true, tinyproxy: true });
+    const restartedAt = Date.now();
+    await world.use({ tor: 'real', router: 'real', dnsmasq: true, tinyproxy: true });
+    // 3 minutes (INITIAL_SUBSCRIPTION_UPDATE_TIMEOUT), then every minute until the shared destination is ready; 2 of margin.
+    const { last } = await until(async () => listFetches(), (f) => f.some((v) => v.path === '/hosts.txt'), 300_000);
+    const sub = last.find((v) => v.path === '/hosts.txt');
+    expect(sub, `no fetch of ${SUBSCRIPTION} within 300 s of i2pd's restart\n${routerLog()}`).toBeDefined();
+    const at = (sub as { at: number }).at;
+    expect(last.filter((v) => v.path === `/${DEFAULT_LIST}`).length, 'the default list once, at the first start').toBe(1);
+    const page = await until(() => curlFor(`http://${SUB_NAME}/`, 60), (r) => r.status === '200', 60_000);
+    console.log(`gateway: i2pd fetched ${SUBSCRIPTION} ${at - restartedAt} ms after its restart (${at - routerStartedAt} ms after its first start, ${at - defaultFetchedAt} ms after the default list); ${SUB_NAME} loaded ${Date.now() - at} ms after the fetch`);
+    expect(page.last.status, `${page.last.stderr}\n${page.last.body.slice(0, 800)}`).toBe('200');
+    expect(page.last.body).toContain(EEPSITE_MARKER);
+    expect(page.last.body).not.toContain(WAIT_MARK);
+    const mark = lab.upMark();
+    const layer = await ensureChromiumLayer();
+    const png = join(lab.scratch, 'subscription.png');
+    const r = await chromiumLoad({ ns: lab.ns.client, layer, lowers: [join(lab.scratch, 'client')], root: lab.root, share: lab.scratch, state: lab.scratch, url: `http://${SUB_NAME}/`, png, timeoutS: 90 });
+    expect(r.dom, r.result.stderr.slice(-2000)).toContain(EEPSITE_MARKER);
+    await expectUpClean(lab, mark, `chromium: ${SUB_NAME}`);
+  }, 600_000);
 });

@@ -104,8 +104,9 @@ export function renderI2pdConf(config: GatewayConfig): string {
     '\n[addressbook]\n' +
     comment([
       'Where names come from (i2p.subscriptions): the address helper is off, so these lists are how names such as',
-      'stats.i2p become known. i2pd fetches them through its own tunnels, first about 3 minutes after its start,',
-      'then every 12 hours. A subscriptions.txt in the data directory would override this line (Debian ships one as a',
+      'stats.i2p become known. i2pd fetches one list at a time, through its own tunnels: 3 minutes after its start',
+      '(reg.i2p\'s list while its address book is empty), then 12 hours after each list that brought names.',
+      'A subscriptions.txt in the data directory would override this line (Debian ships one as a',
       `link): ${PATHS.i2pdConsoleAuth} moves it aside at each start.`,
     ]) +
     `subscriptions = ${config.i2p.subscriptions.join(',')}\n` +

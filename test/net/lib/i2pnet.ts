@@ -41,21 +41,25 @@ export const I2P_PROXY_PORT = 24444;
 export const EEPSITE_MARKER = 'QIG-PRIVATE-EEPSITE';
 
 /**
- * The eepsite's web server (Debian 13's python3, standard library): serves index.html for every GET and appends one
- * JSON line per request to visitors.jsonl: the path and the X-I2P-DestB32 header, the visitor's destination that
- * i2pd's http server tunnel adds (after removing any X-I2P-* the visitor sent).
+ * The eepsite's web server (Debian 13's python3, standard library): serves index.html for every GET (a path that
+ * names a file of files/, as I2pNet.serve wrote it, gets that file as text: an address book list) and appends one
+ * JSON line per request to visitors.jsonl: the path, the X-I2P-DestB32 header (the visitor's destination that
+ * i2pd's http server tunnel adds, after removing any X-I2P-* the visitor sent) and the time (ms since the epoch).
  */
 const SITE_SERVER = [
-  'import http.server, json, os, sys',
+  'import http.server, json, os, sys, time',
   'root = sys.argv[1]',
   'class H(http.server.BaseHTTPRequestHandler):',
   '    def do_GET(self):',
   '        with open(os.path.join(root, "visitors.jsonl"), "a") as f:',
-  '            f.write(json.dumps({"path": self.path, "b32": self.headers.get("X-I2P-DestB32")}) + "\\n")',
-  '        with open(os.path.join(root, "index.html"), "rb") as f:',
+  '            f.write(json.dumps({"path": self.path, "b32": self.headers.get("X-I2P-DestB32"), "at": int(time.time() * 1000)}) + "\\n")',
+  '        name = self.path.split("?")[0][1:]',
+  '        served = os.path.join(root, "files", name)',
+  '        listed = name != "" and "/" not in name and not name.startswith(".") and os.path.isfile(served)',
+  '        with open(served if listed else os.path.join(root, "index.html"), "rb") as f:',
   '            body = f.read()',
   '        self.send_response(200)',
-  '        self.send_header("Content-Type", "text/html")',
+  '        self.send_header("Content-Type", "text/plain" if listed else "text/html")',
   '        self.send_header("Content-Length", str(len(body)))',
   '        self.end_headers()',
   '        self.wfile.write(body)',
@@ -124,6 +128,15 @@ export function identityHash(data: Buffer): Buffer {
   return createHash('sha256').update(data.subarray(0, 387 + certLen)).digest();
 }
 
+/**
+ * The public destination at the head of a destination's keys file (what i2pd's console shows as its base64, and
+ * what an address book list gives for a name: NAME=BASE64), in I2P's base64.
+ */
+export function destinationBase64(keys: Buffer): string {
+  const certLen = keys.readUInt16BE(385);
+  return i2pBase64(keys.subarray(0, 387 + certLen));
+}
+
 /** The b32 address of a destination's keys file (as i2pd writes it for a server tunnel). */
 export function b32Address(keys: Buffer): string {
   return `${base32(identityHash(keys))}.b32.i2p`;
@@ -153,8 +166,11 @@ export const GATEWAY_SEEDS = '/etc/qubes-i2p-gateway/lab-privnet/netDb';
  * the seed routers' router.info from GATEWAY_SEEDS into its netDb. i2pd reads one config file and `reservedrange`
  * can only be turned off there, so the package's own config is otherwise what runs.
  */
-export function gatewayI2pdDropIn(runtimeConf: string, seeds: boolean): string {
-  const echo = privateNetOptions().trim().split('\n').map((l) => `echo ${l};`).join(' ');
+export function gatewayI2pdDropIn(runtimeConf: string, seeds: boolean, defaultUrl?: string): string {
+  // defaultUrl: i2pd's addressbook.defaulturl, the list it loads first while its address book is empty (i2pd's own is
+  // reg.i2p's b32, which the private network has not): a list served on the private network in its place.
+  const lines = [...privateNetOptions().trim().split('\n'), ...(defaultUrl === undefined ? [] : [`addressbook.defaulturl = ${defaultUrl}`])];
+  const echo = lines.map((l) => `echo ${l};`).join(' ');
   return [
     "# lab: the gateway's i2pd joins the private I2P network (test/net/lib/i2pnet.ts)",
     '[Service]',
@@ -434,10 +450,26 @@ export class I2pNet {
     throw new Error(`i2pnet: ${url} not served within ${timeoutMs} ms (${tries} tries); last: HTTP ${last.status} ${last.err}\n${last.body.slice(0, 800)}\n${this.logs()}`);
   }
 
-  /** Every request the eepsite served, in order: its path and the visitor's X-I2P-DestB32 (null: none came). */
-  siteVisitors(): Array<{ path: string; b32: string | null }> {
+  /**
+   * Every request the eepsite served, in order: its path, the visitor's X-I2P-DestB32 (null: none came) and when the
+   * site got it (ms since the epoch).
+   */
+  siteVisitors(): Array<{ path: string; b32: string | null; at: number }> {
     const text = readFileSync(join(this.base, 'site', 'visitors.jsonl'), 'utf8');
-    return text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { path: string; b32: string | null });
+    return text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { path: string; b32: string | null; at: number });
+  }
+
+  /** The eepsite's destination in base64 (the public part of its keys), as an address book list gives it. */
+  get siteDestination(): string {
+    return destinationBase64(readFileSync(join(this.siteRouter.dir, 'eepsite.dat')));
+  }
+
+  /** Have the eepsite serve `text` as text/plain at /NAME (an address book list, hosts.txt's format). */
+  serve(name: string, text: string): void {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new Error(`i2pnet: not a file name the site serves: ${name}`);
+    const dir = join(this.base, 'site', 'files');
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    writeFileSync(join(dir, name), text, { mode: 0o644 });
   }
 
   /** The IRC server's log (opts.ircServer): what it wrote, one line per event, as it chose. */
