@@ -204,5 +204,20 @@ class Irc(unittest.TestCase):
             os.unlink(f.name)
 
 
+class RouterReload(unittest.TestCase):
+    """How i2pd is made to read changed tunnel files: a reload, or (a gateway with a published I2P site, whose server
+    tunnel i2pd 2.56's reload leaves taking no stream: test/net/publish-client-destinations.test.ts) a try-restart."""
+
+    def test_a_reload_unless_the_config_says_restart(self):
+        self.assertEqual(P.router_reload(CONF), "reload")
+        self.assertEqual(P.router_reload(dict(CONF, routerReload="reload")), "reload")
+        self.assertEqual(P.router_reload(dict(CONF, routerReload="try-restart")), "try-restart")
+
+    def test_any_other_verb_is_refused(self):
+        for bad in ("restart", "stop", "reload-or-restart", "", 1):
+            with self.assertRaises(ValueError):
+                P.router_reload(dict(CONF, routerReload=bad))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -160,6 +160,14 @@ describe('the I2P sites (i2pd server tunnels)', () => {
     expect(I2PD_TUNNELS_LINK.startsWith('/etc/i2pd/tunnels.d/')).toBe(true);
   });
 
+  it('make the per-client proxies\' program restart i2pd, never reload it, to read a new client\'s tunnel (a reload leaves the site taking no stream)', () => {
+    const facts = (c: GatewayConfig): Record<string, unknown> => JSON.parse(text(renderGateway(c, { programs: PROGRAMS }), PATHS.clientProxiesConf)) as Record<string, unknown>;
+    expect(facts(config)['routerReload']).toBe('try-restart');
+    // Without an I2P site a reload keeps every client's open streams: an onion-only service, or nothing published.
+    expect(facts(configOf({ publish: [{ ...BLOG, i2p: false, onion: true }] }))['routerReload']).toBe('reload');
+    expect(facts(configOf({}))['routerReload']).toBe('reload');
+  });
+
   it('can only be written for i2pd: the renderer refuses the Java router even without the loader', () => {
     const java = { ...configOf({ i2p: { router: 'i2p' } }), publish: [{ ...WIKI, i2p: true }] } as GatewayConfig;
     expect(() => renderPublish(java)).toThrow(/router i2pd/);

@@ -8,6 +8,7 @@
  * (client-proxies.json), never as code.
  */
 import type { GatewayConfig } from '../../config/schema.ts';
+import { publishedServices } from '../../config/publish.ts';
 import { CLIENT_PROXY_PORTS, ROUTERS } from '../../config/routers.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
 import { comment, gatewayFlag, generatedHeader, PATHS, UNITS, unitPath } from './common.ts';
@@ -26,6 +27,16 @@ export const CLIENT_IRC_PREFIX = '62-qubes-i2p-gateway-irc-';
 export const CLIENT_KEYS_PREFIX = 'qubes-i2p-gateway-client-';
 /** Seconds between two looks at Qubes' client set. */
 export const CLIENT_POLL_SEC = 1;
+
+/**
+ * systemctl's verb that makes i2pd read changed tunnel files. A reload (SIGHUP) keeps every other client's streams,
+ * but i2pd 2.56's reload makes a published site's server tunnel anew and leaves its destination taking no stream
+ * ("Streaming: Acceptor for incoming stream is not set": every visitor gets an empty reply, until i2pd restarts;
+ * test/net/publish-client-destinations.test.ts). So a gateway that publishes an I2P site restarts i2pd instead.
+ */
+export function routerReload(config: GatewayConfig): 'reload' | 'try-restart' {
+  return publishedServices(config).some((s) => s.i2p) ? 'try-restart' : 'reload';
+}
 
 export function clientProxiesFacts(config: GatewayConfig): unknown {
   return {
@@ -47,6 +58,9 @@ export function clientProxiesFacts(config: GatewayConfig): unknown {
     routerUnit: ROUTERS.i2pd.unit,
     // i2pd's own HTTP proxy (i2pd.conf): once it listens, i2pd handles SIGHUP (a reload) instead of dying of it.
     routerProxyPort: ROUTERS.i2pd.httpProxyPort,
+    // How i2pd reads changed tunnel files: with a published I2P site, a restart (i2pd 2.56's reload leaves the site's
+    // server tunnel taking no stream: every visitor gets an empty reply); otherwise a reload (SIGHUP).
+    routerReload: routerReload(config),
     interval: CLIENT_POLL_SEC,
     // I2P applications granted to one client qube each (i2p.apps): the nft set of its address, filled from the
     // qubesdb key dom0 writes (the granted qube's address), only while that address is one of Qubes' clients.

@@ -119,9 +119,10 @@ function housekeeping(f: Frame): boolean {
  * ICMP "destination unreachable" or a TCP reset from the gateway's upstream address to a node, sent when a node's
  * packet finds the daemon's socket gone (i2pd or Tor restarted). It has no socket, so no user to tag. A client's
  * packet never leaves with the gateway's address (the kernel forwards nothing), so the exception cannot hide one.
+ * `gateway`: that gateway's upstream address (the lab's first gateway's unless given: Lab.addGateway's have others).
  */
-export function kernelAnswer(f: Frame, nodes: { has(addr: string): boolean }): boolean {
-  if (f.src !== A.gwUp4 || f.dst === undefined || !nodes.has(f.dst)) return false;
+export function kernelAnswer(f: Frame, nodes: { has(addr: string): boolean }, gateway: string = A.gwUp4): boolean {
+  if (f.src !== gateway || f.dst === undefined || !nodes.has(f.dst)) return false;
   const rst = (((f['tcpflags'] as number | undefined) ?? 0) & 0x04) !== 0;
   return (f.proto === 1 && f.icmptype === 3) || (f.proto === 6 && rst);
 }

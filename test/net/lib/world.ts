@@ -11,7 +11,7 @@
  * qrexec-client-vm (tools/qrexec-client-vm, on a layer over the gateway's /usr/bin), which talks to the stand-in
  * for dom0 and the service qube (tools/qrexec-dom0.py) that a test starts in the lab's `svc` namespace.
  */
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ROUTERS } from '../../../src/config/routers.ts';
 import { PATHS } from '../../../src/render/gateway/common.ts';
@@ -78,6 +78,10 @@ export class World {
   torExtraArgs: readonly string[] = TOR_NO_NETWORK;
   private state: WorldState = { tor: 'off', router: 'off', dnsmasq: false, tinyproxy: false };
   private torRec: { proc: Proc; log: string } | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private restarting: Promise<void> = Promise.resolve();
+  /** The router's restarts the lab served for the systemctl stand-in's `try-restart` (serveRestarts). */
+  routerRestarts = 0;
   private routerRec: { proc: Proc; log: string } | undefined;
 
   private constructor(lab: Lab, gw: Gateway) {
@@ -168,6 +172,26 @@ export class World {
       if (r.code !== 0) throw new Error(`qubesdb.json: ${r.stderr}`);
     }
     await this.gw.start(UNIT.clientProxies, [], [], { override: dir });
+    this.serveRestarts();
+  }
+
+  /**
+   * systemd's part of `systemctl try-restart UNIT` for the router: the stand-in (tools/lab-systemctl) leaves a request
+   * in the machine's /run/qig-lab-units; the lab stops the router and starts it from its files again, if it runs.
+   */
+  private serveRestarts(): void {
+    if (this.restartTimer !== undefined) return;
+    const request = join(this.lab.scratch, 'run', 'qig-lab-units', `${UNIT.i2pd}.restart`);
+    this.restartTimer = setInterval(() => {
+      if (!existsSync(request)) return;
+      rmSync(request, { force: true });
+      this.restarting = this.restarting.then(async () => {
+        if (this.state.router !== 'real') return;
+        await this.setRouter('off');
+        await this.setRouter('real');
+        this.routerRestarts++;
+      });
+    }, 300);
   }
 
   /** The layer that puts the qrexec-client-vm stand-in where Qubes installs the real one (qubes-core-qrexec). */
@@ -196,6 +220,7 @@ export class World {
   }
 
   async use(want: WorldState): Promise<void> {
+    await this.restarting;
     // Stop first (a recorder and the real daemon share ports), then start.
     if (this.state.tor !== want.tor) await this.setTor('off');
     if (this.state.router !== want.router) await this.setRouter('off');
@@ -271,6 +296,8 @@ export class World {
   }
 
   async destroy(): Promise<void> {
+    if (this.restartTimer !== undefined) clearInterval(this.restartTimer);
+    await this.restarting.catch(() => undefined);
     await this.gw.stopAll();
     await this.lab.destroy();
   }
