@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATHS } from '../../src/render/gateway/common.ts';
 import { CLIENT_PROXY_PORTS } from '../../src/config/routers.ts';
 import { EEPSITE_MARKER, gatewayI2pdDropIn, I2pNet, netDbPath } from './lib/i2pnet.ts';
-import { A, PYTHON, type Lab, type LabClient } from './lib/lab.ts';
+import { A, rawGet, type Lab, type LabClient } from './lib/lab.ts';
 import { expectUpClean } from './lib/suite.ts';
 import { run } from './lib/sh.ts';
 import { UNIT, World } from './lib/world.ts';
@@ -25,33 +25,9 @@ let i2p: I2pNet | undefined;
 let second: LabClient;
 let third: LabClient | undefined;
 
-/** One HTTP request from a client namespace to the virtual IP (host's python3, standard library): status and body. */
-const FETCH = [
-  'import socket, sys',
-  'host, path, port = sys.argv[1], sys.argv[2], int(sys.argv[3])',
-  'try:',
-  '    s = socket.create_connection((sys.argv[4], port), timeout=5)',
-  'except OSError as e:',
-  '    print("CONNECT-FAILED %s" % e); sys.exit(0)',
-  's.settimeout(25)',
-  's.sendall(("GET %s HTTP/1.1\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n" % (path, host)).encode())',
-  'data = b""',
-  'try:',
-  '    while True:',
-  '        c = s.recv(65536)',
-  '        if not c: break',
-  '        data += c',
-  'except OSError as e:',
-  '    print("READ-FAILED %s" % e)',
-  'sys.stdout.write(data.decode("latin-1"))',
-].join('\n');
 
 async function fetchFrom(ns: string, path: string, opts: { to?: string; port?: number; host?: string } = {}): Promise<{ status: string; body: string }> {
-  const net = i2p as I2pNet;
-  const r = await run(['ip', 'netns', 'exec', ns, PYTHON, '-c', FETCH, opts.host ?? net.b32, path, String(opts.port ?? 80), opts.to ?? A.vip], { timeoutMs: 40_000 });
-  const out = r.stdout;
-  const m = /^HTTP\/1\.[01] (\d{3})/.exec(out);
-  return { status: m ? (m[1] as string) : out.split('\n')[0] ?? '', body: out };
+  return rawGet(ns, { host: opts.host ?? (i2p as I2pNet).b32, path, to: opts.to ?? A.vip, port: opts.port ?? 80 });
 }
 
 /** The eepsite's record of the request with this unique path: the visitor's destination. */
@@ -128,9 +104,6 @@ async function seedRouter(): Promise<void> {
   }
 }
 
-/** One request from a client namespace with a source address of its choosing (a spoofing client). */
-const FETCH_FROM = FETCH.replace('socket.create_connection((sys.argv[4], port), timeout=5)', 'socket.create_connection((sys.argv[4], port), timeout=5, source_address=(sys.argv[5], 0))');
-
 describe('the waiting page on the per-client path: the relay in front of each client\'s own proxy (the default config)', () => {
   it('while the router integrates (no router of the network known), each client gets the waiting page, through its own proxy', async () => {
     const seen: string[] = [];
@@ -163,8 +136,8 @@ describe('the waiting page on the per-client path: the relay in front of each cl
   it('a client cannot reach the relay as another client: a spoofed source is dropped (Qubes\' anti-spoofing), no answer', async () => {
     await run(['ip', '-n', lab.ns.client, 'addr', 'add', `${second.addr}/32`, 'dev', 'eth0', 'nodad']);
     try {
-      const r = await run(['ip', 'netns', 'exec', lab.ns.client, PYTHON, '-c', FETCH_FROM, (i2p as I2pNet).b32, '/spoofed', '80', A.vip, second.addr], { timeoutMs: 40_000 });
-      expect(r.stdout).toMatch(/^CONNECT-FAILED/);
+      const r = await rawGet(lab.ns.client, { host: (i2p as I2pNet).b32, path: '/spoofed', to: A.vip, from: second.addr });
+      expect(r.body).toMatch(/^CONNECT-FAILED/);
     } finally {
       await run(['ip', '-n', lab.ns.client, 'addr', 'del', `${second.addr}/32`, 'dev', 'eth0']);
     }

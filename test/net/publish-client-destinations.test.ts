@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATHS } from '../../src/render/gateway/common.ts';
 import { i2pdKeysPath } from '../../src/render/gateway/publish.ts';
 import { b32Address, EEPSITE_MARKER, gatewayI2pdDropIn, I2pNet, netDbPath } from './lib/i2pnet.ts';
-import { A, PYTHON, type Lab, type LabClient } from './lib/lab.ts';
+import { A, rawGet, type Lab, type LabClient } from './lib/lab.ts';
 import { startServiceQube, type ServiceQube } from './lib/service-qube.ts';
 import { run, sleep } from './lib/sh.ts';
 import { UNIT, World } from './lib/world.ts';
@@ -31,31 +31,9 @@ let svc: ServiceQube | undefined;
 /** The site's address, from the keys i2pd made for its server tunnel. */
 let site = '';
 
-/** One HTTP request from a client namespace to the virtual IP (host's python3, standard library): status and body. */
-const FETCH = [
-  'import socket, sys',
-  'host, path = sys.argv[1], sys.argv[2]',
-  'try:',
-  '    s = socket.create_connection((sys.argv[3], 80), timeout=5)',
-  'except OSError as e:',
-  '    print("CONNECT-FAILED %s" % e); sys.exit(0)',
-  's.settimeout(25)',
-  's.sendall(("GET %s HTTP/1.1\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n" % (path, host)).encode())',
-  'data = b""',
-  'try:',
-  '    while True:',
-  '        c = s.recv(65536)',
-  '        if not c: break',
-  '        data += c',
-  'except OSError as e:',
-  '    print("READ-FAILED %s" % e)',
-  'sys.stdout.write(data.decode("latin-1"))',
-].join('\n');
 
 async function fetchFrom(ns: string, host: string, path: string): Promise<{ status: string; body: string }> {
-  const r = await run(['ip', 'netns', 'exec', ns, PYTHON, '-c', FETCH, host, path, A.vip], { timeoutMs: 40_000 });
-  const m = /^HTTP\/1\.[01] (\d{3})/.exec(r.stdout);
-  return { status: m ? (m[1] as string) : r.stdout.split('\n')[0] ?? '', body: r.stdout };
+  return rawGet(ns, { host, path, to: A.vip });
 }
 
 /** Poll `f` until it gives the application's page or `ms` passed; every answer's status (empty: no answer at all). */

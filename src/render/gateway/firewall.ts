@@ -84,29 +84,23 @@ export function grantedApps(config: GatewayConfig): GrantedApp[] {
 }
 
 /**
- * Each granted client qube's own I2P SOCKS proxy (i2p.apps.socks): an i2pd socks tunnel on the client's own keys,
- * on this loopback address and the same port as its HTTP proxy (so the HTTP proxies' pairs set also says which port
- * is whose). i2pd's SOCKS port on the virtual IP.
+ * The I2P applications that are a tunnel of each granted client's own (i2p.apps.socks, i2p.apps.irc): on the
+ * client's own keys (the destination of its HTTP proxy), on the application's loopback address and the same port
+ * as the client's HTTP proxy (so the HTTP proxies' pairs set also says which port is whose), reached from the
+ * application's port on the virtual IP through its map, filled by i2pd-client-proxies for the addresses dom0
+ * writes into qubesdb. SOCKS: i2pd's SOCKS port. IRC: the port of i2pd's own IRC tunnel in Debian's tunnels.conf,
+ * which IRC clients know; the tunnel leads to i2p.ircServer.
  */
-export const SOCKS_LOOPBACK = '127.0.0.2';
-export const SOCKS_PORT = 4447;
-export const CLIENT_SOCKS_MAP = 'client-socks';
+export const TUNNEL_APPS = {
+  socks: { loopback: '127.0.0.2', port: 4447, map: 'client-socks', label: 'SOCKS', one: 'SOCKS proxy', many: 'SOCKS proxies' },
+  irc: { loopback: '127.0.0.3', port: 6668, map: 'client-irc', label: 'IRC', one: 'IRC tunnel', many: 'IRC tunnels' },
+} as const;
+export type TunnelApp = keyof typeof TUNNEL_APPS;
 
-export function socksClients(config: GatewayConfig): boolean {
-  return perClientProxies(config) && config.i2p.apps.socks.length > 0;
-}
-
-/**
- * Each granted client qube's own IRC tunnel (i2p.apps.irc): an i2pd client tunnel to i2p.ircServer on the client's
- * own keys (the destination of its HTTP proxy), on this loopback address and the same port as its HTTP proxy.
- * The port on the virtual IP is the one of i2pd's own IRC tunnel in Debian's tunnels.conf, which IRC clients know.
- */
-export const IRC_LOOPBACK = '127.0.0.3';
-export const IRC_PORT = 6668;
-export const CLIENT_IRC_MAP = 'client-irc';
-
-export function ircClients(config: GatewayConfig): boolean {
-  return perClientProxies(config) && config.i2p.apps.irc.length > 0;
+/** The tunnel applications granted to at least one client qube (router i2pd, per-client destinations), in order. */
+export function grantedTunnelApps(config: GatewayConfig): (typeof TUNNEL_APPS[TunnelApp] & { app: TunnelApp })[] {
+  if (!perClientProxies(config)) return [];
+  return (Object.keys(TUNNEL_APPS) as TunnelApp[]).filter((app) => config.i2p.apps[app].length > 0).map((app) => ({ app, ...TUNNEL_APPS[app] }));
 }
 
 /** Our chain inside Qubes' `ip qubes` table, jumped to from `custom-input`. */
@@ -167,8 +161,7 @@ export function renderRuleset(config: GatewayConfig): string {
   const own = perClientProxies(config);
   const range = clientProxyRange();
   const apps = grantedApps(config);
-  const socks = socksClients(config);
-  const irc = ircClients(config);
+  const tunnels = grantedTunnelApps(config);
   const L: string[] = [];
   const add = (...lines: string[]): void => {
     L.push(...lines);
@@ -200,26 +193,14 @@ export function renderRuleset(config: GatewayConfig): string {
           '',
         ]
       : []),
-    ...(socks
-      ? [
-          `\t# The SOCKS proxies of the client qubes granted one (i2p.apps.socks): client address -> ${SOCKS_LOOPBACK} . its port, filled`,
-          '\t# by i2pd-client-proxies for the addresses dom0 writes into qubesdb (/vm-config/qubes-i2p-gateway-socks).',
-          `\tmap ${CLIENT_SOCKS_MAP} {`,
-          '\t\ttype ipv4_addr : ipv4_addr . inet_service',
-          '\t}',
-          '',
-        ]
-      : []),
-    ...(irc
-      ? [
-          `\t# The IRC tunnels of the client qubes granted one (i2p.apps.irc): client address -> ${IRC_LOOPBACK} . its port, filled`,
-          '\t# by i2pd-client-proxies for the addresses dom0 writes into qubesdb (/vm-config/qubes-i2p-gateway-irc).',
-          `\tmap ${CLIENT_IRC_MAP} {`,
-          '\t\ttype ipv4_addr : ipv4_addr . inet_service',
-          '\t}',
-          '',
-        ]
-      : []),
+    ...tunnels.flatMap((t) => [
+      `\t# The ${t.many} of the client qubes granted one (i2p.apps.${t.app}): client address -> ${t.loopback} . its port, filled`,
+      `\t# by i2pd-client-proxies for the addresses dom0 writes into qubesdb (/vm-config/qubes-i2p-gateway-${t.app}).`,
+      `\tmap ${t.map} {`,
+      '\t\ttype ipv4_addr : ipv4_addr . inet_service',
+      '\t}',
+      '',
+    ]),
     ...apps.flatMap((a) => [
       `\t# The one client qube granted ${a.name.toUpperCase()} (i2p.apps.${a.name}: ${a.qube}), by its address: filled by i2pd-client-proxies from`,
       `\t# qubesdb ${a.qubesdb}, which dom0 writes. Empty until then: nobody reaches the router's ${a.name.toUpperCase()}.`,
@@ -268,18 +249,11 @@ export function renderRuleset(config: GatewayConfig): string {
     add('\t\t# Router ports exposed on the virtual IP go to the router on loopback (needs route_localnet, set by the hook).');
     for (const e of exposed) add(`\t\tip daddr ${vip} tcp dport ${port(e.port)} dnat ip to 127.0.0.1:${port(e.port)}`);
   }
-  if (socks) {
+  for (const t of tunnels) {
     add(
-      "\t\t# SOCKS on the virtual IP: a granted client's own SOCKS proxy (its own destination); any other client, a reset.",
-      `\t\tip daddr ${vip} tcp dport ${port(SOCKS_PORT)} dnat ip to ip saddr map @${CLIENT_SOCKS_MAP}`,
-      `\t\tip daddr ${vip} tcp dport ${port(SOCKS_PORT)} redirect`,
-    );
-  }
-  if (irc) {
-    add(
-      "\t\t# IRC on the virtual IP: a granted client's own IRC tunnel (its own destination); any other client, a reset.",
-      `\t\tip daddr ${vip} tcp dport ${port(IRC_PORT)} dnat ip to ip saddr map @${CLIENT_IRC_MAP}`,
-      `\t\tip daddr ${vip} tcp dport ${port(IRC_PORT)} redirect`,
+      `\t\t# ${t.label} on the virtual IP: a granted client's own ${t.one} (its own destination); any other client, a reset.`,
+      `\t\tip daddr ${vip} tcp dport ${port(t.port)} dnat ip to ip saddr map @${t.map}`,
+      `\t\tip daddr ${vip} tcp dport ${port(t.port)} redirect`,
     );
   }
   if (apps.length > 0) {
@@ -365,8 +339,7 @@ export function renderRuleset(config: GatewayConfig): string {
           `\t\tip daddr 127.0.0.1 tcp dport ${range} ip saddr . tcp dport != @${CLIENT_PROXY_PAIRS} counter drop`,
           `\t\t# The relay in front of them: at most ${lim.proxyConnections} open connections per client.`,
           `\t\tip daddr 127.0.0.1 tcp dport ${port(WAIT_PAGE_PORT)} ct state new ct status dnat add @client-proxy-conns { ip saddr ct count over ${lim.proxyConnections} } counter reject with tcp reset`,
-          ...(socks ? [`\t\t# The SOCKS proxies: the same port as the client's HTTP proxy, on ${SOCKS_LOOPBACK}: its own and no other.`, `\t\tip daddr ${SOCKS_LOOPBACK} tcp dport ${range} ip saddr . tcp dport != @${CLIENT_PROXY_PAIRS} counter drop`] : []),
-          ...(irc ? [`\t\t# The IRC tunnels: the same port as the client's HTTP proxy, on ${IRC_LOOPBACK}: its own and no other.`, `\t\tip daddr ${IRC_LOOPBACK} tcp dport ${range} ip saddr . tcp dport != @${CLIENT_PROXY_PAIRS} counter drop`] : []),
+          ...tunnels.flatMap((t) => [`\t\t# The ${t.many}: the same port as the client's HTTP proxy, on ${t.loopback}: its own and no other.`, `\t\tip daddr ${t.loopback} tcp dport ${range} ip saddr . tcp dport != @${CLIENT_PROXY_PAIRS} counter drop`]),
         ]
       : [
           `\t\t# tinyproxy: at most ${lim.proxyConnections} open connections per client (its MaxClients is shared by all).`,
@@ -443,18 +416,10 @@ export function renderRuleset(config: GatewayConfig): string {
     '\t\tiifgroup 2 tcp dport 53 accept',
     '\t\t# TLS to the virtual IP (redirected here by our NAT chain, port kept): refused at once with a reset.',
     `\t\tiifgroup 2 ct status dnat ct original ip daddr ${vip} tcp dport { ${VIP_TLS_PORTS.map(port).join(', ')} } counter reject with tcp reset`,
-    ...(socks
-      ? [
-          `\t\tiifgroup 2 ct status dnat ip daddr ${SOCKS_LOOPBACK} tcp dport ${range} accept`,
-          `\t\tiifgroup 2 ct status dnat ct original ip daddr ${vip} tcp dport ${port(SOCKS_PORT)} counter reject with tcp reset`,
-        ]
-      : []),
-    ...(irc
-      ? [
-          `\t\tiifgroup 2 ct status dnat ip daddr ${IRC_LOOPBACK} tcp dport ${range} accept`,
-          `\t\tiifgroup 2 ct status dnat ct original ip daddr ${vip} tcp dport ${port(IRC_PORT)} counter reject with tcp reset`,
-        ]
-      : []),
+    ...tunnels.flatMap((t) => [
+      `\t\tiifgroup 2 ct status dnat ip daddr ${t.loopback} tcp dport ${range} accept`,
+      `\t\tiifgroup 2 ct status dnat ct original ip daddr ${vip} tcp dport ${port(t.port)} counter reject with tcp reset`,
+    ]),
     ...(apps.length > 0
       ? [
           "\t\t# The granted qube's application ports (DNATed to loopback only from its address), then every other client's: a reset.",

@@ -49,6 +49,40 @@ const MACHINE_VIEW = join(HERE, '..', '..', 'util', 'machine-view.sh');
 // and the qube's qubes.ConnectTCP (tools/qrexec-dom0.py), the web application. Everything inside the gateway and
 // the app qube is Debian 13's.
 export const PYTHON = process.env['QIG_NET_PYTHON'] ?? '/usr/bin/python3';
+
+/** One HTTP/1.1 GET over a raw socket (host's python3, standard library): prints the whole answer, or CONNECT-FAILED / READ-FAILED. */
+const RAW_GET = [
+  'import socket, sys',
+  'host, path, port = sys.argv[1], sys.argv[2], int(sys.argv[3])',
+  'source = (sys.argv[5], 0) if len(sys.argv) > 5 else None',
+  'try:',
+  '    s = socket.create_connection((sys.argv[4], port), timeout=5, source_address=source)',
+  'except OSError as e:',
+  '    print("CONNECT-FAILED %s" % e); sys.exit(0)',
+  's.settimeout(25)',
+  's.sendall(("GET %s HTTP/1.1\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n" % (path, host)).encode())',
+  'data = b""',
+  'try:',
+  '    while True:',
+  '        c = s.recv(65536)',
+  '        if not c: break',
+  '        data += c',
+  'except OSError as e:',
+  '    print("READ-FAILED %s" % e)',
+  'sys.stdout.write(data.decode("latin-1"))',
+].join('\n');
+
+/**
+ * GET `path` with `Host: host` from namespace `ns` to `to`:`port` (the request a client qube's program sends to
+ * the virtual IP, in origin form), from the address `from` if given (a spoofing client): the status code (or the
+ * first line printed when there is none) and the answer.
+ */
+export async function rawGet(ns: string, req: { host: string; path: string; to: string; port?: number; from?: string }): Promise<{ status: string; body: string }> {
+  const argv = [req.host, req.path, String(req.port ?? 80), req.to, ...(req.from !== undefined ? [req.from] : [])];
+  const r = await run(['ip', 'netns', 'exec', ns, PYTHON, '-c', RAW_GET, ...argv], { timeoutMs: 40_000 });
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(r.stdout);
+  return { status: m ? (m[1] as string) : r.stdout.split('\n')[0] ?? '', body: r.stdout };
+}
 const PREFIX = 'qignet';
 
 export const A = {
