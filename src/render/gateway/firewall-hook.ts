@@ -7,14 +7,14 @@
  *
  * The program's steps (see its header): nothing in the template or an app qube; the "off" table in a qube that
  * provides network without the gateway's service; in the gateway the lockdown, the router users' check,
- * route_localnet when router ports are exposed, the jump from custom-input, and the ruleset in one transaction.
+ * route_localnet when clients have proxies of their own, the jump from custom-input, and the ruleset in one transaction.
  */
 import type { GatewayConfig } from '../../config/schema.ts';
 import { QubeName } from '../../config/schema.ts';
 import { symlink, textFile, type RenderedFile } from '../../files.ts';
 import { ROUTERS } from '../../config/routers.ts';
 import { comment, gatewayFlag, generatedHeader, PATHS, PROVIDES_NETWORK_FLAGS } from './common.ts';
-import { exposedPorts, INPUT_CHAIN, OFF_TABLE, perClientProxies } from './firewall.ts';
+import { INPUT_CHAIN, OFF_TABLE, perClientProxies } from './firewall.ts';
 import { LOCKDOWN_NFT } from './lockdown.ts';
 import { TOR_USER } from './tor.ts';
 import { serviceName, userName } from './values.ts';
@@ -43,7 +43,7 @@ export function renderHookConf(config: GatewayConfig): string {
     `OFF=${plainPath(PATHS.offRuleset)}`,
     `OFF_TABLE=${userName(OFF_TABLE)}`,
     `INPUT_CHAIN=${userName(INPUT_CHAIN)}`,
-    `ROUTE_LOCALNET=${exposedPorts(config).length > 0 || perClientProxies(config) ? 'yes' : 'no'}`,
+    `ROUTE_LOCALNET=${perClientProxies(config) ? 'yes' : 'no'}`,
     ...users.map(([u, pkg]) => `USER=${userName(u)}:${userName(pkg)}`),
     ...PROVIDES_NETWORK_FLAGS.map((f) => `NETWORK_FLAG=${plainPath(f)}`),
   ];
@@ -51,7 +51,7 @@ export function renderHookConf(config: GatewayConfig): string {
     generatedHeader('What the firewall hook (/usr/libexec/qubes-i2p-gateway/firewall-hook) needs to know of this gateway.') +
     comment([
       'KEY=value, read line by line, never executed. USER: a user the ruleset names and the package that creates it.',
-      'NETWORK_FLAG: a file that exists only in a qube that provides network. ROUTE_LOCALNET: router ports are exposed, or client qubes have proxies of their own (both on loopback).',
+      'NETWORK_FLAG: a file that exists only in a qube that provides network. ROUTE_LOCALNET: client qubes have proxies (and granted applications) of their own, on loopback.',
     ]) +
     `${lines.join('\n')}\n`
   );

@@ -7,7 +7,7 @@
  *   reload leaves exactly one copy. `inet`: one forward chain drops client IPv4 and IPv6 alike.
  * - Nothing from a client qube is forwarded (forward policy drop). What clients may reach is redirected to the
  *   gateway's own daemons in a NAT chain at `dstnat - 10`, ahead of Qubes' `dnat-dns` (`dstnat`), whose
- *   mapping would otherwise win: DNS → dnsmasq, exposed router ports → the router on loopback, TLS to the
+ *   mapping would otherwise win: DNS → dnsmasq, each client's HTTP and granted applications → their own ports on loopback, TLS to the
  *   virtual IP → the gateway itself, where our input chain resets it (so with forwarding off too), any other TCP
  *   port of the virtual IP → tinyproxy (plain HTTP, host and port
  *   from the Host header), new TCP → Tor's TransPort (Tor on).
@@ -113,18 +113,6 @@ export const INPUT_CHAIN = 'qubes-i2p-gateway-input';
  */
 const NOT_FOR_TOR = ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '224.0.0.0/4', '240.0.0.0/4'];
 
-export interface ExposedPort {
-  readonly name: 'irc' | 'i2cp';
-  readonly port: number;
-}
-
-/** Router ports the config exposes on the virtual IP, in a fixed order (never the console: a config error). */
-export function exposedPorts(config: GatewayConfig): ExposedPort[] {
-  const router = ROUTERS[config.i2p.router];
-  const names = ['irc', 'i2cp'] as const;
-  return names.filter((n) => config.i2p.expose[n]).map((n) => ({ name: n, port: router.exposable[n] }));
-}
-
 const SYN_ONLY = 'tcp flags & (syn|ack|fin|rst) == syn';
 
 /**
@@ -157,7 +145,6 @@ export function renderRuleset(config: GatewayConfig): string {
   const routerUser = userName(ROUTERS[config.i2p.router].user);
   const tor = config.tor.enabled;
   const transPort = port(config.tor.transPort);
-  const exposed = exposedPorts(config);
   const own = perClientProxies(config);
   const range = clientProxyRange();
   const apps = grantedApps(config);
@@ -215,8 +202,8 @@ export function renderRuleset(config: GatewayConfig): string {
     '\t\t# Fragments from client qubes: nothing they may reach needs them, and overlapping fragments hide headers.',
     '\t\tiifgroup 2 ip frag-off & 0x3fff != 0 counter drop',
     '\t\tiifgroup 2 exthdr frag exists counter drop',
-    '\t\t# 127.0.0.0/8 arriving on a real interface is a martian; route_localnet (set when router ports are',
-    '\t\t# exposed) would otherwise let it reach loopback services. Our DNAT to 127.0.0.1 happens later (dstnat).',
+    '\t\t# 127.0.0.0/8 arriving on a real interface is a martian; route_localnet (set when clients have proxies',
+    '\t\t# of their own) would otherwise let it reach loopback services. Our DNAT to 127.0.0.1 happens later (dstnat).',
     '\t\tiif != lo ip saddr 127.0.0.0/8 counter drop',
     '\t\tiif != lo ip daddr 127.0.0.0/8 counter drop',
     '\t\t# TCP flag combinations no real stack sends: scans and fingerprinting.',
@@ -245,10 +232,6 @@ export function renderRuleset(config: GatewayConfig): string {
     '\t\tudp dport 53 redirect to :53',
     '\t\ttcp dport 53 redirect to :53',
   );
-  if (exposed.length > 0) {
-    add('\t\t# Router ports exposed on the virtual IP go to the router on loopback (needs route_localnet, set by the hook).');
-    for (const e of exposed) add(`\t\tip daddr ${vip} tcp dport ${port(e.port)} dnat ip to 127.0.0.1:${port(e.port)}`);
-  }
   for (const t of tunnels) {
     add(
       `\t\t# ${t.label} on the virtual IP: a granted client's own ${t.one} (its own destination); any other client, a reset.`,
@@ -431,7 +414,6 @@ export function renderRuleset(config: GatewayConfig): string {
     own ? `\t\tiifgroup 2 ct status dnat ip daddr 127.0.0.1 tcp dport ${port(WAIT_PAGE_PORT)} accept` : `\t\tiifgroup 2 ct status dnat tcp dport ${proxyPort} accept`,
   );
   if (tor) add(`\t\tiifgroup 2 ct status dnat tcp dport ${transPort} accept`);
-  for (const e of exposed) add(`\t\tiifgroup 2 ct status dnat ip daddr 127.0.0.1 tcp dport ${port(e.port)} accept`);
   add(
     '\t}',
     '}',

@@ -39,8 +39,9 @@ export function renderI2pdConf(config: GatewayConfig): string {
     generatedHeader('i2pd for qubes-i2p-gateway: the I2P router.') +
     comment([
       '',
-      'Every listener is on loopback: tinyproxy reaches the HTTP proxy there, and the firewall DNATs exposed ports',
-      'to it. Nothing here binds an address client qubes or the upstream network could reach directly.',
+      'Every listener is on loopback: tinyproxy and the client proxies\' relay reach the proxies there, and the',
+      'firewall DNATs a granted qube\'s application ports to it. Nothing here binds an address client qubes or the',
+      'upstream network could reach directly.',
     ]) +
     '\n' +
     comment(['stdout is the journal (journalctl -u i2pd).']) +

@@ -1,5 +1,5 @@
 /**
- * tinyproxy: client qubes' HTTP to the virtual IP (any port but the exposed router ports and TLS) is redirected
+ * tinyproxy: client qubes' HTTP to the virtual IP (any port but the granted applications' and TLS) is redirected
  * here by firewall.nft. Requests for
  * .i2p hosts go on to the I2P router's HTTP proxy; everything else is refused. Also a drop-in that keeps the
  * distribution's tinyproxy.service off unless a qube asks for it.
