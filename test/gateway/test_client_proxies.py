@@ -155,11 +155,11 @@ class Socks(unittest.TestCase):
         self.assertIn("keys = %s\n" % P.keys_name(CONF, "10.137.0.10"), t)
         self.assertIn("keys = qubes-i2p-gateway-client-10.137.0.10.dat", P.tunnel_text(CONF, "10.137.0.10", 31000))
 
-    def test_socks_map_script(self):
-        self.assertEqual(P.socks_map_script(CONF, self.SC, {"10.137.0.9": 31003}, {"10.137.0.10": 31000}),
+    def test_app_map_script(self):
+        self.assertEqual(P.app_map_script(CONF, self.SC, {"10.137.0.9": 31003}, {"10.137.0.10": 31000}),
                          "delete element inet qubes-i2p-gateway client-socks { 10.137.0.9 }\n"
                          "add element inet qubes-i2p-gateway client-socks { 10.137.0.10 : 127.0.0.2 . 31000 }\n")
-        self.assertEqual(P.socks_map_script(CONF, self.SC, {"10.137.0.10": 31000}, {"10.137.0.10": 31000}), "")
+        self.assertEqual(P.app_map_script(CONF, self.SC, {"10.137.0.10": 31000}, {"10.137.0.10": 31000}), "")
 
 
 class Irc(unittest.TestCase):
@@ -173,7 +173,7 @@ class Irc(unittest.TestCase):
         self.assertIn("[qubes-i2p-gateway-irc-10.137.0.10]\ntype = client\naddress = 127.0.0.3\nport = 31000\n"
                       "destination = irc.ilita.i2p\ndestinationport = 6667\n", t)
         self.assertIn("keys = %s\n" % P.keys_name(CONF, "10.137.0.10"), t)
-        self.assertEqual(P.socks_map_script(CONF, self.IC, {}, {"10.137.0.10": 31000}),
+        self.assertEqual(P.app_map_script(CONF, self.IC, {}, {"10.137.0.10": 31000}),
                          "add element inet qubes-i2p-gateway client-irc { 10.137.0.10 : 127.0.0.3 . 31000 }\n")
 
     def test_both_apps_are_synced(self):
