@@ -8,7 +8,6 @@
  * The config lists no client qube: the gateway knows its clients only by their addresses, the lab's first client
  * (10.137.0.10) and the ones attached later with addClient, as a qube pointed at the gateway by hand would be.
  */
-import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATHS } from '../../src/render/gateway/common.ts';
@@ -290,16 +289,9 @@ describe('each client qube its own I2P destination (router i2pd, per-client by d
   it('`qubes-i2p-gateway status` (root) shows each client with the destination the eepsite saw', async () => {
     // systemd's and qubesdb's answers from the lab's stand-ins (as status.test.ts): i2pd active as the process the lab
     // started; the rest of the report is not this test's (Tor and dnsmasq are off here).
-    const layer = join(lab.scratch, 'status-layer-clients');
-    for (const d of ['usr/bin', 'etc/qig-lab']) mkdirSync(join(layer, d), { recursive: true, mode: 0o755 });
-    copyFileSync(join(lab.scratch, 'tools', 'fake-systemctl'), join(layer, 'usr/bin/systemctl'));
-    copyFileSync(join(lab.scratch, 'tools', 'fake-qubesdb-read'), join(layer, 'usr/bin/qubesdb-read'));
-    for (const f of ['usr/bin/systemctl', 'usr/bin/qubesdb-read']) chmodSync(join(layer, f), 0o755);
-    const log = join(lab.scratch, 'logs', 'status-clients-fakes.jsonl');
-    writeFileSync(log, '');
-    chmodSync(log, 0o666);
-    writeFileSync(join(layer, 'etc/qig-lab/units.json'), JSON.stringify({ log, units: { [UNIT.i2pd]: (w as World).gw.get(UNIT.i2pd)?.pid } }));
-    writeFileSync(join(layer, 'etc/qig-lab/qubesdb.json'), JSON.stringify({ log, keys: { '/qubes-netvm-network': A.gwDown4, '/connected-ips': `${A.client4} ${second.addr}`, '/qubes-gateway': A.up4 } }));
+    const { layer, write } = lab.statusStandIns('status-layer-clients');
+    write('units.json', { units: { [UNIT.i2pd]: (w as World).gw.get(UNIT.i2pd)?.pid } });
+    write('qubesdb.json', { keys: { '/qubes-netvm-network': A.gwDown4, '/connected-ips': `${A.client4} ${second.addr}`, '/qubes-gateway': A.up4 } });
     const r = await lab.gwRun(['qubes-i2p-gateway', 'status', '--json'], { override: layer, timeoutMs: 60_000 });
     const doc = JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; summary: string }> };
     const line = (addr: string): { status: string; summary: string } | undefined => doc.checks.find((c) => c.id === `clients.${addr}`);

@@ -7,7 +7,7 @@
  * curl and with headless Chromium. Last, the gateway's address book subscriptions (i2p.subscriptions): a list served
  * by the eepsite makes a name resolve for the app qube, with the waiting page and the status command right before.
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATHS } from '../../src/render/gateway/common.ts';
@@ -177,18 +177,11 @@ function routerLog(): string {
  * qubesdb (as status.test.ts): the daemons active as the processes the lab started.
  */
 async function statusHttp(): Promise<{ status: string; summary: string }> {
-  const layer = join(lab.scratch, 'status-layer-subs');
-  for (const d of ['usr/bin', 'etc/qig-lab']) mkdirSync(join(layer, d), { recursive: true, mode: 0o755 });
-  copyFileSync(join(lab.scratch, 'tools', 'fake-systemctl'), join(layer, 'usr/bin/systemctl'));
-  copyFileSync(join(lab.scratch, 'tools', 'fake-qubesdb-read'), join(layer, 'usr/bin/qubesdb-read'));
-  for (const f of ['usr/bin/systemctl', 'usr/bin/qubesdb-read']) chmodSync(join(layer, f), 0o755);
-  const log = join(lab.scratch, 'logs', 'status-subs-fakes.jsonl');
-  writeFileSync(log, '');
-  chmodSync(log, 0o666);
+  const { layer, write } = lab.statusStandIns('status-layer-subs');
   const world = w as World;
   const units = Object.fromEntries([UNIT.i2pd, UNIT.tinyproxy, UNIT.dnsmasq, UNIT.tor].map((u) => [u, world.gw.get(u)?.pid]).filter(([, pid]) => pid !== undefined));
-  writeFileSync(join(layer, 'etc/qig-lab/units.json'), JSON.stringify({ log, units }));
-  writeFileSync(join(layer, 'etc/qig-lab/qubesdb.json'), JSON.stringify({ log, keys: { '/qubes-netvm-network': A.gwDown4, '/connected-ips': A.client4, '/qubes-gateway': A.up4 } }));
+  write('units.json', { units });
+  write('qubesdb.json', { keys: { '/qubes-netvm-network': A.gwDown4, '/connected-ips': A.client4, '/qubes-gateway': A.up4 } });
   const r = await lab.gwRun(['qubes-i2p-gateway', 'status', '--json'], { override: layer, timeoutMs: 90_000 });
   const doc = JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; summary: string }> };
   const line = doc.checks.find((c) => c.id === 'http.i2p');

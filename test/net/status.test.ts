@@ -32,6 +32,8 @@ let lab: Lab;
 /** The layer with the stand-ins for systemctl and qubesdb-read, over the machine's /usr and /etc per command. */
 let layer = '';
 let fakesLog = '';
+/** Replaces one of the stand-ins' state files (with the log). */
+let writeState: (file: 'units.json' | 'qubesdb.json', value: object) => void = () => {};
 let tor: Proc | undefined;
 let router: Proc | undefined;
 
@@ -70,17 +72,13 @@ beforeAll(async () => {
     copyFileSync(join(FIXTURES, f), join(fx, f.split('/')[1] ?? f));
     chmodSync(join(fx, f.split('/')[1] ?? f), 0o644);
   }
-  layer = join(lab.scratch, 'status-layer');
-  for (const d of ['usr/bin', 'etc/qig-lab']) mkdirSync(join(layer, d), { recursive: true, mode: 0o755 });
-  copyFileSync(join(lab.scratch, 'tools', 'fake-systemctl'), join(layer, 'usr/bin/systemctl'));
-  copyFileSync(join(lab.scratch, 'tools', 'fake-qubesdb-read'), join(layer, 'usr/bin/qubesdb-read'));
-  for (const f of ['usr/bin/systemctl', 'usr/bin/qubesdb-read']) chmodSync(join(layer, f), 0o755);
-  fakesLog = join(lab.scratch, 'logs', 'status-fakes.jsonl');
-  writeFileSync(fakesLog, '');
-  chmodSync(fakesLog, 0o666);
+  const standIns = lab.statusStandIns('status-layer');
+  layer = standIns.layer;
+  fakesLog = standIns.log;
+  writeState = standIns.write;
   // What dom0 writes into a network-providing qube's qubesdb, for this lab: its own address on the client side,
   // the one client, and its netvm (up).
-  writeState('qubesdb.json', { log: fakesLog, keys: { '/qubes-netvm-network': A.gwDown4, '/connected-ips': A.client4, '/qubes-gateway': A.up4 } });
+  writeState('qubesdb.json', { keys: { '/qubes-netvm-network': A.gwDown4, '/connected-ips': A.client4, '/qubes-gateway': A.up4 } });
   await healthy();
 });
 
@@ -90,11 +88,6 @@ afterAll(async () => {
   await w?.destroy();
 });
 
-function writeState(name: string, value: unknown): void {
-  const f = join(layer, 'etc/qig-lab', name);
-  writeFileSync(f, JSON.stringify(value));
-  chmodSync(f, 0o644);
-}
 
 async function startTorStandIn(): Promise<void> {
   if (tor) return;
@@ -163,7 +156,7 @@ function unitPids(): Record<string, number> {
 
 /** `qubes-i2p-gateway status` as root (or `user`) in the gateway machine, with the systemctl and qubesdb stand-ins. */
 async function status(opts: { user?: string; json?: boolean } = {}): Promise<Status> {
-  writeState('units.json', { log: fakesLog, units: unitPids() });
+  writeState('units.json', { units: unitPids() });
   const r = await lab.gwRun([PATHS.command, 'status', ...(opts.json ? ['--json'] : [])], {
     override: layer,
     timeoutMs: 40_000,

@@ -243,32 +243,26 @@ function routerConf(r: I2pRouter, proxy: boolean): string {
   ].join('\n');
 }
 
-const SITE_TUNNEL = [
-  '[eepsite]',
-  'type = http',
-  'host = 127.0.0.1',
-  `port = ${SITE_PORT}`,
-  'keys = eepsite.dat',
-  'inbound.length = 1',
-  'outbound.length = 1',
-  'inbound.quantity = 2',
-  'outbound.quantity = 2',
-  '',
-].join('\n');
+/** A server tunnel of the site node (its keys `NAME.dat`), with short tunnels: the private network is small. */
+function serverTunnel(name: string, type: 'http' | 'irc', port: number): string {
+  return [
+    `[${name}]`,
+    `type = ${type}`,
+    'host = 127.0.0.1',
+    `port = ${port}`,
+    `keys = ${name}.dat`,
+    'inbound.length = 1',
+    'outbound.length = 1',
+    'inbound.quantity = 2',
+    'outbound.quantity = 2',
+    '',
+  ].join('\n');
+}
+
+const SITE_TUNNEL = serverTunnel('eepsite', 'http', SITE_PORT);
 
 /** The IRC server's tunnel (opts.ircServer): type irc, which puts the visitor's b32 address into its USER line. */
-const IRC_TUNNEL = [
-  '[ircd]',
-  'type = irc',
-  'host = 127.0.0.1',
-  `port = ${IRC_SERVER_PORT}`,
-  'keys = ircd.dat',
-  'inbound.length = 1',
-  'outbound.length = 1',
-  'inbound.quantity = 2',
-  'outbound.quantity = 2',
-  '',
-].join('\n');
+const IRC_TUNNEL = serverTunnel('ircd', 'irc', IRC_SERVER_PORT);
 
 export class I2pNet {
   readonly routers: I2pRouter[];

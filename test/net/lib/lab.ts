@@ -693,6 +693,30 @@ export class Lab {
     return ['setpriv', `--reuid=${user}`, `--regid=${this.account(user).gid}`, '--init-groups', ...privFlags, '--'];
   }
 
+  /**
+   * A layer (for gwRun's `override`) with the status command's stand-ins for what the lab has not: systemd's
+   * answers (tools/fake-systemctl: a unit active while the process the lab started for it lives) and qubesdb's
+   * (tools/fake-qubesdb-read: dom0's keys for a network-providing qube). Both record what they are asked into
+   * logs/NAME-fakes.jsonl. `write` replaces one of their state files (units.json, qubesdb.json) with `value`
+   * and that log.
+   */
+  statusStandIns(name: string): { readonly layer: string; readonly log: string; write(file: 'units.json' | 'qubesdb.json', value: object): void } {
+    const layer = join(this.scratch, name);
+    for (const d of ['usr/bin', 'etc/qig-lab']) mkdirSync(join(layer, d), { recursive: true, mode: 0o755 });
+    copyFileSync(join(this.scratch, 'tools', 'fake-systemctl'), join(layer, 'usr/bin/systemctl'));
+    copyFileSync(join(this.scratch, 'tools', 'fake-qubesdb-read'), join(layer, 'usr/bin/qubesdb-read'));
+    for (const f of ['usr/bin/systemctl', 'usr/bin/qubesdb-read']) chmodSync(join(layer, f), 0o755);
+    const log = join(this.scratch, 'logs', `${name}-fakes.jsonl`);
+    writeFileSync(log, '');
+    chmodSync(log, 0o666);
+    const write = (file: string, value: object): void => {
+      const f = join(layer, 'etc/qig-lab', file);
+      writeFileSync(f, JSON.stringify({ log, ...value }));
+      chmodSync(f, 0o644);
+    };
+    return { layer, log, write };
+  }
+
   async gwRun(argv: readonly string[], opts: { user?: string; override?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<RunResult> {
     return run([...this.gwView(opts), ...argv], { timeoutMs: opts.timeoutMs ?? 10_000, ...(opts.env ? { env: opts.env } : {}), ...(opts.input !== undefined ? { input: opts.input } : {}) });
   }
