@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATHS, UNITS } from '../../src/render/gateway/common.ts';
 import { chromiumLoad, ensureChromiumLayer } from '../net/lib/chromium.ts';
 import { EEPSITE_MARKER, I2pNet } from '../net/lib/i2pnet.ts';
-import { A, kernelAnswer, Lab, SANCTIONED_DSCP, serverHits, unsanctioned, describe as describeFrames, type Frame, type Probe, type UpEvent } from '../net/lib/lab.ts';
+import { A, hitsNotThroughTor, kernelAnswer, Lab, SANCTIONED_DSCP, unsanctioned, describe as describeFrames, type Frame, type Probe, type UpEvent } from '../net/lib/lab.ts';
 import { run, sleep } from '../net/lib/sh.ts';
 import { MORE_NAMES, ONION_MARKER, TorNet, WEB_ADDR, WEB_MARKER, WEB_NAME, WEB_PORT } from '../net/lib/torenet.ts';
 import { circuitsOf, clientStreams, standIn, streams, summary, WATCH } from '../net/lib/torstreams.ts';
@@ -129,9 +129,6 @@ interface Upstream {
   readonly kernelAnswers: number;
 }
 
-/** The address a server of up logged for its peer (python logs an IPv4 peer of a dual-stack socket as ::ffff:a.b.c.d). */
-const peerOf = (h: UpEvent): string => String(h['peer']).replace(/^::ffff:/, '');
-
 /** Tagged DNS to the netvm's resolver addresses: what the router's reseed asks (the firewall lets the router's user). */
 const resolverLookup = (f: Frame): boolean => (f.dst === A.dns1 || f.dst === A.dns2) && f.dport === 53;
 
@@ -151,7 +148,7 @@ async function upstream(since: number): Promise<Upstream> {
   return {
     leaked: describeFrames(unsanctioned(events).filter((f) => !kernelAnswer(f, nodes))),
     strays: describeFrames(strays),
-    hits: serverHits(events).filter((h) => peerOf(h) !== exit),
+    hits: hitsNotThroughTor(events, exit),
     counts,
     frames: tagged.length,
     resolverLookups: tagged.filter(resolverLookup).length,

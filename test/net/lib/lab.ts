@@ -175,6 +175,17 @@ export function serverHits(events: readonly UpEvent[]): UpEvent[] {
   return events.filter((e) => e.ev === 'up-dns' || e.ev === 'up-tcp' || e.ev === 'up-udp');
 }
 
+/** The address a server of up logged for its peer (python logs an IPv4 peer of a dual-stack socket as ::ffff:a.b.c.d). */
+export const peerOf = (h: UpEvent): string => String(h['peer']).replace(/^::ffff:/, '');
+
+/**
+ * Requests up's servers answered that did not come from the private Tor network's exit (`exit`): with Tor on, a
+ * client's TCP to a clearnet address (A.web) goes out through Tor, the way it must, and reaches up from the exit.
+ */
+export function hitsNotThroughTor(events: readonly UpEvent[], exit: string): UpEvent[] {
+  return serverHits(events).filter((h) => peerOf(h) !== exit);
+}
+
 export function describe(frames: readonly UpEvent[]): string {
   return frames.slice(0, 20).map((f) => JSON.stringify(f)).join('\n') + (frames.length > 20 ? `\n… ${frames.length - 20} more` : '');
 }
