@@ -14,7 +14,7 @@
  * WAIT states. Goldens under test/golden/status/ (UPDATE_GOLDEN=1 rewrites them) are what a user reads.
  */
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATHS, UNITS } from '../../src/render/gateway/common.ts';
 import { SYSTEMD_PATH } from './lib/gateway.ts';
@@ -206,7 +206,7 @@ describe('qubes-i2p-gateway status in the lab\'s gateway', () => {
     // The stand-ins were asked what the real ones would be: Tor's control socket with its cookie, then GETINFO.
     const asked = lab.readLog('tor-status.jsonl').filter((e) => e.ev === 'tor-control').map((e) => [e['command'], e['authenticated']]);
     expect(asked).toEqual([['AUTHENTICATE', false], ['GETINFO', true], ['QUIT', true]]);
-    const fakes = lab.readLog('status-fakes.jsonl').map((e) => (e['argv'] as string[])[0]);
+    const fakes = lab.readLog(basename(fakesLog)).map((e) => (e['argv'] as string[])[0]);
     expect(fakes).toContain('show');
   });
 
