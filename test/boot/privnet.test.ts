@@ -24,6 +24,7 @@ import { MORE_NAMES, ONION_MARKER, TorNet, WEB_ADDR, WEB_MARKER, WEB_NAME, WEB_P
 import { circuitsOf, clientStreams, standIn, streams, summary, WATCH } from '../net/lib/torstreams.ts';
 import type { Overlay } from '../util/chroot.ts';
 import { bootGateway, gatewayServices, LEAK_PROBES, shutdown, uidIn, type GatewayQube } from './lib/gateway.ts';
+import { ROUTER_STOP_MS } from './lib/machine.ts';
 import { installedTemplate, privateNetEdits, startPrivateNets, stopPrivateNets, until, type PrivateNets } from './lib/privnet.ts';
 import { buildRelease } from './lib/template.ts';
 
@@ -429,7 +430,7 @@ describe('nothing leaks with the networks up, in every state the lab can put the
   it('i2pd stopped; then started again with a netvm whose DNS does not answer: status says WAIT while it reseeds (never FAIL), its reseed lookups are the router\'s own, nothing else leaves but to the nodes', async () => {
     const m = G().machine;
     const before = await resolverCounts();
-    await m.must(['systemctl', 'stop', 'i2pd.service']);
+    await m.must(['systemctl', 'stop', 'i2pd.service'], { timeoutMs: ROUTER_STOP_MS });
     let at = 0;
     try {
       const u = await probeState('i2pd stopped');

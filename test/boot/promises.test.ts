@@ -40,7 +40,7 @@ import { A, Lab, serverHits, unsanctioned, describe as describeFrames, type Prob
 import { run, sleep } from '../net/lib/sh.ts';
 import { aptCacheDirs, ensurePristine, makeOverlay, writeAptSources, type Overlay } from '../util/chroot.ts';
 import { bootGateway, gatewayServices, shutdown, uidIn, type GatewayQube } from './lib/gateway.ts';
-import { Machine } from './lib/machine.ts';
+import { Machine, ROUTER_STOP_MS } from './lib/machine.ts';
 import { installCoreAgentStandIns, writeQubesDb } from './lib/qubes.ts';
 import { applyState, buildRelease, downloadFor, installDummy, stageFormula } from './lib/template.ts';
 
@@ -390,7 +390,7 @@ describe('`qubes-i2p-gateway status` in the booted gateway, as the README shows 
 
   it('the README\'s second example, i2pd stopped: its FAIL line and fix, the router not asked, the waiting page (HTTP 503), exit 2; the client gets the waiting page', async () => {
     const m = G().machine;
-    await m.must(['systemctl', 'stop', 'i2pd.service']);
+    await m.must(['systemctl', 'stop', 'i2pd.service'], { timeoutMs: ROUTER_STOP_MS });
     let r;
     let page;
     try {

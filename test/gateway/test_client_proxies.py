@@ -218,6 +218,15 @@ class RouterReload(unittest.TestCase):
             with self.assertRaises(ValueError):
                 P.router_reload(dict(CONF, routerReload=bad))
 
+    def test_the_restart_is_queued_not_waited_for(self):
+        """systemctl's restart returns once queued (--no-block): i2pd's stop may take its unit's whole TimeoutStopSec
+        (30 s: i2pd 2.56 waits for an address book download at its stop), longer than this program's 30 s limit on
+        a command; the reload is a signal and is waited for."""
+        conf = dict(CONF, routerUnit="i2pd.service")
+        self.assertEqual(P.router_command(dict(conf, routerReload="reload")), ["systemctl", "reload", "i2pd.service"])
+        self.assertEqual(P.router_command(dict(conf, routerReload="try-restart")),
+                         ["systemctl", "--no-block", "try-restart", "i2pd.service"])
+
 
 if __name__ == "__main__":
     unittest.main()

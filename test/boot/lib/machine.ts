@@ -39,6 +39,14 @@ export interface BootOptions {
   readonly bootTimeoutMs?: number;
 }
 
+/**
+ * Bound on `systemctl stop` of the router: Debian 13's i2pd.service stops with SIGTERM and TimeoutStopSec=30s, then
+ * SIGKILL; i2pd 2.56 waits up to 30 s at its stop for an address book download in progress (AddressBook::Stop), so a
+ * stop on an integrated router may take the whole 30 s (seen once in the booted privnet suite, where the default
+ * subscription's host does not exist). exec's default of 30 s is not enough for that.
+ */
+export const ROUTER_STOP_MS = 75_000;
+
 /** The environment of commands run inside: what a root shell in the qube would have, non-interactive. */
 const INSIDE_ENV = [
   'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
