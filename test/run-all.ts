@@ -16,7 +16,7 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '..');
 
@@ -41,6 +41,25 @@ interface Report {
   numFailedTests: number;
   numPendingTests: number;
   numTotalTests: number;
+  testResults?: Array<{ name: string; status: string; message?: string; assertionResults: Array<{ status: string }> }>;
+}
+
+/**
+ * Tests that did not run because their file failed (a beforeAll that threw: vitest reports them as skipped and
+ * counts no failed test, yet the suite fails). They count as failed here, so the closing line never says 0 failed
+ * of a run that failed; `why` names each such file and the first line of its error.
+ */
+function notRun(r: Report): { count: number; why: string[] } {
+  let count = 0;
+  const why: string[] = [];
+  for (const f of r.testResults ?? []) {
+    if (f.status !== 'failed') continue;
+    const n = f.assertionResults.filter((a) => a.status !== 'passed' && a.status !== 'failed').length;
+    if (n === 0) continue;
+    count += n;
+    why.push(`${relative(ROOT, f.name)}: ${n} not run (${(f.message ?? '').split('\n')[0]?.slice(0, 200) ?? ''})`);
+  }
+  return { count, why };
 }
 
 function must(cmd: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -120,11 +139,15 @@ for (const suite of SUITES) {
       continue;
     }
     const r = JSON.parse(readFileSync(report, 'utf8')) as Report;
+    const lost = notRun(r);
+    const suiteFailed = r.numFailedTests + lost.count;
+    const suiteSkipped = r.numPendingTests - lost.count;
     passed += r.numPassedTests;
-    failed += r.numFailedTests;
-    skipped += r.numPendingTests;
-    if (run.status !== 0 && r.numFailedTests === 0) broken = true;
-    process.stdout.write(`suite ${suite.name}: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped in ${seconds} s (exit ${run.status})\n`);
+    failed += suiteFailed;
+    skipped += suiteSkipped;
+    if (run.status !== 0 && suiteFailed === 0) broken = true;
+    for (const w of lost.why) process.stdout.write(`suite ${suite.name}: ${w}\n`);
+    process.stdout.write(`suite ${suite.name}: ${r.numPassedTests} passed, ${suiteFailed} failed, ${suiteSkipped} skipped in ${seconds} s (exit ${run.status})\n`);
   } finally {
     cleanup();
   }
