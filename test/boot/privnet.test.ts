@@ -200,7 +200,7 @@ beforeAll(async () => {
   await addCountTable();
   // From the moment the boot settled: status, again and again, until every check is OK (read by the first test).
   statusPoll = pollStatus(gw, 600_000);
-}, 600_000);
+}, 900_000); // the private Tor network may need a second start (startPrivateNets)
 
 afterAll(async () => {
   await shutdown(gw);

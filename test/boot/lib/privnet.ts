@@ -69,7 +69,7 @@ export interface PrivateNets {
 export async function startPrivateNets(lab: Lab, log: (msg: string) => void): Promise<PrivateNets> {
   const i2p = await I2pNet.start({ ns: lab.ns.up, scratch: lab.scratch, root: lab.root, startTimeoutMs: 60_000 });
   try {
-    const tor = await TorNet.start({ ns: lab.ns.up, scratch: lab.scratch, root: lab.root, startTimeoutMs: 150_000 });
+    const tor = await TorNet.start({ ns: lab.ns.up, scratch: lab.scratch, root: lab.root, startTimeoutMs: 150_000, attempts: 2, log });
     log(`networks up: i2p ${i2p.routers.length} routers, tor bootstrapped in ${tor.bootstrapMs} ms`);
     return { i2p, tor };
   } catch (e) {
