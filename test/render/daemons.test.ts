@@ -448,12 +448,12 @@ elif cmd == "hold":
     ]);
     expect(text(files, PATHS.torrc)).toContain('\nDNSPort 127.0.0.1:5353\n');
     const conf = text(files, PATHS.dnsmasqConf);
-    expect(conf).toContain('\nserver=127.0.0.2#5353\n');
+    expect(conf).toContain('\nserver=127.0.0.2#5353@127.0.0.1\n');
     expect(conf).toContain('\nstrip-subnet\nadd-subnet=32,128\n');
     expect(files.find((f) => f.path === PATHS.dnsRelay)?.mode).toBe(0o755);
     const other = renderGateway(configOf({ tor: { dnsPort: 5400 } }), { programs: PROGRAMS });
     expect(execStart(text(other, unitPath(UNITS.dnsRelay))).slice(1, 5)).toEqual(['--listen', '127.0.0.2:5400', '--upstream', '127.0.0.1:5400']);
-    expect(text(other, PATHS.dnsmasqConf)).toContain('\nserver=127.0.0.2#5400\n');
+    expect(text(other, PATHS.dnsmasqConf)).toContain('\nserver=127.0.0.2#5400@127.0.0.1\n');
   });
 
   it('is not rendered with Tor off', () => {

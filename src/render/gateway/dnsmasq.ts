@@ -27,9 +27,10 @@ export function renderDnsmasqConf(config: GatewayConfig): string {
         'clients\' lookups on one circuit; it learns the client from the address added here, never from the client:',
         'strip-subnet first removes any client-subnet option a client sent, add-subnet then adds its whole address',
         '(measured with Debian 13\'s dnsmasq 2.91: add-subnet alone keeps an option the client sent). The relay sends',
-        'Tor only the question, so the option goes no further.',
+        'Tor only the question, so the option goes no further. @127.0.0.1: the sockets dnsmasq forwards from (a',
+        'random port for each query in flight) are bound to loopback, not to every address of the gateway.',
       ]) +
-      `server=${RELAY_ADDRESS}#${port(config.tor.dnsPort)}\n` +
+      `server=${RELAY_ADDRESS}#${port(config.tor.dnsPort)}@127.0.0.1\n` +
       'strip-subnet\nadd-subnet=32,128\n'
     : comment([
         'Tor is off: every other name is NXDOMAIN at once. There is no upstream a client\'s name could safely go to,',
