@@ -332,7 +332,8 @@ describe('gateway: booted from that template, joined to the datapath lab', () =>
     const source = /^server=\S+@([0-9.]+)$/m.exec(text(FIRST.deb.files, PATHS.dnsmasqConf))?.[1];
     expect(source, "dnsmasq's server= line names its source address").toBe('127.0.0.1');
     const dnsmasq = seen.get(UNITS.dnsmasq) ?? [];
-    const forwarding = dnsmasq.filter((x) => x.startsWith(`udp ${source ?? '-'}:`) && /^\d+$/.test(x.slice(`udp ${source ?? '-'}:`.length)));
+    const prefix = `udp ${source ?? '-'}:`;
+    const forwarding = dnsmasq.filter((x) => x.startsWith(prefix) && /^\d+$/.test(x.slice(prefix.length)));
     if (forwarding.length > 0) console.log(`[boot] dnsmasq's forwarding sockets at that moment: ${forwarding.join(', ')}`);
     seen.set(UNITS.dnsmasq, dnsmasq.filter((x) => !forwarding.includes(x)));
     for (const d of DAEMONS) expect((seen.get(d) ?? []).sort(), d).toEqual(expected.get(d));
