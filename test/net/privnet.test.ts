@@ -118,7 +118,7 @@ describe('a private I2P network of Debian 13 i2pd routers in up', () => {
   }, 40_000);
 });
 
-describe('a private Tor network of Debian 13 tor in up (3 authorities that are relays, 1 exit, 1 client, 1 onion service)', () => {
+describe('a private Tor network of Debian 13 tor in up (3 authorities that are relays, 2 middle relays, 1 exit, 1 client, 1 onion service)', () => {
   it('loads a "clearnet" page by name through the client\'s SocksPort: the exit resolves it and connects', async () => {
     const net = tor as TorNet;
     const { last, took } = await until(() => net.fetch(`http://${WEB_NAME}:${WEB_PORT}/`), (r) => r.status === '200' && r.body.includes(WEB_MARKER), 90_000);
@@ -373,14 +373,23 @@ describe('headless Chromium (Debian 13\'s) in the app qube loads the same pages 
       const mark = lab.upMark();
       const png = join(lab.scratch, `${what}.png`);
       const t0 = Date.now();
-      const r = await chromiumLoad({ ns: lab.ns.client, layer, lowers: [join(lab.scratch, 'client')], root: lab.root, share: lab.scratch, state: lab.scratch, url: url(), png, timeoutS: 90 });
+      // The onion page may take more than one load: the lab's Tor network sometimes fails a rendezvous circuit, and
+      // Tor's TransPort can only close the stream (Chromium: net::ERR_EMPTY_RESPONSE; seen once in a whole run),
+      // as a user's reload would. Up to 3 loads within the test's bound, each failure logged; the other pages get one.
+      const tries = what === 'onion' ? 3 : 1;
+      let r = await chromiumLoad({ ns: lab.ns.client, layer, lowers: [join(lab.scratch, 'client')], root: lab.root, share: lab.scratch, state: lab.scratch, url: url(), png, timeoutS: tries > 1 ? 60 : 90 });
+      for (let n = 2; n <= tries && !r.dom.includes(marker); n++) {
+        const err = /net::ERR_[A-Z_]+/.exec(r.result.stderr)?.[0] ?? `no marker, exit ${r.result.code}`;
+        console.log(`chromium: ${what} load ${n - 1} of ${tries} failed (${err}) ${Date.now() - t0} ms after the first; loading again`);
+        r = await chromiumLoad({ ns: lab.ns.client, layer, lowers: [join(lab.scratch, 'client')], root: lab.root, share: lab.scratch, state: lab.scratch, url: url(), png, timeoutS: 60 });
+      }
       console.log(`chromium: ${what} loaded and drawn in ${Date.now() - t0} ms (two runs: screenshot, DOM)`);
       expect(r.dom, `${r.result.stderr.slice(-2000)}`).toContain(marker);
       expect(existsSync(png), r.result.stderr.slice(-2000)).toBe(true);
       expect(statSync(png).size).toBeGreaterThan(1000);
       copyFileSync(png, join(ARTIFACTS, `${what}.png`));
       await expectUpClean(lab, mark, `chromium: ${what}`);
-    }, 200_000);
+    }, 400_000);
   }
 });
 

@@ -1,7 +1,7 @@
 /**
  * A private Tor network of Debian 13's tor (the cached oracles root), in one network namespace (the lab's `up`):
- * three directory authorities (keys made with tor-gencert) that are relays too, one exit, and a client whose
- * SocksPort (127.0.0.1:TOR_SOCKS_PORT in up) tests use; plus the "clearnet" the exit reaches: a web server
+ * three directory authorities (keys made with tor-gencert) that are relays too, two middle relays, one exit, and a
+ * client whose SocksPort (127.0.0.1:TOR_SOCKS_PORT in up) tests use; plus the "clearnet" the exit reaches: a web server
  * (Debian's python3 http.server) at WEB_ADDR and a DNS server (Debian's dnsmasq) at DNS_ADDR that answers WEB_NAME
  * with it, named by the exit's ServerDNSResolvConfFile. Every node has its own address on up's eth0
  * (172.31.3.N), so the gateway reaches them through its eth0.
@@ -36,7 +36,7 @@ const DIR_PORT = 7000;
 
 export interface TorNode {
   readonly nick: string;
-  readonly role: 'authority' | 'exit' | 'client' | 'onion';
+  readonly role: 'authority' | 'relay' | 'exit' | 'client' | 'onion';
   readonly addr: string;
   readonly dir: string;
 }
@@ -117,7 +117,14 @@ export class TorNet {
     this.machines = new UpMachines(opts.ns, this.base, opts.root, opts.scratch);
     this.user = this.machines.account('debian-tor');
     const node = (nick: string, role: TorNode['role'], i: number): TorNode => ({ nick, role, addr: `${TOR_SUBNET}.${i}`, dir: join(this.base, nick) });
-    this.nodes = [node('auth1', 'authority', 1), node('auth2', 'authority', 2), node('auth3', 'authority', 3), node('exit1', 'exit', 4), node('client1', 'client', 5), node('hs1', 'onion', 6)];
+    // Six relays: an onion service's connections need at least five (chutney's hs networks say so: a path of three,
+    // the client's rendezvous point and a separate introduction point); with four (this lab until now) circuits
+    // sometimes found no relay for a hop ("Failed to find node for hop #2") and a rendezvous failed (Chromium's
+    // net::ERR_EMPTY_RESPONSE on the onion page), only in whole runs.
+    this.nodes = [
+      node('auth1', 'authority', 1), node('auth2', 'authority', 2), node('auth3', 'authority', 3), node('exit1', 'exit', 4), node('client1', 'client', 5), node('hs1', 'onion', 6),
+      node('mid1', 'relay', 7), node('mid2', 'relay', 8),
+    ];
   }
 
   get client(): TorNode {
@@ -216,12 +223,12 @@ export class TorNet {
       await sleep(250);
     }
     this.bootstrapMs = Date.now() - t1;
-    // The onion service's descriptor stored on the HSDirs (every relay here) before anyone asks: once a gateway's Tor
+    // The onion service's descriptor stored on the HSDirs (every relay here; counted as one upload a relay) before anyone asks: once a gateway's Tor
     // that asked too early did not reach the site for 120 s (a client does not soon ask again an HSDir it asked).
     const host = join(this.onionNode.dir, 'onion', 'hostname');
     const info = join(this.onionNode.dir, 'info.log');
     const uploads = (): number => (existsSync(info) ? readFileSync(info, 'utf8').split('Uploading hidden service descriptor: finished with status 200').length - 1 : 0);
-    const relays = this.nodes.filter((n) => n.role === 'authority' || n.role === 'exit').length;
+    const relays = this.nodes.filter((n) => n.role === 'authority' || n.role === 'relay' || n.role === 'exit').length;
     const onionDeadline = Date.now() + (this.opts.onionTimeoutMs ?? 180_000);
     while (!existsSync(host) || uploads() < relays) {
       const dead = this.procs.find((p) => p.exited !== undefined);
@@ -258,6 +265,7 @@ export class TorNet {
       l.push('SocksPort 0', `ORPort ${n.addr}:${OR_PORT}`, `DirPort ${n.addr}:${DIR_PORT}`, `ContactInfo ${n.nick}@qig-lab.test`);
     }
     if (n.role === 'authority') l.push(...AUTHORITY, 'ExitRelay 0', 'ExitPolicy reject *:*');
+    if (n.role === 'relay') l.push('ExitRelay 0', 'ExitPolicy reject *:*');
     if (n.role === 'exit') {
       l.push('ExitRelay 1', 'ExitPolicyRejectPrivate 0', 'ExitPolicy accept *:*', `ServerDNSResolvConfFile ${join(n.dir, 'resolv.conf')}`, 'ServerDNSDetectHijacking 0', 'ServerDNSAllowNonRFC953Hostnames 1');
     }
