@@ -7,11 +7,11 @@
  * curl and with headless Chromium. Last, the gateway's address book subscriptions (i2p.subscriptions): a list served
  * by the eepsite makes a name resolve for the app qube, with the waiting page and the status command right before.
  */
-import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATHS } from '../../src/render/gateway/common.ts';
-import { chromiumLoad, ensureChromiumLayer, type ChromiumRun } from './lib/chromium.ts';
+import { chromiumLoad, chromiumLoadPage, ensureChromiumLayer } from './lib/chromium.ts';
 import { EEPSITE_MARKER, gatewayI2pdDropIn, I2pNet, netDbPath } from './lib/i2pnet.ts';
 import { A, describe as describeFrames, kernelAnswer, serverHits, unsanctioned, type Lab, type UpEvent } from './lib/lab.ts';
 import { gatewayTorrc, ONION_MARKER, TorNet, WEB_MARKER, WEB_NAME, WEB_PORT } from './lib/torenet.ts';
@@ -373,25 +373,8 @@ describe('headless Chromium (Debian 13\'s) in the app qube loads the same pages 
       const mark = lab.upMark();
       const png = join(lab.scratch, `${what}.png`);
       const t0 = Date.now();
-      // The onion page may take more than one load, as a user's reload. Debian 13's Chromium upgrades http:// to
-      // https:// first (its stderr: two TLS handshakes closed, net_error -100); the lab's onion service has port 80
-      // only, and a Tor onion service closes the rendezvous circuit on a stream to a port it does not serve
-      // (HiddenServiceAllowUnknownPorts 0, Tor's default), which can cut the http:// fallback's stream on that circuit:
-      // net::ERR_EMPTY_RESPONSE, no screenshot (seen in two whole runs, once on the screenshot's load, once on the
-      // DOM's). Up to 3 loads (each a screenshot and a DOM) within the test's bound, each failure logged; the other
-      // pages get one.
-      const tries = what === 'onion' ? 3 : 1;
-      const load = async (): Promise<ChromiumRun> => {
-        rmSync(png, { force: true });
-        return chromiumLoad({ ns: lab.ns.client, layer, lowers: [join(lab.scratch, 'client')], root: lab.root, share: lab.scratch, state: lab.scratch, url: url(), png, timeoutS: tries > 1 ? 60 : 90 });
-      };
-      const loaded = (x: ChromiumRun): boolean => x.dom.includes(marker) && existsSync(png);
-      let r = await load();
-      for (let n = 2; n <= tries && !loaded(r); n++) {
-        const err = [...r.result.stderr.matchAll(/net::ERR_[A-Z_]+/g)].map((m) => m[0]).join(', ') || `exit ${r.result.code}`;
-        console.log(`chromium: ${what} load ${n - 1} of ${tries} failed (screenshot ${existsSync(png) ? 'written' : 'missing'}, marker ${r.dom.includes(marker) ? 'in' : 'not in'} the DOM; ${err}) ${Date.now() - t0} ms after the first; loading again`);
-        r = await load();
-      }
+      // The onion page may take more than one load, as a user's reload (chromiumLoadPage says why).
+      const r = await chromiumLoadPage({ ns: lab.ns.client, layer, lowers: [join(lab.scratch, 'client')], root: lab.root, share: lab.scratch, state: lab.scratch, url: url(), png, timeoutS: what === 'onion' ? 60 : 90, marker, tries: what === 'onion' ? 3 : 1, what, log: console.log });
       console.log(`chromium: ${what} loaded and drawn in ${Date.now() - t0} ms (two runs: screenshot, DOM)`);
       expect(r.dom, `${r.result.stderr.slice(-2000)}`).toContain(marker);
       expect(existsSync(png), r.result.stderr.slice(-2000)).toBe(true);
