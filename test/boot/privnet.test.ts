@@ -349,7 +349,7 @@ describe("headless Chromium (Debian 13's) in the booted gateway's client loads t
       const png = join(l.scratch, `boot-${what}.png`);
       const t0 = Date.now();
       // The onion page may take more than one load, as a user's reload (chromiumLoadPage says why).
-      const r = await chromiumLoadPage({ ns: l.ns.client, layer, lowers: [join(l.scratch, 'client')], root: l.root, share: l.scratch, state: l.scratch, url: url(), png, timeoutS: what === 'onion' ? 90 : 120, marker, tries: what === 'onion' ? 3 : 1, what, log });
+      const r = await chromiumLoadPage({ ns: l.ns.client, layer, lowers: [join(l.scratch, 'client')], root: l.root, share: l.scratch, state: l.scratch, url: url(), png, timeoutS: what === 'onion' ? 90 : 120, marker, what, log });
       log(`chromium: ${what} loaded and drawn in ${Date.now() - t0} ms (two runs: screenshot, DOM)`);
       expect(r.dom, `${r.result.stderr.slice(-2000)}`).toContain(marker);
       expect(existsSync(png), r.result.stderr.slice(-2000)).toBe(true);

@@ -374,7 +374,7 @@ describe('headless Chromium (Debian 13\'s) in the app qube loads the same pages 
       const png = join(lab.scratch, `${what}.png`);
       const t0 = Date.now();
       // The onion page may take more than one load, as a user's reload (chromiumLoadPage says why).
-      const r = await chromiumLoadPage({ ns: lab.ns.client, layer, lowers: [join(lab.scratch, 'client')], root: lab.root, share: lab.scratch, state: lab.scratch, url: url(), png, timeoutS: what === 'onion' ? 60 : 90, marker, tries: what === 'onion' ? 3 : 1, what, log: console.log });
+      const r = await chromiumLoadPage({ ns: lab.ns.client, layer, lowers: [join(lab.scratch, 'client')], root: lab.root, share: lab.scratch, state: lab.scratch, url: url(), png, timeoutS: what === 'onion' ? 60 : 90, marker, what, log: console.log });
       console.log(`chromium: ${what} loaded and drawn in ${Date.now() - t0} ms (two runs: screenshot, DOM)`);
       expect(r.dom, `${r.result.stderr.slice(-2000)}`).toContain(marker);
       expect(existsSync(png), r.result.stderr.slice(-2000)).toBe(true);

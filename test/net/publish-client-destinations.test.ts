@@ -36,14 +36,14 @@ async function fetchFrom(ns: string, host: string, path: string): Promise<{ stat
   return rawGet(ns, { host, path, to: A.vip });
 }
 
-/** Poll `f` until it gives the application's page or `ms` passed; every answer's status (empty: no answer at all). */
-async function untilSite(f: () => Promise<{ status: string; body: string }>, ms: number): Promise<{ ok: boolean; seen: string[]; took: number }> {
+/** Poll `f` until it gives a page with `marker` (the application's) or `ms` passed; every answer's status (empty: no answer at all). */
+async function untilSite(f: () => Promise<{ status: string; body: string }>, ms: number, marker = BANNER): Promise<{ ok: boolean; seen: string[]; took: number }> {
   const t0 = Date.now();
   const seen: string[] = [];
   while (Date.now() - t0 < ms) {
     const r = await f();
     seen.push(r.status === '' ? 'empty' : r.status);
-    if (r.status === '200' && r.body.includes(BANNER)) return { ok: true, seen, took: Date.now() - t0 };
+    if (r.status === '200' && r.body.includes(marker)) return { ok: true, seen, took: Date.now() - t0 };
     await sleep(2000);
   }
   return { ok: false, seen, took: Date.now() - t0 };
@@ -97,17 +97,9 @@ describe('a published I2P site on a gateway with per-client destinations (the de
     expect(own.ok, own.seen.join(' ')).toBe(true);
     // The eepsite of the network too, through the same proxy: the client's path itself works. Polled like the site:
     // the first request for another destination waits for its LeaseSet (one whole run got a single try's failure).
-    const t0 = Date.now();
-    const eepSeen: string[] = [];
-    let eep = { status: '', body: '' };
-    while (Date.now() - t0 < 120_000) {
-      eep = await fetchFrom(lab.ns.client, (i2p as I2pNet).b32, '/eep');
-      eepSeen.push(eep.status === '' ? 'empty' : eep.status);
-      if (eep.body.includes(EEPSITE_MARKER)) break;
-      await sleep(2000);
-    }
-    console.log(`the first client: the network's eepsite after ${Date.now() - t0} ms (${eepSeen.join(' ')})`);
-    expect(eep.body, eepSeen.join(' ')).toContain(EEPSITE_MARKER);
+    const eep = await untilSite(() => fetchFrom(lab.ns.client, (i2p as I2pNet).b32, '/eep'), 120_000, EEPSITE_MARKER);
+    console.log(`the first client: the network's eepsite after ${eep.took} ms (${eep.seen.join(' ')})`);
+    expect(eep.ok, `no page with ${EEPSITE_MARKER}: ${eep.seen.join(' ')}`).toBe(true);
   }, 420_000);
 
   it('a client qube that comes later gets its proxy, and the site still answers everyone: the network, the new client, the first', async () => {

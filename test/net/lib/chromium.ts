@@ -72,23 +72,24 @@ export async function chromiumLoad(opts: { ns: string; layer: string; lowers: re
 }
 
 /**
- * An onion page as a user gets it: up to `tries` loads (each a screenshot and a DOM, the screenshot removed first)
+ * A page as a user gets it: for an onion page up to 3 loads (each a screenshot and a DOM, the screenshot removed first)
  * until the screenshot is written and the DOM has `marker`, each failed load logged with Chromium's net errors.
  * Debian 13's Chromium asks for https:// before http://, and an onion service that serves only port 80 closes the
  * rendezvous circuit on a stream to a port it does not serve (Tor's HiddenServiceAllowUnknownPorts 0), which can
  * cut the http:// try: net::ERR_EMPTY_RESPONSE once, then a reload loads the page (seen in two whole runs on the
- * lab's private Tor network). Pages that are not onion pages take one load (`tries: 1`).
+ * lab's private Tor network). Other pages (not `.onion`) take one load.
  */
-export async function chromiumLoadPage(opts: Parameters<typeof chromiumLoad>[0] & { marker: string; tries: number; what: string; log: (msg: string) => void }): Promise<ChromiumRun> {
+export async function chromiumLoadPage(opts: Parameters<typeof chromiumLoad>[0] & { marker: string; what: string; log: (msg: string) => void }): Promise<ChromiumRun> {
   const t0 = Date.now();
+  const tries = new URL(opts.url).hostname.endsWith('.onion') ? 3 : 1;
   const load = async (): Promise<ChromiumRun> => {
     rmSync(opts.png, { force: true });
     return chromiumLoad(opts);
   };
   let r = await load();
-  for (let n = 2; n <= opts.tries && !(r.dom.includes(opts.marker) && existsSync(opts.png)); n++) {
+  for (let n = 2; n <= tries && !(r.dom.includes(opts.marker) && existsSync(opts.png)); n++) {
     const err = [...r.result.stderr.matchAll(/net::ERR_[A-Z_]+/g)].map((m) => m[0]).join(', ') || `exit ${r.result.code}`;
-    opts.log(`chromium: ${opts.what} load ${n - 1} of ${opts.tries} failed (screenshot ${existsSync(opts.png) ? 'written' : 'missing'}, marker ${r.dom.includes(opts.marker) ? 'in' : 'not in'} the DOM; ${err}) ${Date.now() - t0} ms after the first; loading again`);
+    opts.log(`chromium: ${opts.what} load ${n - 1} of ${tries} failed (screenshot ${existsSync(opts.png) ? 'written' : 'missing'}, marker ${r.dom.includes(opts.marker) ? 'in' : 'not in'} the DOM; ${err}) ${Date.now() - t0} ms after the first; loading again`);
     r = await load();
   }
   return r;

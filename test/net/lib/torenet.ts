@@ -228,7 +228,7 @@ export class TorNet {
     const host = join(this.onionNode.dir, 'onion', 'hostname');
     const info = join(this.onionNode.dir, 'info.log');
     const uploads = (): number => (existsSync(info) ? readFileSync(info, 'utf8').split('Uploading hidden service descriptor: finished with status 200').length - 1 : 0);
-    const relays = this.nodes.filter((n) => n.role === 'authority' || n.role === 'relay' || n.role === 'exit').length;
+    const relays = this.nodes.filter((n) => n.role !== 'client' && n.role !== 'onion').length;
     const onionDeadline = Date.now() + (this.opts.onionTimeoutMs ?? 180_000);
     while (!existsSync(host) || uploads() < relays) {
       const dead = this.procs.find((p) => p.exited !== undefined);
@@ -264,8 +264,8 @@ export class TorNet {
     } else {
       l.push('SocksPort 0', `ORPort ${n.addr}:${OR_PORT}`, `DirPort ${n.addr}:${DIR_PORT}`, `ContactInfo ${n.nick}@qig-lab.test`);
     }
-    if (n.role === 'authority') l.push(...AUTHORITY, 'ExitRelay 0', 'ExitPolicy reject *:*');
-    if (n.role === 'relay') l.push('ExitRelay 0', 'ExitPolicy reject *:*');
+    if (n.role === 'authority') l.push(...AUTHORITY);
+    if (n.role === 'authority' || n.role === 'relay') l.push('ExitRelay 0', 'ExitPolicy reject *:*');
     if (n.role === 'exit') {
       l.push('ExitRelay 1', 'ExitPolicyRejectPrivate 0', 'ExitPolicy accept *:*', `ServerDNSResolvConfFile ${join(n.dir, 'resolv.conf')}`, 'ServerDNSDetectHijacking 0', 'ServerDNSAllowNonRFC953Hostnames 1');
     }
