@@ -27,13 +27,13 @@ let second: LabClient;
 beforeAll(async () => {
   w = await World.create({});
   lab = w.lab;
-  tor = await TorNet.start({ ns: lab.ns.up, scratch: lab.scratch, root: lab.root, startTimeoutMs: 150_000 });
+  tor = await TorNet.start({ ns: lab.ns.up, scratch: lab.scratch, root: lab.root, startTimeoutMs: 150_000, onionTimeoutMs: 120_000, attempts: 2 });
   const wr = await lab.gwRun(['sh', '-c', `cat > ${PATHS.torrcD}/lab-privnet.conf`], { input: gatewayTorrc(tor.dirAuthorities) });
   expect(wr.code, wr.stderr).toBe(0);
   w.torExtraArgs = [];
   await w.use({ tor: 'real', router: 'off', dnsmasq: true, tinyproxy: false });
   second = await lab.addClient();
-}, 240_000);
+}, 2 * (150_000 + 120_000) + 60_000);
 
 afterAll(async () => {
   await w?.gw.stopAll();

@@ -73,9 +73,10 @@ beforeAll(async () => {
   i2p = await I2pNet.start({ ns: lab.ns.up, scratch: lab.scratch, root: lab.root, startTimeoutMs: 60_000 });
   i2pStartMs = Date.now() - t0;
   const t1 = Date.now();
-  tor = await TorNet.start({ ns: lab.ns.up, scratch: lab.scratch, root: lab.root, startTimeoutMs: 150_000 });
+  // Two starts when the network does not form (seen once with six relays, not explained: test/net/README.md).
+  tor = await TorNet.start({ ns: lab.ns.up, scratch: lab.scratch, root: lab.root, startTimeoutMs: 150_000, onionTimeoutMs: 120_000, attempts: 2 });
   torStartMs = Date.now() - t1;
-}, 240_000);
+}, 60_000 + 2 * (150_000 + 120_000) + 60_000);
 
 afterAll(async () => {
   console.log(`CPU used by the networks' processes: i2p ${i2p?.cpuSeconds().toFixed(1)} s, tor (with the clearnet's servers) ${tor?.cpuSeconds().toFixed(1)} s, over ${((Date.now() - i2pStartedAt) / 1000).toFixed(0)} s`);
