@@ -17,8 +17,8 @@
  *
  * `npm run test:all -- unit alone` runs only the suites named.
  */
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 
@@ -32,12 +32,28 @@ interface Suite {
   readonly alone?: boolean;
   /** Run only when named (`npm run test:all -- unit`). */
   readonly byName?: boolean;
+  /**
+   * Vitest runs of the suite side by side, each given these arguments (files, or --exclude) and its own report.
+   * The first lane's output is shown as it comes; the others' is kept in .cache/<report>.log and shown after.
+   */
+  readonly lanes?: ReadonlyArray<{ readonly args: readonly string[]; readonly report: string }>;
 }
 
 const SUITES: readonly Suite[] = [
   { name: 'alone', config: 'vitest.config.ts', report: '.cache/vitest-results.json', alone: true },
   { name: 'unit', config: 'vitest.config.ts', report: '.cache/vitest-results.json', byName: true },
-  { name: 'net', config: 'vitest.net.config.ts', report: '.cache/vitest-net.json' },
+  // privnet.test.ts (about 470 s, most of it i2pd's address-book timers: 4 s of the networks' CPU and 22 s of
+  // Tor's in a whole run) beside the other files (about 640 s): each lab is namespaces and a scratch directory of
+  // its own, named by its process (test/net/lib/lab.ts), so two vitest processes do not meet.
+  {
+    name: 'net',
+    config: 'vitest.net.config.ts',
+    report: '.cache/vitest-net.json',
+    lanes: [
+      { args: ['--exclude', 'test/net/privnet.test.ts'], report: '.cache/vitest-net.json' },
+      { args: ['test/net/privnet.test.ts'], report: '.cache/vitest-net-privnet.json' },
+    ],
+  },
   { name: 'install', config: 'vitest.install.config.ts', report: '.cache/vitest-install.json' },
   { name: 'boot', config: 'vitest.boot.config.ts', report: '.cache/vitest-boot.json' },
 ];
@@ -105,6 +121,32 @@ function isLink(p: string): boolean {
   }
 }
 
+/** `npx vitest run ARGS` in cwd; its output to this process's or to the file `log`; resolves to its exit code. */
+function vitest(cwd: string, env: NodeJS.ProcessEnv, args: readonly string[], log?: string): Promise<number> {
+  const fd = log === undefined ? undefined : openSync(log, 'w');
+  const out = fd === undefined ? 'inherit' : fd;
+  return new Promise((done) => {
+    const child = spawn('npx', ['vitest', 'run', ...args], { cwd, env, stdio: ['ignore', out, out] });
+    child.on('error', () => done(127));
+    child.on('close', (code) => {
+      if (fd !== undefined) closeSync(fd);
+      done(code ?? 1);
+    });
+  });
+}
+
+/** The lanes' reports as one. */
+function merge(reports: readonly Report[]): Report {
+  const sum = (k: 'numPassedTests' | 'numFailedTests' | 'numPendingTests' | 'numTotalTests'): number => reports.reduce((a, r) => a + r[k], 0);
+  return {
+    numPassedTests: sum('numPassedTests'),
+    numFailedTests: sum('numFailedTests'),
+    numPendingTests: sum('numPendingTests'),
+    numTotalTests: sum('numTotalTests'),
+    testResults: reports.flatMap((r) => r.testResults ?? []),
+  };
+}
+
 let passed = 0;
 let failed = 0;
 let skipped = 0;
@@ -135,25 +177,33 @@ for (const suite of SUITES) {
       broken = true;
       continue;
     }
-    rmSync(report, { force: true });
     const env = suite.alone === true ? { ...process.env, QIG_CHROOT_CACHE: process.env['QIG_CHROOT_CACHE'] ?? join(ROOT, '.cache') } : process.env;
-    const run = spawnSync('npx', ['vitest', 'run', '--config', suite.config], { cwd, stdio: 'inherit', env });
+    const lanes = suite.lanes ?? [{ args: [], report: suite.report }];
+    for (const l of lanes) rmSync(join(cwd, l.report), { force: true });
+    const runs = await Promise.all(lanes.map((l, i) => vitest(cwd, env, [...l.args, '--config', suite.config, `--outputFile.json=${l.report}`], i === 0 ? undefined : join(cwd, `${l.report}.log`))));
+    for (const [i, l] of lanes.entries()) {
+      if (i === 0) continue;
+      process.stdout.write(`suite ${suite.name}: the output of its lane ${l.args.join(' ')} (run beside the first)\n`);
+      process.stdout.write(readFileSync(join(cwd, `${l.report}.log`), 'utf8'));
+    }
+    const status = runs.find((c) => c !== 0) ?? 0;
     const seconds = ((Date.now() - started) / 1000).toFixed(0);
-    if (!existsSync(report)) {
-      process.stdout.write(`suite ${suite.name}: no report (exit ${run.status})\n`);
+    const missing = lanes.filter((l) => !existsSync(join(cwd, l.report)));
+    if (missing.length > 0) {
+      process.stdout.write(`suite ${suite.name}: no report from ${missing.map((l) => l.args.join(' ') || 'its run').join(', ')} (exit ${status})\n`);
       broken = true;
       continue;
     }
-    const r = JSON.parse(readFileSync(report, 'utf8')) as Report;
+    const r = merge(lanes.map((l) => JSON.parse(readFileSync(join(cwd, l.report), 'utf8')) as Report));
     const lost = notRun(r);
     const suiteFailed = r.numFailedTests + lost.count;
     const suiteSkipped = r.numPendingTests - lost.count;
     passed += r.numPassedTests;
     failed += suiteFailed;
     skipped += suiteSkipped;
-    if (run.status !== 0 && suiteFailed === 0) broken = true;
+    if (status !== 0 && suiteFailed === 0) broken = true;
     for (const w of lost.why) process.stdout.write(`suite ${suite.name}: ${w}\n`);
-    process.stdout.write(`suite ${suite.name}: ${r.numPassedTests} passed, ${suiteFailed} failed, ${suiteSkipped} skipped in ${seconds} s (exit ${run.status})\n`);
+    process.stdout.write(`suite ${suite.name}: ${r.numPassedTests} passed, ${suiteFailed} failed, ${suiteSkipped} skipped in ${seconds} s (exit ${status})\n`);
   } finally {
     cleanup();
   }
