@@ -8,8 +8,8 @@
  *       (the .deb unpacked with `dpkg-deb -R`; the spec rpm/qubes-mgmt-salt-i2p-gateway.spec with
  *       `_sourcedir` = our output). Both native tools compress with gzip -9 like our writers (dpkg-deb -Zgzip
  *       -z9; the spec pins w9.gzdio), so the work compared is the same.
- *   P2  HTTP through the gateway (client → nft DNAT → the waiting page's relay, 127.0.0.1:4446 → the stand-in where the
- *       client's own i2pd proxy listens, 127.0.0.1:31000;
+ *   P2  HTTP through the gateway (client → nft DNAT → the client's own HTTP front, 127.0.0.4:31000 → the stand-in
+ *       where the client's own i2pd proxy listens, 127.0.0.1:31000;
  *       with i2p.clientDestinations: shared, client → nft redirect → tinyproxy → the stand-in on 127.0.0.1:4444)
  *       vs the client using the stand-in directly as its proxy (on the gateway's vif address): requests/s, p50
  *       and p99 latency, with wrk (bounded duration). The stand-in closes every connection (as i2pd's proxy
@@ -250,7 +250,7 @@ function p4(work: string, runs: number): Figure {
 // ------------------------------------------------------------------------------------------------- P2, P3
 
 function datapathFigures(r: DatapathResult | { skipped: string }): Figure[] {
-  const p2Title = 'HTTP requests/s through the gateway (nft → the waiting page\'s relay → the client\'s own proxy stand-in; shared: nft → tinyproxy → stand-in) vs the stand-in directly as proxy';
+  const p2Title = 'HTTP requests/s through the gateway (nft → the client\'s own HTTP front → its own proxy stand-in; shared: nft → tinyproxy → stand-in) vs the stand-in directly as proxy';
   const p3Title = '.i2p A answers/s from the packaged dnsmasq (redirected, the per-client limits loaded) for 4096 client addresses each inside its limit vs a plain dnsmasq with one record, same load';
   if ('skipped' in r) return [{ id: 'P2', title: p2Title, skipped: r.skipped }, { id: 'P3', title: p3Title, skipped: r.skipped }];
   const figs: Figure[] = [];

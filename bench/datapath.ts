@@ -5,10 +5,10 @@
  *
  *   P2 subject:   wrk in client → http://10.100.100.100/ (Host: bench.i2p) → nft redirect → tinyproxy → stand-in
  *                 (i2p.clientDestinations: shared), or, with a destination per client (router i2pd's default):
- *                 → nft DNAT (the client has a map element) → the waiting page's relay (127.0.0.1:4446, the
- *                 packaged gateway/i2p-wait-page as its unit says) → the stand-in where the client's own i2pd proxy
- *                 listens (127.0.0.1:31000, read from the client's tunnel file; element and file as
- *                 gateway/i2pd-client-proxies makes them), no tinyproxy
+ *                 → nft DNAT (the client has a map element) → the client's HTTP front (127.0.0.4:31000, the
+ *                 packaged gateway/i2p-wait-page --front as its template unit says, its own user) → the stand-in
+ *                 where the client's own i2pd proxy listens (127.0.0.1:31000; the element as
+ *                 gateway/i2pd-client-proxies makes it), no tinyproxy
  *      reference: wrk in client → the stand-in directly as its proxy (GET http://bench.i2p/ to 10.137.0.1:4444)
  *   P3 subject:   dns-load-clients in client → 10.139.1.1:53 (bench.i2p A) → nft redirect → the packaged dnsmasq
  *      reference: dns-load-clients in client → a plain dnsmasq (address=/x.test/1.2.3.4) on 10.137.0.1:5300
@@ -158,16 +158,12 @@ export async function datapath(opts: DatapathOptions): Promise<DatapathResult | 
   await sp.waitForLine('READY', 10_000);
   let relay: ReturnType<typeof lab.gwSpawn> | undefined;
   if (perClient) {
-    await lab.nft(['-f', '-'], `add element inet qubes-i2p-gateway client-proxy { ${A.client4} : 127.0.0.1 . ${clientPort} }\nadd element inet qubes-i2p-gateway client-proxy-pairs { ${A.client4} . ${clientPort} }\n`);
-    // The client's tunnel file, the relay's only source of its port (i2pd-client-proxies' tunnel_text, as it writes it).
-    const conf = JSON.parse(readFileSync(join(lab.pkgRoot, 'usr/share/qubes-i2p-gateway/client-proxies.json'), 'utf8')) as { tunnelsDir: string; filePrefix: string; keysPrefix: string };
-    const tunnel =
-      `[qubes-i2p-gateway-client-${A.client4}]\ntype = httpproxy\naddress = 127.0.0.1\nport = ${clientPort}\n` +
-      `keys = ${conf.keysPrefix}${A.client4}.dat\noutproxy =\naddresshelper = false\n`;
-    const w = await lab.gwRun(['sh', '-c', 'mkdir -p "$1" && cat > "$1/$2"', 'sh', conf.tunnelsDir, `${conf.filePrefix}${A.client4}.conf`], { input: tunnel });
-    if (w.code !== 0) throw new Error(`the client's tunnel file: ${w.stderr}`);
-    relay = lab.gwSpawn('wait-page', execStart(lab.pkgRoot, 'qubes-i2p-gateway-wait-page.service'), { user: 'i2pd' });
-    await lab.waitListening('tcp', 4446, 10_000, 'the waiting page\'s relay');
+    await lab.nft(['-f', '-'], `add element inet qubes-i2p-gateway client-proxy { ${A.client4} : 127.0.0.4 . ${clientPort} }\nadd element inet qubes-i2p-gateway client-proxy-pairs { ${A.client4} . ${clientPort} }\n`);
+    // The client's HTTP front, the instance of the packaged template for its port (as i2pd-client-proxies has systemd
+    // start it), as a user of its own (an id of systemd's DynamicUser range, as systemd gives it).
+    const front = execStart(lab.pkgRoot, 'qubes-i2p-gateway-http@.service').map((a) => a.replace(/%i/g, String(clientPort)));
+    relay = lab.gwSpawn('http-front', front, { user: '61184' });
+    await lab.waitPidListening(relay.pid, 10_000, "the client's HTTP front");
   }
 
   const result: { -readonly [K in keyof DatapathResult]: DatapathResult[K] } = {};
@@ -204,7 +200,7 @@ export async function datapath(opts: DatapathOptions): Promise<DatapathResult | 
     result.http = {
       gateway: summarizeHttp(runs.gateway),
       direct: summarizeHttp(runs.direct),
-      wrk: `wrk --latency -t${WRK_THREADS} -c${WRK_CONNECTIONS} -d${WRK_SECONDS}s; one TCP connection per request on both paths (the stand-in and tinyproxy close each); gateway path: ${perClient ? 'the waiting page\'s relay, then the client\'s own proxy (per-client destinations, no tinyproxy)' : 'tinyproxy (one destination for all)'}`,
+      wrk: `wrk --latency -t${WRK_THREADS} -c${WRK_CONNECTIONS} -d${WRK_SECONDS}s; one TCP connection per request on both paths (the stand-in and tinyproxy close each); gateway path: ${perClient ? 'the client\'s own HTTP front (strict parse, rewritten request), then its own proxy (per-client destinations, no tinyproxy)' : 'tinyproxy (one destination for all)'}`,
     };
   }
 

@@ -123,6 +123,7 @@ function isLink(p: string): boolean {
 
 /** `npx vitest run ARGS` in cwd; its output to this process's or to the file `log`; resolves to its exit code. */
 function vitest(cwd: string, env: NodeJS.ProcessEnv, args: readonly string[], log?: string): Promise<number> {
+  if (log !== undefined) mkdirSync(dirname(log), { recursive: true });
   const fd = log === undefined ? undefined : openSync(log, 'w');
   const out = fd === undefined ? 'inherit' : fd;
   return new Promise((done) => {

@@ -204,6 +204,102 @@ class Irc(unittest.TestCase):
             os.unlink(f.name)
 
 
+class Fronts(unittest.TestCase):
+    """Each client's HTTP front (CONF's front): started before the client's map element is given (the element points
+    at it), the element withheld while it does not start, stopped once the client and its element are gone; an
+    element of an older build that points at the proxy itself is replaced. One round of `sync` against a recorder
+    of the commands it runs (nft, systemctl) in a real temporary tunnels directory."""
+
+    FRONT = {"unit": "qubes-i2p-gateway-http@", "address": "127.0.0.4"}
+
+    def setUp(self):
+        import tempfile
+        self.conf = dict(CONF, tunnelsDir=tempfile.mkdtemp(), front=self.FRONT, routerReload="reload")
+        self.calls = []
+        self.fail = set()
+        self.map = MAP
+        real = P.run
+
+        def fake(argv, stdin=None):
+            self.calls.append((argv, stdin))
+            if argv[:4] == ["nft", "-j", "list", "set"] and argv[4] == "ip":
+                return 0, ALLOWED, ""
+            if argv[:4] == ["nft", "-j", "list", "map"]:
+                return 0, self.map, ""
+            if argv[0] == "systemctl" and any(u in self.fail for u in argv):
+                return 1, "", "Job for %s failed." % argv[-1]
+            return 0, "", ""
+
+        P.run = fake
+        self.addCleanup(setattr, P, "run", real)
+        self.addCleanup(setattr, P, "router_ready", P.router_ready)
+        P.router_ready = lambda conf: True
+
+    def commands(self, word):
+        return [(a, i) for a, i in self.calls if a[0] == word and not a[:2] == ["nft", "-j"]]
+
+    def test_started_before_the_element_which_points_at_it(self):
+        state = {"reload": False, "fronts": set()}
+        P.sync(self.conf, state)
+        starts = [a for a, _ in self.commands("systemctl") if a[1] == "start"]
+        self.assertEqual(starts, [["systemctl", "start", "qubes-i2p-gateway-http@31000.service", "qubes-i2p-gateway-http@31001.service"]])
+        self.assertEqual(state["fronts"], {31000, 31001})
+        scripts = "".join(i for a, i in self.commands("nft") if i)
+        # The old element (10.137.0.10 -> 127.0.0.1 . 31000, the proxy itself) goes, then each client's front.
+        self.assertIn("delete element inet qubes-i2p-gateway client-proxy { 10.137.0.10 }\n", scripts)
+        self.assertIn("add element inet qubes-i2p-gateway client-proxy { 10.137.0.10 : 127.0.0.4 . 31000 }\n", scripts)
+        self.assertIn("add element inet qubes-i2p-gateway client-proxy { 10.137.0.12 : 127.0.0.4 . 31001 }\n", scripts)
+        first_start = self.calls.index(next(c for c in self.calls if c[0][:2] == ["systemctl", "start"]))
+        first_add = self.calls.index(next(c for c in self.calls if c[1] and "127.0.0.4" in c[1]))
+        self.assertLess(first_start, first_add)
+
+    def test_a_front_that_does_not_start_gets_no_element(self):
+        self.fail = {"qubes-i2p-gateway-http@31001.service"}
+        state = {"reload": False, "fronts": set()}
+        P.sync(self.conf, state)
+        self.assertEqual(state["fronts"], {31000})
+        scripts = "".join(i for a, i in self.commands("nft") if i)
+        self.assertIn("10.137.0.10 : 127.0.0.4 . 31000", scripts)
+        self.assertNotIn("10.137.0.12 :", scripts)
+        self.assertNotIn("10.137.0.12 . 31001", scripts)
+
+    def test_conf_refuses_a_front_that_is_not_one(self):
+        import json
+        import tempfile
+        for front in ({"unit": "x@; rm -rf /", "address": "127.0.0.4"}, {"unit": "qubes-i2p-gateway-http@", "address": "10.137.0.1"},
+                      {"unit": "qubes-i2p-gateway-http@", "address": "127.0.0.4 . 1"}, {"unit": "qubes-i2p-gateway-http", "address": "127.0.0.4"}):
+            c = dict(CONF, front=front)
+            del c["networks"]
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+                json.dump(c, f)
+            try:
+                with self.assertRaises(ValueError, msg=str(front)):
+                    P.load_conf(f.name)
+            finally:
+                os.unlink(f.name)
+
+    def test_gone_client_front_stopped_after_its_element(self):
+        state = {"reload": False, "fronts": set()}
+        P.sync(self.conf, state)
+        self.map = MAP.replace('"elem": [["10.137.0.10", {"concat": ["127.0.0.1", 31000]}]]',
+                               '"elem": [["10.137.0.10", {"concat": ["127.0.0.4", 31000]}], ["10.137.0.12", {"concat": ["127.0.0.4", 31001]}]]')
+        self.calls = []
+        global ALLOWED
+        saved = ALLOWED
+        try:
+            ALLOWED = saved.replace(', {"concat": ["vif5.0", "10.137.0.12"]}', "")
+            P.sync(self.conf, state)
+        finally:
+            ALLOWED = saved
+        stop = [i for i, (a, _) in enumerate(self.calls) if a[:3] == ["systemctl", "--no-block", "stop"]]
+        gone = [i for i, (a, inp) in enumerate(self.calls) if inp and "delete element inet qubes-i2p-gateway client-proxy { 10.137.0.12 }" in inp]
+        self.assertEqual(len(stop), 1)
+        self.assertEqual(self.calls[stop[0]][0], ["systemctl", "--no-block", "stop", "qubes-i2p-gateway-http@31001.service"])
+        self.assertTrue(gone and gone[0] < stop[0])
+        self.assertEqual(state["fronts"], {31000})
+        self.assertEqual([a for a, _ in self.calls if a[:2] == ["systemctl", "start"]], [])
+
+
 class RouterReload(unittest.TestCase):
     """How i2pd is made to read changed tunnel files: a reload, or (a gateway with a published I2P site, whose server
     tunnel i2pd 2.56's reload leaves taking no stream: test/net/publish-client-destinations.test.ts) a try-restart."""

@@ -133,6 +133,7 @@ class FakeGateway(P.System):
             self.files[cp["tunnelsDir"] + "/" + cp["filePrefix"] + "10.137.0.10.conf"] = "[x]\ntype = httpproxy\nport = 31000\n"
             self.files["%s/%s10.137.0.10.dat" % (cp["keysDir"], cp["keysPrefix"])] = SITE_KEYS
             self.sock["tcp"].append(("127.0.0.1", 31000, "0A", self.USERS["i2pd"][0]))
+            self.sock["tcp"].append((cp["frontAddress"], 31000, "0A", 61184))
         for pub in f.get("publish") or []:
             l = pub["listen"]
             self.sock["tcp"].append((l["address"], l["port"], "0A", 0))
@@ -407,7 +408,7 @@ class Healthy(unittest.TestCase):
         c = by_id(checks)
         self.assertIn("3 tunnels through peers", c["router.network"].summary)
         # The one client's own destination, as the status shows it for the user to check.
-        self.assertEqual(c["clients.10.137.0.10"].summary, "%s (its proxy 127.0.0.1:31000)" % P.b32_of_keys(SITE_KEYS))
+        self.assertEqual(c["clients.10.137.0.10"].summary, "%s (its proxy 127.0.0.1:31000, its HTTP front 127.0.0.4:31000)" % P.b32_of_keys(SITE_KEYS))
         self.assertIn("bootstrapped 100% (Done)", c["tor.bootstrap"].summary)
         # The leak probe ran as nobody, against the netvm from qubesdb, on the discard port.
         self.assertEqual(gw.leak_calls, [(65534, 65534, "10.138.0.1", 9)])

@@ -1,19 +1,23 @@
 """Unit tests of gateway/i2p-wait-page (the page a client sees while the I2P router is not ready): its parsers against
-captures of i2pd 2.56's console (test/fixtures/i2pd-console/), its verdicts, and the relay itself over real sockets
-on loopback against a stand-in for i2pd's HTTP proxy and console.
+captures of i2pd 2.56's console (test/fixtures/i2pd-console/), its verdicts, the relay itself and a client's front
+(--front: strict parsing, the request i2pd gets, refusals) over real sockets on loopback against a stand-in for
+i2pd's HTTP proxy and console, and the facts file between them.
 
 Run by test/gateway/programs.test.ts (`python3 -m unittest`, Debian 13's python3). The program runs for real, in
 front of a real i2pd on the lab's private I2P network, in test/net/privnet.test.ts.
 """
 import asyncio
 import base64
+import json
 import importlib.machinery
 import importlib.util
 import os
+import re
 import socket
 import sys
 import tempfile
 import threading
+import time
 import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -147,6 +151,13 @@ class StandIn:
                     if not chunk:
                         break
                     data += chunk
+                m = re.search(rb"(?im)^content-length: (\d+)\r$", data.partition(b"\r\n\r\n")[0])
+                want = len(data.partition(b"\r\n\r\n")[0]) + 4 + (int(m.group(1)) if m else 0)
+                while m and len(data) < want:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
                 self.requests.append(data)
                 c.sendall(self.answer)
 
@@ -259,88 +270,187 @@ class Relay(unittest.TestCase):
         self.assertIn(b"The I2P router is starting", got)
 
 
-# What gateway/i2pd-client-proxies writes for a client (its tunnel_text), the relay's only source of a client's port.
-def client_tunnel(addr, port):
-    return ("# qubes-i2p-gateway: the I2P HTTP proxy of client qube %s, written by i2pd-client-proxies while its\n"
-            "# interface exists. Its own destination: the keys below, in i2pd's state directory.\n"
-            "[qubes-i2p-gateway-client-%s]\ntype = httpproxy\naddress = 127.0.0.1\nport = %d\n"
-            "keys = qubes-i2p-gateway-client-%s.dat\noutproxy =\naddresshelper = false\n" % (addr, addr, port, addr))
+class Front(unittest.TestCase):
+    """--front, one client qube's HTTP front: its strict parsing, what the client's own proxy gets, its refusals, and
+    the page from the facts file. Over real sockets on loopback, against a stand-in for the client's proxy in i2pd."""
+
+    def run_front(self, answer, facts=None, facts_raw=None):
+        tmp = tempfile.mkdtemp()
+        path = os.path.join(tmp, "facts.json")
+        if facts is not None:
+            W.write_facts(path, facts)
+        if facts_raw is not None:
+            with open(path, "wb") as f:
+                f.write(facts_raw)
+        stand = StandIn(answer, "", "", "unused")
+        self.addCleanup(stand.close)
+        port = free_port()
+        args = W.argparse.Namespace(front=True, listen=("127.0.0.1", port), upstream=stand.proxy.getsockname(),
+                                    facts=path, facts_out=None, max_connections=8)
+        loop = asyncio.new_event_loop()
+
+        def runner():
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(W.main_async(args))
+            except RuntimeError:
+                pass
+
+        threading.Thread(target=runner, daemon=True).start()
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                threading.Event().wait(0.05)
+        self.addCleanup(lambda: loop.call_soon_threadsafe(loop.stop))
+        return port, stand
+
+    OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    def passed(self, stand):
+        return [r for r in stand.requests if r]  # (the empty one: the start-up probe)
+
+    def test_origin_form_rewritten_for_the_proxy(self):
+        port, stand = self.run_front(self.OK)
+        got = ask(port, b"GET /a?b=1 HTTP/1.1\r\nHost: Site.I2P\r\nUser-Agent: x\r\nConnection: keep-alive\r\n"
+                        b"Keep-Alive: 5\r\nX-I2P-DestB32: forged.b32.i2p\r\nCookie: caf\xc3\xa9=1\r\nAccept:   */*  \r\n\r\n")
+        self.assertEqual(got, self.OK)
+        self.assertEqual(self.passed(stand), [b"GET /a?b=1 HTTP/1.1\r\nHost: site.i2p\r\nUser-Agent: x\r\n"
+                                              b"Cookie: caf\xc3\xa9=1\r\nAccept: */*\r\nConnection: close\r\n\r\n"])
+
+    def test_absolute_form_and_port(self):
+        port, stand = self.run_front(self.OK)
+        ask(port, b"GET http://site.i2p:8080/x HTTP/1.0\r\n\r\n")
+        ask(port, b"HEAD http://abc.b32.i2p HTTP/1.1\r\nHost: abc.b32.i2p\r\n\r\n")
+        self.assertEqual(self.passed(stand), [b"GET /x HTTP/1.1\r\nHost: site.i2p:8080\r\nConnection: close\r\n\r\n",
+                                              b"HEAD / HTTP/1.1\r\nHost: abc.b32.i2p\r\nConnection: close\r\n\r\n"])
+
+    def test_body_exactly_its_length_and_one_request_a_connection(self):
+        port, stand = self.run_front(self.OK)
+        body = bytes(range(256)) * 40
+        second = b"GET /smuggled HTTP/1.1\r\nHost: other.i2p\r\n\r\n"
+        got = ask(port, b"POST /form HTTP/1.1\r\nHost: site.i2p\r\nContent-Length: %d\r\n\r\n" % len(body) + body + second)
+        self.assertEqual(got, self.OK)
+        self.assertEqual(self.passed(stand), [b"POST /form HTTP/1.1\r\nHost: site.i2p\r\nContent-Length: %d\r\n"
+                                              b"Connection: close\r\n\r\n" % len(body) + body])
+
+    BAD = [
+        (b"GET / HTTP/1.1\nHost: site.i2p\r\n\r\n", 400, b"CRLF"),
+        (b"GET / HTTP/1.1\r\nHost: site.i2p\r\nX: a\rb\r\n\r\n", 400, b"CRLF"),
+        (b"GET / HTTP/1.1\r\nHost: site.i2p\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400, b"Content-Length"),
+        (b"POST / HTTP/1.1\r\nHost: site.i2p\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 501, b"Transfer-Encoding"),
+        (b"POST / HTTP/1.1\r\nHost: site.i2p\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 501, b"Transfer-Encoding"),
+        (b"POST / HTTP/1.1\r\nHost: site.i2p\r\n\r\n", 411, b"Content-Length"),
+        (b"GET / HTTP/1.1\r\nHost: site.i2p\r\nContent-Length: -1\r\n\r\n", 400, b"Content-Length"),
+        (b"GET / HTTP/1.1\r\nHost: site.i2p\r\nX-A: 1\r\n continued\r\n\r\n", 400, b"folded"),
+        (b"GET / HTTP/1.1\r\nHost : site.i2p\r\n\r\n", 400, b"NAME: VALUE"),
+        (b"GET / HTTP/1.1\r\nHost: site.i2p\r\nX-A: \x00\r\n\r\n", 400, b"control"),
+        (b"GET / HTTP/1.1\r\nHost: site.i2p\r\nHost: other.i2p\r\n\r\n", 400, b"Host"),
+        (b"GET / HTTP/1.1\r\n\r\n", 400, b"no Host"),
+        (b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", 400, b".i2p name"),
+        (b"GET / HTTP/1.1\r\nHost: 10.100.100.100\r\n\r\n", 400, b".i2p name"),
+        (b"GET / HTTP/1.1\r\nHost: site.i2p:99999\r\n\r\n", 400, b".i2p name"),
+        (b"GET http://a.i2p/ HTTP/1.1\r\nHost: b.i2p\r\n\r\n", 400, b"different hosts"),
+        (b"GET https://site.i2p/ HTTP/1.1\r\nHost: site.i2p\r\n\r\n", 400, b"request target"),
+        (b"GET /a b HTTP/1.1\r\nHost: site.i2p\r\n\r\n", 400, b"request line"),
+        (b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: site.i2p\r\n\r\n", 400, b"request target"),
+        (b"GET  / HTTP/1.1\r\nHost: site.i2p\r\n\r\n", 400, b"request line"),
+        (b"GET /\r\n\r\n", 400, b"request line"),
+        (b"GET / HTTP/2.0\r\nHost: site.i2p\r\n\r\n", 505, b"HTTP/1.0"),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, b"HTTP/1.0"),
+        (b"CONNECT site.i2p:443 HTTP/1.1\r\nHost: site.i2p:443\r\n\r\n", 405, b"CONNECT"),
+        (b"TRACE / HTTP/1.1\r\nHost: site.i2p\r\n\r\n", 501, b"TRACE"),
+        (b"G\xc3\x89T / HTTP/1.1\r\nHost: site.i2p\r\n\r\n", 400, b"token"),
+        (b"GET / HTTP/1.1\r\nHost: site.i2p\r\n" + b"X-A: 1\r\n" * 100 + b"\r\n", 431, b"header lines"),
+        (b"GET / HTTP/1.1\r\nHost: site.i2p\r\nX-A: " + b"a" * 40000 + b"\r\n\r\n", 431, b"head"),
+    ]
+
+    def test_refusals_reach_no_proxy(self):
+        port, stand = self.run_front(self.OK)
+        for request, status, why in self.BAD:
+            got = ask(port, request)
+            self.assertTrue(got.startswith(b"HTTP/1.1 %d " % status), (request[:80], got[:300]))
+            self.assertIn(why, got.partition(b"\r\n\r\n")[2], request[:80])
+            self.assertIn(b"Connection: close\r\n", got)
+        self.assertEqual(self.passed(stand), [])
+
+    def test_page_from_the_facts_file(self):
+        port, _ = self.run_front(HOST_DOWN, facts=NOT_READY)
+        got = ask(port, b"GET / HTTP/1.1\r\nHost: site.i2p\r\n\r\n")
+        self.assertTrue(got.startswith(b"HTTP/1.1 503 "), got[:200])
+        self.assertIn(b"<tr><th>Routers known</th><td>1</td></tr>", got)
+        port, _ = self.run_front(HOST_DOWN, facts=READY)
+        self.assertEqual(ask(port, b"GET / HTTP/1.1\r\nHost: site.i2p\r\n\r\n"), HOST_DOWN)
+
+    def test_page_without_figures(self):
+        port, _ = self.run_front(NOT_FOUND)
+        got = ask(port, b"GET / HTTP/1.1\r\nHost: site.i2p\r\n\r\n")
+        self.assertTrue(got.startswith(b"HTTP/1.1 503 "), got[:200])
+        self.assertIn(b"no answer (no figures yet)", got)
 
 
-class PerClient(unittest.TestCase):
-    """Per-client destinations: the relay picks the peer's own proxy from its tunnel file, and refuses anyone else."""
+class Facts(unittest.TestCase):
+    """The facts file between the i2pd user's instance (write_facts) and the fronts (read_facts): the reader takes
+    only known fields of the expected types from a fresh file, whatever else the file holds."""
 
-    PREFIX = "60-qubes-i2p-gateway-client-"
-    PORTS = (31000, 32023)
+    def path(self):
+        return os.path.join(tempfile.mkdtemp(), "facts.json")
 
-    def setUp(self):
-        self.dir = tempfile.mkdtemp()
-        for addr, port in (("10.137.0.10", 31000), ("10.137.0.11", 31001)):
-            with open(os.path.join(self.dir, "%s%s.conf" % (self.PREFIX, addr)), "w") as f:
-                f.write(client_tunnel(addr, port))
+    def test_round_trip_world_readable(self):
+        p = self.path()
+        old = os.umask(0o077)
+        try:
+            W.write_facts(p, READY)
+        finally:
+            os.umask(old)
+        self.assertEqual(os.stat(p).st_mode & 0o777, 0o644)
+        self.assertEqual(W.read_facts(p), READY)
 
-    def port(self, peer):
-        return W.client_port(self.dir, self.PREFIX, self.PORTS, peer)
+    def test_hostile_contents_ignored(self):
+        p = self.path()
+        cases = [
+            (b"", {"console": "figures unreadable"}),
+            (b"[1, 2]", {"console": "figures unreadable"}),
+            (b"{" + b" " * 5000 + b"}", {"console": "figures unreadable"}),
+            (json_bytes({"routers": 3}), {"console": "figures out of date"}),
+            (json_bytes({"at": 1.0, "routers": 3}), {"console": "figures out of date"}),
+            (json_bytes({"at": time.time() + 3600, "routers": 3}), {"console": "figures out of date"}),
+            (json_bytes({"at": time.time(), "routers": "3", "tunnels": True, "names": -1, "uptime": 2 ** 50,
+                         "network": "<b>" * 50, "console": ["x"], "other": 1}), {}),
+            (json_bytes({"at": time.time(), "routers": 7, "network": "OK <script>"}), {"routers": 7, "network": "OK <script>"}),
+        ]
+        for raw, want in cases:
+            with open(p, "wb") as f:
+                f.write(raw)
+            self.assertEqual(W.read_facts(p), want, raw[:80])
 
-    def write(self, addr, text):
-        with open(os.path.join(self.dir, "%s%s.conf" % (self.PREFIX, addr)), "w") as f:
-            f.write(text)
+    def test_link_and_missing_refused(self):
+        p = self.path()
+        self.assertEqual(W.read_facts(p), {"console": "no figures yet"})
+        target = self.path()
+        W.write_facts(target, READY)
+        os.symlink(target, p)
+        self.assertEqual(W.read_facts(p), {"console": "no figures yet"})
 
-    def test_each_client_its_own_port(self):
-        self.assertEqual(self.port("10.137.0.10"), 31000)
-        self.assertEqual(self.port("10.137.0.11"), 31001)
 
-    def test_no_file_no_port(self):
-        self.assertIsNone(self.port("10.137.0.12"))
-        self.assertIsNone(self.port("127.0.0.1"))
-        self.assertIsNone(self.port("::1"))
-        self.assertIsNone(self.port("../10.137.0.10"))
-        self.assertIsNone(self.port(None))
+def json_bytes(obj):
+    return json.dumps(obj).encode()
 
-    def test_unexpected_files_refused(self):
-        # A file naming another client's section, a port outside the range, a proxy not on loopback, a link.
-        self.write("10.137.0.20", client_tunnel("10.137.0.11", 31001))
-        self.write("10.137.0.21", client_tunnel("10.137.0.21", 4444))
-        self.write("10.137.0.22", client_tunnel("10.137.0.22", 31005).replace("address = 127.0.0.1", "address = 0.0.0.0"))
-        self.write("10.137.0.23", client_tunnel("10.137.0.23", 31006) + "port = 31001\n")
-        os.symlink(os.path.join(self.dir, self.PREFIX + "10.137.0.10.conf"), os.path.join(self.dir, self.PREFIX + "10.137.0.24.conf"))
-        for peer in ("10.137.0.20", "10.137.0.21", "10.137.0.22", "10.137.0.23", "10.137.0.24"):
-            self.assertIsNone(self.port(peer), peer)
 
-    def test_upstream_by_peer(self):
-        relay = W.Relay(("127.0.0.1", 4444), None, 8, (self.dir, self.PREFIX, self.PORTS))
-
-        class Peer:
-            def __init__(self, addr):
-                self.addr = addr
-
-            def get_extra_info(self, key):
-                return (self.addr, 40000) if key == "peername" else None
-
-        self.assertEqual(relay.upstream_for(Peer("10.137.0.10")), ("127.0.0.1", 31000))
-        self.assertEqual(relay.upstream_for(Peer("10.137.0.11")), ("127.0.0.1", 31001))
-        self.assertIsNone(relay.upstream_for(Peer("10.137.0.12")))
-        # tinyproxy (loopback) still reaches the shared proxy.
-        self.assertEqual(relay.upstream_for(Peer("127.0.0.1")), ("127.0.0.1", 4444))
-        shared = W.Relay(("127.0.0.1", 4444), None, 8)
-        self.assertEqual(shared.upstream_for(Peer("10.137.0.10")), ("127.0.0.1", 4444))
-
-    def test_refused_peer_gets_no_answer(self):
-        relay = W.Relay(("127.0.0.1", 4444), None, 8, (self.dir, self.PREFIX, self.PORTS))
-        closed = []
-
-        class Writer:
-            def get_extra_info(self, key):
-                return ("10.137.0.99", 40000) if key == "peername" else None
-
-            def write(self, data):
-                raise AssertionError("answered a peer without a proxy: %r" % data[:100])
-
-            def close(self):
-                closed.append(True)
-
-        asyncio.new_event_loop().run_until_complete(relay.handle(None, Writer()))
-        self.assertEqual(closed, [True])
+class Arguments(unittest.TestCase):
+    def test_front_takes_no_console(self):
+        for argv in (["--front", "--listen", "127.0.0.4:31000", "--upstream", "127.0.0.1:31000"],
+                     ["--front", "--listen", "127.0.0.4:31000", "--upstream", "127.0.0.1:31000", "--facts", "/f",
+                      "--console", "127.0.0.1:7070"],
+                     ["--listen", "127.0.0.1:4446", "--upstream", "127.0.0.1:4444", "--facts", "/f"]):
+            with self.assertRaises(SystemExit) as e, open(os.devnull, "w") as null:
+                old, sys.stderr = sys.stderr, null
+                try:
+                    W.main(argv)
+                finally:
+                    sys.stderr = old
+            self.assertEqual(e.exception.code, 2, argv)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PATHS } from '../../src/render/gateway/common.ts';
+import { PATHS, UNITS } from '../../src/render/gateway/common.ts';
 import { CLIENT_PROXY_PORTS } from '../../src/config/routers.ts';
 import { EEPSITE_MARKER, gatewayI2pdDropIn, I2pNet, netDbPath } from './lib/i2pnet.ts';
-import { A, rawGet, type Lab, type LabClient } from './lib/lab.ts';
+import { A, PYTHON, rawGet, type Lab, type LabClient } from './lib/lab.ts';
 import { expectUpClean } from './lib/suite.ts';
 import { run } from './lib/sh.ts';
 import { UNIT, World } from './lib/world.ts';
@@ -33,6 +33,23 @@ async function fetchFrom(ns: string, path: string, opts: { to?: string; port?: n
 function visitorOf(path: string): string | null | undefined {
   return (i2p as I2pNet).siteVisitors().find((v) => v.path === path)?.b32;
 }
+
+/** Raw bytes (base64) from the client to the virtual IP's port 80, then everything it answers until it closes. */
+const RAW_SEND = [
+  'import base64, socket, sys',
+  's = socket.create_connection((sys.argv[1], 80), timeout=50)',
+  's.sendall(base64.b64decode(sys.argv[2]))',
+  'out = b""',
+  'while True:',
+  '    try:',
+  '        c = s.recv(65536)',
+  '    except OSError:',
+  '        break',
+  '    if not c:',
+  '        break',
+  '    out += c',
+  'sys.stdout.write(out.decode("latin-1"))',
+].join('\n');
 
 let seq = 0;
 /** Fetch the eepsite from `ns` until it serves (a new destination needs its tunnels and a LeaseSet); its b32 as the site saw it. */
@@ -111,7 +128,9 @@ describe('the waiting page on the per-client path: the relay in front of each cl
     while (Date.now() - t0 < 150_000) {
       last = await fetchFrom(lab.ns.client, `/waiting-${seen.length}`);
       seen.push(`${last.status}${last.body.includes(WAIT_MARK) ? ' (waiting page)' : ''}`);
-      if (last.status === '503' && last.body.includes('The I2P router is still joining the network')) break;
+      // The router's figures reach a client's front through the relay's file, written every 5 s: the page may first
+      // say the console did not answer (i2pd's own start), then show them.
+      if (last.status === '503' && last.body.includes('The I2P router is still joining the network') && last.body.includes('<tr><th>Tunnels through other routers</th>')) break;
       await new Promise((r) => setTimeout(r, 1000));
     }
     console.log(`per-client waiting page ("still joining") after ${Date.now() - t0} ms; answers: ${seen.join(', ')}`);
@@ -165,8 +184,27 @@ describe('each client qube its own I2P destination (router i2pd, per-client by d
     expect(files).toContain('60-qubes-i2p-gateway-client-10.137.0.10.conf');
     expect(files).toContain(`60-qubes-i2p-gateway-client-${second.addr}.conf`);
     const map = await gwShell('nft list map inet qubes-i2p-gateway client-proxy');
-    expect(map).toContain(`10.137.0.10 : 127.0.0.1 . ${CLIENT_PROXY_PORTS.first}`);
-    expect(map).toContain(`${second.addr} : 127.0.0.1 . ${CLIENT_PROXY_PORTS.first + 1}`);
+    expect(map).toContain(`10.137.0.10 : 127.0.0.4 . ${CLIENT_PROXY_PORTS.first}`);
+    expect(map).toContain(`${second.addr} : 127.0.0.4 . ${CLIENT_PROXY_PORTS.first + 1}`);
+  }, 30_000);
+
+  it('each client an HTTP front of its own (the instance of the template for its port): its own process and user, not i2pd\'s, not root, not another front\'s, listening on 127.0.0.4 at its proxy\'s port', async () => {
+    const fronts = [CLIENT_PROXY_PORTS.first, CLIENT_PROXY_PORTS.first + 1].map((p) => ({ port: p, unit: (w as World).gw.get(UNITS.httpFront.replace('@.service', `@${p}.service`)) }));
+    for (const f of fronts) expect(f.unit, `${f.port}: no front running`).toBeDefined();
+    const uids = [];
+    for (const f of fronts) {
+      const status = await gwShell(`cat /proc/${f.unit?.pid}/status`);
+      const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
+      uids.push(uid);
+      expect(uid).toBeGreaterThanOrEqual(61184);
+      expect(uid).toBeLessThanOrEqual(65519);
+      const sockets = await gwShell(`ss -ltnpH 'sport = :${f.port}'`);
+      expect(sockets).toMatch(new RegExp(`127\\.0\\.0\\.4:${f.port} .*pid=${f.unit?.pid},`));
+      expect(f.unit?.argv.join(' ')).toContain(`--front --listen 127.0.0.4:${f.port} --upstream 127.0.0.1:${f.port} `);
+    }
+    expect(uids[0]).not.toBe(uids[1]);
+    const i2pdUid = Number((await gwShell('id -u i2pd')).trim());
+    expect(uids).not.toContain(i2pdUid);
   }, 30_000);
 
   it('two clients fetch the same eepsite: two different destinations, each the same over many requests', async () => {
@@ -205,22 +243,39 @@ describe('each client qube its own I2P destination (router i2pd, per-client by d
     expect(visitorOf('/hostile-direct')).toBeUndefined();
   }, 120_000);
 
-  it('the client\'s own proxy (i2pd, no tinyproxy in front) serves .i2p names only: the console, clearnet hosts and tinyproxy\'s tricky hosts get i2pd\'s error', async () => {
+  it('the client\'s own front serves .i2p names only: the console, clearnet hosts and tinyproxy\'s tricky hosts get its 400, and nothing reaches i2pd or leaves the gateway', async () => {
     const mark = lab.upMark();
-    for (const host of ['127.0.0.1:7070', 'localhost:7070', `${A.vip}:7070`, `${A.web}`, 'example.com/.i2p', `${A.lan}:80`]) {
+    for (const host of ['127.0.0.1:7070', 'localhost:7070', `${A.vip}:7070`, `${A.web}`, 'example.com/.i2p', `${A.lan}:80`, 'example.com@x.i2p', 'example.com#.i2p']) {
       const r = await fetchFrom(lab.ns.client, '/', { host });
-      expect(r.status, `${host}: ${r.body.slice(0, 300)}`).toBe('500');
-      expect(r.body).toContain('is not inside I2P network, but outproxy is not enabled');
+      expect(r.status, `${host}: ${r.body.slice(0, 300)}`).toBe('400');
+      expect(r.body).toContain('is not an .i2p name');
     }
-    // A name under .i2p that is not a b32 and not in the addressbook, with a clearnet host in front of the @: i2pd's
-    // "Host not found", which the waiting page's relay turns into its page, since no subscription was fetched (the
-    // lab's router has none): the relay's verdict for that heading only, so i2pd refused the name as an addressbook miss.
-    for (const host of ['example.com@x.i2p', 'example.com#.i2p']) {
-      const at = await fetchFrom(lab.ns.client, '/', { host });
-      expect(at.status, `${host}: ${at.body.slice(0, 300)}`).toBe('503');
-      expect(at.body).toContain('The I2P router does not know this name yet');
+    await expectUpClean(lab, mark, 'non-.i2p hosts through the client\'s own front');
+  }, 120_000);
+
+  it('requests that parsers read differently (two lengths, chunked, a folded or bare-LF header, a second request behind the first) are refused by the front or cut at the first request: the site never sees what was hidden in them', async () => {
+    const b32 = (i2p as I2pNet).b32;
+    const hidden = (n: number): string => `GET /smuggled-${n} HTTP/1.1\r\nHost: ${b32}\r\n\r\n`;
+    const attempts: Array<[string, string]> = [
+      [`POST /cl-cl HTTP/1.1\r\nHost: ${b32}\r\nContent-Length: 0\r\nContent-Length: ${hidden(1).length}\r\n\r\n${hidden(1)}`, '400'],
+      [`POST /te HTTP/1.1\r\nHost: ${b32}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${hidden(2)}`, '501'],
+      [`POST /te-cl HTTP/1.1\r\nHost: ${b32}\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${hidden(3)}`, '501'],
+      [`GET /fold HTTP/1.1\r\nHost: ${b32}\r\nX-A: 1\r\n Content-Length: 40\r\n\r\n${hidden(4)}`, '400'],
+      [`GET /bare-lf HTTP/1.1\nHost: ${b32}\n\n${hidden(5)}`, '400'],
+      [`GET /first HTTP/1.1\r\nHost: ${b32}\r\n\r\n${hidden(6)}`, '200'],
+    ];
+    const answers: string[] = [];
+    for (const [request, want] of attempts) {
+      const r = await run(['ip', 'netns', 'exec', lab.ns.client, PYTHON, '-c', RAW_SEND, A.vip, Buffer.from(request).toString('base64')], { timeoutMs: 60_000 });
+      const status = /^HTTP\/1\.[01] (\d{3})/.exec(r.stdout)?.[1] ?? r.stdout.slice(0, 80);
+      answers.push(`${request.split(/\r?\n/)[0]} -> ${status}`);
+      expect(status, `${request.slice(0, 120)}\n${r.stdout.slice(0, 400)}${r.stderr}`).toBe(want);
     }
-    await expectUpClean(lab, mark, 'non-.i2p hosts through the client\'s own proxy');
+    console.log(`front refusals: ${answers.join('; ')}`);
+    // The one good request reached the site (its own destination); nothing hidden did, nor any refused one.
+    expect(visitorOf('/first')).toBe(firstB32[0]);
+    const seen = (i2p as I2pNet).siteVisitors().map((v) => v.path);
+    expect(seen.filter((p) => /^\/(smuggled-|cl-cl|te|te-cl|fold|bare-lf)/.test(p)), seen.join(' ')).toEqual([]);
   }, 120_000);
 
   it('a client that does not pass its own proxy\'s check is dropped at every other port (the input chain\'s pairs)', async () => {
@@ -296,8 +351,8 @@ describe('each client qube its own I2P destination (router i2pd, per-client by d
     const doc = JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; summary: string }> };
     const line = (addr: string): { status: string; summary: string } | undefined => doc.checks.find((c) => c.id === `clients.${addr}`);
     expect(line(A.client4), r.stdout).toMatchObject({ status: 'ok' });
-    expect(line(A.client4)?.summary).toBe(`${firstB32[0]} (its proxy 127.0.0.1:${CLIENT_PROXY_PORTS.first})`);
-    expect(line(second.addr)?.summary).toBe(`${secondB32[0]} (its proxy 127.0.0.1:${CLIENT_PROXY_PORTS.first + 1})`);
+    expect(line(A.client4)?.summary).toBe(`${firstB32[0]} (its proxy 127.0.0.1:${CLIENT_PROXY_PORTS.first}, its HTTP front 127.0.0.4:${CLIENT_PROXY_PORTS.first})`);
+    expect(line(second.addr)?.summary).toBe(`${secondB32[0]} (its proxy 127.0.0.1:${CLIENT_PROXY_PORTS.first + 1}, its HTTP front 127.0.0.4:${CLIENT_PROXY_PORTS.first + 1})`);
     expect(line((third as LabClient).addr)?.status).toBe('ok');
   }, 90_000);
 

@@ -123,19 +123,23 @@ describe('the ruleset', () => {
     expect(rules.filter((r) => r.includes('reject'))).toEqual([`iifgroup 2 ct status dnat ct original ip daddr ${config.network.virtualIp} tcp dport { 443, 8443 } counter packets 0 bytes 0 reject with tcp reset`]);
   });
 
-  it('with a destination per client (the default): the virtual IP\'s TCP of a client with a proxy goes to the waiting page\'s relay on loopback (which picks its own proxy), never tinyproxy, never straight to a proxy port', () => {
+  it('with a destination per client (the default): the virtual IP\'s TCP of a client with a front goes to its own HTTP front (127.0.0.4, its port from the map), never tinyproxy, never straight to a proxy port, never another client\'s front', () => {
     const config = configOf();
     const gw = gateway(config);
     expect(gw.hook().code).toBe(0);
     const chain = gw.nft(['list', 'chain', 'ip', 'qubes', INPUT_CHAIN]);
     const rules = chain.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('iifgroup') && l.endsWith(' accept'));
-    expect(rules).toContain('iifgroup 2 ct status dnat ip daddr 127.0.0.1 tcp dport 4446 accept');
-    expect(rules.some((r) => r.includes('31000'))).toBe(false);
+    expect(rules).toContain('iifgroup 2 ct status dnat ip daddr 127.0.0.4 tcp dport 31000-32023 accept');
+    expect(rules.some((r) => r.includes('4446'))).toBe(false);
+    expect(rules.some((r) => r.includes('127.0.0.1 tcp dport 31000'))).toBe(false);
     expect(rules.some((r) => r.includes(`dport ${config.tinyproxy.port} `))).toBe(false);
     const nat = gw.nft(['list', 'chain', 'inet', 'qubes-i2p-gateway', 'prerouting-nat']);
-    expect(nat).toContain(`ip daddr ${config.network.virtualIp} meta l4proto tcp ip saddr @client-proxy dnat ip to 127.0.0.1:4446`);
-    expect(nat).not.toContain('map @client-proxy');
+    expect(nat).toContain(`ip daddr ${config.network.virtualIp} meta l4proto tcp dnat ip to ip saddr map @client-proxy`);
+    expect(nat).not.toContain('4446');
     expect(nat).not.toContain(`redirect to :${config.tinyproxy.port}`);
+    // A client reaches its own front's port and no other: the pairs the program fills, checked in our own table.
+    const ruleset = text(renderGateway(config, { programs: PROGRAMS }), PATHS.ruleset);
+    expect(ruleset).toContain('\t\tip daddr 127.0.0.4 tcp dport 31000-32023 ip saddr . tcp dport != @client-proxy-pairs counter drop\n');
   });
 
   it('SAM and I2CP granted to one client (i2p.apps): DNAT to the router on loopback only from the set dom0\'s address fills, every other client redirected to a reset; none of it without a grant', () => {
@@ -148,7 +152,7 @@ describe('the ruleset', () => {
     const sam = at(new RegExp(`^ip daddr ${vip} tcp dport 7656 ip saddr @app-sam dnat ip to 127\\.0\\.0\\.1:7656$`));
     const i2cp = at(new RegExp(`^ip daddr ${vip} tcp dport 7654 ip saddr @app-i2cp dnat ip to 127\\.0\\.0\\.1:7654$`));
     const others = at(new RegExp(`^ip daddr ${vip} tcp dport \\{ 7654, 7656 \\} redirect$`));
-    const perClient = at(/ip saddr @client-proxy dnat ip to 127\.0\.0\.1:4446$/);
+    const perClient = at(/dnat ip to ip saddr map @client-proxy$/);
     expect([sam, i2cp, others, perClient].every((i) => i >= 0), nat.join('\n')).toBe(true);
     expect(sam < others && i2cp < others && others < perClient).toBe(true);
     expect(gw.nft(['list', 'set', 'inet', 'qubes-i2p-gateway', 'app-sam'])).toMatch(/type ipv4_addr\s*\n\s*}/);
@@ -186,7 +190,7 @@ describe('the ruleset', () => {
     const nat = gw.nft(['list', 'chain', 'inet', 'qubes-i2p-gateway', 'prerouting-nat']).split('\n').map((l) => l.trim());
     const own = nat.indexOf(`ip daddr ${vip} tcp dport 4447 dnat ip to ip saddr map @client-socks`);
     const others = nat.indexOf(`ip daddr ${vip} tcp dport 4447 redirect`);
-    const http = nat.findIndex((l) => l.endsWith('ip saddr @client-proxy dnat ip to 127.0.0.1:4446'));
+    const http = nat.findIndex((l) => l.endsWith('dnat ip to ip saddr map @client-proxy'));
     expect(own, nat.join('\n')).toBeGreaterThanOrEqual(0);
     expect(own < others && others < http).toBe(true);
     const input = gw.nft(['list', 'chain', 'ip', 'qubes', INPUT_CHAIN]);
@@ -207,7 +211,7 @@ describe('the ruleset', () => {
     const nat = gw.nft(['list', 'chain', 'inet', 'qubes-i2p-gateway', 'prerouting-nat']).split('\n').map((l) => l.trim());
     const own = nat.indexOf(`ip daddr ${vip} tcp dport 6668 dnat ip to ip saddr map @client-irc`);
     const others = nat.indexOf(`ip daddr ${vip} tcp dport 6668 redirect`);
-    const http = nat.findIndex((l) => l.endsWith('dnat ip to 127.0.0.1:4446'));
+    const http = nat.findIndex((l) => l.endsWith('dnat ip to ip saddr map @client-proxy'));
     expect(own, nat.join('\n')).toBeGreaterThanOrEqual(0);
     expect(own < others && others < http, nat.join('\n')).toBe(true);
     const input = gw.nft(['list', 'chain', 'ip', 'qubes', INPUT_CHAIN]);

@@ -131,12 +131,30 @@ describe('the units', () => {
     expect(text(files, PATHS.tinyproxyConf)).toContain(`\nupstream http 127.0.0.1:${WAIT_PAGE_PORT} ".i2p"\n`);
   });
 
-  it('with a destination per client (the default), the relay also takes the client ranges and reads the client tunnels; shared: loopback only, no client mode', () => {
+  it('with a destination per client (the default): each client an HTTP front of its own (a template, its instance the port, its own dynamic user, the client ranges and loopback), the router\'s figures written for them by the relay, which client qubes no longer reach; shared: no front, no figures file', () => {
     const relay = unit(UNITS.waitPage);
-    expect(relay).toContain('\nIPAddressAllow=localhost 10.137.0.0/16 10.138.0.0/16\n');
-    expect(relay).toContain(' --client-tunnels /etc/i2pd/tunnels.d --client-prefix 60-qubes-i2p-gateway-client- --client-ports 31000-32023\n');
-    const sharedText = text(renderGateway(configOf({ i2p: { clientDestinations: 'shared' } }), { programs: PROGRAMS }), `${UNIT_DIR}/${UNITS.waitPage}`);
+    expect(relay).toContain('\nIPAddressAllow=localhost\n');
+    expect(relay).toContain(` --facts-out ${PATHS.routerFacts}\n`);
+    expect(relay).toContain('\nRuntimeDirectory=qubes-i2p-gateway-router\nRuntimeDirectoryMode=0755\n');
+    expect(relay).not.toContain('--client-tunnels');
+    const front = unit(UNITS.httpFront);
+    expect(front).toContain('\nDynamicUser=yes\nUser=qig-http-%i\n');
+    expect(front).toContain('\nIPAddressAllow=localhost 10.137.0.0/16 10.138.0.0/16\nIPAddressDeny=any\n');
+    expect(front).toContain(`\nExecStart=${PATHS.waitPage} --front --listen 127.0.0.4:%i --upstream 127.0.0.1:%i --facts ${PATHS.routerFacts} --max-connections 64\n`);
+    expect(front).toContain("\nConditionPathExists=/run/qubes-service/i2p\n");
+    expect(front).toContain(`\nPartOf=${UNITS.target}\n`);
+    expect(targetWants(config)).not.toContain(UNITS.httpFront);
+    const shared = renderGateway(configOf({ i2p: { clientDestinations: 'shared' } }), { programs: PROGRAMS });
+    const sharedText = text(shared, `${UNIT_DIR}/${UNITS.waitPage}`);
     expect(sharedText).toContain('\nIPAddressAllow=localhost\n');
-    expect(sharedText).not.toContain('--client-tunnels');
+    expect(sharedText).not.toContain('--facts-out');
+    expect(shared.some((f) => f.path === `${UNIT_DIR}/${UNITS.httpFront}`)).toBe(false);
+  });
+
+  it('Debian 13\'s systemd-analyze verify accepts the relay, the client proxies\' unit and an instance of the front', () => {
+    const instance = UNITS.httpFront.replace('@.service', '@31000.service');
+    const r = verify(files, [UNITS.waitPage, UNITS.clientProxies, instance]);
+    expect(r.output).not.toMatch(/qubes-i2p-gateway/);
+    expect(r.code).toBe(0);
   });
 });

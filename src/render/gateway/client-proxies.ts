@@ -3,8 +3,9 @@
  * gateway/i2pd-client-proxies (placed unchanged) runs as root in the gateway qube, watches Qubes' set of client
  * addresses (`ip qubes allowed`, filled by vif-route-qubes as each client's interface appears) and gives each
  * address in the client ranges an i2pd HTTP proxy tunnel of its own (its own keys, kept in i2pd's state directory,
- * and its own loopback port), plus the elements of the firewall's map and set (firewall.ts) that send that client's
- * TCP to the virtual IP to its proxy and to no other. What it needs to know of this build is rendered here as data
+ * and its own loopback port) and an HTTP front of its own (wait-page.ts: an instance of a template unit, its own
+ * user), plus the elements of the firewall's map and set (firewall.ts) that send that client's TCP to the virtual IP
+ * to its front and to no other. What it needs to know of this build is rendered here as data
  * (client-proxies.json), never as code.
  */
 import type { GatewayConfig } from '../../config/schema.ts';
@@ -12,7 +13,7 @@ import { publishedServices } from '../../config/publish.ts';
 import { CLIENT_PROXY_PORTS, ROUTERS } from '../../config/routers.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
 import { comment, gatewayFlag, generatedHeader, PATHS, UNITS, unitPath } from './common.ts';
-import { CLIENT_PROXY_MAP, CLIENT_PROXY_PAIRS, grantedApps, grantedTunnelApps, perClientProxies, TABLE, TUNNEL_APPS } from './firewall.ts';
+import { CLIENT_FRONT_ADDRESS, CLIENT_PROXY_MAP, CLIENT_PROXY_PAIRS, grantedApps, grantedTunnelApps, perClientProxies, TABLE, TUNNEL_APPS } from './firewall.ts';
 import { ROUTER_RESTART_SEC } from './i2pd.ts';
 
 /** i2pd's tunnels directory (Debian's /etc/i2pd/tunnels.conf.d links here; root's, read by i2pd). */
@@ -57,6 +58,8 @@ export function clientProxiesFacts(config: GatewayConfig): unknown {
     filePrefix: CLIENT_TUNNEL_PREFIX,
     keysPrefix: CLIENT_KEYS_PREFIX,
     routerUnit: ROUTERS.i2pd.unit,
+    // Each client's HTTP front: the template unit (its instance: the port) and where it listens (the map's value).
+    front: { unit: UNITS.httpFront.replace(/@\.service$/, '@'), address: CLIENT_FRONT_ADDRESS },
     // i2pd's own HTTP proxy (i2pd.conf): once it listens, i2pd handles SIGHUP (a reload) instead of dying of it.
     routerProxyPort: ROUTERS.i2pd.httpProxyPort,
     // How i2pd reads changed tunnel files: with a published I2P site, a restart (i2pd 2.56's reload leaves the site's

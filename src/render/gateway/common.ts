@@ -30,6 +30,9 @@ export const STATE_DIR = '/var/lib/qubes-i2p-gateway';
 /** Tor's runtime directory under /run: systemd creates it for Tor's user when the unit starts, removes it at stop. */
 export const TOR_RUNTIME_NAME = 'qubes-i2p-gateway-tor';
 
+/** The waiting page's relay's RuntimeDirectory= (i2pd's user's, mode 0755): the router's figures for the fronts. */
+export const WAIT_PAGE_RUNTIME = 'qubes-i2p-gateway-router';
+
 export const PATHS = {
   torrc: `${SHARE_DIR}/torrc`,
   /** Extra torrc lines of the admin's (bridges, say): `%include`d by our torrc, after its own lines. */
@@ -87,8 +90,13 @@ export const PATHS = {
   i2pdRuntimeConf: '/run/i2pd/qubes-i2p-gateway.conf',
   /** udev rule: forwarding off for each client interface as it appears (see no-forward.ts). */
   udevRules: '/usr/lib/udev/rules.d/90-qubes-i2p-gateway.rules',
-  /** The waiting page's relay between tinyproxy and i2pd's HTTP proxy (wait-page.ts). */
+  /** The waiting page's relay between tinyproxy and i2pd's HTTP proxy, and each client's HTTP front (wait-page.ts). */
   waitPage: `${LIBEXEC_DIR}/i2p-wait-page`,
+  /**
+   * Router i2pd, per-client destinations: the router's figures for the fronts' waiting page, written by the waiting
+   * page's relay (i2pd's user: it reads the console's password) in its RuntimeDirectory, read by the fronts.
+   */
+  routerFacts: `/run/${WAIT_PAGE_RUNTIME}/router-facts.json`,
   /** The gateway's one command for users: `qubes-i2p-gateway status` (gateway/qubes-i2p-gateway in the repository). */
   command: '/usr/bin/qubes-i2p-gateway',
   /** Its manual page (gateway/qubes-i2p-gateway.1, gzipped): lintian wants one for every program in /usr/bin. */
@@ -112,6 +120,11 @@ export const UNITS = {
   tinyproxy: 'qubes-i2p-gateway-tinyproxy.service',
   /** Router i2pd only: the waiting page's relay (wait-page.ts). */
   waitPage: 'qubes-i2p-gateway-wait-page.service',
+  /**
+   * Router i2pd, per-client destinations: one client qube's HTTP front, a template: the instance is the port of the
+   * client's proxy in i2pd (wait-page.ts); started and stopped by i2pd-client-proxies.
+   */
+  httpFront: 'qubes-i2p-gateway-http@.service',
   target: 'qubes-i2p-gateway.target',
   /** Forwarding off in every qube from this template that provides network (see no-forward.ts). */
   noForward: 'qubes-i2p-gateway-no-forward.service',

@@ -25,7 +25,7 @@
  *   "off" table of a time the service was off).
  */
 import type { GatewayConfig } from '../../config/schema.ts';
-import { CLIENT_PROXY_PORTS, clientDestinations, ROUTERS, WAIT_PAGE_PORT } from '../../config/routers.ts';
+import { CLIENT_PROXY_PORTS, clientDestinations, ROUTERS } from '../../config/routers.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
 import { generatedHeader, PATHS } from './common.ts';
 import { TOR_USER, TOR_VIRTUAL_NET } from './tor.ts';
@@ -42,7 +42,12 @@ export const OFF_TABLE = 'qubes-i2p-gateway-off';
  * HTTP proxy transparently (tinyproxy sees only encrypted bytes and would wait out its timeout on them).
  */
 export const VIP_TLS_PORTS: readonly number[] = [443, 8443];
-/** Per-client destinations: client address → 127.0.0.1 . its own proxy's port (filled by i2pd-client-proxies). */
+/**
+ * Per-client destinations: where each client's HTTP front listens (wait-page.ts), on the port of the client's own
+ * proxy in i2pd (which is on 127.0.0.1), as the SOCKS and IRC tunnels are on 127.0.0.2 and 127.0.0.3.
+ */
+export const CLIENT_FRONT_ADDRESS = '127.0.0.4';
+/** Per-client destinations: client address → CLIENT_FRONT_ADDRESS . the port of its front (filled by i2pd-client-proxies). */
 export const CLIENT_PROXY_MAP = 'client-proxy';
 /** The same pairs as a set, address . port: the input chain lets a client reach its own proxy's port only. */
 export const CLIENT_PROXY_PAIRS = 'client-proxy-pairs';
@@ -168,8 +173,9 @@ export function renderRuleset(config: GatewayConfig): string {
     `table inet ${TABLE} {`,
     ...(own
       ? [
-          "\t# Each client qube's own I2P HTTP proxy in i2pd (its own destination): client address -> 127.0.0.1 . its port,",
-          '\t# and the same pairs as a set. Empty here: /usr/libexec/qubes-i2p-gateway/i2pd-client-proxies fills both as',
+          "\t# Each client qube's HTTP front, before its own I2P HTTP proxy in i2pd (its own destination): client address ->",
+          `\t# ${CLIENT_FRONT_ADDRESS} . the port of its proxy (on 127.0.0.1), and the same pairs (address . port) as a set. Empty here:`,
+          '\t# /usr/libexec/qubes-i2p-gateway/i2pd-client-proxies fills both as',
           "\t# each client's interface appears (and again after every load of this ruleset), and empties them as it goes.",
           `\tmap ${CLIENT_PROXY_MAP} {`,
           '\t\ttype ipv4_addr : ipv4_addr . inet_service',
@@ -247,7 +253,7 @@ export function renderRuleset(config: GatewayConfig): string {
       `\t\tip daddr ${vip} tcp dport { ${apps.map((a) => port(a.port)).join(', ')} } redirect`,
     );
   }
-  if (own) add('\t\t# The waiting page\'s relay, in front of each client\'s own I2P proxy, listens on loopback (needs route_localnet, set by the hook).');
+  if (own) add("\t\t# Each client's HTTP front, in front of its own I2P proxy, listens on loopback (needs route_localnet, set by the hook).");
   add(
     '\t\t# TLS to the virtual IP cannot be served: the I2P router\'s HTTP proxy cannot speak TLS to an .i2p site for a',
     '\t\t# client, and tinyproxy would wait out its timeout on the encrypted bytes. Redirected to the same port of the',
@@ -256,12 +262,12 @@ export function renderRuleset(config: GatewayConfig): string {
     `\t\tip daddr ${vip} tcp dport { ${VIP_TLS_PORTS.map(port).join(', ')} } redirect`,
     ...(own
       ? [
-          "\t\t# Plain HTTP on any other port of the virtual IP (http://site.i2p:8080/) goes to the waiting page's relay, which",
-          "\t\t# knows the client by its address (kept by the DNAT) and passes the bytes to the client's own I2P HTTP proxy in",
-          '\t\t# i2pd (its own destination; the host and port from the Host header, .i2p names only), with its own page while',
-          '\t\t# the router is not ready. Only clients with a proxy (in the map); one not in it yet (its interface appeared',
-          '\t\t# less than a second ago) is not redirected: forward drops it.',
-          `\t\tip daddr ${vip} meta l4proto tcp ip saddr @${CLIENT_PROXY_MAP} dnat ip to 127.0.0.1:${port(WAIT_PAGE_PORT)}`,
+          "\t\t# Plain HTTP on any other port of the virtual IP (http://site.i2p:8080/) goes to the client's own HTTP front",
+          `\t\t# (${CLIENT_FRONT_ADDRESS}, the port of its own I2P proxy: the map), a process of its own that parses the request strictly and`,
+          "\t\t# passes it to the client's own I2P HTTP proxy in i2pd (its own destination; the host and port from the Host",
+          '\t\t# header, .i2p names only), with its own page while the router is not ready. Only clients with a front (in the',
+          '\t\t# map); one not in it yet (its interface appeared a moment ago) is not redirected: forward drops it.',
+          `\t\tip daddr ${vip} meta l4proto tcp dnat ip to ip saddr map @${CLIENT_PROXY_MAP}`,
         ]
       : [
           '\t\t# Plain HTTP on any other port of the virtual IP (http://site.i2p:8080/) goes to tinyproxy, which takes the host',
@@ -317,11 +323,12 @@ export function renderRuleset(config: GatewayConfig): string {
     `\t\ttcp dport 53 ct state new add @client-dns-tcp-conns { ip saddr ct count over ${lim.dnsTcpConnections} } counter reject with tcp reset`,
     ...(own
       ? [
-          "\t\t# The client proxies' ports: nothing DNATs a client there (the relay reaches them from loopback), and should",
+          "\t\t# The client proxies' ports: nothing DNATs a client there (the fronts reach them from loopback), and should",
           "\t\t# anything ever do so, a client reaches its own proxy's port and no other (Qubes' input chain, below, accepts none).",
           `\t\tip daddr 127.0.0.1 tcp dport ${range} ip saddr . tcp dport != @${CLIENT_PROXY_PAIRS} counter drop`,
-          `\t\t# The relay in front of them: at most ${lim.proxyConnections} open connections per client.`,
-          `\t\tip daddr 127.0.0.1 tcp dport ${port(WAIT_PAGE_PORT)} ct state new ct status dnat add @client-proxy-conns { ip saddr ct count over ${lim.proxyConnections} } counter reject with tcp reset`,
+          `\t\t# The HTTP fronts: each client its own and no other, at most ${lim.proxyConnections} open connections.`,
+          `\t\tip daddr ${CLIENT_FRONT_ADDRESS} tcp dport ${range} ip saddr . tcp dport != @${CLIENT_PROXY_PAIRS} counter drop`,
+          `\t\tip daddr ${CLIENT_FRONT_ADDRESS} tcp dport ${range} ct state new ct status dnat add @client-proxy-conns { ip saddr ct count over ${lim.proxyConnections} } counter reject with tcp reset`,
           ...tunnels.flatMap((t) => [`\t\t# The ${t.many}: the same port as the client's HTTP proxy, on ${t.loopback}: its own and no other.`, `\t\tip daddr ${t.loopback} tcp dport ${range} ip saddr . tcp dport != @${CLIENT_PROXY_PAIRS} counter drop`]),
         ]
       : [
@@ -411,7 +418,8 @@ export function renderRuleset(config: GatewayConfig): string {
         ]
       : []),
     '\t\t# Everything else: only connections our NAT chain redirected (ct status dnat), only to our daemons\' ports.',
-    own ? `\t\tiifgroup 2 ct status dnat ip daddr 127.0.0.1 tcp dport ${port(WAIT_PAGE_PORT)} accept` : `\t\tiifgroup 2 ct status dnat tcp dport ${proxyPort} accept`,
+    // The fronts' ports: each client's own alone (our table's client chain drops the others' before this).
+    own ? `\t\tiifgroup 2 ct status dnat ip daddr ${CLIENT_FRONT_ADDRESS} tcp dport ${range} accept` : `\t\tiifgroup 2 ct status dnat tcp dport ${proxyPort} accept`,
   );
   if (tor) add(`\t\tiifgroup 2 ct status dnat tcp dport ${transPort} accept`);
   add(

@@ -16,7 +16,7 @@
  *   /usr/share/qubes-i2p-gateway/no-forward.conf, qubes-i2p-gateway-no-forward.service, its udev rule no-forward.ts
  *   /usr/libexec/qubes-i2p-gateway/i2pd-console-auth                                 i2pd.ts
  *   /usr/libexec/qubes-i2p-gateway/i2pd-client-proxies, client-proxies.json, its unit client-proxies.ts
- *   /usr/libexec/qubes-i2p-gateway/i2p-wait-page, qubes-i2p-gateway-wait-page.service wait-page.ts
+ *   /usr/libexec/qubes-i2p-gateway/i2p-wait-page, qubes-i2p-gateway-wait-page.service, -http@.service wait-page.ts
  *   qubes-i2p-gateway.target and its multi-user.target.wants/ link                    target.ts
  *   /usr/lib/qubes-bind-dirs.d/, /var/lib/qubes-i2p-gateway                           persistence.ts
  *   qubes-i2p-gateway-publish-*.socket, -publish-*@.service, /usr/share/qubes-i2p-gateway/i2pd-tunnels.conf

@@ -16,7 +16,7 @@ import { gatewayFlag, PATHS, UNITS } from './common.ts';
 import { DNSMASQ_USER } from './dnsmasq.ts';
 import { RELAY_ADDRESS } from './dns-relay.ts';
 import { CONSOLE_USER } from './i2pd.ts';
-import { INPUT_CHAIN, LOCKDOWN_TABLE, perClientProxies, TABLE } from './firewall.ts';
+import { CLIENT_FRONT_ADDRESS, INPUT_CHAIN, LOCKDOWN_TABLE, perClientProxies, TABLE } from './firewall.ts';
 import { CLIENT_KEYS_PREFIX, CLIENT_TUNNEL_PREFIX, I2PD_TUNNELS_DIR } from './client-proxies.ts';
 import { TINYPROXY_USER } from './tinyproxy.ts';
 import { TOR_USER } from './tor.ts';
@@ -93,7 +93,7 @@ export function statusFacts(config: GatewayConfig): unknown {
     },
     // Router i2pd with a destination per client (client-proxies.ts): where each client's tunnel and keys are.
     clientProxies: perClientProxies(config)
-      ? { unit: UNITS.clientProxies, tunnelsDir: I2PD_TUNNELS_DIR, filePrefix: CLIENT_TUNNEL_PREFIX, keysDir: PATHS.i2pdData, keysPrefix: CLIENT_KEYS_PREFIX }
+      ? { unit: UNITS.clientProxies, tunnelsDir: I2PD_TUNNELS_DIR, filePrefix: CLIENT_TUNNEL_PREFIX, keysDir: PATHS.i2pdData, keysPrefix: CLIENT_KEYS_PREFIX, frontAddress: CLIENT_FRONT_ADDRESS }
       : null,
     // The published services (publish.ts): each listener, where the router keeps the site's keys (its address
     // follows from them) and where Tor writes the onion service's hostname.

@@ -66,6 +66,8 @@ export interface RunningUnit {
   readonly pid: number;
   readonly proc: Proc;
   readonly killSignal: NodeJS.Signals;
+  /** DynamicUser=: the id the lab gave its user (no two running units share one). */
+  readonly dynamicId?: number;
 }
 
 export class Gateway {
@@ -133,7 +135,7 @@ export class Gateway {
     const named = unit.get(S, 'User');
     // DynamicUser=yes: User= if that user exists, else a transient uid named after User= or the unit.
     const dynamic = unit.get(S, 'DynamicUser') === 'yes' && (named === undefined || this.lab.findAccount(named) === undefined);
-    const user = dynamic ? String(freeDynamicId(this.lab.takenIds())) : (named ?? 'root');
+    const user = dynamic ? String(freeDynamicId(this.takenIds())) : (named ?? 'root');
     const group = unit.get(S, 'Group') ?? (user === 'root' ? 'root' : dynamic ? user : this.lab.account(user).group);
     const env = unitEnvironment(unit, (p) => this.viewFile(p));
 
@@ -192,7 +194,7 @@ export class Gateway {
       throw new Error(`${name}: Type=${type} is not emulated`);
     }
     const killSignal = (unit.get(S, 'KillSignal') ?? 'SIGTERM') as NodeJS.Signals;
-    const running: RunningUnit = { unit, argv, pid, proc, killSignal };
+    const running: RunningUnit = { unit, argv, pid, proc, killSignal, ...(dynamic ? { dynamicId: Number(user) } : {}) };
     this.running.set(name, running);
     // Its main pid where the lab's systemctl stand-in (tools/lab-systemctl) finds it for `systemctl reload`.
     mkdirSync(join(this.lab.scratch, 'run', 'qig-lab-units'), { recursive: true, mode: 0o755 });
@@ -224,7 +226,7 @@ export class Gateway {
     if (template.get(S, 'StandardInput') !== 'socket') throw new Error(`${template.name}: StandardInput=socket expected`);
     const named = template.get(S, 'User');
     const dynamic = template.get(S, 'DynamicUser') === 'yes' && (named === undefined || this.lab.findAccount(named) === undefined);
-    const user = dynamic ? String(freeDynamicId(this.lab.takenIds())) : (named ?? 'root');
+    const user = dynamic ? String(freeDynamicId(this.takenIds())) : (named ?? 'root');
     const starts = template.list(S, 'ExecStart');
     if (starts.length !== 1) throw new Error(`${template.name}: expected one ExecStart`);
     const env = unitEnvironment(template, (p) => this.viewFile(p));
@@ -238,7 +240,7 @@ export class Gateway {
     const envArgs = ['env', '-i', `PATH=${SYSTEMD_PATH}`, ...[...env].map(([k, v]) => `${k}=${v}`)];
     const argv = ['systemd-socket-activate', '--listen', `${m[1]}:${m[2]}`, '--accept', '--inetd', '--', ...cred, ...envArgs, ...withUmask(template.get(S, 'UMask'), ex.argv)];
     const proc = this.lab.gwSpawn(name, argv, opts.override === undefined ? {} : { override: opts.override });
-    const running: RunningUnit = { unit, argv, pid: proc.pid, proc, killSignal: 'SIGTERM' };
+    const running: RunningUnit = { unit, argv, pid: proc.pid, proc, killSignal: 'SIGTERM', ...(dynamic ? { dynamicId: Number(user) } : {}) };
     this.running.set(name, running);
     try {
       await this.lab.waitListening('tcp', Number(m[2]), 10_000, name);
@@ -264,6 +266,13 @@ export class Gateway {
       if (r.code !== 0 && !ex.ignoreFailure) throw new Error(`${name}: ${ex.argv.join(' ')} failed: ${r.stderr}`);
     }
     return results;
+  }
+
+  /** The machine's users' and groups' ids, and those of the running units' dynamic users (as systemd, one each). */
+  private takenIds(): Set<number> {
+    const taken = this.lab.takenIds();
+    for (const r of this.running.values()) if (r.dynamicId !== undefined) taken.add(r.dynamicId);
+    return taken;
   }
 
   isRunning(name: string): boolean {

@@ -1,8 +1,8 @@
 /**
  * Reading systemd units the way systemd does, for the parts that decide how a daemon is started: the unit,
  * then its drop-ins in lexical order; an empty assignment resets a list setting; `$VAR` and `${VAR}` in
- * command lines are expanded from Environment=/EnvironmentFile=. Specifiers (`%i`, `%n`, ...) are refused:
- * the packaged units promise plain command lines.
+ * command lines are expanded from Environment=/EnvironmentFile=. Specifiers are refused (`%n`, ...: the packaged
+ * units promise plain command lines), but for an instance of a template, whose `%i` is its instance.
  *
  * systemd.unit(5), systemd.service(5) "Command lines", systemd.exec(5) "Environment".
  */
@@ -56,7 +56,15 @@ export interface EffectiveUnit {
  * /etc before /run before /usr/lib), plus every `name.d/*.conf` found in any of the dirs.
  */
 export function loadUnit(name: string, dirs: readonly string[]): EffectiveUnit {
-  const main = dirs.map((d) => join(d, name)).find((p) => existsSync(p));
+  // An instance (NAME@INSTANCE.service) without a file of its own: its template, with %i (and %I) the instance, as
+  // systemd does; no other specifier is expanded (parseExec refuses any left in a command line).
+  const inst = /^([^@]+@)([^@]+)(\.[a-z]+)$/.exec(name);
+  let main = dirs.map((d) => join(d, name)).find((p) => existsSync(p));
+  let instance: string | undefined;
+  if (main === undefined && inst !== null) {
+    main = dirs.map((d) => join(d, `${inst[1]}${inst[3]}`)).find((p) => existsSync(p));
+    instance = inst[2];
+  }
   if (main === undefined) throw new Error(`unit ${name} not found in ${dirs.join(', ')}`);
   const dropins = new Map<string, string>();
   for (const d of [...dirs].reverse()) {
@@ -67,7 +75,8 @@ export function loadUnit(name: string, dirs: readonly string[]): EffectiveUnit {
   const sources = [main, ...[...dropins.keys()].sort().map((k) => dropins.get(k) as string)];
   const merged = new Map<string, Map<string, string[]>>();
   for (const src of sources) {
-    for (const [section, entries] of parseUnit(readFileSync(src, 'utf8'))) {
+    const raw = readFileSync(src, 'utf8');
+    for (const [section, entries] of parseUnit(instance === undefined ? raw : raw.replace(/%[iI]/g, instance))) {
       const sec = merged.get(section) ?? new Map<string, string[]>();
       merged.set(section, sec);
       for (const [k, v] of entries) {

@@ -11,7 +11,7 @@
  * qrexec-client-vm (tools/qrexec-client-vm, on a layer over the gateway's /usr/bin), which talks to the stand-in
  * for dom0 and the service qube (tools/qrexec-dom0.py) that a test starts in the lab's `svc` namespace.
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ROUTERS } from '../../../src/config/routers.ts';
 import { PATHS } from '../../../src/render/gateway/common.ts';
@@ -176,21 +176,49 @@ export class World {
   }
 
   /**
-   * systemd's part of `systemctl try-restart UNIT` for the router: the stand-in (tools/lab-systemctl) leaves a request
-   * in the machine's /run/qig-lab-units; the lab stops the router and starts it from its files again, if it runs.
+   * systemd's part of the systemctl stand-in's (tools/lab-systemctl) queued requests, left in the machine's
+   * /run/qig-lab-units: `try-restart` of the router (stopped and started from its files again, if it runs); `start`
+   * of an instance of a template (each client's HTTP front: started from the template's files, then
+   * UNIT.started, or UNIT.failed with the reason, for the stand-in that waits for it); `stop` of one.
    */
   private serveRestarts(): void {
     if (this.restartTimer !== undefined) return;
-    const request = join(this.lab.scratch, 'run', 'qig-lab-units', `${UNIT.i2pd}.restart`);
+    const dir = join(this.lab.scratch, 'run', 'qig-lab-units');
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
     this.restartTimer = setInterval(() => {
-      if (!existsSync(request)) return;
-      rmSync(request, { force: true });
-      this.restarting = this.restarting.then(async () => {
-        if (this.state.router !== 'real') return;
-        await this.setRouter('off');
-        await this.setRouter('real');
-        this.routerRestarts++;
-      });
+      let names: string[];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        return;
+      }
+      for (const f of names) {
+        const m = /^(.+)\.(restart|start|stop)$/.exec(f);
+        if (m === null) continue;
+        const unit = m[1] as string;
+        const verb = m[2] as string;
+        rmSync(join(dir, f), { force: true });
+        this.restarting = this.restarting.then(async () => {
+          if (verb === 'restart') {
+            if (unit !== UNIT.i2pd || this.state.router !== 'real') return;
+            await this.setRouter('off');
+            await this.setRouter('real');
+            this.routerRestarts++;
+          } else if (verb === 'start') {
+            try {
+              if (!this.gw.isRunning(unit)) {
+                const r = await this.gw.start(unit, []);
+                await this.lab.waitPidListening(r.pid, 20_000, unit);
+              }
+              writeFileSync(join(dir, `${unit}.started`), '');
+            } catch (e) {
+              writeFileSync(join(dir, `${unit}.failed`), String(e).slice(0, 2000));
+            }
+          } else {
+            await this.gw.stop(unit);
+          }
+        });
+      }
     }, 300);
   }
 
