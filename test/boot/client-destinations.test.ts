@@ -9,7 +9,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PATHS } from '../../src/render/gateway/common.ts';
+import { PATHS, UNITS } from '../../src/render/gateway/common.ts';
+import { CLIENT_PROXY_PORTS } from '../../src/config/routers.ts';
 import { EEPSITE_MARKER, gatewayI2pdDropIn, gatewaySeedFiles, I2pNet } from '../net/lib/i2pnet.ts';
 import { A, Lab } from '../net/lib/lab.ts';
 import { aptCacheDirs, ensurePristine, makeOverlay, writeAptSources, type Overlay } from '../util/chroot.ts';
@@ -99,6 +100,34 @@ describe('the booted gateway gives its client qube a destination of its own, kep
     const active = await g.machine.exec(['systemctl', 'is-active', 'qubes-i2p-gateway-client-proxies.service']);
     expect(active.stdout.trim()).toBe('active');
     expect(out).toContain('60-qubes-i2p-gateway-client-10.137.0.10.conf');
+  }, 60_000);
+
+  it('under the real systemd, the client\'s HTTP front is the template\'s instance for its port: active, its own dynamic user (not i2pd, not root), the cgroup\'s address filter and sandbox applied, listening on 127.0.0.4', async () => {
+    const g = gw as GatewayQube;
+    const unit = UNITS.httpFront.replace('@.service', `@${CLIENT_PROXY_PORTS.first}.service`);
+    let show = '';
+    for (let i = 0; i < 30 && !show.includes('ActiveState=active'); i++) {
+      show = (await g.machine.exec(['systemctl', 'show', '-p', 'ActiveState,MainPID,DynamicUser,User,IPAddressAllow,IPAddressDeny,MemoryMax', unit])).stdout;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(show).toContain('ActiveState=active');
+    expect(show).toContain('DynamicUser=yes');
+    expect(show).toContain(`User=qig-http-${CLIENT_PROXY_PORTS.first}`);
+    const words = (key: string): string[] => (new RegExp(`^${key}=(.*)$`, 'm').exec(show)?.[1] ?? '').split(' ').sort();
+    expect(words('IPAddressDeny')).toEqual(['0.0.0.0/0', '::/0']);
+    expect(words('IPAddressAllow')).toEqual(['10.137.0.0/16', '10.138.0.0/16', '127.0.0.0/8', '::1/128']);
+    expect(show).toContain('MemoryMax=67108864');
+    const pid = /^MainPID=(\d+)$/m.exec(show)?.[1];
+    const status = (await g.machine.exec(['cat', `/proc/${pid}/status`])).stdout;
+    const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
+    expect(uid).toBeGreaterThanOrEqual(61184);
+    expect(uid).toBeLessThanOrEqual(65519);
+    expect(/^NoNewPrivs:\s+1$/m.test(status), status).toBe(true);
+    // /proc/net/tcp: a socket listening (0A) on 127.0.0.4 at the port, owned by that uid.
+    const local = `0400007F:${CLIENT_PROXY_PORTS.first.toString(16).toUpperCase().padStart(4, '0')}`;
+    const tcp = (await g.machine.exec(['cat', '/proc/net/tcp'])).stdout.split('\n').map((l) => l.trim().split(/\s+/));
+    expect(tcp.filter((f) => f[1] === local && f[3] === '0A').map((f) => Number(f[7])), tcp.map((f) => f.join(' ')).join('\n')).toEqual([uid]);
+    log(`the client's HTTP front under systemd: ${unit}, uid ${uid}`);
   }, 60_000);
 
   it('the client fetches the eepsite with its own destination, the same over many requests', async () => {
