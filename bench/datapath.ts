@@ -164,6 +164,8 @@ export async function datapath(opts: DatapathOptions): Promise<DatapathResult | 
     const front = execStart(lab.pkgRoot, 'qubes-i2p-gateway-http@.service').map((a) => a.replace(/%i/g, String(clientPort)));
     relay = lab.gwSpawn('http-front', front, { user: '61184' });
     await lab.waitPidListening(relay.pid, 10_000, "the client's HTTP front");
+    // Its user and port in the output chain's sets, as i2pd-client-proxies puts them: it alone opens that port.
+    await lab.nft(['-f', '-'], `add element inet qubes-i2p-gateway front-upstream { 61184 . ${clientPort} }\nadd element inet qubes-i2p-gateway front-users { 61184 }\n`);
   }
 
   const result: { -readonly [K in keyof DatapathResult]: DatapathResult[K] } = {};

@@ -210,7 +210,7 @@ class Fronts(unittest.TestCase):
     element of an older build that points at the proxy itself is replaced. One round of `sync` against a recorder
     of the commands it runs (nft, systemctl) in a real temporary tunnels directory."""
 
-    FRONT = {"unit": "qubes-i2p-gateway-http@", "address": "127.0.0.4"}
+    FRONT = {"unit": "qubes-i2p-gateway-http@", "address": "127.0.0.4", "upstream": "front-upstream", "users": "front-users"}
 
     def setUp(self):
         import tempfile
@@ -224,6 +224,8 @@ class Fronts(unittest.TestCase):
             self.calls.append((argv, stdin))
             if argv[:4] == ["nft", "-j", "list", "set"] and argv[4] == "ip":
                 return 0, ALLOWED, ""
+            if argv[:4] == ["nft", "-j", "list", "set"]:
+                return 0, '{"nftables": [{"set": {"family": "inet", "name": "%s", "table": "t", "handle": 9}}]}' % argv[-1], ""
             if argv[:4] == ["nft", "-j", "list", "map"]:
                 return 0, self.map, ""
             if argv[0] == "systemctl" and any(u in self.fail for u in argv):
@@ -266,8 +268,9 @@ class Fronts(unittest.TestCase):
     def test_conf_refuses_a_front_that_is_not_one(self):
         import json
         import tempfile
-        for front in ({"unit": "x@; rm -rf /", "address": "127.0.0.4"}, {"unit": "qubes-i2p-gateway-http@", "address": "10.137.0.1"},
-                      {"unit": "qubes-i2p-gateway-http@", "address": "127.0.0.4 . 1"}, {"unit": "qubes-i2p-gateway-http", "address": "127.0.0.4"}):
+        for bad in ({"unit": "x@; rm -rf /"}, {"address": "10.137.0.1"}, {"address": "127.0.0.4 . 1"}, {"unit": "qubes-i2p-gateway-http"},
+                    {"upstream": "x }; flush ruleset"}, {"users": None}):
+            front = dict(self.FRONT, **bad)
             c = dict(CONF, front=front)
             del c["networks"]
             with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
@@ -298,6 +301,42 @@ class Fronts(unittest.TestCase):
         self.assertTrue(gone and gone[0] < stop[0])
         self.assertEqual(state["fronts"], {31000})
         self.assertEqual([a for a, _ in self.calls if a[:2] == ["systemctl", "start"]], [])
+
+
+class FrontSets(unittest.TestCase):
+    """The output chain's sets of the fronts: each running front's user . port and user, read from its listener."""
+
+    CONF = dict(CONF, front={"unit": "qubes-i2p-gateway-http@", "address": "127.0.0.4", "upstream": "front-upstream", "users": "front-users"})
+    # /proc/net/tcp: two fronts listening (127.0.0.4:31000 as 61184, :31001 as 61185), i2pd's proxy (127.0.0.1:31000),
+    # a connection (not a listener) on 127.0.0.4:31002.
+    TCP = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+           "   0: 0400007F:7918 00000000:0000 0A 00000000:00000000 00:00000000 00000000 61184        0 1 1\n"
+           "   1: 0400007F:7919 00000000:0000 0A 00000000:00000000 00:00000000 00000000 61185        0 2 1\n"
+           "   2: 0100007F:7918 00000000:0000 0A 00000000:00000000 00:00000000 00000000   105        0 3 1\n"
+           "   3: 0400007F:791A 0A89000A:9C40 01 00000000:00000000 00:00000000 00000000 61186        0 4 1\n")
+
+    def test_listeners_by_port(self):
+        self.assertEqual(P.listeners(self.TCP, "127.0.0.4", {31000, 31001, 31002}), {31000: 61184, 31001: 61185})
+        self.assertEqual(P.listeners(self.TCP, "127.0.0.1", {31000}), {31000: 105})
+
+    def test_set_values_and_uids(self):
+        up = ('{"nftables": [{"metainfo": {"version": "1.1.3"}}, {"set": {"family": "inet", "name": "front-upstream", '
+              '"table": "qubes-i2p-gateway", "type": ["uid", "inet_service"], "handle": 9, '
+              '"elem": [{"concat": [61184, 31000]}, {"concat": ["root", 31001]}]}}]}')
+        self.assertEqual(P.set_values(up), {(61184, 31000), ("root", 31001)})
+        self.assertEqual([P.uid_of(v) for v in (61184, "61185", "root", "no-such-user-here", None, True)], [61184, 61185, 0, None, None, None])
+
+    def test_script_rewrites_both_sets_when_either_differs(self):
+        pairs, users = {(61184, 31000), (61185, 31001)}, {61184, 61185}
+        self.assertEqual(P.front_sets_script(self.CONF, pairs, users, pairs, users), "")
+        self.assertEqual(P.front_sets_script(self.CONF, {(61184, 31000)}, {61184}, pairs, users).splitlines(), [
+            "flush set inet qubes-i2p-gateway front-upstream",
+            "flush set inet qubes-i2p-gateway front-users",
+            "add element inet qubes-i2p-gateway front-upstream { 61184 . 31000, 61185 . 31001 }",
+            "add element inet qubes-i2p-gateway front-users { 61184, 61185 }",
+        ])
+        self.assertEqual(P.front_sets_script(self.CONF, pairs, users, set(), set()).splitlines(), [
+            "flush set inet qubes-i2p-gateway front-upstream", "flush set inet qubes-i2p-gateway front-users"])
 
 
 class RouterReload(unittest.TestCase):

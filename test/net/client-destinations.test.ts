@@ -207,6 +207,45 @@ describe('each client qube its own I2P destination (router i2pd, per-client by d
     expect(uids).not.toContain(i2pdUid);
   }, 30_000);
 
+  it('a front opens its own client\'s proxy and nothing else: another client\'s proxy, its SOCKS address, the router\'s console and shared proxy are refused to it; root and the router\'s user do not open a client\'s proxy either', async () => {
+    const ports = [CLIENT_PROXY_PORTS.first, CLIENT_PROXY_PORTS.first + 1];
+    const uidOf = async (port: number): Promise<number> => {
+      const unit = (w as World).gw.get(UNITS.httpFront.replace('@.service', `@${port}.service`));
+      return Number(/^Uid:\s+(\d+)/m.exec(await gwShell(`cat /proc/${unit?.pid}/status`))?.[1]);
+    };
+    const [a, b] = [await uidOf(ports[0] as number), await uidOf(ports[1] as number)];
+    const sets = await gwShell('nft list set inet qubes-i2p-gateway front-upstream');
+    expect(sets).toContain(`${a} . ${ports[0]}`);
+    expect(sets).toContain(`${b} . ${ports[1]}`);
+    const connect = async (uid: number | 'root', host: string, port: number): Promise<string> => {
+      const as = uid === 'root' ? [] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--'];
+      const r = await lab.gwRun([...as, 'python3', '-c', 'import socket,sys\ntry:\n socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close(); print("open")\nexcept OSError as e: print(type(e).__name__)', host, String(port)]);
+      return r.stdout.trim() || r.stderr.trim();
+    };
+    const i2pdUid = Number((await gwShell('id -u i2pd')).trim());
+    const tries: Array<[number | 'root', string, number, string]> = [
+      [a, '127.0.0.1', ports[0] as number, 'open'],
+      [b, '127.0.0.1', ports[1] as number, 'open'],
+      [a, '127.0.0.1', ports[1] as number, 'refused'],
+      [b, '127.0.0.1', ports[0] as number, 'refused'],
+      [a, '127.0.0.2', ports[1] as number, 'refused'],
+      [a, '127.0.0.1', 7070, 'refused'],
+      [a, '127.0.0.1', 4444, 'refused'],
+      ['root', '127.0.0.1', ports[0] as number, 'refused'],
+      [i2pdUid, '127.0.0.1', ports[1] as number, 'refused'],
+    ];
+    const got: string[] = [];
+    for (const [uid, host, port, want] of tries) {
+      const r = await connect(uid, host, port);
+      got.push(`${uid} -> ${host}:${port}: ${r}`);
+      if (want === 'open') expect(r, got.join('; ')).toBe('open');
+      else expect(r, got.join('; ')).toMatch(/^(ConnectionRefusedError|OSError|TimeoutError|PermissionError)$/);
+    }
+    console.log(`fronts' reach: ${got.join('; ')}`);
+    // Control: the router's shared proxy is open to root (the refusal above is the front's rule, not a closed port).
+    expect(await connect('root', '127.0.0.1', 4444)).toBe('open');
+  }, 60_000);
+
   it('two clients fetch the same eepsite: two different destinations, each the same over many requests', async () => {
     const mark = lab.upMark();
     const t0 = Date.now();

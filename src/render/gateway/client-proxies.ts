@@ -13,7 +13,7 @@ import { publishedServices } from '../../config/publish.ts';
 import { CLIENT_PROXY_PORTS, ROUTERS } from '../../config/routers.ts';
 import { textFile, type RenderedFile } from '../../files.ts';
 import { comment, gatewayFlag, generatedHeader, PATHS, UNITS, unitPath } from './common.ts';
-import { CLIENT_FRONT_ADDRESS, CLIENT_PROXY_MAP, CLIENT_PROXY_PAIRS, grantedApps, grantedTunnelApps, perClientProxies, TABLE, TUNNEL_APPS } from './firewall.ts';
+import { CLIENT_FRONT_ADDRESS, CLIENT_PROXY_MAP, CLIENT_PROXY_PAIRS, FRONT_UPSTREAM, FRONT_USERS, grantedApps, grantedTunnelApps, perClientProxies, TABLE, TUNNEL_APPS } from './firewall.ts';
 import { ROUTER_RESTART_SEC } from './i2pd.ts';
 
 /** i2pd's tunnels directory (Debian's /etc/i2pd/tunnels.conf.d links here; root's, read by i2pd). */
@@ -59,7 +59,8 @@ export function clientProxiesFacts(config: GatewayConfig): unknown {
     keysPrefix: CLIENT_KEYS_PREFIX,
     routerUnit: ROUTERS.i2pd.unit,
     // Each client's HTTP front: the template unit (its instance: the port) and where it listens (the map's value).
-    front: { unit: UNITS.httpFront.replace(/@\.service$/, '@'), address: CLIENT_FRONT_ADDRESS },
+    // The sets that hold each running front to its own proxy (the output chain): user . port, and users.
+    front: { unit: UNITS.httpFront.replace(/@\.service$/, '@'), address: CLIENT_FRONT_ADDRESS, upstream: FRONT_UPSTREAM, users: FRONT_USERS },
     // i2pd's own HTTP proxy (i2pd.conf): once it listens, i2pd handles SIGHUP (a reload) instead of dying of it.
     routerProxyPort: ROUTERS.i2pd.httpProxyPort,
     // How i2pd reads changed tunnel files: with a published I2P site, a restart (i2pd 2.56's reload leaves the site's

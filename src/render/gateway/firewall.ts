@@ -51,6 +51,10 @@ export const CLIENT_FRONT_ADDRESS = '127.0.0.4';
 export const CLIENT_PROXY_MAP = 'client-proxy';
 /** The same pairs as a set, address . port: the input chain lets a client reach its own proxy's port only. */
 export const CLIENT_PROXY_PAIRS = 'client-proxy-pairs';
+/** Each running front's user and port (uid . port): the only local sockets that may open a client proxy's port. */
+export const FRONT_UPSTREAM = 'front-upstream';
+/** The running fronts' users: they open nothing else on the gateway. */
+export const FRONT_USERS = 'front-users';
 
 /** Router i2pd with per-client destinations: the virtual IP's HTTP goes to each client's own i2pd proxy. */
 export function perClientProxies(config: GatewayConfig): boolean {
@@ -182,6 +186,14 @@ export function renderRuleset(config: GatewayConfig): string {
           '\t}',
           `\tset ${CLIENT_PROXY_PAIRS} {`,
           '\t\ttype ipv4_addr . inet_service',
+          '\t}',
+          "\t# Each client's HTTP front as the kernel knows its sockets: its user (systemd's DynamicUser) . its port, and its",
+          "\t# user alone; filled by i2pd-client-proxies from the front's listener once it runs, emptied when it stops.",
+          `\tset ${FRONT_UPSTREAM} {`,
+          '\t\ttypeof meta skuid . tcp dport',
+          '\t}',
+          `\tset ${FRONT_USERS} {`,
+          '\t\ttypeof meta skuid',
           '\t}',
           '',
         ]
@@ -360,6 +372,16 @@ export function renderRuleset(config: GatewayConfig): string {
     "\t# The gateway's own traffic: only what its job needs.",
     '\tchain output {',
     '\t\ttype filter hook output priority filter; policy drop;',
+    ...(own
+      ? [
+          "\t\t# The client proxies in i2pd (and the SOCKS and IRC tunnels on their keys): each opened only by its own client's",
+          "\t\t# HTTP front (its user . the port); a front opens nothing else, and nobody else opens a proxy's port. A front",
+          "\t\t# taken over by its client cannot browse as another client, nor reach the router's console or other ports.",
+          `\t\toif lo ip daddr 127.0.0.1 tcp dport ${range} ct state new meta skuid . tcp dport @${FRONT_UPSTREAM} accept`,
+          `\t\toif lo ct state new meta skuid @${FRONT_USERS} counter reject with icmpx admin-prohibited`,
+          `\t\toif lo ip daddr 127.0.0.0/30 tcp dport ${range} ct state new counter reject with tcp reset`,
+        ]
+      : []),
     '\t\t# Loopback: dnsmasq to Tor\'s DNSPort, tinyproxy to the router\'s HTTP proxy.',
     '\t\toif lo accept',
     '\t\t# Replies on existing connections: answers to redirected client connections, ICMP errors, resets.',
