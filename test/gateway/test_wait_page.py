@@ -184,6 +184,27 @@ def ask(port, request):
             data += chunk
 
 
+def serve(test, args, port):
+    """W.main_async(args) in a thread of its own until `port` accepts (the program as it runs); stopped at cleanup."""
+    loop = asyncio.new_event_loop()
+
+    def runner():
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(W.main_async(args))
+        except RuntimeError:
+            pass
+
+    threading.Thread(target=runner, daemon=True).start()
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            threading.Event().wait(0.05)
+    test.addCleanup(lambda: loop.call_soon_threadsafe(loop.stop))
+
+
 class Relay(unittest.TestCase):
     """The relay as it runs, over real sockets: bytes passed both ways, the page only while the router is not ready."""
 
@@ -202,33 +223,13 @@ class Relay(unittest.TestCase):
         args = ["--listen", "127.0.0.1:%d" % port, "--upstream", "127.0.0.1:%d" % upstream,
                 "--console", "127.0.0.1:%d" % stand.console.server_address[1], "--console-user", "i2pd",
                 "--password-file", os.path.join(tmp, "pass"), "--addressbook", os.path.join(tmp, "addressbook")]
-        loop = asyncio.new_event_loop()
-        parsed = None
-
-        def runner():
-            asyncio.set_event_loop(loop)
-            p = W.argparse.ArgumentParser()
-            for a in ("--listen", "--upstream", "--console"):
-                p.add_argument(a, type=W.host_port)
-            for a in ("--console-user", "--password-file", "--addressbook"):
-                p.add_argument(a)
-            p.add_argument("--max-connections", type=int, default=8)
-            nonlocal parsed
-            parsed = p.parse_args(args)
-            try:
-                loop.run_until_complete(W.main_async(parsed))
-            except RuntimeError:
-                pass
-
-        t = threading.Thread(target=runner, daemon=True)
-        t.start()
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                threading.Event().wait(0.05)
-        self.addCleanup(lambda: loop.call_soon_threadsafe(loop.stop))
+        p = W.argparse.ArgumentParser()
+        for a in ("--listen", "--upstream", "--console"):
+            p.add_argument(a, type=W.host_port)
+        for a in ("--console-user", "--password-file", "--addressbook"):
+            p.add_argument(a)
+        p.add_argument("--max-connections", type=int, default=8)
+        serve(self, p.parse_args(args), port)
         return port, stand
 
     REQUEST = b"GET http://site.i2p/a?b=1 HTTP/1.1\r\nHost: site.i2p\r\nX-Anything: \xff\x00 as sent\r\n\r\n"
@@ -287,23 +288,7 @@ class Front(unittest.TestCase):
         port = free_port()
         args = W.argparse.Namespace(front=True, listen=("127.0.0.1", port), upstream=stand.proxy.getsockname(),
                                     facts=path, facts_out=None, max_connections=8)
-        loop = asyncio.new_event_loop()
-
-        def runner():
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(W.main_async(args))
-            except RuntimeError:
-                pass
-
-        threading.Thread(target=runner, daemon=True).start()
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                threading.Event().wait(0.05)
-        self.addCleanup(lambda: loop.call_soon_threadsafe(loop.stop))
+        serve(self, args, port)
         return port, stand
 
     OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
