@@ -303,8 +303,23 @@ export class I2pNet {
   }
 
   /** Every router's router.info, as the routers wrote them in the first round (the gateway's seeds). */
+  /**
+   * Each router's router.info, whole: i2pd rewrites the file in place now and then (its addresses, its caps), and a
+   * read in the middle got an empty file once in a whole booted run (identityHash then failed). A copy counts when
+   * two reads 50 ms apart agree and it holds at least its identity; up to 5 s a router.
+   */
   routerInfos(): Buffer[] {
-    return this.routers.map((r) => readFileSync(join(r.dir, 'router.info')));
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    return this.routers.map((r) => {
+      const path = join(r.dir, 'router.info');
+      for (let i = 0; i < 100; i++) {
+        const a = readFileSync(path);
+        Atomics.wait(pause, 0, 0, 50);
+        const b = readFileSync(path);
+        if (a.length > 387 && a.equals(b) && a.length >= 387 + a.readUInt16BE(385)) return a;
+      }
+      throw new Error(`i2pnet: ${path} did not hold still, whole, within 5 s`);
+    });
   }
 
   /** Start the network; throws with the routers' logs if it is not up within the bound. Stop it with stop(). */
