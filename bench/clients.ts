@@ -13,7 +13,8 @@
  * stand-in's qubes-base.nft) has the lab's first client taken out of `allowed` and `downstream`, so the first
  * point is a gateway with no client's destination.
  *
- *   P6 subject:   the resident memory of the gateway's daemons together (every process of their units' cgroups:
+ *   P6 subject:   the resident memory of the gateway's daemons together (every process of their units' cgroups, and
+ *                 of every client's HTTP front, an instance each:
  *                 Tor, the DNS relay, dnsmasq, tinyproxy, the waiting page's relay, the client proxies' program,
  *                 i2pd), VmRSS and PSS summed, and i2pd's alone, with 1, 10 and 50 client qubes, each with its own
  *                 destination whose tunnels are built (read from i2pd's console: every local destination has an
@@ -165,6 +166,19 @@ async function memory(m: Machine, units: readonly string[], lab: Lab, pass: stri
     if ((await m.show(u, ['ActiveState'])).get('ActiveState') !== 'active') throw new Error(`P6: ${u} is not active`);
     byUnit[u] = await unitMemory(m, u);
   }
+  // Each client's HTTP front: an instance of the template per client (started by the client proxies' program), all
+  // of them together under the template's name; one per client, or the point is not what it says.
+  const listed = await m.exec(['systemctl', 'list-units', '--plain', '--no-legend', '--state=active', UNITS.httpFront.replace('@.service', '@*.service')]);
+  const fronts = listed.stdout.split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '').filter((u) => u.endsWith('.service'));
+  if (fronts.length !== clients) throw new Error(`P6: ${fronts.length} HTTP fronts active with ${clients} clients: ${fronts.join(' ')}`);
+  const sum = { rssKiB: 0, pssKiB: 0, processes: 0 };
+  for (const u of fronts) {
+    const f = await unitMemory(m, u);
+    sum.rssKiB += f.rssKiB;
+    sum.pssKiB += f.pssKiB;
+    sum.processes += f.processes;
+  }
+  byUnit[UNITS.httpFront] = sum;
   const all = Object.values(byUnit);
   return { clients, page, rssKiB: all.reduce((n, x) => n + x.rssKiB, 0), pssKiB: all.reduce((n, x) => n + x.pssKiB, 0), byUnit, console: await consoleView(lab, pass) };
 }
